@@ -1,0 +1,101 @@
+//! The birthday API of API.md §1: `PUT /hello/{username}` saves a date of birth,
+//! `GET /hello/{username}` says how many days remain until the next birthday.
+//!
+//! [`handle`] is the whole service, platform-neutral; `spin` is the Spin component
+//! entry (build with `cargo build --release --target wasm32-wasip2 -p hello`), and the
+//! Worker routes `/hello/` here too. `cargo test -p hello` runs the domain tests.
+
+mod domain;
+
+pub use domain::{days_until_birthday, DateOfBirth, HelloError, Username};
+
+use http::{Method, StatusCode};
+use kit::{BodyLimit, Ctx, Params, Request, Response, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The table of saved birthdays: partition = username, no sort key.
+pub const TABLE: &str = "birthdays";
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Get,
+    Put,
+}
+
+fn router() -> Router<Route> {
+    Router::new()
+        .route(Method::GET, "/hello/{username}", Route::Get)
+        .route(Method::PUT, "/hello/{username}", Route::Put)
+}
+
+/// The routes this service answers, for the OpenAPI coverage test.
+pub fn routes() -> Vec<(Method, String)> {
+    router().routes()
+}
+
+/// Serves one request of the birthday API.
+pub async fn handle(req: Request, env: &kit::Env) -> Response {
+    kit::serve(req, env, BodyLimit::DEFAULT, dispatch).await
+}
+
+async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError> {
+    let (route, params) = router().resolve(req.method(), req.uri().path())?;
+    match route {
+        Route::Get => get(&ctx, &params).await,
+        Route::Put => put(&req, &ctx, &params).await,
+    }
+    .map_err(Into::into)
+}
+
+#[derive(Deserialize)]
+struct PutBody {
+    #[serde(rename = "dateOfBirth")]
+    date_of_birth: String,
+}
+
+async fn put(req: &Request, ctx: &Ctx<'_>, params: &Params) -> Result<Response, HelloError> {
+    let username = Username::parse(params.get("username"))?;
+    let body: PutBody = kit::parse_json(req)?;
+    let dob = DateOfBirth::parse(&body.date_of_birth, ctx.now.date_naive())?;
+    let table = ctx.env.table(TABLE)?;
+    table
+        .put(
+            username.as_str(),
+            "",
+            json!({"dateOfBirth": dob.to_string()}),
+            kit::table::Cond::Any,
+        )
+        .await?;
+    Ok(kit::empty(StatusCode::NO_CONTENT))
+}
+
+async fn get(ctx: &Ctx<'_>, params: &Params) -> Result<Response, HelloError> {
+    let username = Username::parse(params.get("username"))?;
+    let table = ctx.env.table(TABLE)?;
+    let item = table
+        .get(username.as_str(), "")
+        .await?
+        .ok_or(HelloError::UserNotFound)?;
+    let stored = item
+        .value
+        .get("dateOfBirth")
+        .and_then(|v| v.as_str())
+        .ok_or(HelloError::Corrupt)?;
+    let dob = DateOfBirth::from_stored(stored)?;
+    let message = match days_until_birthday(dob, ctx.now.date_naive()) {
+        0 => format!("Hello, {username}! Happy Birthday!"),
+        n => format!("Hello, {username}! Your birthday is in {n} day(s)"),
+    };
+    Ok(kit::json(StatusCode::OK, &json!({ "message": message })))
+}
+
+#[cfg(target_os = "wasi")]
+#[allow(unsafe_code)] // the SDK's macro expands to FFI glue
+mod spin {
+    #[spin_sdk::http_component]
+    async fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+        let env = kit::host::spin::env();
+        kit::host::spin::response(super::handle(kit::host::spin::request(req), &env).await)
+    }
+}

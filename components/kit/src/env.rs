@@ -1,0 +1,71 @@
+//! What a handler may use of its host: tables, configuration, the clock, randomness.
+
+use crate::table::{StoreError, Table};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Configuration and secrets by snake_case name (Spin variables; Workers vars and
+/// secrets, upper-cased by the Worker).
+pub trait Config {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The host's wall clock. Hosts supply it because `SystemTime::now()` panics on
+/// wasm32-unknown-unknown inside Workers.
+pub trait Clock {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Opens a named table on whichever backend the host binds that name to.
+pub trait Tables {
+    fn open(&self, name: &str) -> Result<Rc<dyn Table>, StoreError>;
+}
+
+/// Everything a request handler may touch outside its own code.
+pub struct Env {
+    pub tables: Box<dyn Tables>,
+    pub config: Box<dyn Config>,
+    pub clock: Box<dyn Clock>,
+    /// A random u64 from the host (WASI random, `crypto`/`Math.random` on Workers).
+    pub random: fn() -> u64,
+}
+
+impl Env {
+    pub fn table(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        self.tables.open(name)
+    }
+
+    /// A config value, treating an empty string as unset (Spin variables cannot be
+    /// absent once declared, so "" is how a manifest leaves one unset).
+    pub fn config(&self, key: &str) -> Option<String> {
+        self.config.get(key).filter(|v| !v.is_empty())
+    }
+}
+
+/// What one request's handler gets: the environment and the instant the request is
+/// served at, read once so that every check within a request agrees on "today".
+pub struct Ctx<'a> {
+    pub env: &'a Env,
+    pub now: DateTime<Utc>,
+}
+
+/// A clock that always says the same instant: tests and the native benchmark host.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// Configuration from a map: native hosts and tests.
+#[derive(Debug, Clone, Default)]
+pub struct MapConfig(pub HashMap<String, String>);
+
+impl Config for MapConfig {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+}

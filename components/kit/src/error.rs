@@ -1,0 +1,125 @@
+//! The one error type of the HTTP surface and its mapping to API.md's error body.
+
+use crate::table::StoreError;
+use http::StatusCode;
+
+/// An error a client sees: status, fixed snake_case code, human sentence.
+///
+/// Endpoint crates keep their own closed error enums and convert into this in one
+/// `From` impl, so the HTTP mapping of every error lives in one place per crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Methods the route does answer, for 405's `allow` header.
+    pub allow: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "No route matches this path.",
+        )
+    }
+
+    pub fn method_not_allowed(allow: String) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This route does not answer that method.",
+            )
+        }
+    }
+
+    pub fn invalid_body(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("The request body is not valid: {detail}."),
+        )
+    }
+
+    pub fn invalid_query(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("The query string is not valid: {detail}."),
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("The request body is larger than {limit} bytes."),
+        )
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "This operation needs a valid `authorization: Bearer <token>` header.",
+        )
+    }
+
+    pub fn admin_disabled() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "admin_disabled",
+            "Admin operations are disabled: no admin token is configured for this deployment.",
+        )
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("Internal error: {detail}."),
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::ConditionFailed => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "The item changed while this request was writing it; retry.",
+            ),
+            StoreError::Contention => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_contention",
+                "The item is being changed by many requests at once; retry shortly.",
+            ),
+            other => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "storage_unavailable",
+                format!("The storage backend failed: {other}."),
+            ),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The Spin host adapter: request conversion, variables as config, the key-value store
+//! `default` as every table's backend.
+
+use crate::table::spin::SpinKv;
+use crate::table::{StoreError, Table};
+use crate::{Bytes, Config, Env, Request, Response, Tables};
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+/// Spin variables (declared per component in `spin.toml`).
+#[derive(Debug, Clone, Copy)]
+pub struct SpinVariables;
+
+impl Config for SpinVariables {
+    fn get(&self, key: &str) -> Option<String> {
+        spin_sdk::variables::get(key).ok()
+    }
+}
+
+/// Every table lives in the component's `default` store, opened on first use so that
+/// components that never touch storage need no store grant.
+#[derive(Debug, Default)]
+pub struct SpinTables {
+    kv: OnceCell<SpinKv>,
+}
+
+impl Tables for SpinTables {
+    fn open(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        let kv = match self.kv.get() {
+            Some(kv) => kv,
+            None => {
+                let kv = SpinKv::open("default")?;
+                self.kv.get_or_init(|| kv)
+            }
+        };
+        Ok(Rc::new(kv.table(name)))
+    }
+}
+
+/// The environment of one Spin request.
+pub fn env() -> Env {
+    Env {
+        tables: Box::new(SpinTables::default()),
+        config: Box::new(SpinVariables),
+        clock: Box::new(super::SystemClock),
+        random: super::os_random,
+    }
+}
+
+/// Converts Spin's request into the core's.
+pub fn request(req: http::Request<Vec<u8>>) -> Request {
+    req.map(Bytes::from)
+}
+
+/// Converts the core's response into one Spin sends.
+pub fn response(res: Response) -> http::Response<Vec<u8>> {
+    res.map(|b| b.to_vec())
+}

@@ -1,0 +1,27 @@
+//! `kit` is the platform-neutral core every endpoint crate is built on.
+//!
+//! A handler takes an [`http::Request<Bytes>`](Request) and an [`Env`] (tables, config,
+//! clock, randomness) and returns an [`http::Response<Bytes>`](Response); the hosts (Spin
+//! components, the Cloudflare Worker, the native test server) only translate to and from
+//! these types. [`serve`] wraps a handler with what API.md asks of every response: the JSON
+//! error body, `x-request-id`, the body-size limit. [`table`] is the DynamoDB-shaped storage
+//! model with one trait and a backend per host; `cargo test -p kit` runs the shared backend
+//! suite on the in-memory backend.
+
+pub mod env;
+pub mod error;
+pub mod router;
+pub mod host;
+pub mod service;
+pub mod table;
+
+pub use bytes::Bytes;
+pub use env::{Clock, Config, Ctx, Env, FixedClock, MapConfig, Tables};
+pub use error::ApiError;
+pub use router::{Params, Router};
+pub use service::{empty, error_response, json, parse_json, require_admin, serve, BodyLimit};
+
+/// The request every handler receives: the whole body already read by the host.
+pub type Request = http::Request<Bytes>;
+/// The response every handler returns.
+pub type Response = http::Response<Bytes>;

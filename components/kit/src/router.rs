@@ -1,0 +1,200 @@
+//! A small path router: `{name}` segments capture one percent-decoded path segment.
+//! Unknown paths give 404 `not_found`; known paths with another method give 405 with
+//! the `allow` header listing the methods the path answers.
+
+use crate::ApiError;
+use http::{Method, StatusCode};
+
+#[derive(Debug, Clone, Copy)]
+enum Segment {
+    Literal(&'static str),
+    Param(&'static str),
+}
+
+#[derive(Debug)]
+struct Route<R> {
+    method: Method,
+    segments: Vec<Segment>,
+    target: R,
+}
+
+/// Routes a method and path to a `target` (typically a fieldless enum of endpoints).
+#[derive(Debug)]
+pub struct Router<R> {
+    routes: Vec<Route<R>>,
+}
+
+impl<R: Copy> Default for Router<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<R: Copy> Router<R> {
+    pub fn new() -> Self {
+        Self { routes: Vec::new() }
+    }
+
+    /// Adds `method pattern`, where the pattern is `/`-separated literals and `{name}`s.
+    pub fn route(mut self, method: Method, pattern: &'static str, target: R) -> Self {
+        let segments = pattern
+            .trim_start_matches('/')
+            .split('/')
+            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Segment::Param(name),
+                None => Segment::Literal(s),
+            })
+            .collect();
+        self.routes.push(Route {
+            method,
+            segments,
+            target,
+        });
+        self
+    }
+
+    /// Every `(method, pattern)` this router serves, patterns in `{name}` form.
+    pub fn routes(&self) -> Vec<(Method, String)> {
+        self.routes
+            .iter()
+            .map(|r| {
+                let path: String = r
+                    .segments
+                    .iter()
+                    .map(|s| match s {
+                        Segment::Literal(l) => format!("/{l}"),
+                        Segment::Param(p) => format!("/{{{p}}}"),
+                    })
+                    .collect();
+                (r.method.clone(), path)
+            })
+            .collect()
+    }
+
+    pub fn resolve(&self, method: &Method, path: &str) -> Result<(R, Params), ApiError> {
+        let raw: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let mut allow: Vec<&str> = Vec::new();
+        for route in &self.routes {
+            let Some(params) = match_segments(&route.segments, &raw)? else {
+                continue;
+            };
+            if route.method == *method {
+                return Ok((route.target, params));
+            }
+            if !allow.contains(&route.method.as_str()) {
+                allow.push(route.method.as_str());
+            }
+        }
+        if allow.is_empty() {
+            Err(ApiError::not_found())
+        } else {
+            Err(ApiError::method_not_allowed(allow.join(", ")))
+        }
+    }
+}
+
+fn match_segments(pattern: &[Segment], raw: &[&str]) -> Result<Option<Params>, ApiError> {
+    if pattern.len() != raw.len() {
+        return Ok(None);
+    }
+    let mut params = Vec::new();
+    for (seg, value) in pattern.iter().zip(raw) {
+        match seg {
+            Segment::Literal(l) if l == value => {}
+            Segment::Literal(_) => return Ok(None),
+            Segment::Param(name) => params.push((*name, percent_decode(value)?)),
+        }
+    }
+    Ok(Some(Params(params)))
+}
+
+/// Decodes `%XX` escapes; the result must be UTF-8.
+pub fn percent_decode(s: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "The path has a malformed percent-encoding or is not UTF-8.",
+        )
+    };
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+/// Path parameters captured by a route, already percent-decoded.
+#[derive(Debug, Default, Clone)]
+pub struct Params(Vec<(&'static str, String)>);
+
+impl Params {
+    /// The captured value; routes always capture the names their pattern declares, so
+    /// a missing name is a programming error reported as an empty string.
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum T {
+        Get,
+        Put,
+        Health,
+    }
+
+    fn router() -> Router<T> {
+        Router::new()
+            .route(Method::GET, "/hello/{user}", T::Get)
+            .route(Method::PUT, "/hello/{user}", T::Put)
+            .route(Method::GET, "/healthz", T::Health)
+    }
+
+    #[test]
+    fn resolve_captures_decoded_params() {
+        let (t, p) = router().resolve(&Method::GET, "/hello/b%C3%A9a").unwrap();
+        assert_eq!(t, T::Get);
+        assert_eq!(p.get("user"), "béa");
+    }
+
+    #[test]
+    fn resolve_returns_405_with_allow_when_method_differs() {
+        let err = router().resolve(&Method::POST, "/hello/x").unwrap_err();
+        assert_eq!(err.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(err.allow.as_deref(), Some("GET, PUT"));
+    }
+
+    #[test]
+    fn resolve_returns_404_when_no_path_matches() {
+        for path in ["/hello", "/hello/a/b", "/nope", "/"] {
+            let err = router().resolve(&Method::GET, path).unwrap_err();
+            assert_eq!(err.code, "not_found", "{path}");
+        }
+    }
+
+    #[test]
+    fn resolve_rejects_bad_percent_encoding() {
+        for path in ["/hello/%zz", "/hello/%", "/hello/%ff"] {
+            let err = router().resolve(&Method::GET, path).unwrap_err();
+            assert_eq!(err.code, "invalid_path", "{path}");
+        }
+    }
+}

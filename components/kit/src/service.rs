@@ -1,0 +1,166 @@
+//! What every request goes through, whatever the endpoint: request id, body limit,
+//! the test clock, admin auth, and the one mapping of [`ApiError`] to a response.
+
+use crate::{ApiError, Bytes, Ctx, Env, Request, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use http::{header, HeaderValue, StatusCode};
+use serde::Serialize;
+use std::future::Future;
+
+pub const REQUEST_ID: &str = "x-request-id";
+/// Test deployments only (config `test_clock_header = "true"`): the instant to serve at,
+/// RFC 3339 or a bare `YYYY-MM-DD` (read as 12:00 UTC).
+pub const TEST_NOW: &str = "x-test-now";
+
+/// The most body a route accepts (API.md: 64 KiB, bulk imports 8 MiB).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+impl BodyLimit {
+    pub const DEFAULT: Self = Self(64 * 1024);
+    pub const BULK: Self = Self(8 * 1024 * 1024);
+}
+
+/// Runs `handler` with the cross-cutting rules of API.md applied, and turns its error,
+/// if any, into the JSON error body. Hosts call endpoint crates' `handle`, which call this.
+pub async fn serve<'e, F, Fut>(req: Request, env: &'e Env, limit: BodyLimit, handler: F) -> Response
+where
+    F: FnOnce(Request, Ctx<'e>) -> Fut,
+    Fut: Future<Output = Result<Response, ApiError>> + 'e,
+{
+    let request_id = request_id(&req, env);
+    let result = match prepare(&req, env, limit) {
+        Ok(ctx) => handler(req, ctx).await,
+        Err(err) => Err(err),
+    };
+    let mut response = result.unwrap_or_else(error_response);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+fn prepare<'e>(req: &Request, env: &'e Env, limit: BodyLimit) -> Result<Ctx<'e>, ApiError> {
+    if req.body().len() > limit.0 {
+        return Err(ApiError::payload_too_large(limit.0));
+    }
+    let now = match req.headers().get(TEST_NOW) {
+        Some(value) if env.config("test_clock_header").as_deref() == Some("true") => {
+            parse_test_now(value)?
+        }
+        _ => env.clock.now(),
+    };
+    Ok(Ctx { env, now })
+}
+
+fn parse_test_now(value: &HeaderValue) -> Result<DateTime<Utc>, ApiError> {
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_test_clock",
+            "x-test-now must be an RFC 3339 instant or a YYYY-MM-DD date.",
+        )
+    };
+    let text = value.to_str().map_err(|_| bad())?;
+    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        return Ok(instant.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| bad())?;
+    Ok(date.and_hms_opt(12, 0, 0).ok_or_else(bad)?.and_utc())
+}
+
+/// The client's `x-request-id` when it is a sane token, else a fresh random one.
+fn request_id(req: &Request, env: &Env) -> String {
+    let given = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200);
+    match given {
+        Some(id) => id.to_owned(),
+        None => format!("{:016x}{:016x}", (env.random)(), (env.random)()),
+    }
+}
+
+/// Admin writes need `authorization: Bearer <admin_token>`; with no token configured
+/// they are refused outright rather than left open.
+pub fn require_admin(req: &Request, env: &Env) -> Result<(), ApiError> {
+    let Some(token) = env.config("admin_token") else {
+        return Err(ApiError::admin_disabled());
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
+/// Compares without an early exit, so response time does not leak the token's prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(!x));
+    }
+    diff == 0
+}
+
+/// A JSON response with `status`.
+pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => with_body(status, Bytes::from(bytes)),
+        Err(err) => error_response(ApiError::internal(err)),
+    }
+}
+
+/// A response with no body (204 and friends).
+pub fn empty(status: StatusCode) -> Response {
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = status;
+    response
+}
+
+fn with_body(status: StatusCode, body: Bytes) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The one place an [`ApiError`] becomes API.md's `{"error": {"code", "message"}}`.
+pub fn error_response(err: ApiError) -> Response {
+    let body = serde_json::json!({"error": {"code": err.code, "message": err.message}});
+    let mut response = with_body(err.status, Bytes::from(body.to_string()));
+    if let Some(allow) = err.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    response
+}
+
+/// Parses a JSON body into `T`; malformed JSON, wrong types and missing fields are all
+/// 400 `invalid_body`.
+pub fn parse_json<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    serde_json::from_slice(req.body()).map_err(ApiError::invalid_body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_matches_only_equal_bytes() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

@@ -1,0 +1,80 @@
+//! The in-memory backend: native tests, the native host and benchmarks. Strongly
+//! consistent; clones share one store.
+
+use super::{PartitionTable, RawKv, StoreError};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A shared in-memory key-value store with versioned compare-and-swap.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryKv {
+    inner: Arc<Mutex<HashMap<String, (u64, Vec<u8>)>>>,
+}
+
+impl MemoryKv {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A table over this store.
+    pub fn table(&self, name: &str) -> PartitionTable<MemoryKv> {
+        PartitionTable::new(self.clone(), name)
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, HashMap<String, (u64, Vec<u8>)>>, StoreError> {
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::Backend("memory store lock poisoned".into()))
+    }
+}
+
+#[async_trait(?Send)]
+impl RawKv for MemoryKv {
+    /// The stored value's write counter (0 when absent).
+    type Token = u64;
+
+    async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock()?.get(key).map(|(_, v)| v.clone()))
+    }
+
+    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, u64), StoreError> {
+        Ok(match self.lock()?.get(key) {
+            Some((counter, value)) => (Some(value.clone()), *counter),
+            None => (None, 0),
+        })
+    }
+
+    async fn swap(&self, key: &str, token: u64, value: Vec<u8>) -> Result<bool, StoreError> {
+        let mut map = self.lock()?;
+        let counter = map.get(key).map_or(0, |(c, _)| *c);
+        if counter != token {
+            return Ok(false);
+        }
+        map.insert(key.to_owned(), (counter + 1, value));
+        Ok(true)
+    }
+
+    async fn write(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        let mut map = self.lock()?;
+        let counter = map.get(key).map_or(0, |(c, _)| *c);
+        map.insert(key.to_owned(), (counter + 1, value));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::suite;
+
+    #[test]
+    fn memory_backend_passes_the_shared_suite() {
+        let kv = MemoryKv::new();
+        let report = futures::executor::block_on(suite::run(&|name| {
+            Ok(std::rc::Rc::new(kv.table(name)) as std::rc::Rc<dyn crate::table::Table>)
+        }));
+        assert!(report.all_passed(), "{report}");
+        assert!(report.cases.len() >= 8, "{report}");
+    }
+}

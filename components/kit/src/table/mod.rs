@@ -1,0 +1,208 @@
+//! DynamoDB's data model over edge storage.
+//!
+//! A table holds JSON items addressed by a partition key and a sort key (`""` when the
+//! table has none). Reads are get and query-within-a-partition in sort-key (byte) order
+//! with a limit and a resume key; writes are put and delete, optionally **conditional**
+//! on the item being absent or at a known version — the one primitive every
+//! consistency need in this project is built from.
+//!
+//! Key-value backends (memory, Spin, Workers KV, Durable Object storage) share
+//! [`PartitionTable`], which keeps one partition in one stored value and makes every
+//! write a compare-and-swap of that value; a backend only supplies [`RawKv`]. The
+//! shared [`suite`] is what every backend must pass.
+
+mod partition;
+pub mod memory;
+pub mod suite;
+
+#[cfg(target_os = "wasi")]
+pub mod spin;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub mod workers;
+
+pub use partition::{PartitionTable, RawKv};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One stored item: its sort key, its JSON value, and the version a conditional write
+/// can name (starts at 1, +1 on every put).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub sk: String,
+    pub value: Value,
+    pub version: u64,
+}
+
+/// When a write may happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cond {
+    /// Always.
+    Any,
+    /// Only if no item has this key.
+    Absent,
+    /// Only if the item exists at exactly this version.
+    Version(u64),
+}
+
+/// One page of a query: items in sort-key order and, when more remain, the sort key to
+/// resume after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub next: Option<String>,
+}
+
+/// Why a table operation failed: a small closed set, so callers can act on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum StoreError {
+    /// The write's [`Cond`] did not hold; nothing was written.
+    #[error("condition failed")]
+    ConditionFailed,
+    /// Compare-and-swap kept losing to concurrent writers; nothing was written.
+    #[error("too much contention on one partition")]
+    Contention,
+    /// The host did not grant this table or store to the component.
+    #[error("no access to store `{0}`")]
+    Access(String),
+    /// Stored bytes that do not decode: never written by this code.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The backend itself failed (I/O, network, host error).
+    #[error("backend error: {0}")]
+    Backend(String),
+}
+
+/// A DynamoDB-shaped table. Futures are `?Send` because the wasm hosts are
+/// single-threaded and their handles (JS values, WASI resources) are not `Send`.
+#[async_trait(?Send)]
+pub trait Table {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;
+
+    /// Writes `value` at `(pk, sk)` if `cond` holds; returns the new version.
+    async fn put(&self, pk: &str, sk: &str, value: Value, cond: Cond) -> Result<u64, StoreError>;
+
+    /// Deletes `(pk, sk)` if `cond` holds; returns whether an item was there.
+    async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<bool, StoreError>;
+
+    /// Up to `limit` items of partition `pk` with sort key > `after`, in sort-key order.
+    async fn query(&self, pk: &str, after: Option<&str>, limit: usize) -> Result<Page, StoreError>;
+
+    /// Replaces a whole partition's items in one write (bulk import); unconditional.
+    async fn put_partition(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError>;
+}
+
+/// A table operation as data, for backends that run the operation elsewhere (a Durable
+/// Object executes it next to its storage).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum TableOp {
+    Get { pk: String, sk: String },
+    Put { pk: String, sk: String, value: Value, cond: Cond },
+    Delete { pk: String, sk: String, cond: Cond },
+    Query { pk: String, after: Option<String>, limit: usize },
+    PutPartition { pk: String, items: Vec<(String, Value)> },
+}
+
+/// The result of a [`TableOp`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "ok", rename_all = "snake_case")]
+pub enum TableOpResult {
+    Item { item: Option<Item> },
+    Version { version: u64 },
+    Existed { existed: bool },
+    Page { page: Page },
+    Done,
+}
+
+impl TableOp {
+    /// The partition the operation touches (a Durable Object is chosen by it).
+    pub fn partition(&self) -> &str {
+        match self {
+            TableOp::Get { pk, .. }
+            | TableOp::Put { pk, .. }
+            | TableOp::Delete { pk, .. }
+            | TableOp::Query { pk, .. }
+            | TableOp::PutPartition { pk, .. } => pk,
+        }
+    }
+
+    /// Runs the operation on `table`.
+    pub async fn apply(self, table: &dyn Table) -> Result<TableOpResult, StoreError> {
+        Ok(match self {
+            TableOp::Get { pk, sk } => TableOpResult::Item {
+                item: table.get(&pk, &sk).await?,
+            },
+            TableOp::Put { pk, sk, value, cond } => TableOpResult::Version {
+                version: table.put(&pk, &sk, value, cond).await?,
+            },
+            TableOp::Delete { pk, sk, cond } => TableOpResult::Existed {
+                existed: table.delete(&pk, &sk, cond).await?,
+            },
+            TableOp::Query { pk, after, limit } => TableOpResult::Page {
+                page: table.query(&pk, after.as_deref(), limit).await?,
+            },
+            TableOp::PutPartition { pk, items } => {
+                table.put_partition(&pk, items).await?;
+                TableOpResult::Done
+            }
+        })
+    }
+}
+
+fn unexpected(result: TableOpResult) -> StoreError {
+    StoreError::Corrupt(format!("unexpected operation result {result:?}"))
+}
+
+/// A [`Table`] whose operations are shipped as [`TableOp`]s to wherever they run.
+#[async_trait(?Send)]
+pub trait RemoteOps {
+    async fn call(&self, op: TableOp) -> Result<TableOpResult, StoreError>;
+}
+
+/// Adapts any [`RemoteOps`] into a [`Table`].
+#[derive(Debug)]
+pub struct RemoteTable<R>(pub R);
+
+#[async_trait(?Send)]
+impl<R: RemoteOps> Table for RemoteTable<R> {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        let op = TableOp::Get { pk: pk.into(), sk: sk.into() };
+        match self.0.call(op).await? {
+            TableOpResult::Item { item } => Ok(item),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn put(&self, pk: &str, sk: &str, value: Value, cond: Cond) -> Result<u64, StoreError> {
+        let op = TableOp::Put { pk: pk.into(), sk: sk.into(), value, cond };
+        match self.0.call(op).await? {
+            TableOpResult::Version { version } => Ok(version),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<bool, StoreError> {
+        let op = TableOp::Delete { pk: pk.into(), sk: sk.into(), cond };
+        match self.0.call(op).await? {
+            TableOpResult::Existed { existed } => Ok(existed),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn query(&self, pk: &str, after: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+        let op = TableOp::Query { pk: pk.into(), after: after.map(str::to_owned), limit };
+        match self.0.call(op).await? {
+            TableOpResult::Page { page } => Ok(page),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn put_partition(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {
+        match self.0.call(TableOp::PutPartition { pk: pk.into(), items }).await? {
+            TableOpResult::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! One partition = one stored value; every write is a compare-and-swap of that value.
+//!
+//! This is how a key-value store gets DynamoDB's semantics: a query is one read, a bulk
+//! import writes each partition once (cheap on Workers KV's write quota), and a
+//! conditional write is atomic exactly when the store's swap is.
+
+use super::{Cond, Item, Page, StoreError, Table};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// What a key-value store must offer [`PartitionTable`].
+#[async_trait(?Send)]
+pub trait RawKv {
+    /// What `load` observed, for `swap` to compare against.
+    type Token;
+
+    async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Self::Token), StoreError>;
+
+    /// Stores `value` if `key` is unchanged since `token`; `Ok(false)` if it changed.
+    async fn swap(&self, key: &str, token: Self::Token, value: Vec<u8>) -> Result<bool, StoreError>;
+
+    /// Stores `value` whatever is there.
+    async fn write(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    #[serde(rename = "v")]
+    version: u64,
+    #[serde(rename = "d")]
+    value: Value,
+}
+
+type Partition = BTreeMap<String, Stored>;
+
+/// Compare-and-swap retries before giving up with [`StoreError::Contention`]. Each retry
+/// means another writer succeeded, so the partition as a whole keeps making progress.
+const MAX_SWAPS: usize = 64;
+
+/// A [`Table`] over any [`RawKv`], one stored value per `(table, partition)`.
+#[derive(Debug)]
+pub struct PartitionTable<K> {
+    kv: K,
+    table: String,
+}
+
+impl<K: RawKv> PartitionTable<K> {
+    pub fn new(kv: K, table: &str) -> Self {
+        Self {
+            kv,
+            table: table.to_owned(),
+        }
+    }
+
+    fn key(&self, pk: &str) -> String {
+        format!("{}/{}", self.table, pk)
+    }
+
+    async fn read_partition(&self, pk: &str) -> Result<Partition, StoreError> {
+        decode(self.kv.read(&self.key(pk)).await?)
+    }
+
+    /// Applies `change` to the current partition and swaps the result in, retrying on
+    /// a lost race with fresh state.
+    async fn update<R>(
+        &self,
+        pk: &str,
+        mut change: impl FnMut(&mut Partition) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let key = self.key(pk);
+        for _ in 0..MAX_SWAPS {
+            let (raw, token) = self.kv.load(&key).await?;
+            let mut partition = decode(raw)?;
+            let result = change(&mut partition)?;
+            if self.kv.swap(&key, token, encode(&partition)?).await? {
+                return Ok(result);
+            }
+        }
+        Err(StoreError::Contention)
+    }
+}
+
+fn decode(raw: Option<Vec<u8>>) -> Result<Partition, StoreError> {
+    match raw {
+        None => Ok(Partition::new()),
+        Some(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+        }
+    }
+}
+
+fn encode(partition: &Partition) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(partition).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn check(current: Option<&Stored>, cond: Cond) -> Result<(), StoreError> {
+    let holds = match cond {
+        Cond::Any => true,
+        Cond::Absent => current.is_none(),
+        Cond::Version(v) => current.is_some_and(|s| s.version == v),
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(StoreError::ConditionFailed)
+    }
+}
+
+fn item(sk: &str, stored: &Stored) -> Item {
+    Item {
+        sk: sk.to_owned(),
+        value: stored.value.clone(),
+        version: stored.version,
+    }
+}
+
+#[async_trait(?Send)]
+impl<K: RawKv> Table for PartitionTable<K> {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        Ok(self.read_partition(pk).await?.get(sk).map(|s| item(sk, s)))
+    }
+
+    async fn put(&self, pk: &str, sk: &str, value: Value, cond: Cond) -> Result<u64, StoreError> {
+        self.update(pk, |partition| {
+            let current = partition.get(sk);
+            check(current, cond)?;
+            let version = current.map_or(1, |s| s.version + 1);
+            partition.insert(
+                sk.to_owned(),
+                Stored {
+                    version,
+                    value: value.clone(),
+                },
+            );
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<bool, StoreError> {
+        self.update(pk, |partition| {
+            check(partition.get(sk), cond)?;
+            Ok(partition.remove(sk).is_some())
+        })
+        .await
+    }
+
+    async fn query(&self, pk: &str, after: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+        let partition = self.read_partition(pk).await?;
+        let mut rest = partition
+            .iter()
+            .filter(|(sk, _)| after.is_none_or(|a| sk.as_str() > a));
+        let items: Vec<Item> = rest.by_ref().take(limit).map(|(sk, s)| item(sk, s)).collect();
+        let next = match (rest.next(), items.last()) {
+            (Some(_), Some(last)) => Some(last.sk.clone()),
+            _ => None,
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn put_partition(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {
+        let current = self.read_partition(pk).await?;
+        let partition: Partition = items
+            .into_iter()
+            .map(|(sk, value)| {
+                let version = current.get(&sk).map_or(1, |s| s.version + 1);
+                (sk, Stored { version, value })
+            })
+            .collect();
+        self.kv.write(&self.key(pk), encode(&partition)?).await
+    }
+}

@@ -1,0 +1,292 @@
+//! The backend suite every [`Table`] backend must pass.
+//!
+//! It is ordinary async code over the trait, so it runs natively on the memory backend
+//! (`cargo test -p kit`) and, through the health component's admin route
+//! `POST /healthz/storage`, on the backends of each wasm host.
+
+use super::{Cond, StoreError, Table};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::fmt;
+use std::rc::Rc;
+
+/// Opens a fresh table by name on the backend under test.
+pub type Open<'a> = &'a dyn Fn(&str) -> Result<Rc<dyn Table>, StoreError>;
+
+#[derive(Debug, Serialize)]
+pub struct Case {
+    pub name: &'static str,
+    /// `None` when the case passed, else what went wrong.
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub cases: Vec<Case>,
+}
+
+impl Report {
+    pub fn all_passed(&self) -> bool {
+        self.cases.iter().all(|c| c.failure.is_none())
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for case in &self.cases {
+            match &case.failure {
+                None => writeln!(f, "ok   {}", case.name)?,
+                Some(why) => writeln!(f, "FAIL {}: {why}", case.name)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+type CaseResult = Result<(), String>;
+
+fn ensure(cond: bool, what: impl FnOnce() -> String) -> CaseResult {
+    if cond {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}
+
+fn err(e: StoreError) -> String {
+    format!("unexpected store error: {e}")
+}
+
+/// Runs every case, each on its own table named `{prefix}{case}` so that a persistent
+/// backend can run the suite again with a new prefix.
+pub async fn run_with_prefix(open: Open<'_>, prefix: &str) -> Report {
+    let mut cases = Vec::new();
+    macro_rules! case {
+        ($name:ident) => {{
+            let failure = match open(&format!("{prefix}{}", stringify!($name))) {
+                Ok(table) => $name(table.as_ref()).await.err(),
+                Err(e) => Some(err(e)),
+            };
+            cases.push(Case {
+                name: stringify!($name),
+                failure,
+            });
+        }};
+    }
+    case!(get_returns_none_when_item_is_missing);
+    case!(put_then_get_returns_value_at_version_one);
+    case!(put_again_replaces_value_and_bumps_version);
+    case!(put_if_absent_fails_when_item_exists);
+    case!(put_at_version_fails_when_version_is_stale);
+    case!(delete_reports_whether_item_existed);
+    case!(delete_at_version_fails_when_version_is_stale);
+    case!(query_returns_sort_key_byte_order);
+    case!(query_pages_reassemble_the_partition_exactly);
+    case!(partitions_and_tables_are_isolated);
+    case!(keys_with_unicode_and_slashes_round_trip);
+    case!(put_partition_replaces_the_whole_partition);
+    case!(concurrent_conditional_increments_lose_no_update);
+    Report { cases }
+}
+
+/// [`run_with_prefix`] with the prefix `suite_`.
+pub async fn run(open: Open<'_>) -> Report {
+    run_with_prefix(open, "suite_").await
+}
+
+async fn get_returns_none_when_item_is_missing(t: &dyn Table) -> CaseResult {
+    let got = t.get("p", "missing").await.map_err(err)?;
+    ensure(got.is_none(), || format!("expected none, got {got:?}"))
+}
+
+async fn put_then_get_returns_value_at_version_one(t: &dyn Table) -> CaseResult {
+    let v = t.put("p", "a", json!({"n": 1}), Cond::Any).await.map_err(err)?;
+    ensure(v == 1, || format!("first version {v}"))?;
+    let got = t.get("p", "a").await.map_err(err)?.ok_or("item missing")?;
+    ensure(got.value == json!({"n": 1}) && got.version == 1 && got.sk == "a", || {
+        format!("got {got:?}")
+    })
+}
+
+async fn put_again_replaces_value_and_bumps_version(t: &dyn Table) -> CaseResult {
+    t.put("p", "a", json!(1), Cond::Any).await.map_err(err)?;
+    let v = t.put("p", "a", json!(2), Cond::Any).await.map_err(err)?;
+    let got = t.get("p", "a").await.map_err(err)?.ok_or("item missing")?;
+    ensure(v == 2 && got.version == 2 && got.value == json!(2), || {
+        format!("version {v}, got {got:?}")
+    })
+}
+
+async fn put_if_absent_fails_when_item_exists(t: &dyn Table) -> CaseResult {
+    t.put("p", "a", json!("first"), Cond::Absent).await.map_err(err)?;
+    let second = t.put("p", "a", json!("second"), Cond::Absent).await;
+    ensure(second == Err(StoreError::ConditionFailed), || {
+        format!("second put-if-absent gave {second:?}")
+    })?;
+    let got = t.get("p", "a").await.map_err(err)?.ok_or("item missing")?;
+    ensure(got.value == json!("first"), || format!("value changed: {got:?}"))
+}
+
+async fn put_at_version_fails_when_version_is_stale(t: &dyn Table) -> CaseResult {
+    let v1 = t.put("p", "a", json!(1), Cond::Any).await.map_err(err)?;
+    let v2 = t.put("p", "a", json!(2), Cond::Version(v1)).await.map_err(err)?;
+    let stale = t.put("p", "a", json!(3), Cond::Version(v1)).await;
+    ensure(stale == Err(StoreError::ConditionFailed), || {
+        format!("stale put gave {stale:?}")
+    })?;
+    let missing = t.put("p", "nope", json!(3), Cond::Version(1)).await;
+    ensure(missing == Err(StoreError::ConditionFailed), || {
+        format!("versioned put of a missing item gave {missing:?}")
+    })?;
+    let got = t.get("p", "a").await.map_err(err)?.ok_or("item missing")?;
+    ensure(got.version == v2 && got.value == json!(2), || format!("got {got:?}"))?;
+    let absent = t.get("p", "nope").await.map_err(err)?;
+    ensure(absent.is_none(), || format!("failed put wrote {absent:?}"))
+}
+
+async fn delete_reports_whether_item_existed(t: &dyn Table) -> CaseResult {
+    t.put("p", "a", json!(1), Cond::Any).await.map_err(err)?;
+    let first = t.delete("p", "a", Cond::Any).await.map_err(err)?;
+    let second = t.delete("p", "a", Cond::Any).await.map_err(err)?;
+    ensure(first && !second, || format!("existed: {first}, then {second}"))?;
+    let got = t.get("p", "a").await.map_err(err)?;
+    ensure(got.is_none(), || format!("deleted item still there: {got:?}"))
+}
+
+async fn delete_at_version_fails_when_version_is_stale(t: &dyn Table) -> CaseResult {
+    t.put("p", "a", json!(1), Cond::Any).await.map_err(err)?;
+    let v2 = t.put("p", "a", json!(2), Cond::Any).await.map_err(err)?;
+    let stale = t.delete("p", "a", Cond::Version(v2 - 1)).await;
+    ensure(stale == Err(StoreError::ConditionFailed), || {
+        format!("stale delete gave {stale:?}")
+    })?;
+    let current = t.delete("p", "a", Cond::Version(v2)).await.map_err(err)?;
+    ensure(current, || "delete at the current version found nothing".into())
+}
+
+async fn query_returns_sort_key_byte_order(t: &dyn Table) -> CaseResult {
+    let keys = ["b", "B", "a", "é", "aa", "Z", "10", "9"];
+    for k in keys {
+        t.put("p", k, json!(k), Cond::Any).await.map_err(err)?;
+    }
+    let page = t.query("p", None, 100).await.map_err(err)?;
+    let got: Vec<&str> = page.items.iter().map(|i| i.sk.as_str()).collect();
+    let mut want = keys.to_vec();
+    want.sort_unstable();
+    ensure(got == want && page.next.is_none(), || {
+        format!("got {got:?} next {:?}, want {want:?}", page.next)
+    })
+}
+
+async fn query_pages_reassemble_the_partition_exactly(t: &dyn Table) -> CaseResult {
+    let want: Vec<String> = (0..23).map(|i| format!("k{i:03}")).collect();
+    let items = want.iter().map(|k| (k.clone(), json!({"k": k}))).collect();
+    t.put_partition("p", items).await.map_err(err)?;
+    for limit in [1, 2, 5, 22, 23, 50] {
+        let mut got = Vec::new();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = t.query("p", after.as_deref(), limit).await.map_err(err)?;
+            pages += 1;
+            ensure(page.items.len() <= limit, || format!("page over limit {limit}"))?;
+            got.extend(page.items.iter().map(|i| i.sk.clone()));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+            ensure(pages <= want.len() + 1, || "query never ends".into())?;
+        }
+        ensure(got == want, || format!("limit {limit}: got {got:?}"))?;
+    }
+    let empty = t.query("nobody", None, 10).await.map_err(err)?;
+    ensure(empty.items.is_empty() && empty.next.is_none(), || {
+        format!("empty partition gave {empty:?}")
+    })
+}
+
+async fn partitions_and_tables_are_isolated(t: &dyn Table) -> CaseResult {
+    t.put("p1", "a", json!(1), Cond::Any).await.map_err(err)?;
+    t.put("p2", "a", json!(2), Cond::Any).await.map_err(err)?;
+    let one = t.get("p1", "a").await.map_err(err)?.ok_or("p1 missing")?;
+    let two = t.get("p2", "a").await.map_err(err)?.ok_or("p2 missing")?;
+    ensure(one.value == json!(1) && two.value == json!(2), || {
+        format!("p1 {one:?}, p2 {two:?}")
+    })?;
+    let page = t.query("p1", None, 10).await.map_err(err)?;
+    ensure(page.items.len() == 1, || format!("p1 query saw {page:?}"))
+}
+
+async fn keys_with_unicode_and_slashes_round_trip(t: &dyn Table) -> CaseResult {
+    let value: Value = json!({"title": "Amélie / 東京 \"quoted\" \\ end", "n": [1, 2.5, null]});
+    for (pk, sk) in [("a/b", "c/d"), ("東京", "Amélie"), ("", ""), ("p p", "%20")] {
+        t.put(pk, sk, value.clone(), Cond::Any).await.map_err(err)?;
+        let got = t.get(pk, sk).await.map_err(err)?.ok_or("item missing")?;
+        ensure(got.value == value && got.sk == sk, || {
+            format!("({pk:?}, {sk:?}) gave {got:?}")
+        })?;
+    }
+    let split = t.get("a", "b/c/d").await.map_err(err)?;
+    ensure(split.is_none(), || "key parts leaked across the separator".into())
+}
+
+async fn put_partition_replaces_the_whole_partition(t: &dyn Table) -> CaseResult {
+    t.put("p", "old", json!(0), Cond::Any).await.map_err(err)?;
+    let items = vec![("x".to_owned(), json!(1)), ("y".to_owned(), json!(2))];
+    t.put_partition("p", items).await.map_err(err)?;
+    let page = t.query("p", None, 10).await.map_err(err)?;
+    let got: Vec<(&str, &Value)> = page.items.iter().map(|i| (i.sk.as_str(), &i.value)).collect();
+    ensure(got == vec![("x", &json!(1)), ("y", &json!(2))], || {
+        format!("got {got:?}")
+    })
+}
+
+/// Many writers each add one to a counter with read + put-at-version, retrying when
+/// they lose: the count must come out exact. Interleaving happens wherever the backend
+/// awaits real I/O.
+async fn concurrent_conditional_increments_lose_no_update(t: &dyn Table) -> CaseResult {
+    const WRITERS: u64 = 12;
+    t.put("p", "n", json!(0), Cond::Any).await.map_err(err)?;
+    let one = |_| async move {
+        for _ in 0..200 {
+            let current = t.get("p", "n").await.map_err(err)?.ok_or("counter missing")?;
+            let n = current.value.as_u64().ok_or("counter not a number")?;
+            match t.put("p", "n", json!(n + 1), Cond::Version(current.version)).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Err("writer starved".to_owned())
+    };
+    let results = join_all((0..WRITERS).map(one)).await;
+    results.into_iter().collect::<Result<Vec<()>, String>>()?;
+    let got = t.get("p", "n").await.map_err(err)?.ok_or("counter missing")?;
+    ensure(got.value == json!(WRITERS), || format!("counter {:?}", got.value))
+}
+
+/// Polls every future until all finish; a small stand-in for `futures::join_all` so
+/// that wasm builds need no executor crate.
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    use std::pin::Pin;
+    use std::task::Poll;
+    let mut pending: Vec<Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(move |cx| {
+        let mut all = true;
+        for (fut, slot) in pending.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(out) => *slot = Some(out),
+                    Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            Poll::Ready(done.iter_mut().filter_map(Option::take).collect())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}

@@ -1,0 +1,126 @@
+//! The subset of Spin manifest v2 (`spin.toml`) that this host understands,
+//! plus resolution of application variables and `{{ var }}` templates.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+pub struct Manifest {
+    pub spin_manifest_version: u32,
+    #[serde(default)]
+    pub variables: BTreeMap<String, VariableDecl>,
+    #[serde(default)]
+    pub trigger: Triggers,
+    #[serde(default)]
+    pub component: BTreeMap<String, ComponentDecl>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct VariableDecl {
+    pub default: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Triggers {
+    #[serde(default)]
+    pub http: Vec<HttpTrigger>,
+    /// Parsed so the manifest is accepted; nothing schedules them yet.
+    #[serde(default)]
+    pub cron: Vec<CronTrigger>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HttpTrigger {
+    pub route: String,
+    pub component: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CronTrigger {
+    pub component: String,
+    pub cron_expression: Option<String>,
+}
+
+/// `[component.X.build]` and other keys Spin knows are ignored by serde.
+#[derive(Debug, Deserialize)]
+pub struct ComponentDecl {
+    pub source: String,
+    #[serde(default)]
+    pub key_value_stores: Vec<String>,
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    pub fn parse(text: &str) -> Result<Self> {
+        let manifest: Manifest = toml::from_str(text).context("parsing Spin manifest")?;
+        if manifest.spin_manifest_version != 2 {
+            bail!(
+                "unsupported spin_manifest_version {} (only 2)",
+                manifest.spin_manifest_version
+            );
+        }
+        let triggers = manifest.trigger.http.iter().map(|t| &t.component);
+        let crons = manifest.trigger.cron.iter().map(|t| &t.component);
+        for id in triggers.chain(crons) {
+            if !manifest.component.contains_key(id) {
+                bail!("trigger refers to undefined component {id:?}");
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// Values of the application variables: `overrides` (from `--var`) win
+    /// over `SPIN_VARIABLE_<NAME>` from `env`, which win over the default.
+    pub fn resolve_variables(
+        &self,
+        overrides: &BTreeMap<String, String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<String, String>> {
+        if let Some(name) = overrides.keys().find(|n| !self.variables.contains_key(*n)) {
+            bail!("variable {name:?} is not declared in the manifest");
+        }
+        let mut values = BTreeMap::new();
+        for (name, decl) in &self.variables {
+            let value = overrides
+                .get(name)
+                .cloned()
+                .or_else(|| env(&format!("SPIN_VARIABLE_{}", name.to_uppercase())))
+                .or_else(|| decl.default.clone());
+            match value {
+                Some(v) => values.insert(name.clone(), v),
+                None if decl.required => bail!("required variable {name:?} has no value"),
+                None => bail!("variable {name:?} has neither a default nor a value"),
+            };
+        }
+        Ok(values)
+    }
+}
+
+/// Expands `{{ name }}` references to application variables.
+pub fn render_template(template: &str, vars: &BTreeMap<String, String>) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .with_context(|| format!("unclosed `{{{{` in {template:?}"))?;
+        let name = after[..end].trim();
+        let value = vars
+            .get(name)
+            .with_context(|| format!("template {template:?} refers to unknown variable {name:?}"))?;
+        out.push_str(value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
