@@ -40,21 +40,32 @@ async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError>
     }
 }
 
-/// Runs the backend suite on fresh tables (a new random prefix per run, so a persistent
-/// store never sees leftovers) and reports every case.
+/// Runs the backend suite on every backend the host offers, on fresh tables (a new
+/// random prefix per run, so a persistent store never sees leftovers).
 async fn storage_suite(req: &Request, ctx: &Ctx<'_>) -> Result<Response, kit::ApiError> {
     kit::require_admin(req, ctx.env)?;
-    let prefix = format!("selftest_{:016x}_", (ctx.env.random)());
-    let open = |name: &str| ctx.env.table(name);
-    let report = kit::table::suite::run_with_prefix(&open, &prefix).await;
-    let status = if report.all_passed() {
+    let mut backends = Vec::new();
+    let mut passed = true;
+    for backend in ctx.env.tables.backends() {
+        let prefix = format!("selftest_{:016x}_", (ctx.env.random)());
+        let open = |name: &str| ctx.env.tables.open_on(backend.name, name);
+        let report = kit::table::suite::run_with_prefix(&open, &prefix, backend.atomic).await;
+        passed &= report.all_passed();
+        backends.push(json!({
+            "backend": backend.name,
+            "atomic": backend.atomic,
+            "passed": report.all_passed(),
+            "cases": report.cases,
+        }));
+    }
+    let status = if passed {
         StatusCode::OK
     } else {
         StatusCode::INTERNAL_SERVER_ERROR
     };
     Ok(kit::json(
         status,
-        &json!({"passed": report.all_passed(), "cases": report.cases}),
+        &json!({"passed": passed, "backends": backends}),
     ))
 }
 

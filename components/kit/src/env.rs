@@ -20,6 +20,28 @@ pub trait Clock {
 /// Opens a named table on whichever backend the host binds that name to.
 pub trait Tables {
     fn open(&self, name: &str) -> Result<Rc<dyn Table>, StoreError>;
+
+    /// Every backend this host can bind a table to, for the storage self-test.
+    fn backends(&self) -> Vec<Backend> {
+        vec![Backend {
+            name: "default",
+            atomic: true,
+        }]
+    }
+
+    /// Opens `name` on backend `backend` (one of [`Tables::backends`]).
+    fn open_on(&self, backend: &str, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        let _ = backend;
+        self.open(name)
+    }
+}
+
+/// A storage backend a host offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backend {
+    pub name: &'static str,
+    /// Whether its conditional writes are atomic under concurrent writers.
+    pub atomic: bool,
 }
 
 /// Everything a request handler may touch outside its own code.

@@ -105,22 +105,6 @@ impl KvStore {
         })
     }
 
-    pub fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<()> {
-        self.mutate(|e| {
-            e.extend(pairs);
-            Ok(())
-        })
-    }
-
-    pub fn delete_many(&self, keys: &[String]) -> Result<()> {
-        self.mutate(|e| {
-            for key in keys {
-                e.remove(key);
-            }
-            Ok(())
-        })
-    }
-
     /// Values are 8-byte big-endian integers, as in Spin's SQLite store; a
     /// missing key counts as zero.
     pub fn increment(&self, key: &str, delta: i64) -> Result<i64> {

@@ -1,1 +1,14 @@
-//! stub
+//! A Spin-compatible test host on wasmtime: it stands in for `spin up` where
+//! the Spin CLI cannot be installed. It reads a Spin manifest v2, serves the
+//! HTTP triggers (one fresh component instance per request, via
+//! `wasi:http/incoming-handler`), and provides the Spin key-value, variables
+//! and `wasi:keyvalue` interfaces with stores persisted under a state dir.
+//! Run it as `spin-host --manifest spin.toml --listen 127.0.0.1:0`; see
+//! `main.rs` for all options. It is test infrastructure, not a product runtime.
+
+pub mod app;
+pub mod host;
+pub mod kv;
+pub mod manifest;
+pub mod outbound;
+pub mod routes;

@@ -115,9 +115,9 @@ pub fn render_template(template: &str, vars: &BTreeMap<String, String>) -> Resul
             .find("}}")
             .with_context(|| format!("unclosed `{{{{` in {template:?}"))?;
         let name = after[..end].trim();
-        let value = vars
-            .get(name)
-            .with_context(|| format!("template {template:?} refers to unknown variable {name:?}"))?;
+        let value = vars.get(name).with_context(|| {
+            format!("template {template:?} refers to unknown variable {name:?}")
+        })?;
         out.push_str(value);
         rest = &after[end + 2..];
     }

@@ -1,0 +1,148 @@
+//! The Cloudflare Workers host adapter: vars and secrets as config, the JS clock and
+//! randomness, and the table bindings (Durable Objects by default, KV for the tables
+//! the Worker names as read-mostly).
+
+use crate::table::workers::{DoClient, KvBackend};
+use crate::table::{PartitionTable, RemoteTable, StoreError, Table};
+use crate::{Backend, Bytes, Clock, Config, Env, Request, Response, Tables};
+use std::rc::Rc;
+
+/// The Durable Object namespace binding every strongly consistent table uses.
+pub const DO_BINDING: &str = "TABLES";
+/// The KV namespace binding of the read-mostly tables.
+pub const KV_BINDING: &str = "TABLES_KV";
+
+/// Config keys are snake_case; Workers vars and secrets are their UPPER_CASE.
+pub struct WorkerConfig(worker::Env);
+
+impl Config for WorkerConfig {
+    fn get(&self, key: &str) -> Option<String> {
+        let name = key.to_ascii_uppercase();
+        if let Ok(secret) = self.0.secret(&name) {
+            return Some(secret.to_string());
+        }
+        self.0.var(&name).ok().map(|v| v.to_string())
+    }
+}
+
+/// `Date.now()`: `SystemTime::now()` panics on wasm32-unknown-unknown.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerClock;
+
+impl Clock for WorkerClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let millis = worker::Date::now().as_millis();
+        chrono::DateTime::from_timestamp_millis(i64::try_from(millis).unwrap_or(i64::MAX))
+            .unwrap_or_default()
+    }
+}
+
+/// 64 random bits from two `Math.random()` draws (52 bits each); ids, not secrets.
+pub fn random() -> u64 {
+    let draw = || (js_sys::Math::random() * (1u64 << 52) as f64) as u64;
+    (draw() << 12) ^ draw()
+}
+
+/// Binds each table to Durable Objects, or to KV when it is one of `kv_tables`.
+pub struct WorkerTables {
+    env: worker::Env,
+    kv_tables: &'static [&'static str],
+}
+
+impl WorkerTables {
+    fn durable(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        let namespace = self
+            .env
+            .durable_object(DO_BINDING)
+            .map_err(|e| StoreError::Access(format!("{DO_BINDING}: {e}")))?;
+        Ok(Rc::new(RemoteTable(DoClient::new(namespace, name))))
+    }
+
+    fn kv(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        let kv = self
+            .env
+            .kv(KV_BINDING)
+            .map_err(|e| StoreError::Access(format!("{KV_BINDING}: {e}")))?;
+        Ok(Rc::new(PartitionTable::new(KvBackend::new(kv), name)))
+    }
+}
+
+impl Tables for WorkerTables {
+    fn open(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        if self.kv_tables.contains(&name) {
+            self.kv(name)
+        } else {
+            self.durable(name)
+        }
+    }
+
+    fn backends(&self) -> Vec<Backend> {
+        vec![
+            Backend {
+                name: "durable_object",
+                atomic: true,
+            },
+            Backend {
+                name: "kv",
+                atomic: false,
+            },
+        ]
+    }
+
+    fn open_on(&self, backend: &str, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        match backend {
+            "kv" => self.kv(name),
+            _ => self.durable(name),
+        }
+    }
+}
+
+/// The environment of one Worker invocation.
+pub fn env(env: worker::Env, kv_tables: &'static [&'static str]) -> Env {
+    Env {
+        tables: Box::new(WorkerTables {
+            env: env.clone(),
+            kv_tables,
+        }),
+        config: Box::new(WorkerConfig(env)),
+        clock: Box::new(WorkerClock),
+        random,
+    }
+}
+
+/// Reads a Worker request into the core's request type.
+pub async fn request(mut req: worker::Request) -> worker::Result<Request> {
+    let body = req.bytes().await?;
+    let url = req.url()?;
+    let path_and_query = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let mut builder = http::Request::builder()
+        .method(req.method().as_ref())
+        .uri(path_and_query);
+    for (name, value) in req.headers().entries() {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(Bytes::from(body))
+        .map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+/// Writes the core's response as a Worker response.
+pub fn response(res: Response) -> worker::Result<worker::Response> {
+    let headers = worker::Headers::new();
+    for (name, value) in res.headers() {
+        if let Ok(value) = value.to_str() {
+            headers.append(name.as_str(), value)?;
+        }
+    }
+    let status = res.status().as_u16();
+    let body = res.into_body();
+    let response = if body.is_empty() {
+        worker::Response::empty()?
+    } else {
+        worker::Response::from_bytes(body.to_vec())?
+    };
+    Ok(response.with_status(status).with_headers(headers))
+}

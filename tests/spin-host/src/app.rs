@@ -1,0 +1,243 @@
+//! Loading an application (compile every component once) and serving its
+//! HTTP triggers.
+
+use crate::host::{ComponentConfig, HostState};
+use crate::kv::KvStores;
+use crate::manifest::{render_template, Manifest};
+use crate::outbound::AllowedHosts;
+use crate::routes::Router;
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+/// A compiled component, ready to be instantiated once per request.
+struct Loaded {
+    pre: ProxyPre<HostState>,
+    config: Arc<ComponentConfig>,
+}
+
+pub struct App {
+    router: Router,
+    components: HashMap<String, Loaded>,
+    stores: Arc<KvStores>,
+}
+
+impl App {
+    /// `vars` are `--var` overrides; `env` looks up environment variables.
+    pub fn load(
+        manifest_path: &Path,
+        state_dir: &Path,
+        vars: &BTreeMap<String, String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let text = std::fs::read_to_string(manifest_path)
+            .with_context(|| format!("reading {}", manifest_path.display()))?;
+        let manifest = Manifest::parse(&text)?;
+        let app_dir = manifest_path.parent().unwrap_or(Path::new("."));
+        let app_vars = manifest.resolve_variables(vars, env)?;
+
+        let engine = Engine::default();
+        let mut linker = Linker::<HostState>::new(&engine);
+        crate::host::add_to_linker(&mut linker)?;
+
+        let mut components = HashMap::new();
+        for (id, decl) in &manifest.component {
+            let variables = decl
+                .variables
+                .iter()
+                .map(|(k, t)| Ok((k.clone(), render_template(t, &app_vars)?)))
+                .collect::<Result<_>>()
+                .with_context(|| format!("variables of component {id:?}"))?;
+            let config = Arc::new(ComponentConfig {
+                id: id.clone(),
+                key_value_stores: decl.key_value_stores.clone(),
+                allowed_hosts: AllowedHosts::parse(&decl.allowed_outbound_hosts)
+                    .with_context(|| format!("component {id:?}"))?,
+                variables,
+            });
+            let source = app_dir.join(&decl.source);
+            let component = Component::from_file(&engine, &source)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("compiling component {id:?} from {}", source.display()))?;
+            let mut linker = linker.clone();
+            crate::host::stub_unknown_imports(&mut linker, &component)?;
+            let pre = linker.instantiate_pre(&component)?;
+            // Other triggers (cron: `handle-cron-event`) would wrap `pre` in
+            // their own export bindings here.
+            if !manifest.trigger.http.iter().any(|t| t.component == *id) {
+                continue;
+            }
+            let pre = ProxyPre::new(pre)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!("component {id:?} must export wasi:http/incoming-handler")
+                })?;
+            components.insert(id.clone(), Loaded { pre, config });
+        }
+
+        let labels = manifest
+            .component
+            .values()
+            .flat_map(|c| c.key_value_stores.clone());
+        Ok(Self {
+            router: Router::new(
+                manifest
+                    .trigger
+                    .http
+                    .iter()
+                    .map(|t| (t.route.as_str(), t.component.as_str())),
+            )?,
+            components,
+            stores: Arc::new(KvStores::new(state_dir, labels)?),
+        })
+    }
+
+    /// Serves HTTP/1.1 on `listener` until the process is stopped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<()> {
+        let local = listener.local_addr()?;
+        loop {
+            let (stream, client) = match listener.accept().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Typically out of file descriptors: back off, keep serving.
+                    eprintln!("spin-host: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let app = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(app.handle(req, client, local).await) }
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    eprintln!("spin-host: connection from {client}: {e}");
+                }
+            });
+        }
+    }
+
+    async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        client: SocketAddr,
+        local: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let path = req.uri().path().to_string();
+        let Some(found) = self.router.route(&path) else {
+            return plain(StatusCode::NOT_FOUND, "Not Found\n");
+        };
+        let Some(component) = self.components.get(found.component) else {
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "unknown component\n");
+        };
+
+        let host = match req.headers().get(http::header::HOST) {
+            Some(h) => h.to_str().unwrap_or_default().to_string(),
+            None => local.to_string(),
+        };
+        let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let spin_headers = [
+            ("spin-full-url", format!("http://{host}{path_and_query}")),
+            ("spin-path-info", found.path_info.to_string()),
+            ("spin-matched-route", found.raw_route.to_string()),
+            ("spin-raw-component-route", found.raw_route.to_string()),
+            ("spin-component-route", found.component_route.to_string()),
+            ("spin-base-path", "/".to_string()),
+            ("spin-client-addr", client.to_string()),
+        ];
+        let headers = req.headers_mut();
+        for (name, value) in spin_headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+        if !headers.contains_key(http::header::HOST) {
+            if let Ok(value) = HeaderValue::from_str(&host) {
+                headers.insert(http::header::HOST, value);
+            }
+        }
+
+        match self.call(component, req).await {
+            Ok(response) => response,
+            Err(e) => {
+                eprintln!(
+                    "spin-host: component {:?} failed: {e:?}",
+                    component.config.id
+                );
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+            }
+        }
+    }
+
+    /// Instantiates the component afresh, as Spin does for every request.
+    async fn call(
+        &self,
+        component: &Loaded,
+        req: Request<Incoming>,
+    ) -> Result<Response<HyperOutgoingBody>> {
+        let state = HostState::new(component.config.clone(), self.stores.clone());
+        let mut store = Store::new(component.pre.engine(), state);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = component.pre.clone();
+
+        // Its own task, so the guest can keep streaming the body after it
+        // has handed over the response head.
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+        });
+
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => anyhow::bail!("component answered with error code {code:?}"),
+            // The sender is dropped with the store: the guest returned or
+            // trapped without setting a response.
+            Err(_) => match task.await {
+                Ok(Ok(())) => anyhow::bail!("component returned without setting a response"),
+                Ok(Err(e)) => Err(anyhow::Error::from(e).context("component trapped")),
+                Err(e) => Err(anyhow::Error::from(e).context("component task panicked")),
+            },
+        }
+    }
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
+    response
+}

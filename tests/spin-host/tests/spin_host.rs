@@ -1,0 +1,407 @@
+//! Unit tests of the host's pure parts: manifest, variables, routing,
+//! outbound-host rules and the key-value stores (including CAS under load).
+//! Serving real components is exercised by the conformance tests.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+
+use spin_host::kv::{Cas, KvStores};
+use spin_host::manifest::{render_template, Manifest};
+use spin_host::outbound::AllowedHosts;
+use spin_host::routes::{RouteMatch, Router};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const MANIFEST: &str = r#"
+spin_manifest_version = 2
+
+[application]
+name = "demo"
+
+[variables]
+admin_token = { default = "", secret = true }
+test_clock_header = { default = "false" }
+api_key = { required = true }
+
+[[trigger.http]]
+route = "/hello/..."
+component = "hello"
+
+[[trigger.http]]
+route = "/..."
+component = "health"
+
+[[trigger.cron]]
+cron_expression = "0 * * * * *"
+component = "health"
+
+[component.hello]
+source = "target/wasm32-wasip2/release/hello.wasm"
+key_value_stores = ["default"]
+allowed_outbound_hosts = ["https://api.tvmaze.com"]
+[component.hello.variables]
+test_clock_header = "{{ test_clock_header }}"
+greeting = "key={{api_key}}!"
+[component.hello.build]
+command = "cargo build"
+watch = ["src/**/*.rs"]
+
+[component.health]
+source = "health.wasm"
+"#;
+
+fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn parses_the_manifest_shape_we_use() {
+    let m = Manifest::parse(MANIFEST).unwrap();
+    assert_eq!(m.trigger.http.len(), 2);
+    assert_eq!(m.trigger.http[0].route, "/hello/...");
+    assert_eq!(m.trigger.http[0].component, "hello");
+    assert_eq!(m.trigger.cron.len(), 1);
+    let hello = &m.component["hello"];
+    assert_eq!(hello.source, "target/wasm32-wasip2/release/hello.wasm");
+    assert_eq!(hello.key_value_stores, ["default"]);
+    assert_eq!(hello.allowed_outbound_hosts, ["https://api.tvmaze.com"]);
+    assert_eq!(
+        hello.variables["test_clock_header"],
+        "{{ test_clock_header }}"
+    );
+    assert!(m.component["health"].key_value_stores.is_empty());
+    assert!(m.variables["admin_token"].secret);
+    assert!(m.variables["api_key"].required);
+}
+
+#[test]
+fn parses_the_repository_manifest() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spin.toml");
+    let m = Manifest::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(m.component.contains_key("hello"));
+}
+
+#[test]
+fn rejects_bad_manifests() {
+    let v1 = MANIFEST.replace("spin_manifest_version = 2", "spin_manifest_version = 1");
+    assert!(Manifest::parse(&v1).is_err());
+    let dangling = MANIFEST.replace("component = \"hello\"", "component = \"nope\"");
+    assert!(Manifest::parse(&dangling).is_err());
+    assert!(Manifest::parse("spin_manifest_version = 2\n[[trigger.http]]\n").is_err());
+}
+
+#[test]
+fn variables_prefer_cli_then_env_then_default() {
+    let m = Manifest::parse(MANIFEST).unwrap();
+    let env = |name: &str| match name {
+        "SPIN_VARIABLE_API_KEY" => Some("from-env".to_string()),
+        "SPIN_VARIABLE_TEST_CLOCK_HEADER" => Some("env-clock".to_string()),
+        _ => None,
+    };
+    let resolved = m
+        .resolve_variables(&vars(&[("test_clock_header", "true")]), env)
+        .unwrap();
+    assert_eq!(resolved["test_clock_header"], "true");
+    assert_eq!(resolved["api_key"], "from-env");
+    assert_eq!(resolved["admin_token"], "");
+
+    let missing_required = m.resolve_variables(&BTreeMap::new(), |_| None);
+    assert!(missing_required.is_err());
+    let undeclared = m.resolve_variables(&vars(&[("api_key", "x"), ("typo", "1")]), |_| None);
+    assert!(undeclared.is_err());
+}
+
+#[test]
+fn templates_resolve_against_app_variables() {
+    let app = vars(&[("test_clock_header", "true"), ("api_key", "k1")]);
+    assert_eq!(
+        render_template("{{ test_clock_header }}", &app).unwrap(),
+        "true"
+    );
+    assert_eq!(
+        render_template("key={{api_key}}!", &app).unwrap(),
+        "key=k1!"
+    );
+    assert_eq!(render_template("plain", &app).unwrap(), "plain");
+    assert_eq!(
+        render_template("{{api_key}}-{{ api_key }}", &app).unwrap(),
+        "k1-k1"
+    );
+    assert!(render_template("{{ nope }}", &app).is_err());
+    assert!(render_template("{{ api_key", &app).is_err());
+}
+
+fn router() -> Router {
+    Router::new([
+        ("/hello/...", "hello"),
+        ("/hello/admin/...", "admin"),
+        ("/healthz", "health"),
+        ("/...", "fallback"),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn routes_pick_the_most_specific_match() {
+    let r = router();
+    let component = |path| r.route(path).map(|m| m.component);
+    assert_eq!(component("/healthz"), Some("health"));
+    assert_eq!(component("/healthz/x"), Some("fallback"));
+    assert_eq!(component("/hello"), Some("hello"));
+    assert_eq!(component("/hello/"), Some("hello"));
+    assert_eq!(component("/hello/alice"), Some("hello"));
+    assert_eq!(component("/hello/admin"), Some("admin"));
+    assert_eq!(component("/hello/admin/x"), Some("admin"));
+    assert_eq!(component("/hello/administrator"), Some("hello"));
+    assert_eq!(component("/helloworld"), Some("fallback"));
+    assert_eq!(component("/"), Some("fallback"));
+}
+
+#[test]
+fn route_match_carries_spin_header_values() {
+    let r = router();
+    assert_eq!(
+        r.route("/hello/alice/x"),
+        Some(RouteMatch {
+            component: "hello",
+            raw_route: "/hello/...",
+            component_route: "/hello",
+            path_info: "/alice/x",
+        })
+    );
+    assert_eq!(r.route("/hello").map(|m| m.path_info), Some(""));
+    assert_eq!(r.route("/healthz").map(|m| m.path_info), Some(""));
+    assert_eq!(r.route("/a/b").map(|m| m.path_info), Some("/a/b"));
+}
+
+#[test]
+fn unmatched_and_invalid_routes() {
+    let r = Router::new([("/hello/...", "hello"), ("/healthz", "health")]).unwrap();
+    assert!(r.route("/").is_none());
+    assert!(r.route("/other").is_none());
+    assert!(Router::new([("/a", "x"), ("/a", "y")]).is_err());
+    assert!(Router::new([("no-slash", "x")]).is_err());
+    assert!(Router::new([("/users/:id", "x")]).is_err());
+}
+
+fn allowed(entries: &[&str]) -> AllowedHosts {
+    let entries: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+    AllowedHosts::parse(&entries).unwrap()
+}
+
+fn allows(hosts: &AllowedHosts, uri: &str) -> bool {
+    hosts.allows(&uri.parse().unwrap())
+}
+
+#[test]
+fn outbound_hosts_match_like_spin() {
+    let none = allowed(&[]);
+    assert!(!allows(&none, "http://127.0.0.1:1234/x"));
+
+    let exact = allowed(&["http://127.0.0.1:1234", "https://api.tvmaze.com"]);
+    assert!(allows(&exact, "http://127.0.0.1:1234/path?q=1"));
+    assert!(!allows(&exact, "http://127.0.0.1:1235/"));
+    assert!(!allows(&exact, "https://127.0.0.1:1234/"));
+    assert!(allows(&exact, "https://api.tvmaze.com/shows"));
+    assert!(allows(&exact, "https://API.tvmaze.com:443/shows"));
+    assert!(!allows(&exact, "http://api.tvmaze.com/shows"));
+    assert!(!allows(&exact, "https://api.tvmaze.com:8443/"));
+    assert!(!allows(&exact, "https://evil.com/"));
+
+    let any_port = allowed(&["http://127.0.0.1:*", "http://localhost:*"]);
+    assert!(allows(&any_port, "http://127.0.0.1:9/"));
+    assert!(allows(&any_port, "http://127.0.0.1/"));
+    assert!(allows(&any_port, "http://localhost:8080/"));
+    assert!(!allows(&any_port, "https://localhost:8080/"));
+    assert!(!allows(&any_port, "http://127.0.0.2:80/"));
+
+    let all = allowed(&["*://*:*"]);
+    assert!(allows(&all, "https://anything.example:1/"));
+    assert!(allows(&all, "http://10.0.0.1/"));
+
+    let subdomains = allowed(&["https://*.example.com"]);
+    assert!(allows(&subdomains, "https://a.example.com/"));
+    assert!(allows(&subdomains, "https://a.b.example.com/"));
+    assert!(!allows(&subdomains, "https://example.com/"));
+    assert!(!allows(&subdomains, "https://badexample.com/"));
+
+    let other_schemes = allowed(&["redis://localhost:6379"]);
+    assert!(!allows(&other_schemes, "http://localhost:6379/"));
+}
+
+#[test]
+fn bad_outbound_entries_are_rejected() {
+    for bad in [
+        "api.tvmaze.com",
+        "https://",
+        "http://h:notaport",
+        "*://h",
+        "https://h/path",
+    ] {
+        assert!(
+            AllowedHosts::parse(&[bad.to_string()]).is_err(),
+            "{bad} should be rejected"
+        );
+    }
+}
+
+/// A fresh directory under the system temp dir, unique per call.
+fn temp_dir(name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "spin-host-test-{}-{name}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn store_basics_and_persistence() {
+    let dir = temp_dir("basics");
+    let stores = KvStores::new(&dir, ["other".to_string()]).unwrap();
+    let store = stores.open("default").unwrap().unwrap();
+    assert_eq!(store.get("k"), None);
+    assert!(!store.exists("k"));
+    store.set("k", b"v1".to_vec()).unwrap();
+    store.set("a", vec![0, 255]).unwrap();
+    assert_eq!(store.get("k"), Some(b"v1".to_vec()));
+    assert!(store.exists("k"));
+    assert_eq!(store.keys(), ["a", "k"]);
+    store.delete("k").unwrap();
+    store.delete("never-there").unwrap();
+    assert!(!store.exists("k"));
+    store
+        .set_many(vec![
+            ("x".into(), b"1".to_vec()),
+            ("y".into(), b"2".to_vec()),
+        ])
+        .unwrap();
+    store.delete_many(&["x".to_string()]).unwrap();
+
+    // Both interfaces open stores through the same `KvStores`, so one label
+    // means one store.
+    let again = stores.open("default").unwrap().unwrap();
+    assert!(Arc::ptr_eq(&store, &again));
+    let other = stores.open("other").unwrap().unwrap();
+    assert_eq!(other.get("a"), None);
+    assert!(stores.open("unknown").unwrap().is_none());
+
+    // A new host on the same state dir sees the data.
+    drop((store, again, other, stores));
+    let reopened = KvStores::new(&dir, []).unwrap();
+    let store = reopened.open("default").unwrap().unwrap();
+    assert_eq!(store.keys(), ["a", "y"]);
+    assert_eq!(store.get("a"), Some(vec![0, 255]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn labels_that_are_not_file_names_are_no_such_store() {
+    let dir = temp_dir("labels");
+    let stores = KvStores::new(&dir, ["../escape".to_string()]).unwrap();
+    assert!(stores.open("../escape").unwrap().is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn increment_uses_big_endian_i64() {
+    let dir = temp_dir("incr");
+    let store = KvStores::new(&dir, [])
+        .unwrap()
+        .open("default")
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.increment("n", 5).unwrap(), 5);
+    assert_eq!(store.increment("n", -7).unwrap(), -2);
+    assert_eq!(store.get("n"), Some((-2i64).to_be_bytes().to_vec()));
+    store.set("text", b"abc".to_vec()).unwrap();
+    assert!(store.increment("text", 1).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cas_swaps_only_if_unchanged() {
+    let dir = temp_dir("cas");
+    let store = KvStores::new(&dir, [])
+        .unwrap()
+        .open("default")
+        .unwrap()
+        .unwrap();
+
+    let cas = Cas::new(store.clone(), "k".into());
+    assert_eq!(cas.current(), None);
+    assert!(cas.swap(b"1".to_vec()).unwrap().is_ok());
+    assert_eq!(store.get("k"), Some(b"1".to_vec()));
+
+    let stale = Cas::new(store.clone(), "k".into());
+    store.set("k", b"2".to_vec()).unwrap();
+    let retry = match stale.swap(b"stale".to_vec()).unwrap() {
+        Ok(()) => panic!("swap over a changed value must fail"),
+        Err(retry) => retry,
+    };
+    assert_eq!(store.get("k"), Some(b"2".to_vec()));
+    assert_eq!(retry.current(), Some(b"2".to_vec()));
+    assert!(retry.swap(b"3".to_vec()).unwrap().is_ok());
+    assert_eq!(store.get("k"), Some(b"3".to_vec()));
+
+    // Observed absent, then created by someone else: the swap must fail.
+    let absent = Cas::new(store.clone(), "new".into());
+    store.set("new", b"x".to_vec()).unwrap();
+    assert!(absent.swap(b"y".to_vec()).unwrap().is_err());
+
+    // Observed present, then deleted: also a conflict.
+    let present = Cas::new(store.clone(), "new".into());
+    store.delete("new").unwrap();
+    assert!(present.swap(b"z".to_vec()).unwrap().is_err());
+    assert_eq!(store.get("new"), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn concurrent_cas_increments_lose_no_update() {
+    const THREADS: u64 = 50;
+    const PER_THREAD: u64 = 20;
+    let dir = temp_dir("cas-load");
+    let stores = Arc::new(KvStores::new(&dir, []).unwrap());
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let stores = stores.clone();
+            std::thread::spawn(move || {
+                let store = stores.open("default").unwrap().unwrap();
+                for _ in 0..PER_THREAD {
+                    let mut cas = Cas::new(store.clone(), "counter".into());
+                    loop {
+                        let n: u64 = cas
+                            .current()
+                            .map(|v| String::from_utf8(v).unwrap().parse().unwrap())
+                            .unwrap_or(0);
+                        match cas.swap((n + 1).to_string().into_bytes()).unwrap() {
+                            Ok(()) => break,
+                            Err(retry) => cas = retry,
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    let expected = (THREADS * PER_THREAD).to_string().into_bytes();
+    let store = stores.open("default").unwrap().unwrap();
+    assert_eq!(store.get("counter"), Some(expected.clone()));
+
+    // And what reached disk is the final value too.
+    let reloaded = KvStores::new(&dir, []).unwrap();
+    assert_eq!(
+        reloaded.open("default").unwrap().unwrap().get("counter"),
+        Some(expected)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
