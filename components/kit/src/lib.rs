@@ -10,8 +10,8 @@
 
 pub mod env;
 pub mod error;
-pub mod router;
 pub mod host;
+pub mod router;
 pub mod service;
 pub mod table;
 

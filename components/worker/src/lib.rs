@@ -30,7 +30,9 @@ pub mod app {
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod entry {
-    use worker::{durable_object, event, Context, DurableObject, Env, Request, Response, Result, State};
+    use worker::{
+        durable_object, event, Context, DurableObject, Env, Request, Response, Result, State,
+    };
 
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {

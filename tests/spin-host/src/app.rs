@@ -180,7 +180,7 @@ impl App {
             Ok(response) => response,
             Err(e) => {
                 eprintln!(
-                    "spin-host: component {:?} failed: {e:?}",
+                    "spin-host: component {:?} failed: {e:#}",
                     component.config.id
                 );
                 plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")

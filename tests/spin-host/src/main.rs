@@ -60,7 +60,15 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args> {
     Ok(parsed)
 }
 
-fn main() -> Result<()> {
+fn main() {
+    // One readable line rather than anyhow's `Debug` (and its backtrace).
+    if let Err(e) = run() {
+        eprintln!("spin-host: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let args = parse_args(std::env::args().skip(1))?;
     let state_dir = match args.state_dir {
         Some(dir) => dir,

@@ -276,13 +276,7 @@ fn store_basics_and_persistence() {
     store.delete("k").unwrap();
     store.delete("never-there").unwrap();
     assert!(!store.exists("k"));
-    store
-        .set_many(vec![
-            ("x".into(), b"1".to_vec()),
-            ("y".into(), b"2".to_vec()),
-        ])
-        .unwrap();
-    store.delete_many(&["x".to_string()]).unwrap();
+    store.set("y", b"2".to_vec()).unwrap();
 
     // Both interfaces open stores through the same `KvStores`, so one label
     // means one store.

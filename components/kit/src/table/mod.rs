@@ -11,8 +11,8 @@
 //! write a compare-and-swap of that value; a backend only supplies [`RawKv`]. The
 //! shared [`suite`] is what every backend must pass.
 
-mod partition;
 pub mod memory;
+mod partition;
 pub mod suite;
 
 #[cfg(target_os = "wasi")]
@@ -98,11 +98,30 @@ pub trait Table {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum TableOp {
-    Get { pk: String, sk: String },
-    Put { pk: String, sk: String, value: Value, cond: Cond },
-    Delete { pk: String, sk: String, cond: Cond },
-    Query { pk: String, after: Option<String>, limit: usize },
-    PutPartition { pk: String, items: Vec<(String, Value)> },
+    Get {
+        pk: String,
+        sk: String,
+    },
+    Put {
+        pk: String,
+        sk: String,
+        value: Value,
+        cond: Cond,
+    },
+    Delete {
+        pk: String,
+        sk: String,
+        cond: Cond,
+    },
+    Query {
+        pk: String,
+        after: Option<String>,
+        limit: usize,
+    },
+    PutPartition {
+        pk: String,
+        items: Vec<(String, Value)>,
+    },
 }
 
 /// The result of a [`TableOp`].
@@ -134,7 +153,12 @@ impl TableOp {
             TableOp::Get { pk, sk } => TableOpResult::Item {
                 item: table.get(&pk, &sk).await?,
             },
-            TableOp::Put { pk, sk, value, cond } => TableOpResult::Version {
+            TableOp::Put {
+                pk,
+                sk,
+                value,
+                cond,
+            } => TableOpResult::Version {
                 version: table.put(&pk, &sk, value, cond).await?,
             },
             TableOp::Delete { pk, sk, cond } => TableOpResult::Existed {
@@ -168,7 +192,10 @@ pub struct RemoteTable<R>(pub R);
 #[async_trait(?Send)]
 impl<R: RemoteOps> Table for RemoteTable<R> {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        let op = TableOp::Get { pk: pk.into(), sk: sk.into() };
+        let op = TableOp::Get {
+            pk: pk.into(),
+            sk: sk.into(),
+        };
         match self.0.call(op).await? {
             TableOpResult::Item { item } => Ok(item),
             other => Err(unexpected(other)),
@@ -176,7 +203,12 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
     }
 
     async fn put(&self, pk: &str, sk: &str, value: Value, cond: Cond) -> Result<u64, StoreError> {
-        let op = TableOp::Put { pk: pk.into(), sk: sk.into(), value, cond };
+        let op = TableOp::Put {
+            pk: pk.into(),
+            sk: sk.into(),
+            value,
+            cond,
+        };
         match self.0.call(op).await? {
             TableOpResult::Version { version } => Ok(version),
             other => Err(unexpected(other)),
@@ -184,7 +216,11 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
     }
 
     async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<bool, StoreError> {
-        let op = TableOp::Delete { pk: pk.into(), sk: sk.into(), cond };
+        let op = TableOp::Delete {
+            pk: pk.into(),
+            sk: sk.into(),
+            cond,
+        };
         match self.0.call(op).await? {
             TableOpResult::Existed { existed } => Ok(existed),
             other => Err(unexpected(other)),
@@ -192,7 +228,11 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
     }
 
     async fn query(&self, pk: &str, after: Option<&str>, limit: usize) -> Result<Page, StoreError> {
-        let op = TableOp::Query { pk: pk.into(), after: after.map(str::to_owned), limit };
+        let op = TableOp::Query {
+            pk: pk.into(),
+            after: after.map(str::to_owned),
+            limit,
+        };
         match self.0.call(op).await? {
             TableOpResult::Page { page } => Ok(page),
             other => Err(unexpected(other)),
@@ -200,7 +240,14 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
     }
 
     async fn put_partition(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {
-        match self.0.call(TableOp::PutPartition { pk: pk.into(), items }).await? {
+        match self
+            .0
+            .call(TableOp::PutPartition {
+                pk: pk.into(),
+                items,
+            })
+            .await?
+        {
             TableOpResult::Done => Ok(()),
             other => Err(unexpected(other)),
         }

@@ -21,7 +21,8 @@ pub trait RawKv {
     async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Self::Token), StoreError>;
 
     /// Stores `value` if `key` is unchanged since `token`; `Ok(false)` if it changed.
-    async fn swap(&self, key: &str, token: Self::Token, value: Vec<u8>) -> Result<bool, StoreError>;
+    async fn swap(&self, key: &str, token: Self::Token, value: Vec<u8>)
+        -> Result<bool, StoreError>;
 
     /// Stores `value` whatever is there.
     async fn write(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError>;
@@ -154,7 +155,11 @@ impl<K: RawKv> Table for PartitionTable<K> {
         let mut rest = partition
             .iter()
             .filter(|(sk, _)| after.is_none_or(|a| sk.as_str() > a));
-        let items: Vec<Item> = rest.by_ref().take(limit).map(|(sk, s)| item(sk, s)).collect();
+        let items: Vec<Item> = rest
+            .by_ref()
+            .take(limit)
+            .map(|(sk, s)| item(sk, s))
+            .collect();
         let next = match (rest.next(), items.last()) {
             (Some(_), Some(last)) => Some(last.sk.clone()),
             _ => None,

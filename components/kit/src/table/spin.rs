@@ -55,7 +55,12 @@ impl RawKv for SpinKv {
         Ok((current, cas))
     }
 
-    async fn swap(&self, _key: &str, token: atomics::Cas, value: Vec<u8>) -> Result<bool, StoreError> {
+    async fn swap(
+        &self,
+        _key: &str,
+        token: atomics::Cas,
+        value: Vec<u8>,
+    ) -> Result<bool, StoreError> {
         match atomics::swap(token, &value) {
             Ok(()) => Ok(true),
             Err(atomics::CasError::CasFailed(_)) => Ok(false),

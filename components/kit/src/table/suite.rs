@@ -103,12 +103,16 @@ async fn get_returns_none_when_item_is_missing(t: &dyn Table) -> CaseResult {
 }
 
 async fn put_then_get_returns_value_at_version_one(t: &dyn Table) -> CaseResult {
-    let v = t.put("p", "a", json!({"n": 1}), Cond::Any).await.map_err(err)?;
+    let v = t
+        .put("p", "a", json!({"n": 1}), Cond::Any)
+        .await
+        .map_err(err)?;
     ensure(v == 1, || format!("first version {v}"))?;
     let got = t.get("p", "a").await.map_err(err)?.ok_or("item missing")?;
-    ensure(got.value == json!({"n": 1}) && got.version == 1 && got.sk == "a", || {
-        format!("got {got:?}")
-    })
+    ensure(
+        got.value == json!({"n": 1}) && got.version == 1 && got.sk == "a",
+        || format!("got {got:?}"),
+    )
 }
 
 async fn put_again_replaces_value_and_bumps_version(t: &dyn Table) -> CaseResult {
@@ -121,18 +125,25 @@ async fn put_again_replaces_value_and_bumps_version(t: &dyn Table) -> CaseResult
 }
 
 async fn put_if_absent_fails_when_item_exists(t: &dyn Table) -> CaseResult {
-    t.put("p", "a", json!("first"), Cond::Absent).await.map_err(err)?;
+    t.put("p", "a", json!("first"), Cond::Absent)
+        .await
+        .map_err(err)?;
     let second = t.put("p", "a", json!("second"), Cond::Absent).await;
     ensure(second == Err(StoreError::ConditionFailed), || {
         format!("second put-if-absent gave {second:?}")
     })?;
     let got = t.get("p", "a").await.map_err(err)?.ok_or("item missing")?;
-    ensure(got.value == json!("first"), || format!("value changed: {got:?}"))
+    ensure(got.value == json!("first"), || {
+        format!("value changed: {got:?}")
+    })
 }
 
 async fn put_at_version_fails_when_version_is_stale(t: &dyn Table) -> CaseResult {
     let v1 = t.put("p", "a", json!(1), Cond::Any).await.map_err(err)?;
-    let v2 = t.put("p", "a", json!(2), Cond::Version(v1)).await.map_err(err)?;
+    let v2 = t
+        .put("p", "a", json!(2), Cond::Version(v1))
+        .await
+        .map_err(err)?;
     let stale = t.put("p", "a", json!(3), Cond::Version(v1)).await;
     ensure(stale == Err(StoreError::ConditionFailed), || {
         format!("stale put gave {stale:?}")
@@ -142,7 +153,9 @@ async fn put_at_version_fails_when_version_is_stale(t: &dyn Table) -> CaseResult
         format!("versioned put of a missing item gave {missing:?}")
     })?;
     let got = t.get("p", "a").await.map_err(err)?.ok_or("item missing")?;
-    ensure(got.version == v2 && got.value == json!(2), || format!("got {got:?}"))?;
+    ensure(got.version == v2 && got.value == json!(2), || {
+        format!("got {got:?}")
+    })?;
     let absent = t.get("p", "nope").await.map_err(err)?;
     ensure(absent.is_none(), || format!("failed put wrote {absent:?}"))
 }
@@ -151,9 +164,13 @@ async fn delete_reports_whether_item_existed(t: &dyn Table) -> CaseResult {
     t.put("p", "a", json!(1), Cond::Any).await.map_err(err)?;
     let first = t.delete("p", "a", Cond::Any).await.map_err(err)?;
     let second = t.delete("p", "a", Cond::Any).await.map_err(err)?;
-    ensure(first && !second, || format!("existed: {first}, then {second}"))?;
+    ensure(first && !second, || {
+        format!("existed: {first}, then {second}")
+    })?;
     let got = t.get("p", "a").await.map_err(err)?;
-    ensure(got.is_none(), || format!("deleted item still there: {got:?}"))
+    ensure(got.is_none(), || {
+        format!("deleted item still there: {got:?}")
+    })
 }
 
 async fn delete_at_version_fails_when_version_is_stale(t: &dyn Table) -> CaseResult {
@@ -164,7 +181,9 @@ async fn delete_at_version_fails_when_version_is_stale(t: &dyn Table) -> CaseRes
         format!("stale delete gave {stale:?}")
     })?;
     let current = t.delete("p", "a", Cond::Version(v2)).await.map_err(err)?;
-    ensure(current, || "delete at the current version found nothing".into())
+    ensure(current, || {
+        "delete at the current version found nothing".into()
+    })
 }
 
 async fn query_returns_sort_key_byte_order(t: &dyn Table) -> CaseResult {
@@ -192,7 +211,9 @@ async fn query_pages_reassemble_the_partition_exactly(t: &dyn Table) -> CaseResu
         loop {
             let page = t.query("p", after.as_deref(), limit).await.map_err(err)?;
             pages += 1;
-            ensure(page.items.len() <= limit, || format!("page over limit {limit}"))?;
+            ensure(page.items.len() <= limit, || {
+                format!("page over limit {limit}")
+            })?;
             got.extend(page.items.iter().map(|i| i.sk.clone()));
             match page.next {
                 Some(next) => after = Some(next),
@@ -230,7 +251,9 @@ async fn keys_with_unicode_and_slashes_round_trip(t: &dyn Table) -> CaseResult {
         })?;
     }
     let split = t.get("a", "b/c/d").await.map_err(err)?;
-    ensure(split.is_none(), || "key parts leaked across the separator".into())
+    ensure(split.is_none(), || {
+        "key parts leaked across the separator".into()
+    })
 }
 
 async fn put_partition_replaces_the_whole_partition(t: &dyn Table) -> CaseResult {
@@ -238,7 +261,11 @@ async fn put_partition_replaces_the_whole_partition(t: &dyn Table) -> CaseResult
     let items = vec![("x".to_owned(), json!(1)), ("y".to_owned(), json!(2))];
     t.put_partition("p", items).await.map_err(err)?;
     let page = t.query("p", None, 10).await.map_err(err)?;
-    let got: Vec<(&str, &Value)> = page.items.iter().map(|i| (i.sk.as_str(), &i.value)).collect();
+    let got: Vec<(&str, &Value)> = page
+        .items
+        .iter()
+        .map(|i| (i.sk.as_str(), &i.value))
+        .collect();
     ensure(got == vec![("x", &json!(1)), ("y", &json!(2))], || {
         format!("got {got:?}")
     })
@@ -252,9 +279,16 @@ async fn concurrent_conditional_increments_lose_no_update(t: &dyn Table) -> Case
     t.put("p", "n", json!(0), Cond::Any).await.map_err(err)?;
     let one = |_| async move {
         for _ in 0..200 {
-            let current = t.get("p", "n").await.map_err(err)?.ok_or("counter missing")?;
+            let current = t
+                .get("p", "n")
+                .await
+                .map_err(err)?
+                .ok_or("counter missing")?;
             let n = current.value.as_u64().ok_or("counter not a number")?;
-            match t.put("p", "n", json!(n + 1), Cond::Version(current.version)).await {
+            match t
+                .put("p", "n", json!(n + 1), Cond::Version(current.version))
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(err(e)),
@@ -264,8 +298,14 @@ async fn concurrent_conditional_increments_lose_no_update(t: &dyn Table) -> Case
     };
     let results = join_all((0..WRITERS).map(one)).await;
     results.into_iter().collect::<Result<Vec<()>, String>>()?;
-    let got = t.get("p", "n").await.map_err(err)?.ok_or("counter missing")?;
-    ensure(got.value == json!(WRITERS), || format!("counter {:?}", got.value))
+    let got = t
+        .get("p", "n")
+        .await
+        .map_err(err)?
+        .ok_or("counter missing")?;
+    ensure(got.value == json!(WRITERS), || {
+        format!("counter {:?}", got.value)
+    })
 }
 
 /// Polls every future until all finish; a small stand-in for `futures::join_all` so

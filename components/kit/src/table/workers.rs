@@ -52,7 +52,12 @@ impl RawKv for KvBackend {
         Ok((current.clone(), current))
     }
 
-    async fn swap(&self, key: &str, token: Self::Token, value: Vec<u8>) -> Result<bool, StoreError> {
+    async fn swap(
+        &self,
+        key: &str,
+        token: Self::Token,
+        value: Vec<u8>,
+    ) -> Result<bool, StoreError> {
         if self.read(key).await? != token {
             return Ok(false);
         }

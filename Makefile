@@ -1,0 +1,45 @@
+# Two commands: `make run` serves the whole app locally, `make test` runs every test.
+# Everything else here is a step of those two.
+
+CARGO ?= cargo
+COMPONENTS := -p hello -p health
+
+.PHONY: run test setup components worker spin-host lint unit conformance bench clean-state
+
+## Serve the app on http://127.0.0.1:3000: real Spin when `spin` is installed, else
+## workerd through `wrangler dev` (which builds the Worker itself).
+run: setup
+	@if command -v spin >/dev/null 2>&1; then \
+	  echo "make run: serving with Spin (spin up)"; \
+	  $(MAKE) components && spin up --listen 127.0.0.1:3000; \
+	else \
+	  echo "make run: spin is not installed; serving with workerd (wrangler dev)"; \
+	  WRANGLER_SEND_METRICS=false npx wrangler dev --ip 127.0.0.1 --port 3000; \
+	fi
+
+## Every test: format, lints, unit tests, then the conformance suite on every host.
+test: setup lint components worker spin-host
+	$(CARGO) test --workspace
+
+setup:
+	bash scripts/setup.sh
+
+components:
+	$(CARGO) build --release --target wasm32-wasip2 $(COMPONENTS)
+
+worker:
+	bash scripts/build-worker.sh
+
+spin-host:
+	$(CARGO) build -p spin-host
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip2 $(COMPONENTS) -- -D warnings
+	$(CARGO) clippy --target wasm32-unknown-unknown -p edge-worker -- -D warnings
+
+## Requests/s and p50/p99 of GET /hello/{user} per host, and the wasm sizes.
+bench: setup components worker
+	$(CARGO) build --release -p spin-host
+	$(CARGO) run --release -p conformance --bin bench

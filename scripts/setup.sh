@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine needs, skipping whatever is already in place:
+# the pinned Rust toolchain with its wasm targets (rust-toolchain.toml), the npm
+# packages (wrangler/workerd, binaryen), and worker-build + wasm-bindgen-cli.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rustup show active-toolchain >/dev/null
+rustup target add wasm32-wasip2 wasm32-unknown-unknown >/dev/null
+
+if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+# Exactly the wasm-bindgen version in Cargo.lock, or the Worker's bindings won't load.
+wbg=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wbg" ]; then
+  # Not --locked: one of its locked dependencies is no longer on the registry.
+  cargo install wasm-bindgen-cli --version "$wbg" --force
+fi
+if [ "$(worker-build --version 2>/dev/null)" != "0.8.7" ]; then
+  cargo install worker-build --version 0.8.7 --locked --force
+fi

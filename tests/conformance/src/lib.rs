@@ -1,0 +1,306 @@
+//! The hosts the conformance suite and benchmarks run against, and a small HTTP client.
+//!
+//! [`start`] brings up one host on a free loopback port and stops it when the returned
+//! [`Running`] is dropped: the native in-process server (memory backend), workerd
+//! through `wrangler dev` on the built Worker, the Spin-compatible wasmtime host in
+//! `tests/spin-host` on the built components, and real `spin up` when `spin` is on
+//! PATH. `cargo test -p conformance` (after the builds the README's test command does)
+//! runs the suite on each; `cargo run --release -p conformance --bin bench` measures.
+
+pub mod client;
+pub mod native;
+
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub use client::{Api, Reply};
+
+/// A host the suite can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    Native,
+    Workerd,
+    SpinHost,
+    Spin,
+}
+
+impl Host {
+    pub const ALL: [Host; 4] = [Host::Native, Host::Workerd, Host::SpinHost, Host::Spin];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Host::Native => "native",
+            Host::Workerd => "workerd",
+            Host::SpinHost => "spin-host",
+            Host::Spin => "spin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Host> {
+        Host::ALL.into_iter().find(|h| h.name() == name)
+    }
+}
+
+/// The workspace root (two levels above this crate).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A started host; dropping it stops the host and removes its state.
+pub struct Running {
+    pub host: Host,
+    pub base: String,
+    guard: Guard,
+}
+
+enum Guard {
+    /// Held only so that dropping [`Running`] stops the server.
+    Native { _server: native::NativeServer },
+    Process {
+        child: Child,
+        _state: tempfile::TempDir,
+    },
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Guard::Process { child, .. } = &mut self.guard {
+            stop_process_group(child);
+        }
+    }
+}
+
+impl Running {
+    /// The native server's in-process address, or the child's pid, for logs.
+    pub fn describe(&self) -> String {
+        match &self.guard {
+            Guard::Native { .. } => format!("{} in-process at {}", self.host.name(), self.base),
+            Guard::Process { child, .. } => {
+                format!("{} pid {} at {}", self.host.name(), child.id(), self.base)
+            }
+        }
+    }
+}
+
+/// Config every host gets, by snake_case name (Workers vars get them upper-cased).
+pub type Vars = Vec<(String, String)>;
+
+/// Starts `host` with `vars`; `Ok(None)` when the host cannot run here (no `spin`).
+pub fn start(host: Host, vars: &Vars) -> Result<Option<Running>> {
+    let running = match host {
+        Host::Native => {
+            let server = native::NativeServer::start(vars.iter().cloned().collect())?;
+            Running {
+                host,
+                base: server.base.clone(),
+                guard: Guard::Native { _server: server },
+            }
+        }
+        Host::SpinHost => start_spin_host(vars)?,
+        Host::Workerd => start_workerd(vars)?,
+        Host::Spin => match which("spin") {
+            Some(spin) => start_real_spin(&spin, vars)?,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(running))
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Builds that must exist before a host can start; the README's test command makes them.
+fn require(path: &Path, how: &str) -> Result<()> {
+    if path.exists() {
+        Ok(())
+    } else {
+        bail!("{} is missing: run `{how}` first", path.display())
+    }
+}
+
+fn spawn(mut cmd: Command) -> Result<Child> {
+    use std::os::unix::process::CommandExt;
+    // Own process group, so stopping the host also stops what it started (workerd).
+    cmd.process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    cmd.spawn()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))
+}
+
+fn stop_process_group(child: &mut Child) {
+    let group = format!("-{}", child.id());
+    for signal in ["-TERM", "-KILL"] {
+        let _ = Command::new("kill").args([signal, "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Forwards a child's stdout to our stderr (so host logs stay visible) and hands each
+/// line to `lines` until the receiver is gone.
+fn pump_stdout(child: &mut Child, prefix: &'static str) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if std::env::var_os("CONFORMANCE_VERBOSE").is_some() {
+                    eprintln!("[{prefix}] {line}");
+                }
+                let _ = tx.send(line);
+            }
+        });
+    }
+    rx
+}
+
+/// Polls `GET {base}/healthz` until it answers 200.
+fn wait_healthy(base: &str, child: &mut Child, limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    let url = format!("{base}/healthz");
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            bail!("host exited while starting: {status}");
+        }
+        if let Ok(resp) = client::blocking_get(&url) {
+            if resp == 200 {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    bail!("{url} did not answer 200 within {limit:?}")
+}
+
+fn start_spin_host(vars: &Vars) -> Result<Running> {
+    let root = root();
+    let bin = root.join("target/debug/spin-host");
+    require(&bin, "cargo build -p spin-host")?;
+    for component in ["hello", "health"] {
+        let wasm = root.join(format!("target/wasm32-wasip2/release/{component}.wasm"));
+        require(&wasm, "make components")?;
+    }
+    let state = tempfile::tempdir()?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("--manifest")
+        .arg(root.join("spin.toml"))
+        .args(["--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state.path());
+    for (name, value) in vars {
+        cmd.arg("--var").arg(format!("{name}={value}"));
+    }
+    let mut child = spawn(cmd)?;
+    let lines = pump_stdout(&mut child, "spin-host");
+    let base = loop {
+        match lines.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => {
+                if let Some(url) = line.strip_prefix("spin-host listening on ") {
+                    break url.trim().to_owned();
+                }
+            }
+            Err(_) => {
+                stop_process_group(&mut child);
+                bail!("spin-host did not report its address within 120 s");
+            }
+        }
+    };
+    wait_healthy(&base, &mut child, Duration::from_secs(60))?;
+    Ok(Running {
+        host: Host::SpinHost,
+        base,
+        guard: Guard::Process {
+            child,
+            _state: state,
+        },
+    })
+}
+
+fn start_workerd(vars: &Vars) -> Result<Running> {
+    let root = root();
+    let wrangler = root.join("node_modules/.bin/wrangler");
+    require(&wrangler, "npm ci")?;
+    require(
+        &root.join("components/worker/build/index.js"),
+        "make worker",
+    )?;
+    let state = tempfile::tempdir()?;
+    let port = free_port()?;
+    let inspector = free_port()?;
+    let mut cmd = Command::new(wrangler);
+    cmd.current_dir(&root)
+        .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--inspector-port", &inspector.to_string()])
+        .args(["--show-interactive-dev-session=false", "--persist-to"])
+        .arg(state.path())
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("NO_COLOR", "1");
+    for (name, value) in vars {
+        cmd.arg("--var")
+            .arg(format!("{}:{value}", name.to_ascii_uppercase()));
+    }
+    let mut child = spawn(cmd)?;
+    let _lines = pump_stdout(&mut child, "workerd");
+    let base = format!("http://127.0.0.1:{port}");
+    if let Err(e) = wait_healthy(&base, &mut child, Duration::from_secs(300)) {
+        stop_process_group(&mut child);
+        return Err(e.context("wrangler dev did not come up"));
+    }
+    Ok(Running {
+        host: Host::Workerd,
+        base,
+        guard: Guard::Process {
+            child,
+            _state: state,
+        },
+    })
+}
+
+fn start_real_spin(spin: &Path, vars: &Vars) -> Result<Running> {
+    let root = root();
+    let state = tempfile::tempdir()?;
+    let port = free_port()?;
+    let mut cmd = Command::new(spin);
+    cmd.current_dir(&root)
+        .args(["up", "--from", "spin.toml", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--state-dir")
+        .arg(state.path());
+    for (name, value) in vars {
+        cmd.arg("--variable").arg(format!("{name}={value}"));
+    }
+    let mut child = spawn(cmd)?;
+    let _lines = pump_stdout(&mut child, "spin");
+    let base = format!("http://127.0.0.1:{port}");
+    if let Err(e) = wait_healthy(&base, &mut child, Duration::from_secs(120)) {
+        stop_process_group(&mut child);
+        return Err(e.context("spin up did not come up"));
+    }
+    Ok(Running {
+        host: Host::Spin,
+        base,
+        guard: Guard::Process {
+            child,
+            _state: state,
+        },
+    })
+}

@@ -1,0 +1,99 @@
+//! The native host: the Worker's platform-neutral router (`edge_worker::app`) behind
+//! hyper on one thread, with the in-memory backend. The speed ceiling the wasm hosts
+//! are measured against.
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use kit::table::memory::MemoryKv;
+use kit::MapConfig;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::rc::Rc;
+use tokio::sync::oneshot;
+
+/// A running native server; stops when dropped.
+pub struct NativeServer {
+    pub base: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NativeServer {
+    /// Serves on a free loopback port with `config` as the deployment's variables.
+    pub fn start(config: HashMap<String, String>) -> Result<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (tx, rx) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("native-host".into())
+            .spawn(move || {
+                if let Err(e) = serve(listener, config, rx) {
+                    eprintln!("native host failed: {e:#}");
+                }
+            })?;
+        Ok(Self {
+            base,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for NativeServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Handler futures are `!Send` (as on the wasm hosts), so the server runs on one
+/// thread's `LocalSet`.
+fn serve(
+    listener: std::net::TcpListener,
+    config: HashMap<String, String>,
+    mut shutdown: oneshot::Receiver<()>,
+) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the native host's runtime")?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let env = Rc::new(kit::host::native::env(MemoryKv::new(), MapConfig(config)));
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => accepted?,
+                _ = &mut shutdown => return Ok(()),
+            };
+            let env = env.clone();
+            tokio::task::spawn_local(async move {
+                let service = service_fn(move |req| handle(req, env.clone()));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
+async fn handle(
+    req: hyper::Request<hyper::body::Incoming>,
+    env: Rc<kit::Env>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let response = edge_worker::app::handle(http::Request::from_parts(parts, body), &env).await;
+    Ok(response.map(Full::new))
+}
