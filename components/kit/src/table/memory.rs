@@ -6,10 +6,13 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// Each key's value with a counter of writes to it, which is the CAS token.
+type Entries = HashMap<String, (u64, Vec<u8>)>;
+
 /// A shared in-memory key-value store with versioned compare-and-swap.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryKv {
-    inner: Arc<Mutex<HashMap<String, (u64, Vec<u8>)>>>,
+    inner: Arc<Mutex<Entries>>,
 }
 
 impl MemoryKv {
@@ -22,7 +25,7 @@ impl MemoryKv {
         PartitionTable::new(self.clone(), name)
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, HashMap<String, (u64, Vec<u8>)>>, StoreError> {
+    fn lock(&self) -> Result<MutexGuard<'_, Entries>, StoreError> {
         self.inner
             .lock()
             .map_err(|_| StoreError::Backend("memory store lock poisoned".into()))
