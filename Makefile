@@ -41,5 +41,5 @@ lint:
 
 ## Requests/s and p50/p99 of GET /hello/{user} per host, and the wasm sizes.
 bench: setup components worker
-	$(CARGO) build --release -p spin-host
-	$(CARGO) run --release -p conformance --bin bench
+	$(CARGO) build --profile bench-host -p spin-host
+	SPIN_HOST_BIN=$(CURDIR)/target/bench-host/spin-host $(CARGO) run --release -p conformance --bin bench

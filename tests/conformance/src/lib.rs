@@ -194,7 +194,10 @@ fn wait_healthy(base: &str, child: &mut Child, limit: Duration) -> Result<()> {
 
 fn start_spin_host(vars: &Vars) -> Result<Running> {
     let root = root();
-    let bin = root.join("target/debug/spin-host");
+    // `SPIN_HOST_BIN` lets the benchmark use an optimised build of the host.
+    let bin = std::env::var_os("SPIN_HOST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/debug/spin-host"));
     // spin-host itself refuses to start when a component in spin.toml is not built.
     require(&bin, "cargo build -p spin-host")?;
     let state = tempfile::tempdir()?;
