@@ -17,6 +17,38 @@ pub trait Clock {
     fn now(&self) -> DateTime<Utc>;
 }
 
+/// Why an outbound request got no HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The host refused the destination (Spin's `allowed_outbound_hosts`).
+    #[error("outbound request denied: {0}")]
+    Denied(String),
+    /// DNS, connect, TLS, timeout or a broken body.
+    #[error("outbound request failed: {0}")]
+    Network(String),
+}
+
+/// Outbound HTTP through the host: Spin's `wasi:http` outgoing handler, the Workers
+/// `fetch`, a hyper client natively. Any HTTP status is a successful fetch.
+#[async_trait::async_trait(?Send)]
+pub trait Fetch {
+    async fn fetch(&self, req: crate::Request) -> Result<crate::Response, FetchError>;
+}
+
+/// For hosts and tests with no outbound network.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFetch;
+
+#[async_trait::async_trait(?Send)]
+impl Fetch for NoFetch {
+    async fn fetch(&self, req: crate::Request) -> Result<crate::Response, FetchError> {
+        Err(FetchError::Denied(format!(
+            "no outbound HTTP here: {}",
+            req.uri()
+        )))
+    }
+}
+
 /// Opens a named table on whichever backend the host binds that name to.
 pub trait Tables {
     fn open(&self, name: &str) -> Result<Rc<dyn Table>, StoreError>;
@@ -49,6 +81,7 @@ pub struct Env {
     pub tables: Box<dyn Tables>,
     pub config: Box<dyn Config>,
     pub clock: Box<dyn Clock>,
+    pub fetch: Box<dyn Fetch>,
     /// A random u64 from the host (WASI random, `crypto`/`Math.random` on Workers).
     pub random: fn() -> u64,
 }

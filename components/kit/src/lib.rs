@@ -16,7 +16,9 @@ pub mod service;
 pub mod table;
 
 pub use bytes::Bytes;
-pub use env::{Backend, Clock, Config, Ctx, Env, FixedClock, MapConfig, Tables};
+pub use env::{
+    Backend, Clock, Config, Ctx, Env, Fetch, FetchError, FixedClock, MapConfig, NoFetch, Tables,
+};
 pub use error::ApiError;
 pub use router::{Params, Router};
 pub use service::{empty, error_response, json, parse_json, require_admin, serve, BodyLimit};

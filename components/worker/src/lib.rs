@@ -14,16 +14,38 @@ pub mod app {
 
     /// Tables bound to Workers KV (read-mostly); every other table lives in Durable
     /// Objects.
-    pub const KV_TABLES: &[&str] = &[];
+    pub const KV_TABLES: &[&str] = &[scraper::store::SHOWS_TABLE];
+
+    /// Whether `path` is `prefix` or below it (`/hello`, `/hello/x`, not `/helloo`).
+    fn under(path: &str, prefix: &str) -> bool {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
 
     /// Routes a request to the service that owns its path; everything unclaimed goes to
-    /// `health`, which serves `/healthz` and the JSON 404.
+    /// `health`, which serves `/healthz` and the JSON 404. Spin routes the same prefixes
+    /// to the same crates through `spin.toml`.
     pub async fn handle(req: Request, env: &Env) -> Response {
         let path = req.uri().path();
-        if path == "/hello" || path.starts_with("/hello/") {
+        if under(path, "/hello") {
             hello::handle(req, env).await
+        } else if under(path, "/api/shows") {
+            shows::handle(req, env).await
         } else {
             health::handle(req, env).await
+        }
+    }
+
+    /// The cron trigger: one scraper tick. Errors are logged by the caller; the next
+    /// tick resumes from the saved cursor either way.
+    pub async fn scheduled(env: &Env) -> Result<String, String> {
+        let now = env.clock.now();
+        match scraper::tick(env, now).await {
+            Ok(status) => Ok(format!(
+                "scraper tick: {} fetches, {} shows stored, phase {:?}",
+                status.fetches_last_run, status.shows_stored, status.phase
+            )),
+            Err(e) => Err(format!("scraper tick failed: {e}")),
         }
     }
 }
@@ -31,8 +53,18 @@ pub mod app {
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod entry {
     use worker::{
-        durable_object, event, Context, DurableObject, Env, Request, Response, Result, State,
+        durable_object, event, Context, DurableObject, Env, Request, Response, Result,
+        ScheduleContext, ScheduledEvent, State,
     };
+
+    #[event(scheduled)]
+    async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+        let env = kit::host::workers::env(env, super::app::KV_TABLES);
+        match super::app::scheduled(&env).await {
+            Ok(line) => worker::console_log!("{line}"),
+            Err(line) => worker::console_error!("{line}"),
+        }
+    }
 
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {

@@ -68,7 +68,9 @@ fn serve(
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        let env = Rc::new(kit::host::native::env(MemoryKv::new(), MapConfig(config)));
+        let mut env = kit::host::native::env(MemoryKv::new(), MapConfig(config));
+        env.fetch = Box::new(HyperFetch::new());
+        let env = Rc::new(env);
         loop {
             let (stream, _) = tokio::select! {
                 accepted = listener.accept() => accepted?,
@@ -83,6 +85,39 @@ fn serve(
             });
         }
     })
+}
+
+/// Outbound HTTP for the native host: a plain-HTTP hyper client (tests only talk to
+/// loopback fakes).
+struct HyperFetch {
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
+}
+
+impl HyperFetch {
+    fn new() -> Self {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        Self { client }
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl kit::Fetch for HyperFetch {
+    async fn fetch(&self, req: kit::Request) -> Result<kit::Response, kit::FetchError> {
+        let network = |e: &dyn std::fmt::Display| kit::FetchError::Network(e.to_string());
+        let response = self
+            .client
+            .request(req.map(Full::new))
+            .await
+            .map_err(|e| network(&e))?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|e| network(&e))?.to_bytes();
+        Ok(http::Response::from_parts(parts, body))
+    }
 }
 
 async fn handle(

@@ -11,12 +11,14 @@ impl Tables for MemoryKv {
     }
 }
 
-/// An environment over `kv` with `config`, the system clock and OS randomness.
+/// An environment over `kv` with `config`, the system clock and OS randomness, and no
+/// outbound HTTP (a host that has a client sets `fetch`).
 pub fn env(kv: MemoryKv, config: MapConfig) -> Env {
     Env {
         tables: Box::new(kv),
         config: Box::new(config),
         clock: Box::new(super::SystemClock),
+        fetch: Box::new(crate::NoFetch),
         random: super::os_random,
     }
 }

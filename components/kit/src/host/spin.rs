@@ -3,7 +3,7 @@
 
 use crate::table::spin::SpinKv;
 use crate::table::{StoreError, Table};
-use crate::{Bytes, Config, Env, Request, Response, Tables};
+use crate::{Bytes, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use std::cell::OnceCell;
 use std::rc::Rc;
 
@@ -37,12 +37,45 @@ impl Tables for SpinTables {
     }
 }
 
+/// Outbound HTTP through `wasi:http/outgoing-handler`, limited by the component's
+/// `allowed_outbound_hosts`.
+#[derive(Debug, Clone, Copy)]
+pub struct SpinFetch;
+
+#[async_trait::async_trait(?Send)]
+impl Fetch for SpinFetch {
+    async fn fetch(&self, req: Request) -> Result<Response, FetchError> {
+        use spin_sdk::http::{IncomingResponse, SendError};
+        let req = req.map(|b| b.to_vec());
+        let resp: IncomingResponse = spin_sdk::http::send(req).await.map_err(|e| match e {
+            SendError::Http(e) if format!("{e:?}").contains("Denied") => {
+                FetchError::Denied(e.to_string())
+            }
+            other => FetchError::Network(other.to_string()),
+        })?;
+        let mut builder = http::Response::builder().status(resp.status());
+        for (name, value) in resp.headers().entries() {
+            builder = builder.header(name, value);
+        }
+        // Read the body through the SDK's fallible API: its `http::Response`
+        // conversion panics on a broken body stream.
+        let body = resp
+            .into_body()
+            .await
+            .map_err(|e| FetchError::Network(e.to_string()))?;
+        builder
+            .body(Bytes::from(body))
+            .map_err(|e| FetchError::Network(e.to_string()))
+    }
+}
+
 /// The environment of one Spin request.
 pub fn env() -> Env {
     Env {
         tables: Box::new(SpinTables::default()),
         config: Box::new(SpinVariables),
         clock: Box::new(super::SystemClock),
+        fetch: Box::new(SpinFetch),
         random: super::os_random,
     }
 }

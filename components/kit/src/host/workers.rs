@@ -4,7 +4,7 @@
 
 use crate::table::workers::{DoClient, KvBackend};
 use crate::table::{PartitionTable, RemoteTable, StoreError, Table};
-use crate::{Backend, Bytes, Clock, Config, Env, Request, Response, Tables};
+use crate::{Backend, Bytes, Clock, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use std::rc::Rc;
 
 /// The Durable Object namespace binding every strongly consistent table uses.
@@ -97,6 +97,44 @@ impl Tables for WorkerTables {
     }
 }
 
+/// Outbound HTTP through the Workers `fetch` (each call is one subrequest).
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerFetch;
+
+#[async_trait::async_trait(?Send)]
+impl Fetch for WorkerFetch {
+    async fn fetch(&self, req: Request) -> Result<Response, FetchError> {
+        let network = |e: worker::Error| FetchError::Network(e.to_string());
+        let headers = worker::Headers::new();
+        for (name, value) in req.headers() {
+            if let Ok(value) = value.to_str() {
+                headers.append(name.as_str(), value).map_err(network)?;
+            }
+        }
+        let method = worker::Method::from(req.method().as_str().to_owned());
+        let mut init = worker::RequestInit::new();
+        init.with_method(method).with_headers(headers);
+        if !req.body().is_empty() {
+            let body = js_sys::Uint8Array::from(req.body().as_ref());
+            init.with_body(Some(body.into()));
+        }
+        let request =
+            worker::Request::new_with_init(&req.uri().to_string(), &init).map_err(network)?;
+        let mut resp = worker::Fetch::Request(request)
+            .send()
+            .await
+            .map_err(network)?;
+        let mut builder = http::Response::builder().status(resp.status_code());
+        for (name, value) in resp.headers().entries() {
+            builder = builder.header(name, value);
+        }
+        let body = resp.bytes().await.map_err(network)?;
+        builder
+            .body(Bytes::from(body))
+            .map_err(|e| FetchError::Network(e.to_string()))
+    }
+}
+
 /// The environment of one Worker invocation.
 pub fn env(env: worker::Env, kv_tables: &'static [&'static str]) -> Env {
     Env {
@@ -106,6 +144,7 @@ pub fn env(env: worker::Env, kv_tables: &'static [&'static str]) -> Env {
         }),
         config: Box::new(WorkerConfig(env)),
         clock: Box::new(WorkerClock),
+        fetch: Box::new(WorkerFetch),
         random,
     }
 }

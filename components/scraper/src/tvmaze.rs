@@ -1,0 +1,174 @@
+//! The parts of TvMaze's JSON the scraper reads, and its client over the host's fetch.
+
+use crate::store::{order_cast, CastMember, StoredShow};
+use bytes::Bytes;
+use kit::{Env, FetchError};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+pub struct IndexShow {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub updated: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Person {
+    id: u64,
+    name: String,
+    #[serde(default)]
+    birthday: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CastEntry {
+    person: Person,
+}
+
+#[derive(Debug, Deserialize)]
+struct Embedded {
+    #[serde(default)]
+    cast: Vec<CastEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ShowWithCast {
+    id: u64,
+    name: String,
+    #[serde(default)]
+    updated: Option<i64>,
+    #[serde(rename = "_embedded")]
+    embedded: Option<Embedded>,
+}
+
+fn members(entries: Vec<CastEntry>) -> Vec<CastMember> {
+    order_cast(
+        entries
+            .into_iter()
+            .map(|e| CastMember {
+                id: e.person.id,
+                name: e.person.name,
+                birthday: e.person.birthday.filter(|b| !b.is_empty()),
+            })
+            .collect(),
+    )
+}
+
+/// What one TvMaze request came back with, as far as the scraper cares.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    Ok(T),
+    /// 404: past the last index page, or a show that no longer exists.
+    NotFound,
+    /// 429 or 5xx, or no response at all: back off and retry later.
+    Retry(String),
+}
+
+/// TvMaze at `base` through the host's outbound fetch; counts every request.
+pub struct TvMaze<'a> {
+    env: &'a Env,
+    base: String,
+    pub fetches: u32,
+}
+
+/// TvMaze asks API users to identify themselves.
+const USER_AGENT: &str = "edge-backends-scraper/0.1 (TvMaze show and cast mirror; rust, wasm)";
+
+impl<'a> TvMaze<'a> {
+    pub fn new(env: &'a Env, base: &str) -> Self {
+        Self {
+            env,
+            base: base.trim_end_matches('/').to_owned(),
+            fetches: 0,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Outcome<Bytes> {
+        self.fetches += 1;
+        let req = http::Request::builder()
+            .method("GET")
+            .uri(format!("{}{path}", self.base))
+            .header("user-agent", USER_AGENT)
+            .header("accept", "application/json")
+            .body(Bytes::new());
+        let req = match req {
+            Ok(req) => req,
+            Err(e) => return Outcome::Retry(format!("bad request for {path}: {e}")),
+        };
+        match self.env.fetch.fetch(req).await {
+            Ok(resp) if resp.status().is_success() => Outcome::Ok(resp.into_body()),
+            Ok(resp) if resp.status() == http::StatusCode::NOT_FOUND => Outcome::NotFound,
+            Ok(resp) => Outcome::Retry(format!("GET {path}: HTTP {}", resp.status())),
+            Err(FetchError::Denied(e)) | Err(FetchError::Network(e)) => {
+                Outcome::Retry(format!("GET {path}: {e}"))
+            }
+        }
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(path: &str, body: &[u8]) -> Outcome<T> {
+        match serde_json::from_slice(body) {
+            Ok(value) => Outcome::Ok(value),
+            Err(e) => Outcome::Retry(format!("GET {path}: unexpected JSON: {e}")),
+        }
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&mut self, path: &str) -> Outcome<T> {
+        match self.get(path).await {
+            Outcome::Ok(body) => Self::parse(path, &body),
+            Outcome::NotFound => Outcome::NotFound,
+            Outcome::Retry(why) => Outcome::Retry(why),
+        }
+    }
+
+    /// `GET /shows?page=n`: up to 250 shows, ids `n·250 …`; 404 past the last page.
+    pub async fn index_page(&mut self, page: u64) -> Outcome<Vec<IndexShow>> {
+        self.get_json(&format!("/shows?page={page}")).await
+    }
+
+    /// `GET /shows/{id}/cast`, ordered for the API.
+    pub async fn cast(&mut self, id: u64) -> Outcome<Vec<CastMember>> {
+        match self
+            .get_json::<Vec<CastEntry>>(&format!("/shows/{id}/cast"))
+            .await
+        {
+            Outcome::Ok(entries) => Outcome::Ok(members(entries)),
+            Outcome::NotFound => Outcome::NotFound,
+            Outcome::Retry(why) => Outcome::Retry(why),
+        }
+    }
+
+    /// `GET /shows/{id}?embed=cast`: name, stamp and cast in one request.
+    pub async fn show_with_cast(&mut self, id: u64) -> Outcome<StoredShow> {
+        match self
+            .get_json::<ShowWithCast>(&format!("/shows/{id}?embed=cast"))
+            .await
+        {
+            Outcome::Ok(show) => Outcome::Ok(StoredShow {
+                id: show.id,
+                name: show.name,
+                updated: show.updated.unwrap_or_default(),
+                cast: members(show.embedded.map(|e| e.cast).unwrap_or_default()),
+            }),
+            Outcome::NotFound => Outcome::NotFound,
+            Outcome::Retry(why) => Outcome::Retry(why),
+        }
+    }
+
+    /// `GET /updates/shows?since=…`: show id → last-updated stamp.
+    pub async fn updates(&mut self, since: &str) -> Outcome<BTreeMap<u64, i64>> {
+        match self
+            .get_json::<BTreeMap<String, i64>>(&format!("/updates/shows?since={since}"))
+            .await
+        {
+            Outcome::Ok(map) => Outcome::Ok(
+                map.into_iter()
+                    .filter_map(|(id, stamp)| id.parse().ok().map(|id| (id, stamp)))
+                    .collect(),
+            ),
+            Outcome::NotFound => Outcome::Ok(BTreeMap::new()),
+            Outcome::Retry(why) => Outcome::Retry(why),
+        }
+    }
+}
