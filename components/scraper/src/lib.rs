@@ -263,6 +263,7 @@ pub async fn tick(env: &Env, now: DateTime<Utc>) -> Result<Status, ScraperError>
         config: &config,
         store: &store,
         now_ms,
+        polled_updates: false,
     };
     let result = tick.run(&mut cursor, &mut api).await;
     // Count what was spent even when the tick stopped on an error.
@@ -283,6 +284,8 @@ struct Tick<'a> {
     config: &'a Config,
     store: &'a ShowStore<'a>,
     now_ms: i64,
+    /// `/updates/shows` is polled at most once per tick, whatever the interval.
+    polled_updates: bool,
 }
 
 /// What one step of a tick did.
@@ -390,7 +393,7 @@ impl Tick<'_> {
     }
 
     /// Spends one fetch on the next thing to do.
-    async fn fetch_step(&self, s: &mut State, api: &mut TvMaze<'_>) -> Step {
+    async fn fetch_step(&mut self, s: &mut State, api: &mut TvMaze<'_>) -> Step {
         match s.phase {
             Phase::FullPass => self.full_pass_step(s, api).await,
             Phase::Incremental => self.incremental_step(s, api).await,
@@ -449,7 +452,7 @@ impl Tick<'_> {
         }
     }
 
-    async fn incremental_step(&self, s: &mut State, api: &mut TvMaze<'_>) -> Step {
+    async fn incremental_step(&mut self, s: &mut State, api: &mut TvMaze<'_>) -> Step {
         if let Some(&id) = s.pending.first() {
             return match api.show_with_cast(id).await {
                 Outcome::Ok(show) => {
@@ -469,9 +472,10 @@ impl Tick<'_> {
         let due = s
             .last_updates_check
             .is_none_or(|last| now_s - last >= self.config.updates_interval_s);
-        if !due {
+        if !due || self.polled_updates {
             return Step::Idle;
         }
+        self.polled_updates = true;
         let watermark = s.watermark.unwrap_or(0);
         let age = now_s - watermark;
         let since = match age {

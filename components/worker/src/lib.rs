@@ -31,6 +31,8 @@ pub mod app {
             hello::handle(req, env).await
         } else if under(path, "/api/shows") {
             shows::handle(req, env).await
+        } else if under(path, "/api/v1/stream") || under(path, "/api/v1/streams") {
+            streams::handle(req, env).await
         } else {
             health::handle(req, env).await
         }

@@ -45,6 +45,38 @@ impl Host {
     }
 }
 
+/// How a test fires the scraper's scheduled tick on a host, as the host's own scheduler
+/// would: the cron component on Spin, the `scheduled` handler on Workers. Hosts without
+/// a test hook for their scheduler use the admin endpoint, which runs the same tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CronTrigger {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub admin: bool,
+}
+
+impl Host {
+    pub fn cron_trigger(self) -> CronTrigger {
+        match self {
+            Host::SpinHost => CronTrigger {
+                method: "POST",
+                path: "/.spin-host/cron/scraper",
+                admin: false,
+            },
+            Host::Workerd => CronTrigger {
+                method: "GET",
+                path: "/cdn-cgi/handler/scheduled",
+                admin: false,
+            },
+            Host::Native | Host::Spin => CronTrigger {
+                method: "POST",
+                path: "/api/shows/scrape",
+                admin: true,
+            },
+        }
+    }
+}
+
 /// The workspace root (two levels above this crate).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -250,7 +282,12 @@ fn start_workerd(vars: &Vars) -> Result<Running> {
     cmd.current_dir(&root)
         .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
         .args(["--inspector-port", &inspector.to_string()])
-        .args(["--show-interactive-dev-session=false", "--persist-to"])
+        // Exposes /cdn-cgi/handler/scheduled, which fires the Worker's cron handler.
+        .args([
+            "--show-interactive-dev-session=false",
+            "--test-scheduled",
+            "--persist-to",
+        ])
         .arg(state.path())
         .env("WRANGLER_SEND_METRICS", "false")
         .env("NO_COLOR", "1");

@@ -2,11 +2,15 @@
 //!
 //! Run through the README's test command, or alone with `cargo test -p conformance`
 //! once the components, the Worker and the Spin-compatible host are built.
-//! `CONFORMANCE_HOSTS=native,spin-host` picks hosts; `CONFORMANCE_VERBOSE=1` shows
-//! host logs. Prints each case per host and ends with `N passed, M failed`.
+//! `CONFORMANCE_HOSTS=native,spin-host` picks hosts; `CONFORMANCE_ONLY=streams::concurrent`
+//! picks cases by substring of `suite::name`, `CONFORMANCE_REPEAT=N` runs each N times;
+//! `CONFORMANCE_VERBOSE=1` shows host logs.
+//! Prints each case per host and ends with `N passed, M failed`.
 
 mod birthdays;
 mod common;
+mod shows;
+mod streams;
 
 use common::Case;
 use conformance::{Api, Host};
@@ -19,7 +23,32 @@ fn suites() -> Vec<(&'static str, Vec<Case>)> {
     vec![
         ("common", common::cases()),
         ("birthdays", birthdays::cases()),
+        ("shows", shows::cases()),
+        ("streams", streams::cases()),
     ]
+}
+
+/// `CONFORMANCE_ONLY=streams,birthdays::put` runs only the cases whose
+/// `suite::name` contains one of the comma-separated filters; unset runs everything.
+fn selected(suite: &str, name: &str) -> bool {
+    match std::env::var("CONFORMANCE_ONLY") {
+        Ok(filters) if !filters.trim().is_empty() => {
+            let full = format!("{suite}::{name}");
+            filters
+                .split(',')
+                .any(|f| !f.trim().is_empty() && full.contains(f.trim()))
+        }
+        _ => true,
+    }
+}
+
+/// `CONFORMANCE_REPEAT=20` runs each selected case 20 times in a row on each host
+/// (default once), e.g. to check that concurrency cases pass repeatedly.
+fn repeat() -> usize {
+    std::env::var("CONFORMANCE_REPEAT")
+        .ok()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(1)
 }
 
 fn selected_hosts() -> Vec<Host> {
@@ -49,10 +78,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let vars = vec![
+    let fake = match fake_tvmaze::FakeTvMaze::start(shows::fake_config()) {
+        Ok(fake) => std::sync::Arc::new(fake),
+        Err(e) => {
+            eprintln!("cannot start the fake TvMaze server: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut vars = vec![
         ("admin_token".to_owned(), ADMIN_TOKEN.to_owned()),
         ("test_clock_header".to_owned(), "true".to_owned()),
+        (
+            "stream_lease_seconds".to_owned(),
+            streams::LEASE_SECONDS.to_string(),
+        ),
     ];
+    vars.extend(shows::vars(&fake));
+    if let Ok(mut slot) = shows::FAKE.lock() {
+        *slot = Some(fake);
+    }
     let (mut passed, mut failed, mut skipped) = (0usize, 0usize, 0usize);
     let mut summary = Vec::new();
     for host in selected_hosts() {
@@ -91,15 +135,20 @@ fn main() -> ExitCode {
         let (mut host_passed, mut host_failed) = (0, 0);
         for (suite, cases) in suites() {
             for (name, case) in cases {
-                let result = runtime.block_on(case(api.clone(), host));
-                match result {
-                    Ok(()) => {
-                        host_passed += 1;
-                        println!("   ok   {suite}::{name}");
-                    }
-                    Err(e) => {
-                        host_failed += 1;
-                        println!("   FAIL {suite}::{name}: {e:#}");
+                if !selected(suite, name) {
+                    continue;
+                }
+                for _ in 0..repeat() {
+                    let result = runtime.block_on(case(api.clone(), host));
+                    match result {
+                        Ok(()) => {
+                            host_passed += 1;
+                            println!("   ok   {suite}::{name}");
+                        }
+                        Err(e) => {
+                            host_failed += 1;
+                            println!("   FAIL {suite}::{name}: {e:#}");
+                        }
                     }
                 }
             }
@@ -111,6 +160,9 @@ fn main() -> ExitCode {
         ));
         passed += host_passed;
         failed += host_failed;
+    }
+    if let Ok(mut slot) = shows::FAKE.lock() {
+        slot.take();
     }
     println!("\nper host:");
     for line in &summary {

@@ -1,6 +1,8 @@
-//! Loading an application (compile every component once) and serving its
-//! HTTP triggers.
+//! Loading an application (compile every component once), serving its HTTP
+//! triggers, and firing its cron triggers: on request through the host's own
+//! `POST /.spin-host/cron/{component}`, and on their schedules with `--cron`.
 
+use crate::cron::{Schedule, SpinCronPre};
 use crate::host::{ComponentConfig, HostState};
 use crate::kv::KvStores;
 use crate::manifest::{render_template, Manifest};
@@ -8,7 +10,7 @@ use crate::outbound::AllowedHosts;
 use crate::routes::Router;
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use std::collections::{BTreeMap, HashMap};
@@ -16,6 +18,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
@@ -31,9 +34,25 @@ struct Loaded {
     config: Arc<ComponentConfig>,
 }
 
+/// A compiled cron component, ready to be instantiated once per event.
+struct CronLoaded {
+    pre: SpinCronPre<HostState>,
+    config: Arc<ComponentConfig>,
+}
+
+/// The host's own routes, checked before the application's. `POST
+/// {CRON_HOOK}{component}` fires that component's cron event now: 200
+/// `{"ok":true}`, 500 `{"error": "..."}` with the component's error or trap,
+/// 404 when no `[[trigger.cron]]` names the component, 405 for other methods.
+pub const RESERVED_PREFIX: &str = "/.spin-host/";
+pub const CRON_HOOK: &str = "/.spin-host/cron/";
+
 pub struct App {
     router: Router,
     components: HashMap<String, Loaded>,
+    crons: HashMap<String, CronLoaded>,
+    /// `(component, cron_expression)` of every `[[trigger.cron]]`.
+    cron_triggers: Vec<(String, String)>,
     stores: Arc<KvStores>,
 }
 
@@ -56,6 +75,7 @@ impl App {
         crate::host::add_to_linker(&mut linker)?;
 
         let mut components = HashMap::new();
+        let mut crons = HashMap::new();
         for (id, decl) in &manifest.component {
             let variables = decl
                 .variables
@@ -63,11 +83,18 @@ impl App {
                 .map(|(k, t)| Ok((k.clone(), render_template(t, &app_vars)?)))
                 .collect::<Result<_>>()
                 .with_context(|| format!("variables of component {id:?}"))?;
+            // Like Spin, entries may name application variables: `{{ base_url }}`.
+            let allowed_hosts = decl
+                .allowed_outbound_hosts
+                .iter()
+                .map(|h| render_template(h, &app_vars))
+                .collect::<Result<Vec<_>>>()
+                .and_then(|hosts| AllowedHosts::parse(&hosts))
+                .with_context(|| format!("component {id:?}"))?;
             let config = Arc::new(ComponentConfig {
                 id: id.clone(),
                 key_value_stores: decl.key_value_stores.clone(),
-                allowed_hosts: AllowedHosts::parse(&decl.allowed_outbound_hosts)
-                    .with_context(|| format!("component {id:?}"))?,
+                allowed_hosts,
                 variables,
             });
             let source = app_dir.join(&decl.source);
@@ -77,17 +104,24 @@ impl App {
             let mut linker = linker.clone();
             crate::host::stub_unknown_imports(&mut linker, &component)?;
             let pre = linker.instantiate_pre(&component)?;
-            // Other triggers (cron: `handle-cron-event`) would wrap `pre` in
-            // their own export bindings here.
-            if !manifest.trigger.http.iter().any(|t| t.component == *id) {
-                continue;
+            // Each trigger wraps `pre` in the bindings of the export it calls.
+            if manifest.trigger.cron.iter().any(|t| t.component == *id) {
+                let pre = SpinCronPre::new(pre.clone())
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| {
+                        format!("cron component {id:?} must export handle-cron-event")
+                    })?;
+                let config = config.clone();
+                crons.insert(id.clone(), CronLoaded { pre, config });
             }
-            let pre = ProxyPre::new(pre)
-                .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!("component {id:?} must export wasi:http/incoming-handler")
-                })?;
-            components.insert(id.clone(), Loaded { pre, config });
+            if manifest.trigger.http.iter().any(|t| t.component == *id) {
+                let pre = ProxyPre::new(pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| {
+                        format!("component {id:?} must export wasi:http/incoming-handler")
+                    })?;
+                components.insert(id.clone(), Loaded { pre, config });
+            }
         }
 
         let labels = manifest
@@ -103,8 +137,69 @@ impl App {
                     .map(|t| (t.route.as_str(), t.component.as_str())),
             )?,
             components,
+            crons,
+            cron_triggers: manifest
+                .trigger
+                .cron
+                .iter()
+                .map(|t| (t.component.clone(), t.cron_expression.clone()))
+                .collect(),
             stores: Arc::new(KvStores::new(state_dir, labels)?),
         })
+    }
+
+    /// `(component, cron_expression)` of every `[[trigger.cron]]`, in manifest order.
+    pub fn cron_triggers(&self) -> &[(String, String)] {
+        &self.cron_triggers
+    }
+
+    /// Fires `component`'s cron event now, with `metadata.timestamp` = now.
+    /// `None` when no cron trigger names the component; else the component's
+    /// result, its error or trap as text. The event runs on its own task, so
+    /// it completes even if the caller stops waiting.
+    pub async fn fire_cron(&self, component: &str) -> Option<Result<(), String>> {
+        let cron = self.crons.get(component)?;
+        let state = HostState::new(cron.config.clone(), self.stores.clone());
+        let event = crate::cron::fire(cron.pre.clone(), state, unix_now());
+        let result = match tokio::spawn(event).await {
+            Ok(result) => result,
+            Err(e) => Err(format!("the cron event's task failed: {e}")),
+        };
+        if let Err(e) = &result {
+            eprintln!("spin-host: cron component {component:?} failed: {e}");
+        }
+        Some(result)
+    }
+
+    /// Fires every cron trigger on its schedule, from now until the process
+    /// ends (call within a Tokio runtime). An event that is still running when
+    /// its next time comes makes that time be skipped, not queued. Fails if an
+    /// expression is outside the subset [`Schedule`] understands.
+    pub fn start_cron_schedules(self: &Arc<Self>) -> Result<()> {
+        let schedules = self
+            .cron_triggers
+            .iter()
+            .map(|(component, expression)| {
+                Schedule::parse(expression)
+                    .with_context(|| format!("cron_expression {expression:?} of {component:?}"))
+                    .map(|schedule| (component.clone(), schedule))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (component, schedule) in schedules {
+            let app = self.clone();
+            tokio::spawn(async move {
+                let mut last = 0;
+                while let Some(next) = schedule.next_after(unix_now().max(last)) {
+                    let at = UNIX_EPOCH + Duration::from_secs(next);
+                    let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+                    tokio::time::sleep(wait).await;
+                    last = next;
+                    app.fire_cron(&component).await;
+                }
+                eprintln!("spin-host: the schedule of {component:?} has no next time");
+            });
+        }
+        Ok(())
     }
 
     /// Serves HTTP/1.1 on `listener` until the process is stopped.
@@ -143,6 +238,9 @@ impl App {
         local: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
         let path = req.uri().path().to_string();
+        if path.starts_with(RESERVED_PREFIX) {
+            return self.host_route(req.method(), &path).await;
+        }
         let Some(found) = self.router.route(&path) else {
             return plain(StatusCode::NOT_FOUND, "Not Found\n");
         };
@@ -188,6 +286,28 @@ impl App {
         }
     }
 
+    /// The host's own routes under [`RESERVED_PREFIX`].
+    async fn host_route(&self, method: &Method, path: &str) -> Response<HyperOutgoingBody> {
+        let Some(component) = path.strip_prefix(CRON_HOOK) else {
+            return json_error(StatusCode::NOT_FOUND, "no such spin-host route".into());
+        };
+        if method != Method::POST {
+            let mut response = json_error(StatusCode::METHOD_NOT_ALLOWED, "use POST".to_string());
+            response
+                .headers_mut()
+                .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        match self.fire_cron(component).await {
+            Some(Ok(())) => json(StatusCode::OK, &serde_json::json!({"ok": true})),
+            Some(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+            None => json_error(
+                StatusCode::NOT_FOUND,
+                format!("no [[trigger.cron]] names component {component:?}"),
+            ),
+        }
+    }
+
     /// Instantiates the component afresh, as Spin does for every request.
     async fn call(
         &self,
@@ -226,6 +346,30 @@ impl App {
             },
         }
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<HyperOutgoingBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(value.to_string()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn json_error(status: StatusCode, message: String) -> Response<HyperOutgoingBody> {
+    json(status, &serde_json::json!({ "error": message }))
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {

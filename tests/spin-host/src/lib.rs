@@ -3,10 +3,14 @@
 //! HTTP triggers (one fresh component instance per request, via
 //! `wasi:http/incoming-handler`), and provides the Spin key-value, variables
 //! and `wasi:keyvalue` interfaces with stores persisted under a state dir.
+//! Cron components (`[[trigger.cron]]`, world `fermyon:spin-cron/spin-cron`)
+//! fire on `POST /.spin-host/cron/{component}`, and on their schedules with
+//! `--cron`; see [`app`] and [`cron`].
 //! Run it as `spin-host --manifest spin.toml --listen 127.0.0.1:0`; see
 //! `main.rs` for all options. It is test infrastructure, not a product runtime.
 
 pub mod app;
+pub mod cron;
 pub mod host;
 pub mod kv;
 pub mod manifest;

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! spin-host --manifest spin.toml [--listen 127.0.0.1:3000] [--state-dir DIR]
-//!           [--var NAME=VALUE]...
+//!           [--var NAME=VALUE]... [--cron]
 //! ```
 //!
 //! Application variables come from `--var`, then `SPIN_VARIABLE_<NAME>`
@@ -11,6 +11,10 @@
 //! prints exactly one line to stdout, `spin-host listening on http://ADDR`,
 //! from which a test harness reads the port (use `--listen 127.0.0.1:0` to
 //! get a free one). Diagnostics go to stderr.
+//!
+//! Cron components run when a test asks, `POST /.spin-host/cron/{component}`
+//! (see `app.rs`), and with `--cron` also on the schedules of their
+//! `[[trigger.cron]]` (off by default, so tests stay deterministic).
 
 use anyhow::{bail, Context, Result};
 use spin_host::app::App;
@@ -20,13 +24,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 const USAGE: &str = "usage: spin-host --manifest spin.toml [--listen 127.0.0.1:3000] \
-                     [--state-dir DIR] [--var NAME=VALUE]...";
+                     [--state-dir DIR] [--var NAME=VALUE]... [--cron]";
 
 struct Args {
     manifest: PathBuf,
     listen: String,
     state_dir: Option<PathBuf>,
     vars: BTreeMap<String, String>,
+    cron: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args> {
@@ -35,11 +40,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args> {
         listen: "127.0.0.1:3000".to_string(),
         state_dir: None,
         vars: BTreeMap::new(),
+        cron: false,
     };
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
             println!("{USAGE}");
             std::process::exit(0);
+        }
+        if flag == "--cron" {
+            parsed.cron = true;
+            continue;
         }
         let value = args
             .next()
@@ -94,6 +104,10 @@ fn run() -> Result<()> {
         writeln!(stdout, "spin-host listening on http://{addr}")?;
         stdout.flush()?;
         drop(stdout);
-        Arc::new(app).serve(listener).await
+        let app = Arc::new(app);
+        if args.cron {
+            app.start_cron_schedules()?;
+        }
+        app.serve(listener).await
     })
 }

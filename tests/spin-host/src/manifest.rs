@@ -29,7 +29,8 @@ pub struct VariableDecl {
 pub struct Triggers {
     #[serde(default)]
     pub http: Vec<HttpTrigger>,
-    /// Parsed so the manifest is accepted; nothing schedules them yet.
+    /// Fired through `POST /.spin-host/cron/{component}`, and on their
+    /// schedules with `--cron`.
     #[serde(default)]
     pub cron: Vec<CronTrigger>,
 }
@@ -40,10 +41,12 @@ pub struct HttpTrigger {
     pub component: String,
 }
 
+/// `[[trigger.cron]]` of the `trigger-cron` plugin.
 #[derive(Debug, Deserialize)]
 pub struct CronTrigger {
     pub component: String,
-    pub cron_expression: Option<String>,
+    /// With seconds: `sec min hour day month weekday [year]`, e.g. `"0 */5 * * * *"`.
+    pub cron_expression: String,
 }
 
 /// `[component.X.build]` and other keys Spin knows are ignored by serde.

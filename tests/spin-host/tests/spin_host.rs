@@ -1,15 +1,21 @@
 //! Unit tests of the host's pure parts: manifest, variables, routing,
-//! outbound-host rules and the key-value stores (including CAS under load).
-//! Serving real components is exercised by the conformance tests.
+//! outbound-host rules and the key-value stores (including CAS under load);
+//! the cron hook served in-process; and, when `scraper.wasm` is built, the
+//! scraper's cron component against the fake TvMaze. Serving HTTP components
+//! is exercised by the conformance tests.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
+use spin_host::app::App;
+use spin_host::cron::Schedule;
 use spin_host::kv::{Cas, KvStores};
 use spin_host::manifest::{render_template, Manifest};
 use spin_host::outbound::AllowedHosts;
 use spin_host::routes::{RouteMatch, Router};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MANIFEST: &str = r#"
@@ -82,6 +88,28 @@ fn parses_the_repository_manifest() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spin.toml");
     let m = Manifest::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert!(m.component.contains_key("hello"));
+    // `--cron` must be able to schedule every cron trigger of the real app.
+    for trigger in &m.trigger.cron {
+        Schedule::parse(&trigger.cron_expression).unwrap();
+    }
+}
+
+#[test]
+fn parses_cron_triggers() {
+    let m = Manifest::parse(MANIFEST).unwrap();
+    assert_eq!(m.trigger.cron.len(), 1);
+    assert_eq!(m.trigger.cron[0].component, "health");
+    assert_eq!(m.trigger.cron[0].cron_expression, "0 * * * * *");
+
+    let cron = "[[trigger.cron]]\ncron_expression = \"0 * * * * *\"\ncomponent = \"health\"";
+    assert!(MANIFEST.contains(cron));
+    let dangling = MANIFEST.replace(cron, &cron.replace("\"health\"", "\"nope\""));
+    assert!(Manifest::parse(&dangling).is_err());
+    let no_expression = MANIFEST.replace("cron_expression = \"0 * * * * *\"\n", "");
+    assert!(Manifest::parse(&no_expression).is_err());
+    // A second schedule for one component is allowed, as in Spin.
+    let twice = MANIFEST.replace(cron, &format!("{cron}\n\n{}", cron.replace("0 *", "30 *")));
+    assert_eq!(Manifest::parse(&twice).unwrap().trigger.cron.len(), 2);
 }
 
 #[test]
@@ -398,4 +426,187 @@ fn concurrent_cas_increments_lose_no_update() {
         Some(expected)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An application served in-process on a free port; dropping it stops it.
+struct Served {
+    addr: SocketAddr,
+    state: PathBuf,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+fn serve(manifest: &str, vars: &[(&str, &str)]) -> anyhow::Result<Served> {
+    let dir = temp_dir("app");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, manifest)?;
+    let state = dir.join("state");
+    let app = App::load(&path, &state, &self::vars(vars), |_| None)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    runtime.spawn(Arc::new(app).serve(listener));
+    Ok(Served {
+        addr,
+        state: dir,
+        _runtime: runtime,
+    })
+}
+
+/// One HTTP/1.1 request on a fresh connection: (status, body).
+fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+fn error_of(body: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(body).unwrap();
+    value["error"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn cron_hook_answers_404_for_components_without_a_cron_trigger() {
+    let app = serve(
+        "spin_manifest_version = 2\n[application]\nname = \"empty\"\n",
+        &[],
+    )
+    .unwrap();
+    let (status, body) = request(app.addr, "POST", "/.spin-host/cron/scraper");
+    assert_eq!(status, 404);
+    assert!(error_of(&body).contains("scraper"), "{body}");
+    assert_eq!(request(app.addr, "GET", "/.spin-host/cron/scraper").0, 405);
+    assert_eq!(request(app.addr, "POST", "/.spin-host/other").0, 404);
+    assert_eq!(request(app.addr, "POST", "/.spin-host/cron/").0, 404);
+    // Outside the reserved prefix, the app's routes (none here) apply.
+    assert_eq!(request(app.addr, "POST", "/spin-host/cron/scraper").0, 404);
+}
+
+/// A release build of a component, if one exists (`make` builds them).
+fn built(component: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/wasm32-wasip2/release")
+        .join(format!("{component}.wasm"));
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("skipped: {} is not built", path.display());
+        None
+    }
+}
+
+#[test]
+fn a_cron_trigger_needs_the_cron_export() {
+    let Some(health) = built("health") else {
+        return;
+    };
+    let manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"x\"\n\
+         [[trigger.cron]]\ncomponent = \"health\"\ncron_expression = \"* * * * * *\"\n\
+         [component.health]\nsource = {:?}\n",
+        health.display().to_string()
+    );
+    let err = serve(&manifest, &[]).err().unwrap();
+    assert!(format!("{err:#}").contains("handle-cron-event"), "{err:#}");
+}
+
+fn scraper_manifest(scraper: &Path, allowed: &str, budget: &str) -> String {
+    format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "cron-test"
+[variables]
+tvmaze_base_url = {{ required = true }}
+[[trigger.cron]]
+component = "scraper"
+cron_expression = "0 */5 * * * *"
+[component.scraper]
+source = {source:?}
+key_value_stores = ["default"]
+allowed_outbound_hosts = ["{allowed}"]
+[component.scraper.variables]
+tvmaze_base_url = "{{{{ tvmaze_base_url }}}}"
+scraper_fetch_budget = "{budget}"
+"#,
+        source = scraper.display().to_string(),
+    )
+}
+
+#[test]
+fn scraper_cron_component_fetches_within_its_allowed_hosts() {
+    let Some(scraper) = built("scraper") else {
+        return;
+    };
+    let fake = fake_tvmaze::FakeTvMaze::start(fake_tvmaze::Config {
+        shows: 40,
+        faults: fake_tvmaze::Faults::none(),
+        ..fake_tvmaze::Config::default()
+    })
+    .unwrap();
+    let vars = [("tvmaze_base_url", fake.base_url())];
+
+    // Allowed (the entry names an application variable, as in spin.toml).
+    let app = serve(
+        &scraper_manifest(&scraper, "{{ tvmaze_base_url }}", "5"),
+        &vars,
+    )
+    .unwrap();
+    let (status, body) = request(app.addr, "POST", "/.spin-host/cron/scraper");
+    assert_eq!((status, body.as_str()), (200, r#"{"ok":true}"#));
+    let log = fake.take_log();
+    assert!((1..=5).contains(&log.len()), "{} requests", log.len());
+    assert_eq!(log[0].path, "/shows?page=0");
+    // A second event is a fresh instance on the same stores: it goes on.
+    assert_eq!(request(app.addr, "POST", "/.spin-host/cron/scraper").0, 200);
+    let log = fake.take_log();
+    assert!((1..=5).contains(&log.len()), "{} requests", log.len());
+    drop(app);
+
+    // Denied: another port of the same host. The guest gets
+    // HTTP-request-denied and nothing reaches the fake.
+    let app = serve(
+        &scraper_manifest(&scraper, "http://127.0.0.1:1", "5"),
+        &vars,
+    )
+    .unwrap();
+    let (status, body) = request(app.addr, "POST", "/.spin-host/cron/scraper");
+    assert!(status == 200 || status == 500, "{status} {body}");
+    assert!(fake.take_log().is_empty());
+    // The scraper records the error of its failed fetch in its state.
+    let stores = KvStores::new(&app.state.join("state"), []).unwrap();
+    let store = stores.open("default").unwrap().unwrap();
+    let saved: String = store
+        .keys()
+        .iter()
+        .filter_map(|k| store.get(k))
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .collect();
+    assert!(saved.contains("HttpRequestDenied"), "{saved}");
+}
+
+#[test]
+fn a_failing_cron_event_is_a_500_with_the_components_error() {
+    let Some(scraper) = built("scraper") else {
+        return;
+    };
+    let manifest = scraper_manifest(&scraper, "http://127.0.0.1:1", "not-a-number");
+    let app = serve(&manifest, &[("tvmaze_base_url", "http://127.0.0.1:1")]).unwrap();
+    let (status, body) = request(app.addr, "POST", "/.spin-host/cron/scraper");
+    assert_eq!(status, 500, "{body}");
+    assert!(error_of(&body).contains("scraper_fetch_budget"), "{body}");
 }

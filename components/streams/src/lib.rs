@@ -1,0 +1,246 @@
+//! The concurrent video streams API of API.md §3: a user (identified by a request
+//! header) may have at most `stream_limit` (default 3) streams active at once; a stream
+//! is a lease that lasts `stream_lease_seconds` (default 60) after its start or last
+//! heartbeat. `POST /api/v1/streams` (alias `/api/v1/stream`) starts one, `GET` lists
+//! them, `POST /api/v1/streams/{id}/heartbeat` extends one, `DELETE` ends one.
+//!
+//! Each user's leases are one item of the `streams` table, changed only by a
+//! read → modify → conditional put on the item's version, retried against fresh state
+//! when another request wrote first; so the limit is exact under any concurrency on
+//! every backend, and expired leases, pruned on every write and skipped on every read,
+//! need no cleanup job. [`handle`] is the whole service, platform-neutral; `spin` is
+//! the Spin component entry (build with
+//! `cargo build --release --target wasm32-wasip2 -p streams`), and the Worker routes
+//! `/api/v1/stream` and `/api/v1/streams` here too. `cargo test -p streams` runs the
+//! domain and handler tests.
+
+mod domain;
+
+pub use domain::{
+    IdempotencyKey, Identity, Lease, Leases, Metadata, Settings, Started, StreamId, StreamsError,
+};
+
+use http::{HeaderValue, Method, StatusCode};
+use kit::table::{Cond, StoreError};
+use kit::{BodyLimit, Ctx, Params, Request, Response, Router};
+use serde_json::json;
+
+/// One item per user: partition = identity, sort key `""`, value [`Leases`].
+pub const TABLE: &str = "streams";
+/// Response header of every write: how many times this request's conditional write lost
+/// to a concurrent writer and was redone on fresh state.
+pub const CAS_RETRIES_HEADER: &str = "x-cas-retries";
+/// Read-modify-write attempts before answering 503 `storage_contention`. Every lost
+/// attempt means another request's write landed, so contention this long is only
+/// possible under a flood of writes to one user.
+const MAX_ATTEMPTS: u32 = 16;
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    List,
+    Start,
+    Get,
+    End,
+    Heartbeat,
+}
+
+fn router() -> Router<Route> {
+    Router::new()
+        .route(Method::GET, "/api/v1/streams", Route::List)
+        .route(Method::POST, "/api/v1/streams", Route::Start)
+        .route(Method::POST, "/api/v1/stream", Route::Start)
+        .route(Method::GET, "/api/v1/streams/{id}", Route::Get)
+        .route(Method::DELETE, "/api/v1/streams/{id}", Route::End)
+        .route(
+            Method::POST,
+            "/api/v1/streams/{id}/heartbeat",
+            Route::Heartbeat,
+        )
+}
+
+/// The routes this service answers, for the OpenAPI coverage test.
+pub fn routes() -> Vec<(Method, String)> {
+    router().routes()
+}
+
+/// Serves one request of the streams API.
+pub async fn handle(req: Request, env: &kit::Env) -> Response {
+    kit::serve(req, env, BodyLimit::DEFAULT, dispatch).await
+}
+
+async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError> {
+    let (route, params) = router().resolve(req.method(), req.uri().path())?;
+    serve_route(route, &req, &ctx, &params)
+        .await
+        .map_err(Into::into)
+}
+
+async fn serve_route(
+    route: Route,
+    req: &Request,
+    ctx: &Ctx<'_>,
+    params: &Params,
+) -> Result<Response, StreamsError> {
+    let settings = Settings::from_config(|key| ctx.env.config(key))?;
+    let user = Identity::from_headers(req.headers(), &settings.identity_header)?;
+    match route {
+        Route::List => list(ctx, &settings, &user).await,
+        Route::Start => start(req, ctx, &settings, &user).await,
+        Route::Get => get(ctx, &user, params).await,
+        Route::End => end(ctx, &user, params).await,
+        Route::Heartbeat => heartbeat(ctx, &settings, &user, params).await,
+    }
+}
+
+/// What a transition of a user's leases asks of [`update`].
+enum Step<T> {
+    /// The leases changed: write them, then answer `T`.
+    Write(T),
+    /// Nothing changed: answer `T` without writing.
+    Keep(T),
+}
+
+/// Reads the user's leases, applies `change`, and writes the result conditionally on
+/// the version read (`Absent` when there was no item). A lost race re-reads fresh state
+/// and re-applies `change`, up to [`MAX_ATTEMPTS`]. Returns `change`'s answer and the
+/// number of lost races.
+///
+/// The item is never deleted, even when no lease is left: versions must only grow, or
+/// a writer holding version 1 of a deleted item could overwrite a re-created one.
+async fn update<T>(
+    ctx: &Ctx<'_>,
+    user: &Identity,
+    mut change: impl FnMut(&mut Leases) -> Result<Step<T>, StreamsError>,
+) -> Result<(T, u32), StreamsError> {
+    let table = ctx.env.table(TABLE)?;
+    for attempt in 0..MAX_ATTEMPTS {
+        let (mut leases, cond) = match table.get(user.as_str(), "").await? {
+            Some(item) => (Leases::from_value(item.value)?, Cond::Version(item.version)),
+            None => (Leases::default(), Cond::Absent),
+        };
+        let answer = match change(&mut leases)? {
+            Step::Keep(answer) => return Ok((answer, attempt)),
+            Step::Write(answer) => answer,
+        };
+        match table.put(user.as_str(), "", leases.to_value()?, cond).await {
+            Ok(_) => return Ok((answer, attempt)),
+            Err(StoreError::ConditionFailed) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(StoreError::Contention.into())
+}
+
+async fn read(ctx: &Ctx<'_>, user: &Identity) -> Result<Leases, StreamsError> {
+    let table = ctx.env.table(TABLE)?;
+    match table.get(user.as_str(), "").await? {
+        Some(item) => Leases::from_value(item.value),
+        None => Ok(Leases::default()),
+    }
+}
+
+fn with_retries(mut response: Response, retries: u32) -> Response {
+    response
+        .headers_mut()
+        .insert(CAS_RETRIES_HEADER, HeaderValue::from(retries));
+    response
+}
+
+async fn start(
+    req: &Request,
+    ctx: &Ctx<'_>,
+    settings: &Settings,
+    user: &Identity,
+) -> Result<Response, StreamsError> {
+    let key = IdempotencyKey::from_headers(req.headers())?;
+    let metadata = Metadata::parse(req.body())?;
+    let id = StreamId::random(ctx.env.random);
+    let (started, retries) = update(ctx, user, |leases| {
+        let started = leases.start(ctx.now, settings, key.as_ref(), &metadata, &id)?;
+        Ok(match started {
+            Started::New(_) => Step::Write(started),
+            Started::Replayed(_) => Step::Keep(started),
+        })
+    })
+    .await?;
+    let (lease, replayed) = match started {
+        Started::New(lease) => (lease, false),
+        Started::Replayed(lease) => (lease, true),
+    };
+    let mut response = with_retries(kit::json(StatusCode::CREATED, &lease.to_json()), retries);
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/streams/{}", lease.id)) {
+        headers.insert(http::header::LOCATION, location);
+    }
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+async fn list(
+    ctx: &Ctx<'_>,
+    settings: &Settings,
+    user: &Identity,
+) -> Result<Response, StreamsError> {
+    let leases = read(ctx, user).await?;
+    let active: Vec<_> = leases
+        .active(ctx.now.timestamp_millis())
+        .into_iter()
+        .map(Lease::to_json)
+        .collect();
+    Ok(kit::json(
+        StatusCode::OK,
+        &json!({"limit": settings.limit, "active": active}),
+    ))
+}
+
+async fn get(ctx: &Ctx<'_>, user: &Identity, params: &Params) -> Result<Response, StreamsError> {
+    let id = StreamId::parse(params.get("id"))?;
+    let leases = read(ctx, user).await?;
+    let lease = leases
+        .active(ctx.now.timestamp_millis())
+        .into_iter()
+        .find(|l| l.id == id.as_str())
+        .ok_or(StreamsError::NotFound)?;
+    Ok(kit::json(StatusCode::OK, &lease.to_json()))
+}
+
+async fn heartbeat(
+    ctx: &Ctx<'_>,
+    settings: &Settings,
+    user: &Identity,
+    params: &Params,
+) -> Result<Response, StreamsError> {
+    let id = StreamId::parse(params.get("id"))?;
+    let (lease, retries) = update(ctx, user, |leases| {
+        leases.heartbeat(ctx.now, settings, &id).map(Step::Write)
+    })
+    .await?;
+    Ok(with_retries(
+        kit::json(StatusCode::OK, &lease.to_json()),
+        retries,
+    ))
+}
+
+async fn end(ctx: &Ctx<'_>, user: &Identity, params: &Params) -> Result<Response, StreamsError> {
+    let id = StreamId::parse(params.get("id"))?;
+    let ((), retries) = update(ctx, user, |leases| {
+        leases.end(ctx.now, &id).map(|_| Step::Write(()))
+    })
+    .await?;
+    Ok(with_retries(kit::empty(StatusCode::NO_CONTENT), retries))
+}
+
+#[cfg(target_os = "wasi")]
+#[allow(unsafe_code)] // the SDK's macro expands to FFI glue
+mod spin {
+    #[spin_sdk::http_component]
+    async fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+        let env = kit::host::spin::env();
+        kit::host::spin::response(super::handle(kit::host::spin::request(req), &env).await)
+    }
+}
+
+#[cfg(test)]
+mod tests;
