@@ -182,22 +182,25 @@ impl<'a> ShowStore<'a> {
     /// count: a directory read, then only the chunks that overlap the window.
     pub async fn page(
         &self,
-        offset: usize,
-        limit: usize,
-    ) -> Result<(Vec<StoredShow>, usize), StoreError> {
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<StoredShow>, u64), StoreError> {
         let dir = self.directory().await?;
-        let total = dir.total();
+        let total = dir.total() as u64;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut out = Vec::new();
-        let mut start = 0usize;
+        let mut start = 0u64;
         for (&n, &count) in &dir.chunks {
-            let end = start + count;
+            let end = start + count as u64;
             if out.len() >= limit {
                 break;
             }
             if end > offset {
                 let shows = self.chunk(n).await?;
-                let skip = offset.saturating_sub(start);
-                out.extend(shows.into_iter().skip(skip).take(limit - out.len()));
+                // Within one chunk, so small whatever the offset.
+                let skip = usize::try_from(offset.saturating_sub(start)).unwrap_or(usize::MAX);
+                let want = limit - out.len();
+                out.extend(shows.into_iter().skip(skip).take(want));
             }
             start = end;
         }

@@ -81,10 +81,11 @@ async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, ApiError> {
 }
 
 /// `page` ≥ 0 (default 0) and `size` 1–250 (default 25), from the query string.
+/// Positions are u64 so that a 32-bit wasm host pages exactly like a 64-bit one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Paging {
-    pub page: usize,
-    pub size: usize,
+    pub page: u64,
+    pub size: u64,
 }
 
 impl Paging {
@@ -98,7 +99,7 @@ impl Paging {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let number = || {
                 value
-                    .parse::<usize>()
+                    .parse::<u64>()
                     .map_err(|_| ApiError::invalid_query(format!("`{key}` must be a whole number")))
             };
             match key {

@@ -243,11 +243,17 @@ fn start_spin_host(vars: &Vars) -> Result<Running> {
     }
     let mut child = spawn(cmd)?;
     let lines = pump_stdout(&mut child, "spin-host");
+    let deadline = Instant::now() + Duration::from_secs(120);
     let base = loop {
-        match lines.recv_timeout(Duration::from_secs(120)) {
+        match lines.recv_timeout(Duration::from_millis(200)) {
             Ok(line) => {
                 if let Some(url) = line.strip_prefix("spin-host listening on ") {
                     break url.trim().to_owned();
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                if let Some(status) = child.try_wait()? {
+                    bail!("spin-host exited while starting: {status}");
                 }
             }
             Err(_) => {
