@@ -89,15 +89,21 @@ fn serve(
 
 /// Outbound HTTP for the native host: a plain-HTTP hyper client (tests only talk to
 /// loopback fakes).
-struct HyperFetch {
+pub struct HyperFetch {
     client: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         Full<Bytes>,
     >,
 }
 
+impl Default for HyperFetch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl HyperFetch {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http();
