@@ -77,6 +77,28 @@ impl Host {
     }
 }
 
+/// Fires one scheduled scraper tick on `host` through `api`, as its scheduler would.
+pub async fn fire_cron(api: &Api, host: Host) -> Result<()> {
+    let trigger = host.cron_trigger();
+    let auth = format!("Bearer {}", api.admin_token);
+    let headers: Vec<(&str, &str)> = if trigger.admin {
+        vec![("authorization", auth.as_str())]
+    } else {
+        vec![]
+    };
+    let method = reqwest::Method::from_bytes(trigger.method.as_bytes())?;
+    let reply = api.send(method, trigger.path, &headers, None).await?;
+    anyhow::ensure!(
+        (200..300).contains(&reply.status),
+        "{} {}: {} {}",
+        trigger.method,
+        trigger.path,
+        reply.status,
+        String::from_utf8_lossy(&reply.body)
+    );
+    Ok(())
+}
+
 /// The workspace root (two levels above this crate).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -267,7 +267,10 @@ async fn tick_killed_before_or_after_any_fetch_loses_and_duplicates_nothing() ->
     let env = env(&fake, &kv, &kill);
     let (ticks, killed) = scrape_with_kills(&env, &kill, &fetch_plans()).await?;
     println!("fetch kills: settled after {ticks} ticks, {killed} killed");
-    assert!(killed * 2 >= ticks, "only {killed} of {ticks} ticks were killed");
+    assert!(
+        killed * 2 >= ticks,
+        "only {killed} of {ticks} ticks were killed"
+    );
     assert_store_equals_source(&fake, &kv).await?;
 
     // Changes at the source arrive through /updates, kills or not.
@@ -295,7 +298,10 @@ async fn tick_killed_during_any_storage_write_loses_and_duplicates_nothing() -> 
         .collect();
     let (ticks, killed) = scrape_with_kills(&env, &kill, &plans).await?;
     println!("write kills: settled after {ticks} ticks, {killed} killed");
-    assert!(killed * 2 >= ticks, "only {killed} of {ticks} ticks were killed");
+    assert!(
+        killed * 2 >= ticks,
+        "only {killed} of {ticks} ticks were killed"
+    );
     assert_store_equals_source(&fake, &kv).await?;
     assert!(fake.delete_show(fake.catalog()[0].id));
     fake.add_show(|s| s.name = "Added".into());

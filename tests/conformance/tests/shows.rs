@@ -92,28 +92,6 @@ fn expected() -> Result<Vec<Value>> {
         .collect())
 }
 
-/// Fires one scheduled tick the way the host's scheduler would.
-async fn fire_tick(api: &Api, host: Host) -> Result<()> {
-    let trigger = host.cron_trigger();
-    let auth = format!("Bearer {}", api.admin_token);
-    let headers: Vec<(&str, &str)> = if trigger.admin {
-        vec![("authorization", auth.as_str())]
-    } else {
-        vec![]
-    };
-    let method = Method::from_bytes(trigger.method.as_bytes())?;
-    let reply = api.send(method, trigger.path, &headers, None).await?;
-    ensure!(
-        (200..300).contains(&reply.status),
-        "{} {}: {} {}",
-        trigger.method,
-        trigger.path,
-        reply.status,
-        String::from_utf8_lossy(&reply.body)
-    );
-    Ok(())
-}
-
 async fn status(api: &Api) -> Result<Value> {
     let reply = api.get("/api/shows/scrape/status", &[]).await?;
     ensure!(reply.status == 200, "status: {}", reply.status);
@@ -136,7 +114,7 @@ async fn scrape_until_settled(api: &Api, host: Host, max_ticks: usize) -> Result
     let mut requests = 0;
     for tick in 1..=max_ticks {
         fake.take_log();
-        fire_tick(api, host).await?;
+        conformance::fire_cron(api, host).await?;
         let log = fake.take_log();
         ensure!(
             log.len() <= BUDGET,

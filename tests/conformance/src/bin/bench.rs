@@ -1,6 +1,7 @@
-//! Benchmark of `GET /hello/{user}` on every host: requests/s and p50/p99 latency under
-//! a bounded closed-loop load on loopback, the wasm/native ratios, and the sizes of the
-//! Spin components and the Worker (raw and gzip).
+//! Benchmark of reads on every host: `GET /hello/{user}` and `GET /api/shows` (after a
+//! scrape of the fake TvMaze server), requests/s and p50/p99 latency under a bounded
+//! closed-loop load on loopback, the wasm/native ratios, and the sizes of the Spin
+//! components and the Worker (raw and gzip).
 //!
 //! Run with `make bench` (it builds what is measured). Knobs: `BENCH_HOSTS`
 //! (default `native,spin-host,workerd,spin`), `BENCH_REQUESTS` (default 4000 per host),
@@ -19,6 +20,7 @@ fn env_number(name: &str, default: usize) -> usize {
 
 struct Measured {
     host: Host,
+    endpoint: &'static str,
     requests: usize,
     errors: usize,
     per_second: f64,
@@ -48,7 +50,7 @@ fn user(i: usize) -> String {
     }
 }
 
-async fn measure(host: Host, api: Api) -> Result<Measured> {
+async fn seed_hello(api: &Api) -> Result<()> {
     for i in 0..USERS {
         let reply = api
             .put_json(
@@ -59,12 +61,42 @@ async fn measure(host: Host, api: Api) -> Result<Measured> {
             .await?;
         anyhow::ensure!(reply.status == 204, "seeding: {}", reply.status);
     }
+    Ok(())
+}
+
+/// Scrapes the fake until the full pass is done.
+async fn seed_shows(api: &Api, host: Host) -> Result<()> {
+    for _ in 0..2_000 {
+        conformance::fire_cron(api, host).await?;
+        let status = api.get("/api/shows/scrape/status", &[]).await?.json()?;
+        if status["phase"] == "incremental" && status["shows_in_flight"] == 0 {
+            return Ok(());
+        }
+    }
+    let status = api.get("/api/shows/scrape/status", &[]).await?.json()?;
+    anyhow::bail!("the scrape did not finish: {status}")
+}
+
+fn hello_path(i: usize) -> String {
+    format!("/hello/{}", user(i % USERS))
+}
+
+fn shows_path(i: usize) -> String {
+    format!("/api/shows?page={}&size=25", i % 20)
+}
+
+async fn measure(
+    host: Host,
+    api: Api,
+    endpoint: &'static str,
+    path: fn(usize) -> String,
+) -> Result<Measured> {
     let total = env_number("BENCH_REQUESTS", 4000);
     let cap = Duration::from_secs(env_number("BENCH_SECONDS", 20) as u64);
     let workers = env_number("BENCH_CONCURRENCY", 8).max(1);
     // Warm-up: first requests compile and cache on some hosts.
     for i in 0..20 {
-        api.get(&format!("/hello/{}", user(i % USERS)), &[]).await?;
+        api.get(&path(i), &[]).await?;
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -78,7 +110,7 @@ async fn measure(host: Host, api: Api) -> Result<Measured> {
                 if started.elapsed() > cap {
                     break;
                 }
-                let path = format!("/hello/{}", user((w * 7919 + i) % USERS));
+                let path = path(w * 7919 + i);
                 let t = Instant::now();
                 match api.get(&path, &[]).await {
                     Ok(reply) if reply.status == 200 => latencies.push(t.elapsed()),
@@ -99,6 +131,7 @@ async fn measure(host: Host, api: Api) -> Result<Measured> {
     latencies.sort_unstable();
     Ok(Measured {
         host,
+        endpoint,
         requests: latencies.len(),
         errors,
         per_second: latencies.len() as f64 / elapsed,
@@ -154,7 +187,18 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let vars = vec![("admin_token".to_owned(), "bench".to_owned())];
+    let fake = fake_tvmaze::FakeTvMaze::start(fake_tvmaze::Config {
+        faults: fake_tvmaze::Faults::none(),
+        ..fake_tvmaze::Config::default()
+    })?;
+    let vars: Vec<(String, String)> = [
+        ("admin_token", "bench"),
+        ("tvmaze_base_url", fake.base_url()),
+        ("scraper_fetch_budget", "200"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
     let mut results = Vec::new();
     for host in hosts {
         let Some(running) = conformance::start(host, &vars)? else {
@@ -163,24 +207,33 @@ fn main() -> Result<()> {
         };
         println!("measuring {} ...", running.describe());
         let api = Api::new(&running.base, "bench")?;
-        results.push(runtime.block_on(measure(host, api))?);
+        runtime.block_on(seed_hello(&api))?;
+        results.push(runtime.block_on(measure(
+            host,
+            api.clone(),
+            "GET /hello/{user}",
+            hello_path,
+        ))?);
+        runtime.block_on(seed_shows(&api, host))?;
+        results.push(runtime.block_on(measure(host, api, "GET /api/shows?size=25", shows_path))?);
     }
-    let native = results
-        .iter()
-        .find(|m| m.host == Host::Native)
-        .map(|m| m.per_second);
     println!(
-        "\nGET /hello/{{user}}, {} concurrent clients, loopback:",
+        "\n{} concurrent clients, loopback:",
         env_number("BENCH_CONCURRENCY", 8)
     );
     println!(
-        "  {:<10} {:>9} {:>7} {:>10} {:>9} {:>9} {:>13}",
-        "host", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs native"
+        "  {:<24} {:<10} {:>9} {:>7} {:>10} {:>9} {:>9} {:>10}",
+        "endpoint", "host", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs native"
     );
     for m in &results {
+        let native = results
+            .iter()
+            .find(|n| n.host == Host::Native && n.endpoint == m.endpoint)
+            .map(|n| n.per_second);
         let ratio = native.map_or(String::from("-"), |n| format!("{:.3}", m.per_second / n));
         println!(
-            "  {:<10} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>13}",
+            "  {:<24} {:<10} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>10}",
+            m.endpoint,
             m.host.name(),
             m.requests,
             m.errors,

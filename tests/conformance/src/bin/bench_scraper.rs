@@ -30,7 +30,16 @@ fn main() -> Result<()> {
         .build()?;
     println!(
         "{:>8} {:>9} {:>9} {:>8} {:>7} {:>9} {:>10} {:>12} {:>12} {:>12}",
-        "shows", "requests", "floor", "req/show", "ticks", "cpu s", "ms/fetch", "floor time", "spin 15s", "workers 1m"
+        "shows",
+        "requests",
+        "floor",
+        "req/show",
+        "ticks",
+        "cpu s",
+        "ms/fetch",
+        "floor time",
+        "spin 15s",
+        "workers 1m"
     );
     for n in sizes {
         let fake = FakeTvMaze::start(fake_tvmaze::Config {
