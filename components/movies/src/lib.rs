@@ -1,0 +1,214 @@
+//! The movies API of API.md §4, the AWS "Movies database" exercise on the edge: items
+//! of `moviedata.json` keyed by year (partition) and title (sort key) in the `movies`
+//! table. `GET /api/movies?year=…` lists a year by title with `genre` / `min_rating`
+//! filters and opaque cursors, `GET/PUT/DELETE /api/movies/{year}/{title}` address one
+//! movie (PUT and DELETE are admin), `POST /api/movies/import` (admin, up to 8 MiB)
+//! loads a whole `moviedata.json` array, and `GET /api/movies/openapi.json` serves the
+//! OpenAPI 3.1 document of every endpoint of the project (`src/openapi.json`; the
+//! Swagger UI at `/docs` is the `docs` crate).
+//!
+//! Storage suits the edge: a key-value backend keeps one partition — one year — in one
+//! stored value, so a year query is one read, and an import writes each year once
+//! (about 90 writes for the whole sample file). [`handle`] is the whole service,
+//! platform-neutral; `spin` is the Spin component entry (build with
+//! `cargo build --release --target wasm32-wasip2 -p movies`), and the Worker routes
+//! `/api/movies` here too, with the table on Workers KV. `cargo test -p movies` runs the
+//! domain and handler tests.
+
+mod domain;
+
+pub use domain::{
+    cursor, group_by_year, parse_import, query_pairs, Filter, ListQuery, Movie, MoviesError,
+    PutBody, Title, Year, DEFAULT_LIMIT, MAX_LIMIT, MAX_TITLE_BYTES, MAX_YEAR,
+};
+
+use http::{Method, StatusCode};
+use kit::table::Cond;
+use kit::{BodyLimit, Bytes, Ctx, Params, Request, Response, Router};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// The movies table: partition = year in decimal, sort key = title.
+pub const TABLE: &str = "movies";
+
+/// The OpenAPI 3.1 document of every endpoint of the project, served as is.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    List,
+    Import,
+    OpenApi,
+    Get,
+    Put,
+    Delete,
+}
+
+fn router() -> Router<Route> {
+    Router::new()
+        .route(Method::GET, "/api/movies", Route::List)
+        .route(Method::POST, "/api/movies/import", Route::Import)
+        .route(Method::GET, "/api/movies/openapi.json", Route::OpenApi)
+        .route(Method::GET, "/api/movies/{year}/{title}", Route::Get)
+        .route(Method::PUT, "/api/movies/{year}/{title}", Route::Put)
+        .route(Method::DELETE, "/api/movies/{year}/{title}", Route::Delete)
+}
+
+/// The routes this service answers, for the OpenAPI coverage test.
+pub fn routes() -> Vec<(Method, String)> {
+    router().routes()
+}
+
+/// Serves one request of the movies API. The import route accepts bodies up to 8 MiB,
+/// every other route 64 KiB.
+pub async fn handle(req: Request, env: &kit::Env) -> Response {
+    let limit = match router().resolve(req.method(), req.uri().path()) {
+        Ok((Route::Import, _)) => BodyLimit::BULK,
+        _ => BodyLimit::DEFAULT,
+    };
+    kit::serve(req, env, limit, dispatch).await
+}
+
+async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError> {
+    let (route, params) = router().resolve(req.method(), req.uri().path())?;
+    match route {
+        Route::List => list(&req, &ctx).await,
+        Route::Import => import(&req, &ctx).await,
+        Route::OpenApi => Ok(openapi()),
+        Route::Get => get(&ctx, &params).await,
+        Route::Put => put(&req, &ctx, &params).await,
+        Route::Delete => delete(&req, &ctx, &params).await,
+    }
+    .map_err(Into::into)
+}
+
+fn openapi() -> Response {
+    let mut response = Response::new(Bytes::from_static(OPENAPI.as_bytes()));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// `{year}` and `{title}` of an item route.
+fn key(params: &Params) -> Result<(Year, Title), MoviesError> {
+    let year = Year::parse(params.get("year")).ok_or(MoviesError::InvalidYear)?;
+    let title = Title::parse(params.get("title")).map_err(MoviesError::InvalidTitle)?;
+    Ok((year, title))
+}
+
+#[derive(Serialize)]
+struct ListPage {
+    items: Vec<Movie>,
+    next_cursor: Option<String>,
+}
+
+/// One read of the year's partition, then filters, then the page after the cursor.
+async fn list(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
+    let query = ListQuery::parse(req.uri().query())?;
+    let table = ctx.env.table(TABLE)?;
+    let stored = table
+        .query(&query.year.partition(), query.after.as_deref(), usize::MAX)
+        .await?;
+    let mut matching = stored
+        .items
+        .into_iter()
+        .map(|item| Movie::from_stored(query.year, item.sk, item.value))
+        .filter(|movie| movie.as_ref().map_or(true, |m| query.filter.matches(m)));
+    let items = matching
+        .by_ref()
+        .take(query.limit)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = match (matching.next(), items.last()) {
+        (Some(_), Some(last)) => Some(query.cursor_after(last.title.as_str())),
+        _ => None,
+    };
+    Ok(kit::json(StatusCode::OK, &ListPage { items, next_cursor }))
+}
+
+async fn get(ctx: &Ctx<'_>, params: &Params) -> Result<Response, MoviesError> {
+    let (year, title) = key(params)?;
+    let table = ctx.env.table(TABLE)?;
+    let item = table
+        .get(&year.partition(), title.as_str())
+        .await?
+        .ok_or(MoviesError::MovieNotFound)?;
+    let movie = Movie::from_stored(year, item.sk, item.value)?;
+    Ok(kit::json(StatusCode::OK, &movie))
+}
+
+/// Creates or replaces one movie; answers the stored item.
+async fn put(req: &Request, ctx: &Ctx<'_>, params: &Params) -> Result<Response, MoviesError> {
+    kit::require_admin(req, ctx.env)?;
+    let (year, title) = key(params)?;
+    let body: PutBody = kit::parse_json(req)?;
+    let movie = Movie {
+        year,
+        title,
+        info: Some(body.info),
+    };
+    let table = ctx.env.table(TABLE)?;
+    table
+        .put(
+            &year.partition(),
+            movie.title.as_str(),
+            movie.stored(),
+            Cond::Any,
+        )
+        .await?;
+    Ok(kit::json(StatusCode::OK, &movie))
+}
+
+/// Deletes one movie: 204, or 404 `movie_not_found` (checked first, so deleting a
+/// missing movie writes nothing).
+async fn delete(req: &Request, ctx: &Ctx<'_>, params: &Params) -> Result<Response, MoviesError> {
+    kit::require_admin(req, ctx.env)?;
+    let (year, title) = key(params)?;
+    let table = ctx.env.table(TABLE)?;
+    let pk = year.partition();
+    if table.get(&pk, title.as_str()).await?.is_none() {
+        return Err(MoviesError::MovieNotFound);
+    }
+    if !table.delete(&pk, title.as_str(), Cond::Any).await? {
+        return Err(MoviesError::MovieNotFound);
+    }
+    Ok(kit::empty(StatusCode::NO_CONTENT))
+}
+
+/// Validates the whole array first (nothing is written when any item is bad), then
+/// writes each year once: the year's stored movies merged with the imported ones.
+async fn import(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
+    kit::require_admin(req, ctx.env)?;
+    let movies = parse_import(req.body())?;
+    let groups = group_by_year(movies);
+    let table = ctx.env.table(TABLE)?;
+    let mut imported = 0usize;
+    for (year, movies) in groups {
+        let pk = year.partition();
+        let current = table.query(&pk, None, usize::MAX).await?;
+        let mut merged: BTreeMap<String, Value> = current
+            .items
+            .into_iter()
+            .map(|item| (item.sk, item.value))
+            .collect();
+        imported += movies.len();
+        merged.extend(movies);
+        table.put_partition(&pk, merged.into_iter().collect()).await?;
+    }
+    Ok(kit::json(StatusCode::OK, &json!({ "imported": imported })))
+}
+
+#[cfg(target_os = "wasi")]
+#[allow(unsafe_code)] // the SDK's macro expands to FFI glue
+mod spin {
+    #[spin_sdk::http_component]
+    async fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+        let env = kit::host::spin::env();
+        kit::host::spin::response(super::handle(kit::host::spin::request(req), &env).await)
+    }
+}
+
+#[cfg(test)]
+mod tests;
