@@ -203,7 +203,9 @@ impl Movie {
     /// Rebuilds a movie from its key and stored value.
     pub fn from_stored(year: Year, title: String, value: Value) -> Result<Self, MoviesError> {
         let Value::Object(mut object) = value else {
-            return Err(MoviesError::Corrupt(format!("{year}/{title} is not an object")));
+            return Err(MoviesError::Corrupt(format!(
+                "{year}/{title} is not an object"
+            )));
         };
         let info = match object.remove("info") {
             None => None,
@@ -533,7 +535,9 @@ mod tests {
         assert_eq!(Year::parse("0"), Some(Year(0)));
         assert_eq!(Year::parse("0999"), Some(Year(999)));
         assert_eq!(Year::parse("9999"), Some(Year(9999)));
-        for bad in ["", "10000", "-1", "+201", "20 3", "2013.0", "abc", "١٢٣", "0x10"] {
+        for bad in [
+            "", "10000", "-1", "+201", "20 3", "2013.0", "abc", "١٢٣", "0x10",
+        ] {
             assert_eq!(Year::parse(bad), None, "{bad:?}");
         }
     }
@@ -557,7 +561,9 @@ mod tests {
 
     #[test]
     fn title_parse_keeps_any_unicode_but_rejects_empty_long_and_dot_segments() {
-        for good in ["Rush", " spaced ", "V/H/S", "100%?#&", "Amélie", "🎬", "a\u{0}b", "..."] {
+        for good in [
+            "Rush", " spaced ", "V/H/S", "100%?#&", "Amélie", "🎬", "a\u{0}b", "...",
+        ] {
             assert_eq!(Title::parse(good).unwrap().as_str(), good);
         }
         assert!(Title::parse(&"é".repeat(512)).is_ok(), "1024 bytes");
@@ -581,10 +587,19 @@ mod tests {
             (json!({"year": "2013", "title": "x"}), "`year` must be"),
             (json!({"year": 2013.0, "title": "x"}), "`year` must be"),
             (json!({"year": 2013}), "`title` is missing"),
-            (json!({"year": 2013, "title": 7}), "`title` must be a string"),
+            (
+                json!({"year": 2013, "title": 7}),
+                "`title` must be a string",
+            ),
             (json!({"year": 2013, "title": ""}), "must not be empty"),
-            (json!({"year": 2013, "title": "x", "info": []}), "`info` must be"),
-            (json!({"year": 2013, "title": "x", "info": null}), "`info` must be"),
+            (
+                json!({"year": 2013, "title": "x", "info": []}),
+                "`info` must be",
+            ),
+            (
+                json!({"year": 2013, "title": "x", "info": null}),
+                "`info` must be",
+            ),
         ];
         for (value, reason) in cases {
             let err = Movie::from_import(value.clone()).unwrap_err();
@@ -776,9 +791,18 @@ mod tests {
         let code = |e: MoviesError| ApiError::from(e);
         assert_eq!(code(MoviesError::InvalidYear).code, "invalid_year");
         assert_eq!(code(MoviesError::InvalidTitle("x")).code, "invalid_title");
-        assert_eq!(code(MoviesError::InvalidQuery("x".into())).code, "invalid_query");
+        assert_eq!(
+            code(MoviesError::InvalidQuery("x".into())).code,
+            "invalid_query"
+        );
         let not_found = code(MoviesError::MovieNotFound);
-        assert_eq!((not_found.status, not_found.code), (StatusCode::NOT_FOUND, "movie_not_found"));
-        assert_eq!(code(MoviesError::Corrupt("x".into())).status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            (not_found.status, not_found.code),
+            (StatusCode::NOT_FOUND, "movie_not_found")
+        );
+        assert_eq!(
+            code(MoviesError::Corrupt("x".into())).status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

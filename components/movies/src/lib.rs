@@ -195,7 +195,9 @@ async fn import(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
             .collect();
         imported += movies.len();
         merged.extend(movies);
-        table.put_partition(&pk, merged.into_iter().collect()).await?;
+        table
+            .put_partition(&pk, merged.into_iter().collect())
+            .await?;
     }
     Ok(kit::json(StatusCode::OK, &json!({ "imported": imported })))
 }

@@ -92,7 +92,11 @@ fn admin_routes_return_503_admin_disabled_when_no_token_is_configured() {
     ] {
         for token in [None, Some(""), Some("anything")] {
             let reply = call(&env, method, uri, token, body.clone());
-            assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{method} {uri}");
+            assert_eq!(
+                reply.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{method} {uri}"
+            );
             assert_eq!(reply.code(), "admin_disabled");
         }
     }
@@ -124,10 +128,25 @@ fn import_then_list_returns_year_by_title_with_filters() {
         ["Bare", "Gravity", "Prisoners", "Rush", "Ünrated"]
     );
     assert_eq!(all.json()["next_cursor"], Value::Null);
-    assert_eq!(all.json()["items"][0], json!({"year": 2013, "title": "Bare"}));
-    let drama = call(&env, "GET", "/api/movies?year=2013&genre=Drama", None, vec![]);
+    assert_eq!(
+        all.json()["items"][0],
+        json!({"year": 2013, "title": "Bare"})
+    );
+    let drama = call(
+        &env,
+        "GET",
+        "/api/movies?year=2013&genre=Drama",
+        None,
+        vec![],
+    );
     assert_eq!(titles(&drama), ["Prisoners", "Rush", "Ünrated"]);
-    let rated = call(&env, "GET", "/api/movies?year=2013&min_rating=8", None, vec![]);
+    let rated = call(
+        &env,
+        "GET",
+        "/api/movies?year=2013&min_rating=8",
+        None,
+        vec![],
+    );
     assert_eq!(titles(&rated), ["Prisoners", "Rush"]);
     let both = call(
         &env,
@@ -169,7 +188,13 @@ fn paging_with_cursor_reassembles_the_filtered_year() {
         assert_eq!(pages, 3_usize.div_ceil(limit), "no empty last page");
     }
     // A cursor of the Drama query does not resume the unfiltered one.
-    let first = call(&env, "GET", "/api/movies?year=2013&genre=Drama&limit=1", None, vec![]);
+    let first = call(
+        &env,
+        "GET",
+        "/api/movies?year=2013&genre=Drama&limit=1",
+        None,
+        vec![],
+    );
     let cursor = first.json()["next_cursor"].as_str().unwrap().to_owned();
     let reply = call(
         &env,
@@ -212,7 +237,10 @@ fn import_with_one_bad_item_writes_nothing() {
     let reply = import(&env, &items);
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.code(), "invalid_body");
-    let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(message.contains("index 3"), "{message}");
     let all = call(&env, "GET", "/api/movies?year=2013", None, vec![]);
     assert_eq!(titles(&all), Vec::<String>::new());
@@ -228,17 +256,15 @@ fn put_get_delete_round_trip_any_title() {
         ("a+b", "a+b"),
     ] {
         let uri = format!("/api/movies/2020/{encoded}");
-        let body = serde_json::to_vec(&json!({"info": {"plot": title}, "title": "ignored"})).unwrap();
+        let body =
+            serde_json::to_vec(&json!({"info": {"plot": title}, "title": "ignored"})).unwrap();
         let put = call(&env, "PUT", &uri, Some(TOKEN), body);
         assert_eq!(put.status, StatusCode::OK, "{title}");
         let want = json!({"year": 2020, "title": title, "info": {"plot": title}});
         assert_eq!(put.json(), want);
         let got = call(&env, "GET", &uri, None, vec![]);
         assert_eq!(got.json(), want);
-        assert_eq!(
-            got.headers.get("content-type").unwrap(),
-            "application/json"
-        );
+        assert_eq!(got.headers.get("content-type").unwrap(), "application/json");
         let del = call(&env, "DELETE", &uri, Some(TOKEN), vec![]);
         assert_eq!(del.status, StatusCode::NO_CONTENT);
         assert!(del.body.is_empty());
@@ -260,7 +286,11 @@ fn bad_paths_and_bodies_return_400_and_change_nothing() {
         ("/api/movies/2013/", good.clone(), "invalid_title"),
         ("/api/movies/2013/%FF", good.clone(), "invalid_path"),
         ("/api/movies/2013/Rush", b"{}".to_vec(), "invalid_body"),
-        ("/api/movies/2013/Rush", b"{\"info\": []}".to_vec(), "invalid_body"),
+        (
+            "/api/movies/2013/Rush",
+            b"{\"info\": []}".to_vec(),
+            "invalid_body",
+        ),
         ("/api/movies/2013/Rush", b"nope".to_vec(), "invalid_body"),
     ] {
         let reply = call(&env, "PUT", uri, Some(TOKEN), body);

@@ -14,7 +14,7 @@ pub mod app {
 
     /// Tables bound to Workers KV (read-mostly); every other table lives in Durable
     /// Objects.
-    pub const KV_TABLES: &[&str] = &[scraper::store::SHOWS_TABLE];
+    pub const KV_TABLES: &[&str] = &[scraper::store::SHOWS_TABLE, movies::TABLE];
 
     /// Whether `path` is `prefix` or below it (`/hello`, `/hello/x`, not `/helloo`).
     fn under(path: &str, prefix: &str) -> bool {
@@ -33,6 +33,10 @@ pub mod app {
             shows::handle(req, env).await
         } else if under(path, "/api/v1/stream") || under(path, "/api/v1/streams") {
             streams::handle(req, env).await
+        } else if under(path, "/api/movies") {
+            movies::handle(req, env).await
+        } else if under(path, "/docs") {
+            docs::handle(req, env).await
         } else {
             health::handle(req, env).await
         }

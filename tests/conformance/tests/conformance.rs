@@ -9,6 +9,7 @@
 
 mod birthdays;
 mod common;
+mod movies;
 mod shows;
 mod streams;
 
@@ -25,6 +26,7 @@ fn suites() -> Vec<(&'static str, Vec<Case>)> {
         ("birthdays", birthdays::cases()),
         ("shows", shows::cases()),
         ("streams", streams::cases()),
+        ("movies", movies::cases()),
     ]
 }
 
