@@ -90,12 +90,5 @@ async fn get(ctx: &Ctx<'_>, params: &Params) -> Result<Response, HelloError> {
     Ok(kit::json(StatusCode::OK, &json!({ "message": message })))
 }
 
-#[cfg(target_os = "wasi")]
-#[allow(unsafe_code)] // the SDK's macro expands to FFI glue
-mod spin {
-    #[spin_sdk::http_component]
-    async fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
-        let env = kit::host::spin::env();
-        kit::host::spin::response(super::handle(kit::host::spin::request(req), &env).await)
-    }
-}
+// The Spin component entry (wasm32-wasip2 only).
+kit::spin_http_component!(crate::handle);

@@ -202,15 +202,8 @@ async fn import(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
     Ok(kit::json(StatusCode::OK, &json!({ "imported": imported })))
 }
 
-#[cfg(target_os = "wasi")]
-#[allow(unsafe_code)] // the SDK's macro expands to FFI glue
-mod spin {
-    #[spin_sdk::http_component]
-    async fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
-        let env = kit::host::spin::env();
-        kit::host::spin::response(super::handle(kit::host::spin::request(req), &env).await)
-    }
-}
+// The Spin component entry (wasm32-wasip2 only).
+kit::spin_http_component!(crate::handle);
 
 #[cfg(test)]
 mod tests;

@@ -156,15 +156,8 @@ async fn one(ctx: &Ctx<'_>, params: &Params) -> Result<Response, ShowsError> {
     Ok(kit::json(StatusCode::OK, &body))
 }
 
-#[cfg(target_os = "wasi")]
-#[allow(unsafe_code)] // the SDK's macro expands to FFI glue
-mod spin {
-    #[spin_sdk::http_component]
-    async fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
-        let env = kit::host::spin::env();
-        kit::host::spin::response(super::handle(kit::host::spin::request(req), &env).await)
-    }
-}
+// The Spin component entry (wasm32-wasip2 only).
+kit::spin_http_component!(crate::handle);
 
 #[cfg(test)]
 mod tests {

@@ -28,3 +28,23 @@ impl crate::Clock for SystemClock {
         chrono::DateTime::from(std::time::SystemTime::now())
     }
 }
+
+/// Declares an endpoint crate's Spin HTTP component: `kit::spin_http_component!(handle);`
+/// where `handle` is the crate's `async fn(Request, &Env) -> Response`. Expands, on
+/// wasm32-wasip2 only, to the crate's entry module — the one place that names
+/// `spin_sdk` — so every component enters the core the same way.
+#[macro_export]
+macro_rules! spin_http_component {
+    ($handle:path) => {
+        #[cfg(target_os = "wasi")]
+        #[allow(unsafe_code)] // the SDK's macro expands to FFI glue
+        mod spin_entry {
+            #[::spin_sdk::http_component]
+            async fn handle(req: ::http::Request<Vec<u8>>) -> ::http::Response<Vec<u8>> {
+                let env = ::kit::host::spin::env();
+                let req = ::kit::host::spin::request(req);
+                ::kit::host::spin::response($handle(req, &env).await)
+            }
+        }
+    };
+}
