@@ -120,3 +120,16 @@ pub fn blocking_get(url: &str) -> Result<u16> {
     let status = std::str::from_utf8(&head[9..12])?.parse()?;
     Ok(status)
 }
+
+/// Percent-encodes everything but RFC 3986's unreserved characters: one path segment.
+pub fn encode_segment(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

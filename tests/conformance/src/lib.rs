@@ -7,6 +7,7 @@
 //! PATH. `cargo test -p conformance` (after the builds the README's test command does)
 //! runs the suite on each; `cargo run --release -p conformance --bin bench` measures.
 
+pub mod bench;
 pub mod client;
 pub mod native;
 
@@ -17,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub use client::{Api, Reply};
+pub use client::{encode_segment, Api, Reply};
 
 /// A host the suite can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -130,21 +130,8 @@ fn fresh_year() -> u16 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters: one path segment.
-fn encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn item_path(year: impl std::fmt::Display, title: &str) -> String {
-    format!("/api/movies/{year}/{}", encode(title))
+    format!("/api/movies/{year}/{}", conformance::encode_segment(title))
 }
 
 async fn put_movie(api: &Api, year: u16, title: &str, info: &Value) -> Result<Reply> {

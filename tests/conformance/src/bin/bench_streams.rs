@@ -14,25 +14,10 @@
 //! and load), `BENCH_SECONDS` (default 20, the cap per host and load),
 //! `BENCH_CONCURRENCY` (default 8), `BENCH_USERS` (default 50, the spread load's users).
 
-use anyhow::{Context, Result};
-use conformance::{Api, Host, Reply};
+use anyhow::Result;
+use conformance::{bench, Api, Host, Reply};
 use reqwest::Method;
 use std::time::{Duration, Instant};
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Load {
@@ -97,7 +82,7 @@ async fn client(
     started: Instant,
     cap: Duration,
 ) -> Tally {
-    let users = env_number("BENCH_USERS", 50).max(1);
+    let users = bench::env_number("BENCH_USERS", 50).max(1);
     let mut tally = Tally::default();
     let mut i = 0;
     while tally.starts.len() + tally.ends.len() + tally.refused + tally.errors < share {
@@ -161,9 +146,9 @@ async fn client(
 }
 
 async fn measure(host: Host, api: &Api, load: Load) -> Result<Measured> {
-    let total = env_number("BENCH_REQUESTS", 2000);
-    let cap = Duration::from_secs(env_number("BENCH_SECONDS", 20) as u64);
-    let workers = env_number("BENCH_CONCURRENCY", 8).max(1);
+    let total = bench::env_number("BENCH_REQUESTS", 2000);
+    let cap = bench::cap();
+    let workers = bench::concurrency();
     // Warm-up: first requests compile and cache on some hosts.
     for _ in 0..10 {
         let reply = api
@@ -213,43 +198,22 @@ async fn measure(host: Host, api: &Api, load: Load) -> Result<Measured> {
     })
 }
 
-fn gzip_size(path: &std::path::Path) -> Result<u64> {
-    let out = std::process::Command::new("gzip")
-        .args(["-9", "-c"])
-        .arg(path)
-        .output()
-        .context("running gzip")?;
-    Ok(out.stdout.len() as u64)
-}
-
 fn main() -> Result<()> {
-    let hosts: Vec<Host> = match std::env::var("BENCH_HOSTS") {
-        Ok(list) => list
-            .split(',')
-            .filter_map(|h| Host::parse(h.trim()))
-            .collect(),
-        Err(_) => Host::ALL.to_vec(),
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let vars = vec![("admin_token".to_owned(), "bench".to_owned())];
     let mut results = Vec::new();
-    for host in hosts {
-        let Some(running) = conformance::start(host, &vars)? else {
-            println!("{}: not installed here, skipped", host.name());
-            continue;
-        };
-        println!("measuring {} ...", running.describe());
-        let api = Api::new(&running.base, "bench")?;
+    bench::on_each_host(&vars, |host, api| {
         for load in [Load::Spread, Load::Hot] {
             results.push(runtime.block_on(measure(host, &api, load))?);
         }
-    }
+        Ok(())
+    })?;
     println!(
         "\nstreams: start + end cycles, {} concurrent clients, loopback; \
          retries = x-cas-retries per admitted start / per end",
-        env_number("BENCH_CONCURRENCY", 8)
+        bench::concurrency()
     );
     println!(
         "  {:<10} {:<7} {:>8} {:>6} {:>6} {:>5} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
@@ -285,22 +249,15 @@ fn main() -> Result<()> {
             t.ends.len(),
             t.errors,
             m.per_second,
-            percentile(&t.starts, 0.50),
-            percentile(&t.starts, 0.99),
-            percentile(&t.ends, 0.50),
-            percentile(&t.ends, 0.99),
+            bench::percentile(&t.starts, 0.50),
+            bench::percentile(&t.starts, 0.99),
+            bench::percentile(&t.ends, 0.50),
+            bench::percentile(&t.ends, 0.99),
             per(t.start_retries, t.admitted),
             per(t.end_retries, t.ends.len()),
         );
     }
     println!("  (latencies in ms; on workerd each attempt is 2 Durable Object round trips)");
-    let wasm = conformance::root().join("target/wasm32-wasip2/release/streams.wasm");
-    if let Ok(meta) = std::fs::metadata(&wasm) {
-        println!(
-            "\nstreams.wasm: {:.1} KiB raw / {:.1} KiB gzip -9",
-            meta.len() as f64 / 1024.0,
-            gzip_size(&wasm)? as f64 / 1024.0
-        );
-    }
-    Ok(())
+    println!("\nsize (raw / gzip -9):");
+    bench::print_size(&conformance::root().join("target/wasm32-wasip2/release/streams.wasm"))
 }

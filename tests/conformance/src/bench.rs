@@ -1,0 +1,192 @@
+//! What the benchmark binaries (`src/bin/bench*.rs`) share: their knobs from the
+//! environment, a bounded closed-loop load of GETs on one host, percentiles, the
+//! results table with wasm/native ratios, and file sizes raw and gzipped.
+
+use crate::{Api, Host};
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A numeric knob from the environment, `default` when unset or unparsable.
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The hosts named in `BENCH_HOSTS` (comma-separated), else every host.
+pub fn hosts() -> Vec<Host> {
+    match std::env::var("BENCH_HOSTS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|h| Host::parse(h.trim()))
+            .collect(),
+        Err(_) => Host::ALL.to_vec(),
+    }
+}
+
+/// Concurrent clients of a load (`BENCH_CONCURRENCY`, default 8).
+pub fn concurrency() -> usize {
+    env_number("BENCH_CONCURRENCY", 8).max(1)
+}
+
+/// The cap on one load's wall time (`BENCH_SECONDS`, default 20).
+pub fn cap() -> Duration {
+    Duration::from_secs(env_number("BENCH_SECONDS", 20) as u64)
+}
+
+/// The `p` quantile of sorted latencies, in milliseconds.
+pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// One endpoint's figures on one host.
+pub struct Measured {
+    pub host: Host,
+    pub endpoint: &'static str,
+    pub requests: usize,
+    pub errors: usize,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// GETs `paths` (cycled, each client from its own offset) with [`concurrency`]
+/// clients until `BENCH_REQUESTS` (default `default_total`) have been sent or [`cap`]
+/// has passed; anything but 200 counts as an error.
+pub async fn measure_gets(
+    host: Host,
+    api: &Api,
+    endpoint: &'static str,
+    paths: Arc<Vec<String>>,
+    default_total: usize,
+) -> Result<Measured> {
+    anyhow::ensure!(!paths.is_empty(), "no paths to measure");
+    let total = env_number("BENCH_REQUESTS", default_total);
+    let cap = cap();
+    let workers = concurrency();
+    // Warm-up: first requests compile and cache on some hosts.
+    for path in paths.iter().take(20) {
+        api.get(path, &[]).await?;
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let api = api.clone();
+        let paths = paths.clone();
+        let share = total / workers + usize::from(w < total % workers);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(share);
+            let mut errors = 0usize;
+            for i in 0..share {
+                if started.elapsed() > cap {
+                    break;
+                }
+                let path = &paths[(w * 7919 + i * 31) % paths.len()];
+                let t = Instant::now();
+                match api.get(path, &[]).await {
+                    Ok(reply) if reply.status == 200 => latencies.push(t.elapsed()),
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    let mut errors = 0;
+    for task in tasks {
+        let (l, e) = task.await?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    Ok(Measured {
+        host,
+        endpoint,
+        requests: latencies.len(),
+        errors,
+        per_second: latencies.len() as f64 / elapsed,
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+    })
+}
+
+/// Prints the results table, each row's throughput also as a ratio to native's.
+pub fn print_table(title: &str, results: &[Measured]) {
+    println!("\n{title}, {} concurrent clients, loopback:", concurrency());
+    println!(
+        "  {:<32} {:<10} {:>9} {:>7} {:>10} {:>9} {:>9} {:>10}",
+        "endpoint", "host", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs native"
+    );
+    for m in results {
+        let native = results
+            .iter()
+            .find(|n| n.host == Host::Native && n.endpoint == m.endpoint)
+            .map(|n| n.per_second);
+        let ratio = native.map_or(String::from("-"), |n| format!("{:.3}", m.per_second / n));
+        println!(
+            "  {:<32} {:<10} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>10}",
+            m.endpoint,
+            m.host.name(),
+            m.requests,
+            m.errors,
+            m.per_second,
+            m.p50_ms,
+            m.p99_ms,
+            ratio
+        );
+    }
+}
+
+/// The size of `path` compressed with `gzip -9`.
+pub fn gzip_size(path: &Path) -> Result<u64> {
+    let out = std::process::Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(path)
+        .output()
+        .context("running gzip")?;
+    Ok(out.stdout.len() as u64)
+}
+
+/// Prints one file's size raw and gzipped, named relative to the workspace; nothing
+/// when it has not been built.
+pub fn print_size(path: &Path) -> Result<()> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        let root = crate::root();
+        let name = path
+            .strip_prefix(&root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        println!(
+            "  {name:<52} {:>8.1} KiB / {:>7.1} KiB",
+            meta.len() as f64 / 1024.0,
+            gzip_size(path)? as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
+/// Starts each host of [`hosts`] in turn with `vars` (skipping, with a notice, one not
+/// installed here), runs `measure` on it with an admin client, and stops it.
+pub fn on_each_host(
+    vars: &crate::Vars,
+    mut measure: impl FnMut(Host, Api) -> Result<()>,
+) -> Result<()> {
+    for host in hosts() {
+        let Some(running) = crate::start(host, vars)? else {
+            println!("{}: not installed here, skipped", host.name());
+            continue;
+        };
+        println!("measuring {} ...", running.describe());
+        measure(host, Api::new(&running.base, "bench")?)?;
+    }
+    Ok(())
+}
