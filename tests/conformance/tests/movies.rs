@@ -39,6 +39,8 @@ pub fn cases() -> Vec<Case> {
         wrong_method_returns_405_with_allow_header,
         openapi_json_is_served_as_json,
         docs_page_and_assets_are_served_with_content_types,
+        importer_script_loads_a_file_in_chunks_with_progress,
+        importer_script_sends_nothing_when_an_item_is_bad,
     ]
 }
 
@@ -871,4 +873,108 @@ async fn docs_page_and_assets_are_served_with_content_types(api: Api, _: Host) -
     );
     let missing = api.get("/docs/nope.js", &[]).await?;
     expect_error(&missing, 404, "not_found")
+}
+
+/// Runs the users' importer, `scripts/import-movies.sh`, against the host: exit code,
+/// stdout, stderr.
+async fn run_importer(
+    api: &Api,
+    args: &[&str],
+    file: &std::path::Path,
+) -> Result<(i32, String, String)> {
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(conformance::root().join("scripts/import-movies.sh"))
+        .args(["--token", &api.admin_token])
+        .args(args)
+        .arg(&api.base)
+        .arg(file);
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await?
+        .context("running scripts/import-movies.sh")?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// The whole sample moved to years 7000 + (year − 1900), which no other case uses, so
+/// what the script stored can be told apart from the sample itself.
+const SHIFT: u64 = 7000 - 1900;
+
+async fn importer_script_loads_a_file_in_chunks_with_progress(api: Api, _: Host) -> Result<()> {
+    let sample = sample()?;
+    let shifted: Vec<Value> = sample
+        .items
+        .iter()
+        .map(|item| {
+            let mut item = item.clone();
+            item["year"] = json!(item["year"].as_u64().unwrap_or_default() + SHIFT);
+            item
+        })
+        .collect();
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), serde_json::to_vec(&shifted)?)?;
+    let (code, stdout, stderr) =
+        run_importer(&api, &["--chunk-bytes", "524288"], file.path()).await?;
+    ensure!(code == 0, "exit {code}\n{stdout}\n{stderr}");
+    // One progress line per request, `[k/n]` for k = 1…n, and more than one request.
+    let progress: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix('['))
+        .filter_map(|l| l.split(']').next())
+        .collect();
+    let n = progress.len();
+    let want: Vec<String> = (1..=n).map(|k| format!("{k}/{n}")).collect();
+    ensure!(
+        n >= 2 && progress == want,
+        "progress lines {progress:?}:\n{stdout}"
+    );
+    ensure!(
+        stdout.contains(&format!("done: {} movies", sample.items.len())),
+        "{stdout}"
+    );
+    for (year, want) in &sample.by_year {
+        let want: Vec<Value> = want
+            .iter()
+            .map(|item| {
+                let mut item = item.clone();
+                item["year"] = json!(year + SHIFT);
+                item
+            })
+            .collect();
+        let (got, _) = page(&api, &format!("year={}&limit=500", year + SHIFT)).await?;
+        same_items(
+            &got,
+            &want,
+            &format!("year {} imported by the script", year + SHIFT),
+        )?;
+    }
+    Ok(())
+}
+
+async fn importer_script_sends_nothing_when_an_item_is_bad(api: Api, _: Host) -> Result<()> {
+    let year = fresh_year();
+    let items = json!([
+        {"year": year, "title": "Fine", "info": {}},
+        {"year": year, "title": "Also fine"},
+        {"year": year, "title": ""},
+        {"year": year, "title": "Never sent"},
+    ]);
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), serde_json::to_vec(&items)?)?;
+    let (code, stdout, stderr) = run_importer(&api, &[], file.path()).await?;
+    ensure!(code == 1, "exit {code}\n{stdout}\n{stderr}");
+    ensure!(
+        stderr.contains("item at index 2") && stderr.contains("nothing was sent"),
+        "{stderr}"
+    );
+    let (got, _) = page(&api, &format!("year={year}")).await?;
+    ensure!(
+        got.is_empty(),
+        "year {year} has {} movies after a refused import",
+        got.len()
+    );
+    Ok(())
 }
