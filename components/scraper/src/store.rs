@@ -7,6 +7,7 @@
 
 use kit::table::{Cond, StoreError, Table};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 pub const SHOWS_TABLE: &str = "shows";
@@ -88,6 +89,10 @@ fn corrupt(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
+fn decode(show: Value) -> Result<StoredShow, StoreError> {
+    serde_json::from_value(show).map_err(corrupt)
+}
+
 /// Typed access to the `shows` table.
 pub struct ShowStore<'a> {
     table: &'a dyn Table,
@@ -116,11 +121,27 @@ impl<'a> ShowStore<'a> {
 
     /// The shows of chunk `n`, ordered by id.
     pub async fn chunk(&self, n: u64) -> Result<Vec<StoredShow>, StoreError> {
-        match self.table.get(&chunk_key(n), "").await? {
-            Some(item) => Ok(serde_json::from_value::<Chunk>(item.value)
-                .map_err(corrupt)?
-                .shows),
-            None => Ok(Vec::new()),
+        self.chunk_values(n)
+            .await?
+            .into_iter()
+            .map(decode)
+            .collect()
+    }
+
+    /// The shows of chunk `n` as stored JSON, ordered by id, so that a read converts
+    /// only the few shows it serves rather than all 250.
+    async fn chunk_values(&self, n: u64) -> Result<Vec<Value>, StoreError> {
+        let Some(item) = self.table.get(&chunk_key(n), "").await? else {
+            return Ok(Vec::new());
+        };
+        match item.value {
+            Value::Object(mut chunk) => match chunk.remove("shows") {
+                Some(Value::Array(shows)) => Ok(shows),
+                _ => Err(StoreError::Corrupt(format!(
+                    "chunk {n} has no `shows` array"
+                ))),
+            },
+            _ => Err(StoreError::Corrupt(format!("chunk {n} is not an object"))),
         }
     }
 
@@ -171,11 +192,11 @@ impl<'a> ShowStore<'a> {
 
     /// One show by id: one chunk read.
     pub async fn show(&self, id: u64) -> Result<Option<StoredShow>, StoreError> {
-        let shows = self.chunk(self.chunk_of(id)).await?;
-        Ok(shows
-            .binary_search_by_key(&id, |s| s.id)
-            .ok()
-            .and_then(|i| shows.into_iter().nth(i)))
+        let mut shows = self.chunk_values(self.chunk_of(id)).await?;
+        match shows.binary_search_by_key(&Some(id), |s| s.get("id").and_then(Value::as_u64)) {
+            Ok(i) => decode(shows.swap_remove(i)).map(Some),
+            Err(_) => Ok(None),
+        }
     }
 
     /// The shows at positions `offset … offset+limit−1` of the id order, and the total
@@ -196,11 +217,13 @@ impl<'a> ShowStore<'a> {
                 break;
             }
             if end > offset {
-                let shows = self.chunk(n).await?;
+                let shows = self.chunk_values(n).await?;
                 // Within one chunk, so small whatever the offset.
                 let skip = usize::try_from(offset.saturating_sub(start)).unwrap_or(usize::MAX);
                 let want = limit - out.len();
-                out.extend(shows.into_iter().skip(skip).take(want));
+                for show in shows.into_iter().skip(skip).take(want) {
+                    out.push(decode(show)?);
+                }
             }
             start = end;
         }
