@@ -25,6 +25,7 @@ pub fn cases() -> Vec<Case> {
         request_id_is_echoed_or_generated,
         storage_suite_passes_on_every_backend_of_the_host,
         storage_suite_returns_401_without_the_admin_token,
+        hostile_requests_get_json_errors_and_never_a_5xx,
     ]
 }
 
@@ -150,6 +151,191 @@ async fn storage_suite_returns_401_without_the_admin_token(api: Api, _: Host) ->
         get.header("allow") == Some("POST"),
         "allow {:?}",
         get.header("allow")
+    );
+    Ok(())
+}
+
+/// A small deterministic generator (xorshift64*), so a failure names a reproducible
+/// request.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+/// Path segments and query values no route expects; `~` marks one to percent-encode.
+const JUNK: &[&str] = &[
+    "",
+    "0",
+    "-1",
+    "1e309",
+    "18446744073709551616",
+    "%FF%FE",
+    "%",
+    "%zz",
+    "%00",
+    "%2F",
+    "%2e%2e",
+    "null",
+    "~[]",
+    "~💥",
+    "~a b",
+    "~Ω≈ç√",
+    "0x10",
+    "NaN",
+    "~\"'<>",
+    "9999",
+];
+
+/// Bodies no route accepts: broken, mistyped or hostile JSON, and raw bytes.
+fn junk_body(rng: &mut Rng) -> Option<Vec<u8>> {
+    let fixed: &[&str] = &[
+        "{",
+        "[]",
+        "null",
+        "123",
+        "\"text\"",
+        "{\"dateOfBirth\": 5}",
+        "{\"dateOfBirth\": \"2001-02-29\"}",
+        "{\"info\": []}",
+        "{\"info\": null}",
+        "{\"video_name\": \"\\ud800\"}",
+        "{\"year\": 1e400, \"title\": \"x\"}",
+        "[1, \"x\", {\"year\": -5, \"title\": \"\"}]",
+        "[{\"year\": 9901}]",
+        "{\"a\": 1, \"a\": 2",
+        "\u{feff}{}",
+        "{\"size\": 18446744073709551616}",
+    ];
+    match rng.below(5) {
+        0 => None,
+        1 => Some((0..rng.below(2000)).map(|_| rng.next() as u8).collect()),
+        2 => {
+            let depth = 1 + rng.below(6000);
+            Some(format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes())
+        }
+        _ => Some(rng.pick(fixed).as_bytes().to_vec()),
+    }
+}
+
+/// Hundreds of malformed requests to every service, with odd methods, paths, queries,
+/// headers and bodies: API.md says nothing a client sends may crash a component, and
+/// every error is a JSON body. A wasm panic shows up as a 5xx, so any 5xx fails; so
+/// does an error without the JSON body, and a host that stops answering afterwards.
+/// Admin calls reach only movie years no other case uses (9900+), and never the
+/// scraper, so nothing else in the suite is disturbed.
+async fn hostile_requests_get_json_errors_and_never_a_5xx(api: Api, _: Host) -> Result<()> {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let methods = [
+        Method::GET,
+        Method::PUT,
+        Method::POST,
+        Method::DELETE,
+        Method::PATCH,
+    ];
+    let auth = format!("Bearer {}", api.admin_token);
+    for i in 0..360 {
+        let mut junk = || {
+            let j = rng.pick(JUNK);
+            match j.strip_prefix('~') {
+                Some(raw) => conformance::encode_segment(raw),
+                None => j.to_owned(),
+            }
+        };
+        let (a, b, c) = (junk(), junk(), junk());
+        let year = 9900 + rng.below(99);
+        let (path, admin) = match rng.below(13) {
+            0 => (format!("/hello/{a}"), false),
+            1 => (format!("/hello/fuzz{}", "q".repeat(rng.below(70))), false),
+            2 => (format!("/api/shows?page={a}&size={b}"), false),
+            3 => (format!("/api/shows/{a}"), false),
+            4 => ("/api/v1/streams".to_owned(), false),
+            5 => ("/api/v1/stream".to_owned(), false),
+            6 => (format!("/api/v1/streams/{a}"), false),
+            7 => (format!("/api/v1/streams/{a}/heartbeat"), false),
+            8 => (
+                format!("/api/movies?year={a}&limit={b}&cursor={c}&genre={a}&min_rating={b}"),
+                false,
+            ),
+            9 => (format!("/api/movies/{year}/{a}x"), true),
+            10 => ("/api/movies/import".to_owned(), true),
+            11 => (format!("/docs/{a}"), false),
+            _ => (format!("/{a}/{b}"), false),
+        };
+        let method = methods[rng.below(methods.len())].clone();
+        let forwarded = format!("198.18.{}.{}", rng.below(256), rng.below(256));
+        let mut headers: Vec<(&str, &str)> = vec![
+            (
+                "content-type",
+                rng.pick(&["application/json", "text/plain", "x/garbage;;"]),
+            ),
+            (
+                "x-forwarded-for",
+                match rng.below(4) {
+                    0 => rng.pick(&["", ",,,", "not an address", " 1.2.3.4 , 5.6.7.8"]),
+                    _ => &forwarded,
+                },
+            ),
+        ];
+        if rng.below(3) == 0 {
+            headers.push((
+                "idempotency-key",
+                rng.pick(&["", "k", "~!@#$%^&*()", "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"]),
+            ));
+        }
+        if rng.below(4) == 0 {
+            headers.push(("x-test-now", rng.pick(&["garbage", "2024-02-30", "-1", ""])));
+        }
+        if rng.below(6) == 0 {
+            headers.push(("x-request-id", rng.pick(&["", "r", "~{}[]"])));
+        }
+        if admin {
+            headers.push(("authorization", &auth));
+        }
+        let body = junk_body(&mut rng);
+        let what = format!("request {i}: {method} {path} {headers:?}");
+        let reply = api
+            .send(method, &path, &headers, body)
+            .await
+            .map_err(|e| e.context(what.clone()))?;
+        ensure!(
+            reply.status < 500,
+            "{what}: status {} {:?}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        );
+        ensure!(
+            reply.header("x-request-id").is_some(),
+            "{what}: no x-request-id"
+        );
+        if reply.status >= 400 {
+            ensure!(
+                reply.header("content-type") == Some("application/json")
+                    && reply.error_code().is_some_and(|c| !c.is_empty()),
+                "{what}: error {} without an API.md error body: {:?}",
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            );
+        }
+    }
+    let reply = api.get("/healthz", &[]).await?;
+    ensure!(
+        reply.status == 200,
+        "after the hostile requests: {}",
+        reply.status
     );
     Ok(())
 }
