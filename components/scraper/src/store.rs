@@ -7,7 +7,7 @@
 
 use kit::table::{Cond, StoreError, Table};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 pub const SHOWS_TABLE: &str = "shows";
@@ -89,8 +89,25 @@ fn corrupt(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-fn decode(show: Value) -> Result<StoredShow, StoreError> {
-    serde_json::from_value(show).map_err(corrupt)
+/// A chunk's text split into its shows' texts, without converting any of them.
+fn split(chunk: &RawValue) -> Result<Vec<&RawValue>, StoreError> {
+    #[derive(Deserialize)]
+    struct ChunkText<'a> {
+        #[serde(borrow)]
+        shows: Vec<&'a RawValue>,
+    }
+    serde_json::from_str::<ChunkText<'_>>(chunk.get())
+        .map(|c| c.shows)
+        .map_err(corrupt)
+}
+
+fn decode(show: &RawValue) -> Result<StoredShow, StoreError> {
+    serde_json::from_str(show.get()).map_err(corrupt)
+}
+
+#[derive(Deserialize)]
+struct IdOf {
+    id: u64,
 }
 
 /// Typed access to the `shows` table.
@@ -121,28 +138,19 @@ impl<'a> ShowStore<'a> {
 
     /// The shows of chunk `n`, ordered by id.
     pub async fn chunk(&self, n: u64) -> Result<Vec<StoredShow>, StoreError> {
-        self.chunk_values(n)
-            .await?
-            .into_iter()
-            .map(decode)
-            .collect()
+        match self.table.get(&chunk_key(n), "").await? {
+            Some(item) => Ok(serde_json::from_value::<Chunk>(item.value)
+                .map_err(corrupt)?
+                .shows),
+            None => Ok(Vec::new()),
+        }
     }
 
-    /// The shows of chunk `n` as stored JSON, ordered by id, so that a read converts
-    /// only the few shows it serves rather than all 250.
-    async fn chunk_values(&self, n: u64) -> Result<Vec<Value>, StoreError> {
-        let Some(item) = self.table.get(&chunk_key(n), "").await? else {
-            return Ok(Vec::new());
-        };
-        match item.value {
-            Value::Object(mut chunk) => match chunk.remove("shows") {
-                Some(Value::Array(shows)) => Ok(shows),
-                _ => Err(StoreError::Corrupt(format!(
-                    "chunk {n} has no `shows` array"
-                ))),
-            },
-            _ => Err(StoreError::Corrupt(format!("chunk {n} is not an object"))),
-        }
+    /// Chunk `n` as stored JSON text, which a read splits into its shows' texts and
+    /// converts only the few it serves: a page costs a scan of the chunk, not a tree
+    /// of all its 250 shows.
+    async fn chunk_text(&self, n: u64) -> Result<Option<Box<RawValue>>, StoreError> {
+        self.table.get_json(&chunk_key(n), "").await
     }
 
     /// Replaces chunk `n` with `shows` (sorted here) and records its count in the
@@ -192,9 +200,26 @@ impl<'a> ShowStore<'a> {
 
     /// One show by id: one chunk read.
     pub async fn show(&self, id: u64) -> Result<Option<StoredShow>, StoreError> {
-        let mut shows = self.chunk_values(self.chunk_of(id)).await?;
-        match shows.binary_search_by_key(&Some(id), |s| s.get("id").and_then(Value::as_u64)) {
-            Ok(i) => decode(shows.swap_remove(i)).map(Some),
+        let Some(text) = self.chunk_text(self.chunk_of(id)).await? else {
+            return Ok(None);
+        };
+        let shows = split(&text)?;
+        // Probes read only the `id` of the shows they land on.
+        let mut probe_error = None;
+        let found = shows.binary_search_by_key(&id, |show| {
+            serde_json::from_str::<IdOf>(show.get()).map_or_else(
+                |e| {
+                    probe_error = Some(corrupt(e));
+                    u64::MAX
+                },
+                |s| s.id,
+            )
+        });
+        if let Some(e) = probe_error {
+            return Err(e);
+        }
+        match found {
+            Ok(i) => decode(shows[i]).map(Some),
             Err(_) => Ok(None),
         }
     }
@@ -217,7 +242,11 @@ impl<'a> ShowStore<'a> {
                 break;
             }
             if end > offset {
-                let shows = self.chunk_values(n).await?;
+                let text = self.chunk_text(n).await?;
+                let shows = match &text {
+                    Some(text) => split(text)?,
+                    None => Vec::new(),
+                };
                 // Within one chunk, so small whatever the offset.
                 let skip = usize::try_from(offset.saturating_sub(start)).unwrap_or(usize::MAX);
                 let want = limit - out.len();

@@ -24,6 +24,7 @@ pub use partition::{PartitionTable, RawKv};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// One stored item: its sort key, its JSON value, and the version a conditional write
@@ -79,6 +80,17 @@ pub enum StoreError {
 #[async_trait(?Send)]
 pub trait Table {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;
+
+    /// The value at `(pk, sk)` as JSON text, for readers that use a few parts of a large
+    /// value: a backend that stores JSON text hands it over without building a tree.
+    async fn get_json(&self, pk: &str, sk: &str) -> Result<Option<Box<RawValue>>, StoreError> {
+        match self.get(pk, sk).await? {
+            Some(item) => serde_json::value::to_raw_value(&item.value)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(e.to_string())),
+            None => Ok(None),
+        }
+    }
 
     /// Writes `value` at `(pk, sk)` if `cond` holds; returns the new version.
     async fn put(&self, pk: &str, sk: &str, value: Value, cond: Cond) -> Result<u64, StoreError>;

@@ -7,6 +7,7 @@
 use super::{Cond, Item, Page, StoreError, Table};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -37,6 +38,13 @@ struct Stored {
 }
 
 type Partition = BTreeMap<String, Stored>;
+
+/// A stored item read as text: the value's JSON is borrowed from the partition's bytes.
+#[derive(Deserialize)]
+struct StoredText<'a> {
+    #[serde(rename = "d", borrow)]
+    value: &'a RawValue,
+}
 
 /// Compare-and-swap retries before giving up with [`StoreError::Contention`]. Each retry
 /// means another writer succeeded, so the partition as a whole keeps making progress.
@@ -123,6 +131,15 @@ fn item(sk: &str, stored: &Stored) -> Item {
 impl<K: RawKv> Table for PartitionTable<K> {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         Ok(self.read_partition(pk).await?.get(sk).map(|s| item(sk, s)))
+    }
+
+    async fn get_json(&self, pk: &str, sk: &str) -> Result<Option<Box<RawValue>>, StoreError> {
+        let Some(bytes) = self.kv.read(&self.key(pk)).await? else {
+            return Ok(None);
+        };
+        let partition: BTreeMap<String, StoredText<'_>> =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(partition.get(sk).map(|s| s.value.to_owned()))
     }
 
     async fn put(&self, pk: &str, sk: &str, value: Value, cond: Cond) -> Result<u64, StoreError> {

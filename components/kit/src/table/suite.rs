@@ -86,6 +86,7 @@ pub async fn run_with_prefix(open: Open<'_>, prefix: &str, atomic: bool) -> Repo
     case!(partitions_and_tables_are_isolated);
     case!(keys_with_unicode_and_slashes_round_trip);
     case!(put_partition_replaces_the_whole_partition);
+    case!(get_json_returns_the_value_as_json_text);
     if atomic {
         case!(concurrent_conditional_increments_lose_no_update);
     }
@@ -254,6 +255,27 @@ async fn keys_with_unicode_and_slashes_round_trip(t: &dyn Table) -> CaseResult {
     ensure(split.is_none(), || {
         "key parts leaked across the separator".into()
     })
+}
+
+async fn get_json_returns_the_value_as_json_text(t: &dyn Table) -> CaseResult {
+    let value: Value = json!({"s": "Amélie \"q\" \\ \u{1}", "n": [1, 2.5, null], "o": {}});
+    t.put("p", "a", value.clone(), Cond::Any)
+        .await
+        .map_err(err)?;
+    t.put("p", "b", json!("neighbour"), Cond::Any)
+        .await
+        .map_err(err)?;
+    let text = t
+        .get_json("p", "a")
+        .await
+        .map_err(err)?
+        .ok_or("item missing")?;
+    let parsed: Value = serde_json::from_str(text.get()).map_err(|e| e.to_string())?;
+    ensure(parsed == value, || format!("got {}", text.get()))?;
+    let missing = t.get_json("p", "c").await.map_err(err)?;
+    ensure(missing.is_none(), || "a missing item has text".into())?;
+    let other = t.get_json("q", "a").await.map_err(err)?;
+    ensure(other.is_none(), || "a missing partition has text".into())
 }
 
 async fn put_partition_replaces_the_whole_partition(t: &dyn Table) -> CaseResult {
