@@ -417,14 +417,7 @@ async fn expired_lease_frees_its_slot_when_the_lease_runs_out(api: Api, _: Host)
         "expired streams still listed: {active:?}"
     );
     let id = id_of(&first[0]);
-    let reply = api
-        .send(
-            Method::POST,
-            &format!("/api/v1/streams/{id}/heartbeat"),
-            &headers(&me, &expiry, &[]),
-            None,
-        )
-        .await?;
+    let reply = heartbeat(&api, &me, &expiry, &id).await?;
     expect_error(&reply, 404, "stream_not_found").context("heartbeat on an expired stream")?;
     let fresh = started(&api, &me, &expiry).await?;
     ensure!(list(&api, &me, &expiry).await? == vec![fresh]);
