@@ -204,24 +204,18 @@ impl<'a> ShowStore<'a> {
             return Ok(None);
         };
         let shows = split(&text)?;
-        // Probes read only the `id` of the shows they land on.
-        let mut probe_error = None;
-        let found = shows.binary_search_by_key(&id, |show| {
-            serde_json::from_str::<IdOf>(show.get()).map_or_else(
-                |e| {
-                    probe_error = Some(corrupt(e));
-                    u64::MAX
-                },
-                |s| s.id,
-            )
-        });
-        if let Some(e) = probe_error {
-            return Err(e);
+        // Binary search over the id order; each probe reads only the `id` of its show.
+        let (mut lo, mut hi) = (0, shows.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let probe: IdOf = serde_json::from_str(shows[mid].get()).map_err(corrupt)?;
+            match probe.id.cmp(&id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return decode(shows[mid]).map(Some),
+            }
         }
-        match found {
-            Ok(i) => decode(shows[i]).map(Some),
-            Err(_) => Ok(None),
-        }
+        Ok(None)
     }
 
     /// The shows at positions `offset … offset+limit−1` of the id order, and the total

@@ -903,17 +903,15 @@ async fn run_importer(
 /// what the script stored can be told apart from the sample itself.
 const SHIFT: u64 = 7000 - 1900;
 
+fn with_shifted_year(item: &Value) -> Value {
+    let mut item = item.clone();
+    item["year"] = json!(item["year"].as_u64().unwrap_or_default() + SHIFT);
+    item
+}
+
 async fn importer_script_loads_a_file_in_chunks_with_progress(api: Api, _: Host) -> Result<()> {
     let sample = sample()?;
-    let shifted: Vec<Value> = sample
-        .items
-        .iter()
-        .map(|item| {
-            let mut item = item.clone();
-            item["year"] = json!(item["year"].as_u64().unwrap_or_default() + SHIFT);
-            item
-        })
-        .collect();
+    let shifted: Vec<Value> = sample.items.iter().map(with_shifted_year).collect();
     let file = tempfile::NamedTempFile::new()?;
     std::fs::write(file.path(), serde_json::to_vec(&shifted)?)?;
     let (code, stdout, stderr) =
@@ -936,14 +934,7 @@ async fn importer_script_loads_a_file_in_chunks_with_progress(api: Api, _: Host)
         "{stdout}"
     );
     for (year, want) in &sample.by_year {
-        let want: Vec<Value> = want
-            .iter()
-            .map(|item| {
-                let mut item = item.clone();
-                item["year"] = json!(year + SHIFT);
-                item
-            })
-            .collect();
+        let want: Vec<Value> = want.iter().map(with_shifted_year).collect();
         let (got, _) = page(&api, &format!("year={}&limit=500", year + SHIFT)).await?;
         same_items(
             &got,
