@@ -6,16 +6,11 @@ COMPONENTS := -p hello -p health -p shows -p scraper -p streams -p movies -p doc
 
 .PHONY: run test setup components worker spin-host lint unit conformance bench clean-state
 
-## Serve the app on http://127.0.0.1:3000: real Spin when `spin` is installed, else
-## workerd through `wrangler dev` (which builds the Worker itself).
+## Serve the app on http://127.0.0.1:3000: real Spin when `spin` is installed (HTTP
+## components only, saying so, when its trigger-cron plugin is missing), else workerd
+## through `wrangler dev` (which builds the Worker itself). See scripts/run.sh.
 run: setup
-	@if command -v spin >/dev/null 2>&1; then \
-	  echo "make run: serving with Spin (spin up)"; \
-	  $(MAKE) components && spin up --listen 127.0.0.1:3000; \
-	else \
-	  echo "make run: spin is not installed; serving with workerd (wrangler dev)"; \
-	  WRANGLER_SEND_METRICS=false npx wrangler dev --ip 127.0.0.1 --port 3000; \
-	fi
+	bash scripts/run.sh
 
 ## Every test: format, lints, unit tests, then the conformance suite on every host.
 test: setup lint components worker spin-host

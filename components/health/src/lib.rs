@@ -1,12 +1,15 @@
 //! Liveness and the catch-all: `GET /healthz` answers `{"status":"ok"}`, any path no
 //! other service claims gets API.md's JSON 404, and `POST /healthz/storage` (admin)
-//! runs the shared table-backend suite against the deployment's own storage.
+//! runs the shared table-backend suite against the deployment's own storage;
+//! `POST /healthz/storage/race` and `…/race/check` (admin) let a test race many
+//! requests — on Spin, many component instances — on one fresh key and check the result.
 //!
 //! On Spin this is the component on route `/...` (build with
 //! `cargo build --release --target wasm32-wasip2 -p health`); the Worker calls
 //! [`handle`] for every path no other service owns.
 
 use http::{Method, StatusCode};
+use kit::table::suite::{self, Race};
 use kit::{BodyLimit, Ctx, Request, Response, Router};
 use serde_json::json;
 
@@ -14,12 +17,20 @@ use serde_json::json;
 enum Route {
     Health,
     StorageSuite,
+    RaceWrite,
+    RaceCheck,
 }
 
 fn router() -> Router<Route> {
     Router::new()
         .route(Method::GET, "/healthz", Route::Health)
         .route(Method::POST, "/healthz/storage", Route::StorageSuite)
+        .route(Method::POST, "/healthz/storage/race", Route::RaceWrite)
+        .route(
+            Method::POST,
+            "/healthz/storage/race/check",
+            Route::RaceCheck,
+        )
 }
 
 /// The routes this service answers, for the OpenAPI coverage test.
@@ -37,6 +48,8 @@ async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError>
     match route {
         Route::Health => Ok(kit::json(StatusCode::OK, &json!({"status": "ok"}))),
         Route::StorageSuite => storage_suite(&req, &ctx).await,
+        Route::RaceWrite => race_write(&req, &ctx).await,
+        Route::RaceCheck => race_check(&req, &ctx).await,
     }
 }
 
@@ -67,6 +80,82 @@ async fn storage_suite(req: &Request, ctx: &Ctx<'_>) -> Result<Response, kit::Ap
         status,
         &json!({"passed": passed, "backends": backends}),
     ))
+}
+
+/// Which table a race runs on: always under the `selftest_race_` prefix, so a race can
+/// never touch a service's data.
+#[derive(Debug, serde::Deserialize)]
+struct RaceTable {
+    /// A backend of [`kit::Tables::backends`]; default: the first atomic one.
+    backend: Option<String>,
+    /// 1–64 of `[a-z0-9_]`, appended to the prefix.
+    table: String,
+    race: Race,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RaceWrite {
+    #[serde(flatten)]
+    on: RaceTable,
+    writer: u32,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RaceCheck {
+    #[serde(flatten)]
+    on: RaceTable,
+    /// What each writer's race call answered, by writer.
+    won: Vec<Vec<u32>>,
+}
+
+impl RaceTable {
+    fn open(&self, ctx: &Ctx<'_>) -> Result<std::rc::Rc<dyn kit::table::Table>, kit::ApiError> {
+        let valid = (1..=64).contains(&self.table.len())
+            && self
+                .table
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(kit::ApiError::invalid_body(
+                "table must be 1-64 of [a-z0-9_]",
+            ));
+        }
+        let backends = ctx.env.tables.backends();
+        let backend = match &self.backend {
+            Some(name) => backends.iter().find(|b| b.name == name.as_str()),
+            None => backends.iter().find(|b| b.atomic),
+        }
+        .ok_or_else(|| kit::ApiError::invalid_body("no such backend"))?;
+        let name = format!("selftest_race_{}", self.table);
+        Ok(ctx.env.tables.open_on(backend.name, &name)?)
+    }
+}
+
+/// One racing writer: `{"won": [partition, ...]}`, where its conditional write won.
+async fn race_write(req: &Request, ctx: &Ctx<'_>) -> Result<Response, kit::ApiError> {
+    kit::require_admin(req, ctx.env)?;
+    let body: RaceWrite = kit::parse_json(req)?;
+    let table = body.on.open(ctx)?;
+    let won = suite::race_write(table.as_ref(), body.on.race, body.writer)
+        .await
+        .map_err(kit::ApiError::internal)?;
+    Ok(kit::json(StatusCode::OK, &json!({ "won": won })))
+}
+
+/// After a race: 200 `{"passed": true}`, or 500 with `failure` saying what broke.
+async fn race_check(req: &Request, ctx: &Ctx<'_>) -> Result<Response, kit::ApiError> {
+    kit::require_admin(req, ctx.env)?;
+    let body: RaceCheck = kit::parse_json(req)?;
+    let table = body.on.open(ctx)?;
+    Ok(
+        match suite::race_check(table.as_ref(), body.on.race, &body.won).await {
+            Ok(()) => kit::json(StatusCode::OK, &json!({"passed": true})),
+            Err(failure) => kit::json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"passed": false, "failure": failure}),
+            ),
+        },
+    )
 }
 
 // The Spin component entry (wasm32-wasip2 only).

@@ -25,6 +25,8 @@ pub fn cases() -> Vec<Case> {
         request_id_is_echoed_or_generated,
         storage_suite_passes_on_every_backend_of_the_host,
         storage_suite_returns_401_without_the_admin_token,
+        concurrent_puts_if_absent_from_40_requests_admit_one_per_fresh_partition,
+        concurrent_creations_and_increments_from_40_requests_lose_no_update_per_partition,
         hostile_requests_get_json_errors_and_never_a_5xx,
     ]
 }
@@ -153,6 +155,86 @@ async fn storage_suite_returns_401_without_the_admin_token(api: Api, _: Host) ->
         get.header("allow")
     );
     Ok(())
+}
+
+/// A table suffix no earlier race of this process used, even across repeats.
+fn fresh_race_table() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "t{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Races `writers` simultaneous requests (on Spin: component instances) through the
+/// health component's race routes on one fresh key, then asks the host whether the
+/// table held. The writers wait at one barrier, then all send.
+async fn race(api: &Api, race: &str, writers: u32) -> Result<()> {
+    let table = fresh_race_table();
+    let auth = format!("Bearer {}", api.admin_token);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(writers as usize));
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let (api, auth, barrier) = (api.clone(), auth.clone(), barrier.clone());
+        let body = serde_json::json!({"table": table, "race": race, "writer": writer});
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let reply = api
+                .send(
+                    Method::POST,
+                    "/healthz/storage/race",
+                    &[("authorization", &auth)],
+                    Some(serde_json::to_vec(&body)?),
+                )
+                .await?;
+            ensure!(
+                reply.status == 200,
+                "writer {writer}: {} {}",
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            );
+            Ok::<serde_json::Value, anyhow::Error>(reply.json()?["won"].clone())
+        }));
+    }
+    let mut won = Vec::new();
+    for task in tasks {
+        won.push(task.await??);
+    }
+    let body = serde_json::json!({"table": table, "race": race, "won": won});
+    let check = api
+        .send(
+            Method::POST,
+            "/healthz/storage/race/check",
+            &[("authorization", &auth)],
+            Some(serde_json::to_vec(&body)?),
+        )
+        .await?;
+    ensure!(
+        check.status == 200,
+        "{race} with {writers} writers: {} {}",
+        check.status,
+        String::from_utf8_lossy(&check.body)
+    );
+    Ok(())
+}
+
+async fn concurrent_puts_if_absent_from_40_requests_admit_one_per_fresh_partition(
+    api: Api,
+    _: Host,
+) -> Result<()> {
+    race(&api, "put_if_absent", 40).await
+}
+
+async fn concurrent_creations_and_increments_from_40_requests_lose_no_update_per_partition(
+    api: Api,
+    _: Host,
+) -> Result<()> {
+    race(&api, "create_or_increment", 40).await
 }
 
 /// A small deterministic generator (xorshift64*), so a failure names a reproducible

@@ -46,6 +46,9 @@ struct CronLoaded {
 /// 404 when no `[[trigger.cron]]` names the component, 405 for other methods.
 pub const RESERVED_PREFIX: &str = "/.spin-host/";
 pub const CRON_HOOK: &str = "/.spin-host/cron/";
+/// `GET` answers `{"components": {"<id>": {"requests", "reads", "writes"}}}`: instances
+/// run and key-value round trips made by each component since the host started.
+pub const KV_STATS: &str = "/.spin-host/kv-stats";
 
 pub struct App {
     router: Router,
@@ -288,6 +291,18 @@ impl App {
 
     /// The host's own routes under [`RESERVED_PREFIX`].
     async fn host_route(&self, method: &Method, path: &str) -> Response<HyperOutgoingBody> {
+        if path == KV_STATS {
+            if method != Method::GET {
+                let mut response =
+                    json_error(StatusCode::METHOD_NOT_ALLOWED, "use GET".to_string());
+                response
+                    .headers_mut()
+                    .insert(http::header::ALLOW, HeaderValue::from_static("GET"));
+                return response;
+            }
+            let stats = self.stores.stats().snapshot();
+            return json(StatusCode::OK, &serde_json::json!({ "components": stats }));
+        }
         let Some(component) = path.strip_prefix(CRON_HOOK) else {
             return json_error(StatusCode::NOT_FOUND, "no such spin-host route".into());
         };

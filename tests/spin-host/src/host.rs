@@ -1,7 +1,7 @@
 //! Per-request store state and the host side of the Spin interfaces:
 //! `fermyon:spin/key-value`, `fermyon:spin/variables` and `wasi:keyvalue`.
 
-use crate::kv::{Cas, KvStore, KvStores};
+use crate::kv::{Cas, KvStore, KvStores, Op, TABLE_CAPACITY};
 use crate::outbound::AllowedHosts;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -139,6 +139,9 @@ pub struct HostState {
     hooks: OutboundHooks,
     config: Arc<ComponentConfig>,
     stores: Arc<KvStores>,
+    /// Slots of Spin's per-request resource tables in use (see [`crate::kv`]).
+    open_stores: usize,
+    open_cas: usize,
 }
 
 impl HostState {
@@ -149,6 +152,7 @@ impl HostState {
             .stdout(wasmtime_wasi::cli::stderr())
             .inherit_stderr()
             .build();
+        stores.stats().record(&config.id, Op::Request);
         Self {
             wasi,
             http: WasiHttpCtx::new(),
@@ -156,6 +160,8 @@ impl HostState {
             hooks: OutboundHooks(config.clone()),
             config,
             stores,
+            open_stores: 0,
+            open_cas: 0,
         }
     }
 
@@ -165,8 +171,14 @@ impl HostState {
         if !self.config.key_value_stores.iter().any(|s| s == label) {
             return Ok(Err(OpenError::AccessDenied));
         }
+        if self.open_stores >= TABLE_CAPACITY {
+            return Ok(Err(OpenError::Other("store table full".into())));
+        }
         Ok(match self.stores.open(label) {
-            Ok(Some(store)) => Ok(self.table.push(OpenStore(store))?),
+            Ok(Some(store)) => {
+                self.open_stores += 1;
+                Ok(self.table.push(OpenStore(store))?)
+            }
             Ok(None) => Err(OpenError::NoSuchStore),
             Err(e) => Err(OpenError::Other(format!("{e:#}"))),
         })
@@ -174,6 +186,28 @@ impl HostState {
 
     fn store(&self, handle: &Resource<OpenStore>) -> Result<Arc<KvStore>> {
         Ok(self.table.get(handle)?.0.clone())
+    }
+
+    fn drop_store(&mut self, handle: Resource<OpenStore>) -> Result<()> {
+        self.table.delete(handle)?;
+        self.open_stores = self.open_stores.saturating_sub(1);
+        Ok(())
+    }
+
+    /// Counts one round trip to the database for this component.
+    fn count(&self, op: Op) {
+        self.stores.stats().record(&self.config.id, op);
+    }
+
+    /// A new `cas` resource, refused like Spin's when its table is full.
+    fn push_cas(&mut self, cas: Cas) -> Result<Result<Resource<Cas>, wasi_kv::Error>> {
+        if self.open_cas >= TABLE_CAPACITY {
+            return Ok(Err(wasi_kv::Error::Other(
+                "too many compare_and_swaps opened".into(),
+            )));
+        }
+        self.open_cas += 1;
+        Ok(Ok(self.table.push(cas)?))
     }
 }
 
@@ -226,6 +260,7 @@ impl WasiHttpHooks for OutboundHooks {
 type SpinResult<T> = Result<Result<T, spin_kv::Error>>;
 type WasiResult<T> = Result<Result<T, wasi_kv::Error>>;
 
+/// Spin reports database errors as `Other` with the error's debug text.
 fn spin_err(e: anyhow::Error) -> spin_kv::Error {
     spin_kv::Error::Other(format!("{e:#}"))
 }
@@ -246,28 +281,32 @@ impl spin_kv::HostStore for HostState {
     }
 
     fn get(&mut self, s: Resource<OpenStore>, key: String) -> SpinResult<Option<Vec<u8>>> {
-        Ok(Ok(self.store(&s)?.get(&key)))
+        self.count(Op::Read);
+        Ok(self.store(&s)?.get(&key).map_err(spin_err))
     }
 
     fn set(&mut self, s: Resource<OpenStore>, key: String, value: Vec<u8>) -> SpinResult<()> {
-        Ok(self.store(&s)?.set(&key, value).map_err(spin_err))
+        self.count(Op::Write);
+        Ok(self.store(&s)?.set(&key, &value).map_err(spin_err))
     }
 
     fn delete(&mut self, s: Resource<OpenStore>, key: String) -> SpinResult<()> {
+        self.count(Op::Write);
         Ok(self.store(&s)?.delete(&key).map_err(spin_err))
     }
 
     fn exists(&mut self, s: Resource<OpenStore>, key: String) -> SpinResult<bool> {
-        Ok(Ok(self.store(&s)?.exists(&key)))
+        self.count(Op::Read);
+        Ok(self.store(&s)?.exists(&key).map_err(spin_err))
     }
 
     fn get_keys(&mut self, s: Resource<OpenStore>) -> SpinResult<Vec<String>> {
-        Ok(Ok(self.store(&s)?.keys()))
+        self.count(Op::Read);
+        Ok(self.store(&s)?.keys().map_err(spin_err))
     }
 
     fn drop(&mut self, s: Resource<OpenStore>) -> Result<()> {
-        self.table.delete(s)?;
-        Ok(())
+        self.drop_store(s)
     }
 }
 
@@ -283,76 +322,106 @@ impl wasi_kv::Host for HostState {
 
 impl wasi_kv::HostBucket for HostState {
     fn get(&mut self, b: Resource<OpenStore>, key: String) -> WasiResult<Option<Vec<u8>>> {
-        Ok(Ok(self.store(&b)?.get(&key)))
+        self.count(Op::Read);
+        Ok(self.store(&b)?.get(&key).map_err(wasi_err))
     }
 
     fn set(&mut self, b: Resource<OpenStore>, key: String, value: Vec<u8>) -> WasiResult<()> {
-        Ok(self.store(&b)?.set(&key, value).map_err(wasi_err))
+        self.count(Op::Write);
+        Ok(self.store(&b)?.set(&key, &value).map_err(wasi_err))
     }
 
     fn delete(&mut self, b: Resource<OpenStore>, key: String) -> WasiResult<()> {
+        self.count(Op::Write);
         Ok(self.store(&b)?.delete(&key).map_err(wasi_err))
     }
 
     fn exists(&mut self, b: Resource<OpenStore>, key: String) -> WasiResult<bool> {
-        Ok(Ok(self.store(&b)?.exists(&key)))
+        self.count(Op::Read);
+        Ok(self.store(&b)?.exists(&key).map_err(wasi_err))
     }
 
-    /// Every key fits in one page, so there is never a next cursor.
+    /// Like Spin: every key in one page, and a cursor is refused.
     fn list_keys(
         &mut self,
         b: Resource<OpenStore>,
-        _cursor: Option<String>,
+        cursor: Option<String>,
     ) -> WasiResult<wasi_kv::KeyResponse> {
-        let keys = self.store(&b)?.keys();
-        Ok(Ok(wasi_kv::KeyResponse { keys, cursor: None }))
+        if cursor.is_some() {
+            return Ok(Err(wasi_kv::Error::Other(
+                "list_keys: cursor not supported".into(),
+            )));
+        }
+        self.count(Op::Read);
+        Ok(self
+            .store(&b)?
+            .keys()
+            .map(|keys| wasi_kv::KeyResponse { keys, cursor: None })
+            .map_err(wasi_err))
     }
 
     fn drop(&mut self, b: Resource<OpenStore>) -> Result<()> {
-        self.table.delete(b)?;
-        Ok(())
+        self.drop_store(b)
     }
 }
 
 impl atomics::Host for HostState {
     fn increment(&mut self, b: Resource<OpenStore>, key: String, delta: i64) -> WasiResult<i64> {
+        self.count(Op::Write);
         Ok(self.store(&b)?.increment(&key, delta).map_err(wasi_err))
     }
 
+    /// Spin's: the consumed `cas` keeps its table slot; on a lost race a new `cas`
+    /// that has already read the latest value comes back.
     fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> Result<Result<(), CasError>> {
         let cas = self.table.delete(cas)?;
-        Ok(match cas.swap(value) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(latest)) => Err(CasError::CasFailed(self.table.push(latest)?)),
-            Err(e) => Err(CasError::StoreError(wasi_err(e))),
-        })
+        self.count(Op::Write);
+        match cas.swap(&value) {
+            Ok(true) => Ok(Ok(())),
+            Ok(false) => {
+                let mut latest = Cas::new(cas.store().clone(), cas.key().to_string());
+                self.count(Op::Read);
+                if let Err(e) = latest.current() {
+                    return Ok(Err(CasError::StoreError(wasi_err(e))));
+                }
+                Ok(match self.push_cas(latest)? {
+                    Ok(handle) => Err(CasError::CasFailed(handle)),
+                    Err(e) => Err(CasError::StoreError(e)),
+                })
+            }
+            Err(e) => Ok(Err(CasError::StoreError(wasi_err(e)))),
+        }
     }
 }
 
 impl atomics::HostCas for HostState {
     fn new(&mut self, b: Resource<OpenStore>, key: String) -> WasiResult<Resource<Cas>> {
         let cas = Cas::new(self.store(&b)?, key);
-        Ok(Ok(self.table.push(cas)?))
+        self.push_cas(cas)
     }
 
     fn current(&mut self, cas: Resource<Cas>) -> WasiResult<Option<Vec<u8>>> {
-        Ok(Ok(self.table.get(&cas)?.current()))
+        self.count(Op::Read);
+        Ok(self.table.get_mut(&cas)?.current().map_err(wasi_err))
     }
 
     fn drop(&mut self, cas: Resource<Cas>) -> Result<()> {
         self.table.delete(cas)?;
+        self.open_cas = self.open_cas.saturating_sub(1);
         Ok(())
     }
 }
 
-/// Not atomic, as the interface allows: each key is its own write.
+/// Spin's batch operations: `get-many` returns only keys that exist; `set-many` is one
+/// transaction; an empty batch touches nothing.
 impl batch::Host for HostState {
     fn get_many(&mut self, b: Resource<OpenStore>, keys: Vec<String>) -> WasiResult<Vec<KeyValue>> {
         let store = self.store(&b)?;
-        Ok(Ok(keys
-            .into_iter()
-            .map(|k| (k.clone(), store.get(&k)))
-            .collect()))
+        if keys.is_empty() {
+            return Ok(Ok(vec![]));
+        }
+        self.count(Op::Read);
+        Ok(store.get_many(keys).map_err(wasi_err))
     }
 
     fn set_many(
@@ -361,18 +430,20 @@ impl batch::Host for HostState {
         pairs: Vec<(String, Vec<u8>)>,
     ) -> WasiResult<()> {
         let store = self.store(&b)?;
-        Ok(pairs
-            .into_iter()
-            .try_for_each(|(k, v)| store.set(&k, v))
-            .map_err(wasi_err))
+        if pairs.is_empty() {
+            return Ok(Ok(()));
+        }
+        self.count(Op::Write);
+        Ok(store.set_many(pairs).map_err(wasi_err))
     }
 
     fn delete_many(&mut self, b: Resource<OpenStore>, keys: Vec<String>) -> WasiResult<()> {
         let store = self.store(&b)?;
-        Ok(keys
-            .iter()
-            .try_for_each(|k| store.delete(k))
-            .map_err(wasi_err))
+        if keys.is_empty() {
+            return Ok(Ok(()));
+        }
+        self.count(Op::Write);
+        Ok(store.delete_many(keys).map_err(wasi_err))
     }
 }
 

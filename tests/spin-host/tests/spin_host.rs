@@ -294,45 +294,80 @@ fn store_basics_and_persistence() {
     let dir = temp_dir("basics");
     let stores = KvStores::new(&dir, ["other".to_string()]).unwrap();
     let store = stores.open("default").unwrap().unwrap();
-    assert_eq!(store.get("k"), None);
-    assert!(!store.exists("k"));
-    store.set("k", b"v1".to_vec()).unwrap();
-    store.set("a", vec![0, 255]).unwrap();
-    assert_eq!(store.get("k"), Some(b"v1".to_vec()));
-    assert!(store.exists("k"));
-    assert_eq!(store.keys(), ["a", "k"]);
+    assert_eq!(store.get("k").unwrap(), None);
+    assert!(!store.exists("k").unwrap());
+    store.set("k", b"v1").unwrap();
+    store.set("a", &[0, 255]).unwrap();
+    assert_eq!(store.get("k").unwrap(), Some(b"v1".to_vec()));
+    assert!(store.exists("k").unwrap());
+    let mut keys = store.keys().unwrap();
+    keys.sort();
+    assert_eq!(keys, ["a", "k"]);
     store.delete("k").unwrap();
     store.delete("never-there").unwrap();
-    assert!(!store.exists("k"));
-    store.set("y", b"2".to_vec()).unwrap();
+    assert!(!store.exists("k").unwrap());
+    store.set("y", b"2").unwrap();
 
-    // Both interfaces open stores through the same `KvStores`, so one label
-    // means one store.
+    // Labels are stores of one database: same label, same data; others apart.
     let again = stores.open("default").unwrap().unwrap();
-    assert!(Arc::ptr_eq(&store, &again));
+    assert_eq!(again.get("a").unwrap(), Some(vec![0, 255]));
     let other = stores.open("other").unwrap().unwrap();
-    assert_eq!(other.get("a"), None);
+    assert_eq!(other.get("a").unwrap(), None);
     assert!(stores.open("unknown").unwrap().is_none());
 
-    // A new host on the same state dir sees the data.
+    // A new host on the same state dir sees the data, in Spin's file and schema.
     drop((store, again, other, stores));
+    let db = rusqlite::Connection::open(dir.join(spin_host::kv::DB_FILE)).unwrap();
+    let rows: i64 = db
+        .query_row(
+            "SELECT count(*) FROM spin_key_value WHERE store = 'default'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 2);
+    drop(db);
     let reopened = KvStores::new(&dir, []).unwrap();
     let store = reopened.open("default").unwrap().unwrap();
-    assert_eq!(store.keys(), ["a", "y"]);
-    assert_eq!(store.get("a"), Some(vec![0, 255]));
+    let mut keys = store.keys().unwrap();
+    keys.sort();
+    assert_eq!(keys, ["a", "y"]);
+    assert_eq!(store.get("a").unwrap(), Some(vec![0, 255]));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn labels_that_are_not_file_names_are_no_such_store() {
-    let dir = temp_dir("labels");
-    let stores = KvStores::new(&dir, ["../escape".to_string()]).unwrap();
-    assert!(stores.open("../escape").unwrap().is_none());
+fn get_many_returns_only_the_keys_that_exist() {
+    let dir = temp_dir("many");
+    let store = KvStores::new(&dir, [])
+        .unwrap()
+        .open("default")
+        .unwrap()
+        .unwrap();
+    store
+        .set_many(vec![
+            ("a".into(), b"1".to_vec()),
+            ("b".into(), b"2".to_vec()),
+        ])
+        .unwrap();
+    let mut got = store
+        .get_many(vec!["b".into(), "missing".into(), "a".into()])
+        .unwrap();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("a".to_string(), Some(b"1".to_vec())),
+            ("b".to_string(), Some(b"2".to_vec()))
+        ]
+    );
+    store.delete_many(vec!["a".into(), "zz".into()]).unwrap();
+    assert_eq!(store.keys().unwrap(), ["b"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn increment_uses_big_endian_i64() {
+fn increment_uses_little_endian_i64_and_refuses_other_values() {
     let dir = temp_dir("incr");
     let store = KvStores::new(&dir, [])
         .unwrap()
@@ -341,14 +376,19 @@ fn increment_uses_big_endian_i64() {
         .unwrap();
     assert_eq!(store.increment("n", 5).unwrap(), 5);
     assert_eq!(store.increment("n", -7).unwrap(), -2);
-    assert_eq!(store.get("n"), Some((-2i64).to_be_bytes().to_vec()));
-    store.set("text", b"abc".to_vec()).unwrap();
-    assert!(store.increment("text", 1).is_err());
+    assert_eq!(
+        store.get("n").unwrap(),
+        Some((-2i64).to_le_bytes().to_vec())
+    );
+    store.set("text", b"abc").unwrap();
+    let refused = store.increment("text", 1).unwrap_err().to_string();
+    assert!(refused.contains("incorrect length"), "{refused}");
+    assert_eq!(store.get("text").unwrap(), Some(b"abc".to_vec()));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn cas_swaps_only_if_unchanged() {
+fn cas_swaps_like_spin() {
     let dir = temp_dir("cas");
     let store = KvStores::new(&dir, [])
         .unwrap()
@@ -356,56 +396,74 @@ fn cas_swaps_only_if_unchanged() {
         .unwrap()
         .unwrap();
 
-    let cas = Cas::new(store.clone(), "k".into());
-    assert_eq!(cas.current(), None);
-    assert!(cas.swap(b"1".to_vec()).unwrap().is_ok());
-    assert_eq!(store.get("k"), Some(b"1".to_vec()));
+    let mut cas = Cas::new(store.clone(), "k".into());
+    assert_eq!(cas.current().unwrap(), None);
+    assert!(cas.swap(b"1").unwrap());
+    assert_eq!(store.get("k").unwrap(), Some(b"1".to_vec()));
 
-    let stale = Cas::new(store.clone(), "k".into());
-    store.set("k", b"2".to_vec()).unwrap();
-    let retry = match stale.swap(b"stale".to_vec()).unwrap() {
-        Ok(()) => panic!("swap over a changed value must fail"),
-        Err(retry) => retry,
-    };
-    assert_eq!(store.get("k"), Some(b"2".to_vec()));
-    assert_eq!(retry.current(), Some(b"2".to_vec()));
-    assert!(retry.swap(b"3".to_vec()).unwrap().is_ok());
-    assert_eq!(store.get("k"), Some(b"3".to_vec()));
+    // Observed a value, then it changed: the swap fails and writes nothing.
+    let mut stale = Cas::new(store.clone(), "k".into());
+    assert_eq!(stale.current().unwrap(), Some(b"1".to_vec()));
+    store.set("k", b"2").unwrap();
+    assert!(!stale.swap(b"stale").unwrap());
+    assert_eq!(store.get("k").unwrap(), Some(b"2".to_vec()));
 
-    // Observed absent, then created by someone else: the swap must fail.
-    let absent = Cas::new(store.clone(), "new".into());
-    store.set("new", b"x".to_vec()).unwrap();
-    assert!(absent.swap(b"y".to_vec()).unwrap().is_err());
+    // ABA: changed and changed back to equal bytes, the swap succeeds.
+    let mut aba = Cas::new(store.clone(), "k".into());
+    aba.current().unwrap();
+    store.set("k", b"other").unwrap();
+    store.set("k", b"2").unwrap();
+    assert!(aba.swap(b"3").unwrap());
 
-    // Observed present, then deleted: also a conflict.
-    let present = Cas::new(store.clone(), "new".into());
-    store.delete("new").unwrap();
-    assert!(present.swap(b"z".to_vec()).unwrap().is_err());
-    assert_eq!(store.get("new"), None);
+    // Observed present, then deleted: a conflict.
+    let mut present = Cas::new(store.clone(), "k".into());
+    present.current().unwrap();
+    store.delete("k").unwrap();
+    assert!(!present.swap(b"z").unwrap());
+    assert_eq!(store.get("k").unwrap(), None);
+
+    // Spin's surprise: observed absent, then created by someone else, and the swap
+    // still succeeds — an upsert over the other writer's value.
+    let mut absent = Cas::new(store.clone(), "new".into());
+    assert_eq!(absent.current().unwrap(), None);
+    store.set("new", b"theirs").unwrap();
+    assert!(absent.swap(b"mine").unwrap());
+    assert_eq!(store.get("new").unwrap(), Some(b"mine".to_vec()));
+
+    // And a swap without `current` is the same blind upsert.
+    let blind = Cas::new(store.clone(), "new".into());
+    assert!(blind.swap(b"blind").unwrap());
+    assert_eq!(store.get("new").unwrap(), Some(b"blind".to_vec()));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn concurrent_cas_increments_lose_no_update() {
+fn concurrent_cas_increments_from_present_lose_no_update() {
     const THREADS: u64 = 50;
     const PER_THREAD: u64 = 20;
     let dir = temp_dir("cas-load");
     let stores = Arc::new(KvStores::new(&dir, []).unwrap());
+    // From present only: from absent, Spin's swap is an upsert (see above).
+    stores
+        .open("default")
+        .unwrap()
+        .unwrap()
+        .set("counter", b"0")
+        .unwrap();
     let handles: Vec<_> = (0..THREADS)
         .map(|_| {
             let stores = stores.clone();
             std::thread::spawn(move || {
                 let store = stores.open("default").unwrap().unwrap();
                 for _ in 0..PER_THREAD {
-                    let mut cas = Cas::new(store.clone(), "counter".into());
                     loop {
-                        let n: u64 = cas
-                            .current()
-                            .map(|v| String::from_utf8(v).unwrap().parse().unwrap())
-                            .unwrap_or(0);
-                        match cas.swap((n + 1).to_string().into_bytes()).unwrap() {
-                            Ok(()) => break,
-                            Err(retry) => cas = retry,
+                        let mut cas = Cas::new(store.clone(), "counter".into());
+                        let n: u64 = String::from_utf8(cas.current().unwrap().unwrap())
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        if cas.swap((n + 1).to_string().as_bytes()).unwrap() {
+                            break;
                         }
                     }
                 }
@@ -417,14 +475,41 @@ fn concurrent_cas_increments_lose_no_update() {
     }
     let expected = (THREADS * PER_THREAD).to_string().into_bytes();
     let store = stores.open("default").unwrap().unwrap();
-    assert_eq!(store.get("counter"), Some(expected.clone()));
+    assert_eq!(store.get("counter").unwrap(), Some(expected.clone()));
 
     // And what reached disk is the final value too.
     let reloaded = KvStores::new(&dir, []).unwrap();
     assert_eq!(
-        reloaded.open("default").unwrap().unwrap().get("counter"),
+        reloaded
+            .open("default")
+            .unwrap()
+            .unwrap()
+            .get("counter")
+            .unwrap(),
         Some(expected)
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn concurrent_increments_are_atomic() {
+    let dir = temp_dir("incr-load");
+    let stores = Arc::new(KvStores::new(&dir, []).unwrap());
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let store = stores.open("default").unwrap().unwrap();
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    store.increment("n", 1).unwrap();
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    let store = stores.open("default").unwrap().unwrap();
+    assert_eq!(store.increment("n", 0).unwrap(), 800);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -592,8 +677,9 @@ fn scraper_cron_component_fetches_within_its_allowed_hosts() {
     let store = stores.open("default").unwrap().unwrap();
     let saved: String = store
         .keys()
+        .unwrap()
         .iter()
-        .filter_map(|k| store.get(k))
+        .filter_map(|k| store.get(k).unwrap())
         .map(|v| String::from_utf8_lossy(&v).into_owned())
         .collect();
     assert!(saved.contains("HttpRequestDenied"), "{saved}");

@@ -80,4 +80,37 @@ mod tests {
         assert!(report.all_passed(), "{report}");
         assert!(report.cases.len() >= 8, "{report}");
     }
+
+    /// The suite's races with one OS thread per writer, so writers really overlap.
+    fn race_on_threads(race: suite::Race) {
+        const WRITERS: u32 = 32;
+        let kv = MemoryKv::new();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(WRITERS as usize));
+        let handles: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let (kv, barrier) = (kv.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let table = kv.table("race");
+                    barrier.wait();
+                    futures::executor::block_on(suite::race_write(&table, race, writer))
+                })
+            })
+            .collect();
+        let won: Vec<Vec<u32>> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect();
+        let table = kv.table("race");
+        futures::executor::block_on(suite::race_check(&table, race, &won)).unwrap();
+    }
+
+    #[test]
+    fn concurrent_puts_if_absent_on_threads_admit_exactly_one() {
+        race_on_threads(suite::Race::PutIfAbsent);
+    }
+
+    #[test]
+    fn concurrent_creations_and_increments_on_threads_lose_no_update() {
+        race_on_threads(suite::Race::CreateOrIncrement);
+    }
 }

@@ -17,6 +17,9 @@ pub mod suite;
 
 #[cfg(target_os = "wasi")]
 pub mod spin;
+// The Spin backend's key layout, platform-neutral so that it is unit-tested natively.
+#[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+mod spin_keys;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod workers;
 

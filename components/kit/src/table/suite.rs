@@ -89,6 +89,8 @@ pub async fn run_with_prefix(open: Open<'_>, prefix: &str, atomic: bool) -> Repo
     case!(get_json_returns_the_value_as_json_text);
     if atomic {
         case!(concurrent_conditional_increments_lose_no_update);
+        case!(concurrent_puts_if_absent_on_fresh_partitions_admit_exactly_one);
+        case!(concurrent_creations_and_increments_of_fresh_partitions_lose_no_update);
     }
     Report { cases }
 }
@@ -327,6 +329,147 @@ async fn concurrent_conditional_increments_lose_no_update(t: &dyn Table) -> Case
         .ok_or("counter missing")?;
     ensure(got.value == json!(WRITERS), || {
         format!("counter {:?}", got.value)
+    })
+}
+
+/// In-process interleaving of a [`Race`]: real wherever the backend awaits I/O (a
+/// Durable Object round trip); the cross-request version is [`race_write`] called
+/// from concurrent requests.
+async fn run_race(t: &dyn Table, race: Race) -> CaseResult {
+    const WRITERS: u32 = 8;
+    let won = join_all((0..WRITERS).map(|w| race_write(t, race, w))).await;
+    let won = won.into_iter().collect::<Result<Vec<_>, String>>()?;
+    race_check(t, race, &won).await
+}
+
+async fn concurrent_puts_if_absent_on_fresh_partitions_admit_exactly_one(
+    t: &dyn Table,
+) -> CaseResult {
+    run_race(t, Race::PutIfAbsent).await
+}
+
+async fn concurrent_creations_and_increments_of_fresh_partitions_lose_no_update(
+    t: &dyn Table,
+) -> CaseResult {
+    run_race(t, Race::CreateOrIncrement).await
+}
+
+/// A race among writers of fresh partitions, each writer one call of [`race_write`],
+/// so that the writers can be separate requests (on Spin, separate component
+/// instances: the only way to race there). [`race_check`] then says whether the table
+/// held.
+///
+/// Each writer works through the same [`RACE_KEYS`] fresh partitions in the same
+/// order, one conditional write each. That keeps concurrent writers in step: a writer
+/// that loses on one partition is quicker than the winner (it writes nothing), so it
+/// catches up and races the winner on the next — every partition is a first write
+/// raced by whichever writers are at it together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Race {
+    /// Each writer puts its own value with [`Cond::Absent`]: exactly one may win per
+    /// partition, and its value is what stays.
+    PutIfAbsent,
+    /// Each writer adds one to a counter per partition that does not exist yet —
+    /// creating it with `Absent` when it reads nothing, else put-at-version — retrying
+    /// lost races: every count comes out exact.
+    CreateOrIncrement,
+}
+
+/// The fresh partitions every writer of a race goes through.
+pub const RACE_KEYS: u32 = 24;
+
+fn race_pk(key: u32) -> String {
+    format!("race{key:02}")
+}
+
+/// One writer's pass over the race's partitions; returns those where its conditional
+/// write won.
+pub async fn race_write(t: &dyn Table, race: Race, writer: u32) -> Result<Vec<u32>, String> {
+    let mut won = Vec::new();
+    for key in 0..RACE_KEYS {
+        let pk = race_pk(key);
+        let wins = match race {
+            Race::PutIfAbsent => {
+                match t
+                    .put(&pk, "k", json!({ "writer": writer }), Cond::Absent)
+                    .await
+                {
+                    Ok(_) => true,
+                    Err(StoreError::ConditionFailed) => false,
+                    Err(e) => return Err(err(e)),
+                }
+            }
+            Race::CreateOrIncrement => increment(t, &pk).await?,
+        };
+        if wins {
+            won.push(key);
+        }
+    }
+    Ok(won)
+}
+
+/// Adds one to the counter at `(pk, "n")`, creating it at 1; `Ok(true)` once done.
+async fn increment(t: &dyn Table, pk: &str) -> Result<bool, String> {
+    for _ in 0..500 {
+        let (next, cond) = match t.get(pk, "n").await.map_err(err)? {
+            None => (1, Cond::Absent),
+            Some(item) => {
+                let n = item.value.as_u64().ok_or("counter not a number")?;
+                (n + 1, Cond::Version(item.version))
+            }
+        };
+        match t.put(pk, "n", json!(next), cond).await {
+            Ok(_) => return Ok(true),
+            Err(StoreError::ConditionFailed) => continue,
+            Err(e) => return Err(err(e)),
+        }
+    }
+    Err(format!("writer starved on {pk}"))
+}
+
+/// Whether the table holds what racing writers must leave behind; `won[w]` is what
+/// [`race_write`] returned to writer `w`.
+pub async fn race_check(t: &dyn Table, race: Race, won: &[Vec<u32>]) -> CaseResult {
+    let writers = u32::try_from(won.len()).map_err(|e| e.to_string())?;
+    let mut broken = Vec::new();
+    for key in 0..RACE_KEYS {
+        let pk = race_pk(key);
+        let winners: Vec<u32> = (0..writers)
+            .filter(|&w| won[w as usize].contains(&key))
+            .collect();
+        match race {
+            Race::PutIfAbsent => {
+                let got = t.get(&pk, "k").await.map_err(err)?;
+                let held = winners.len() == 1
+                    && got.as_ref().is_some_and(|item| {
+                        item.value == json!({ "writer": winners[0] }) && item.version == 1
+                    });
+                if !held {
+                    broken.push(format!("{pk}: winners {winners:?}, stored {got:?}"));
+                }
+            }
+            Race::CreateOrIncrement => {
+                let got = t.get(&pk, "n").await.map_err(err)?;
+                let held = winners.len() as u32 == writers
+                    && got.as_ref().is_some_and(|item| {
+                        item.value == json!(writers) && item.version == u64::from(writers)
+                    });
+                if !held {
+                    broken.push(format!(
+                        "{pk}: {} of {writers} finished, stored {got:?}",
+                        winners.len()
+                    ));
+                }
+            }
+        }
+    }
+    ensure(broken.is_empty(), || {
+        format!(
+            "{} of {RACE_KEYS} partitions broke under {writers} writers: {}",
+            broken.len(),
+            broken.join("; ")
+        )
     })
 }
 
