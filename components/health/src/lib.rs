@@ -136,7 +136,7 @@ async fn race_write(req: &Request, ctx: &Ctx<'_>) -> Result<Response, kit::ApiEr
     kit::require_admin(req, ctx.env)?;
     let body: RaceWrite = kit::parse_json(req)?;
     let table = body.on.open(ctx)?;
-    let won = suite::race_write(table.as_ref(), body.on.race, body.writer)
+    let won = suite::race_write(table.as_ref(), body.on.race, body.writer, suite::RACE_KEYS)
         .await
         .map_err(kit::ApiError::internal)?;
     Ok(kit::json(StatusCode::OK, &json!({ "won": won })))
@@ -148,7 +148,7 @@ async fn race_check(req: &Request, ctx: &Ctx<'_>) -> Result<Response, kit::ApiEr
     let body: RaceCheck = kit::parse_json(req)?;
     let table = body.on.open(ctx)?;
     Ok(
-        match suite::race_check(table.as_ref(), body.on.race, &body.won).await {
+        match suite::race_check(table.as_ref(), body.on.race, suite::RACE_KEYS, &body.won).await {
             Ok(()) => kit::json(StatusCode::OK, &json!({"passed": true})),
             Err(failure) => kit::json(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -66,6 +66,12 @@ pub trait Tables {
         let _ = backend;
         self.open(name)
     }
+
+    /// Round trips to the backends so far, for hosts that build one `Tables` per
+    /// request (see [`crate::table::RoundTrips`]).
+    fn round_trips(&self) -> u64 {
+        0
+    }
 }
 
 /// A storage backend a host offers.

@@ -11,6 +11,9 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// Test deployments only (config `test_clock_header = "true"`): the instant to serve at,
 /// RFC 3339 or a bare `YYYY-MM-DD` (read as 12:00 UTC).
 pub const TEST_NOW: &str = "x-test-now";
+/// Test deployments only (config `storage_stats_header = "true"`): the request's round
+/// trips to storage, on the response.
+pub const ROUND_TRIPS: &str = "x-storage-round-trips";
 
 /// The most body a route accepts (API.md: 64 KiB, bulk imports 8 MiB).
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +39,11 @@ where
     let mut response = result.unwrap_or_else(error_response);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
+    }
+    if env.config("storage_stats_header").as_deref() == Some("true") {
+        response
+            .headers_mut()
+            .insert(ROUND_TRIPS, HeaderValue::from(env.tables.round_trips()));
     }
     response
 }

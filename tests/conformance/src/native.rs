@@ -68,17 +68,21 @@ fn serve(
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        let mut env = kit::host::native::env(MemoryKv::new(), MapConfig(config));
-        env.fetch = Box::new(HyperFetch::new());
-        let env = Rc::new(env);
+        // One store for the deployment; an environment per request, as on the wasm
+        // hosts, so that each request's storage round trips are its own.
+        let host = Rc::new(Deployment {
+            kv: MemoryKv::new(),
+            config: MapConfig(config),
+            fetch: HyperFetch::new(),
+        });
         loop {
             let (stream, _) = tokio::select! {
                 accepted = listener.accept() => accepted?,
                 _ = &mut shutdown => return Ok(()),
             };
-            let env = env.clone();
+            let host = host.clone();
             tokio::task::spawn_local(async move {
-                let service = service_fn(move |req| handle(req, env.clone()));
+                let service = service_fn(move |req| handle(req, host.clone()));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -87,8 +91,24 @@ fn serve(
     })
 }
 
+/// What every request's environment is made from.
+struct Deployment {
+    kv: MemoryKv,
+    config: MapConfig,
+    fetch: HyperFetch,
+}
+
+impl Deployment {
+    fn env(&self) -> kit::Env {
+        let mut env = kit::host::native::env(self.kv.clone(), self.config.clone());
+        env.fetch = Box::new(self.fetch.clone());
+        env
+    }
+}
+
 /// Outbound HTTP for the native host: a plain-HTTP hyper client (tests only talk to
-/// loopback fakes).
+/// loopback fakes). Clones share its connection pool.
+#[derive(Clone)]
 pub struct HyperFetch {
     client: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
@@ -128,8 +148,9 @@ impl kit::Fetch for HyperFetch {
 
 async fn handle(
     req: hyper::Request<hyper::body::Incoming>,
-    env: Rc<kit::Env>,
+    host: Rc<Deployment>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let env = host.env();
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),

@@ -9,13 +9,18 @@ impl Tables for MemoryKv {
     fn open(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
         Ok(Rc::new(self.table(name)))
     }
+
+    fn round_trips(&self) -> u64 {
+        MemoryKv::round_trips(self)
+    }
 }
 
 /// An environment over `kv` with `config`, the system clock and OS randomness, and no
-/// outbound HTTP (a host that has a client sets `fetch`).
+/// outbound HTTP (a host that has a client sets `fetch`). Its round trips are counted
+/// apart from other environments over the same store.
 pub fn env(kv: MemoryKv, config: MapConfig) -> Env {
     Env {
-        tables: Box::new(kv),
+        tables: Box::new(kv.counted()),
         config: Box::new(config),
         clock: Box::new(super::SystemClock),
         fetch: Box::new(crate::NoFetch),

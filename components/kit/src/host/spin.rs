@@ -2,7 +2,7 @@
 //! `default` as every table's backend.
 
 use crate::table::spin::SpinKv;
-use crate::table::{StoreError, Table};
+use crate::table::{RoundTrips, StoreError, Table};
 use crate::{Bytes, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -22,6 +22,7 @@ impl Config for SpinVariables {
 #[derive(Debug, Default)]
 pub struct SpinTables {
     kv: OnceCell<SpinKv>,
+    trips: RoundTrips,
 }
 
 impl Tables for SpinTables {
@@ -29,11 +30,15 @@ impl Tables for SpinTables {
         let kv = match self.kv.get() {
             Some(kv) => kv,
             None => {
-                let kv = SpinKv::open("default")?;
+                let kv = SpinKv::open("default", self.trips.clone())?;
                 self.kv.get_or_init(|| kv)
             }
         };
         Ok(Rc::new(kv.table(name)))
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.trips.get()
     }
 }
 

@@ -3,7 +3,7 @@
 //! the Worker names as read-mostly).
 
 use crate::table::workers::{DoClient, KvBackend};
-use crate::table::{PartitionTable, RemoteTable, StoreError, Table};
+use crate::table::{PartitionTable, RemoteTable, RoundTrips, StoreError, Table};
 use crate::{Backend, Bytes, Clock, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use std::rc::Rc;
 
@@ -47,6 +47,7 @@ pub fn random() -> u64 {
 pub struct WorkerTables {
     env: worker::Env,
     kv_tables: &'static [&'static str],
+    trips: RoundTrips,
 }
 
 impl WorkerTables {
@@ -55,7 +56,11 @@ impl WorkerTables {
             .env
             .durable_object(DO_BINDING)
             .map_err(|e| StoreError::Access(format!("{DO_BINDING}: {e}")))?;
-        Ok(Rc::new(RemoteTable(DoClient::new(namespace, name))))
+        Ok(Rc::new(RemoteTable(DoClient::new(
+            namespace,
+            name,
+            self.trips.clone(),
+        ))))
     }
 
     fn kv(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
@@ -63,7 +68,10 @@ impl WorkerTables {
             .env
             .kv(KV_BINDING)
             .map_err(|e| StoreError::Access(format!("{KV_BINDING}: {e}")))?;
-        Ok(Rc::new(PartitionTable::new(KvBackend::new(kv), name)))
+        Ok(Rc::new(PartitionTable::new(
+            KvBackend::new(kv, self.trips.clone()),
+            name,
+        )))
     }
 }
 
@@ -94,6 +102,10 @@ impl Tables for WorkerTables {
             "kv" => self.kv(name),
             _ => self.durable(name),
         }
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.trips.get()
     }
 }
 
@@ -141,6 +153,7 @@ pub fn env(env: worker::Env, kv_tables: &'static [&'static str]) -> Env {
         tables: Box::new(WorkerTables {
             env: env.clone(),
             kv_tables,
+            trips: RoundTrips::default(),
         }),
         config: Box::new(WorkerConfig(env)),
         clock: Box::new(WorkerClock),

@@ -1,7 +1,7 @@
 //! The in-memory backend: native tests, the native host and benchmarks. Strongly
 //! consistent; clones share one store.
 
-use super::{PartitionTable, RawKv, StoreError};
+use super::{PartitionTable, RawKv, RoundTrips, StoreError};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,11 +13,24 @@ type Entries = HashMap<String, (u64, Vec<u8>)>;
 #[derive(Debug, Clone, Default)]
 pub struct MemoryKv {
     inner: Arc<Mutex<Entries>>,
+    trips: RoundTrips,
 }
 
 impl MemoryKv {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The same store with a round-trip count of its own (one per request).
+    pub fn counted(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            trips: RoundTrips::default(),
+        }
+    }
+
+    pub fn round_trips(&self) -> u64 {
+        self.trips.get()
     }
 
     /// A table over this store.
@@ -26,6 +39,7 @@ impl MemoryKv {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Entries>, StoreError> {
+        self.trips.bump();
         self.inner
             .lock()
             .map_err(|_| StoreError::Backend("memory store lock poisoned".into()))
@@ -92,7 +106,12 @@ mod tests {
                 std::thread::spawn(move || {
                     let table = kv.table("race");
                     barrier.wait();
-                    futures::executor::block_on(suite::race_write(&table, race, writer))
+                    futures::executor::block_on(suite::race_write(
+                        &table,
+                        race,
+                        writer,
+                        suite::RACE_KEYS,
+                    ))
                 })
             })
             .collect();
@@ -101,7 +120,8 @@ mod tests {
             .map(|h| h.join().unwrap().unwrap())
             .collect();
         let table = kv.table("race");
-        futures::executor::block_on(suite::race_check(&table, race, &won)).unwrap();
+        futures::executor::block_on(suite::race_check(&table, race, suite::RACE_KEYS, &won))
+            .unwrap();
     }
 
     #[test]

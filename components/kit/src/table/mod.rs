@@ -25,6 +25,23 @@ pub mod workers;
 
 pub use partition::{PartitionTable, RawKv};
 
+/// Counts a request's round trips to its storage backend (a call into the host's
+/// key-value interface, a Durable Object fetch, a KV call), for the benchmark's
+/// per-endpoint cost and the `x-storage-round-trips` header of test deployments.
+/// Clones share one count.
+#[derive(Debug, Clone, Default)]
+pub struct RoundTrips(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl RoundTrips {
+    pub fn bump(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

@@ -21,30 +21,38 @@
 //!   attempts (each attempt's *ticket*); its high 32 bits name the winning ticket, `0`
 //!   while none has won. Once set, the winner never changes (partitions are never
 //!   deleted: a partition whose last item goes is stored empty).
-//! - the **data** `d<t>:P` of ticket `t`: the partition's JSON. Only ticket `t`'s
-//!   holder ever writes it blindly (a key unique to one writer cannot be clobbered);
-//!   after the register names `t`, every change is a swap from the value seen, which
-//!   Spin makes exact.
+//! - the **data** `d<t>:P` of ticket `t`: a marker byte, then the partition's JSON.
+//!   Only ticket `t`'s holder ever writes it blindly, marked *pending* (`P`): a key
+//!   unique to one writer cannot be clobbered. Every later change is a swap from the
+//!   value seen (exact on Spin) to a value marked *committed* (`C`), and only once the
+//!   register names `t`. So a committed data key is the winner's, and a data key is the
+//!   partition exactly when it is committed or the register names its ticket.
 //!
-//! Reading: `get-many [r:P, d1:P]` in one round trip; no winner → absent; winner 1
-//! (every partition created without a race) → that data; else one more `get`.
+//! Reading: `get-many [d1:P, r:P]`, one round trip: `d1` committed, or pending with
+//! winner 1 → that data; no winner → absent; another winner (the creation of `P` was
+//! raced and ticket 1 lost) → one more `get`.
+//!
+//! Writing: arm a CAS on `d1:P` (`current`); committed → swap (2 round trips in all);
+//! else read the register, as above, and arm the CAS on the winner's data.
 //!
 //! Creating (the write saw no winner): `t = increment(r:P, 1)` (if the returned
-//! register already names a winner, the write lost: retry from the top); `set(d<t>:P)`;
-//! then swap the register from the value seen to `winner = t`, re-reading on every
-//! failed swap (each failure is another writer's increment or win). Seeing a winner
-//! there means the write lost: it deletes its `d<t>:P` and the table retries on the
-//! winner's data, so `Cond::Absent` admits exactly one writer.
+//! register already names a winner, the write lost: retry from the top);
+//! `set(d<t>:P, pending)`; then swap the register from the value seen to `winner = t`,
+//! re-reading on every failed swap (each failure is another writer's increment or win).
+//! Seeing a winner there means the write lost: it deletes its `d<t>:P` and the table
+//! retries on the winner's data, so `Cond::Absent` admits exactly one writer.
 //!
 //! Failure cases considered:
 //! - *killed after `increment`*: a ticket is skipped; nobody waits for it.
-//! - *killed after `set`, before the register swap*: `d<t>:P` is an orphan nobody reads
-//!   (bounded by the number of crashed creators of that partition; never a wrong read).
-//! - *killed after the register swap*: the write is durable and acknowledged or not,
-//!   as with any store; the data was written before the register named it.
-//! - *slow creator*: it can only ever write its own ticket's key, which no reader looks
-//!   at unless the register names it — and then the creator had finished writing it.
-//! - *ABA on equal values*: the swap on the data key succeeds when the partition was
+//! - *killed after `set`, before the register swap*: `d<t>:P` is a pending orphan,
+//!   never read as data (no register names it). If it is `d1`, reads of `P` pay one
+//!   more `get` until a writer of `P` deletes it (writers do, once a winner exists).
+//! - *killed after the register swap*: the write is durable, acknowledged or not, as
+//!   with any store: the data was written before the register named it, and is read as
+//!   the partition while pending. The next write commits it.
+//! - *slow creator*: it only ever writes its own ticket's key blindly, which no reader
+//!   takes for data unless the register names it — and then that key was complete.
+//! - *ABA on equal values*: the swap on a data key succeeds when the partition was
 //!   changed and changed back to identical bytes. That is harmless: the encoding is a
 //!   deterministic function of the partition's state (sorted maps), and every change
 //!   is computed from that state alone, so applying it to equal bytes is applying it
@@ -52,25 +60,22 @@
 //!   deleted and re-created — see the streams table.) The register cannot repeat: its
 //!   attempt count only grows and its winner is set once.
 //!
-//! Cost in round trips: a read 1 (2 for a partition whose creation was raced); a
-//! conditional write 3 (register, `current`, `swap`) and 2 when the request already
-//! read the partition (the winner is cached per request: it never changes); a first
-//! write 4 more (`increment`, `set`, `current`, `swap`).
+//! Cost in round trips: a read 1; a conditional write 2 (`current`, `swap`); the first
+//! write of a partition 6 (`current` and the register find it absent; `increment`,
+//! `set`, the register's `current` and `swap`), and the write after it 3 (it commits).
 
-use super::spin_keys::{data_key, register_key, Register};
-use super::{PartitionTable, RawKv, StoreError};
+use super::spin_keys::{data_key, register_key, Data, Register};
+use super::{PartitionTable, RawKv, RoundTrips, StoreError};
 use async_trait::async_trait;
 use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
-/// One opened bucket, shared by every table of a request, with the winners of the
-/// partitions seen so far (immutable once set, so safe to remember).
+/// One opened bucket, shared by every table of a request, and the request's count of
+/// calls into the store (`Cas::new` reads nothing, so it is not one).
 #[derive(Clone)]
 pub struct SpinKv {
     bucket: Rc<store::Bucket>,
-    winners: Rc<RefCell<HashMap<String, u32>>>,
+    trips: RoundTrips,
 }
 
 impl std::fmt::Debug for SpinKv {
@@ -94,6 +99,12 @@ fn cas_error(e: atomics::CasError) -> StoreError {
     }
 }
 
+fn missing(key: &str, ticket: u32) -> StoreError {
+    StoreError::Corrupt(format!(
+        "partition {key:?} names ticket {ticket}, whose data is missing"
+    ))
+}
+
 /// Retries of the register swap before giving up: each failure is another creator's
 /// progress, so this only runs out under a storm of creators of one partition.
 const MAX_REGISTER_SWAPS: usize = 64;
@@ -102,45 +113,48 @@ const MAX_REGISTER_SWAPS: usize = 64;
 pub enum Token {
     /// No winner yet: the swap must go through creation.
     Absent,
-    /// The winner's data key, armed with the value seen.
+    /// The partition's data key, armed with the value seen.
     Present(atomics::Cas),
 }
 
 impl SpinKv {
     /// Opens the store `label` granted to this component in `spin.toml`.
-    pub fn open(label: &str) -> Result<Self, StoreError> {
+    pub fn open(label: &str, trips: RoundTrips) -> Result<Self, StoreError> {
         let bucket = store::open(label).map_err(backend)?;
         Ok(Self {
             bucket: Rc::new(bucket),
-            winners: Rc::default(),
+            trips,
         })
+    }
+
+    /// The bucket, counting the call about to be made on it.
+    fn store(&self) -> &store::Bucket {
+        self.trips.bump();
+        &self.bucket
     }
 
     pub fn table(&self, name: &str) -> PartitionTable<SpinKv> {
         PartitionTable::new(self.clone(), name)
     }
 
-    fn remember(&self, key: &str, winner: u32) {
-        self.winners.borrow_mut().insert(key.to_owned(), winner);
+    /// `atomics::swap`, counted.
+    fn swap_cas(&self, cas: atomics::Cas, value: &[u8]) -> Result<(), atomics::CasError> {
+        self.trips.bump();
+        atomics::swap(cas, value)
     }
 
-    fn remembered(&self, key: &str) -> Option<u32> {
-        self.winners.borrow().get(key).copied()
+    /// `cas`, counting the `current` about to be called on it.
+    fn counted<'c>(&self, cas: &'c atomics::Cas) -> &'c atomics::Cas {
+        self.trips.bump();
+        cas
     }
 
     /// The partition's winning ticket, `None` while it does not exist.
     fn winner(&self, key: &str) -> Result<Option<u32>, StoreError> {
-        if let Some(w) = self.remembered(key) {
-            return Ok(Some(w));
+        match self.store().get(&register_key(key)).map_err(backend)? {
+            Some(bytes) => Ok(Register::decode(&bytes)?.winner()),
+            None => Ok(None),
         }
-        let winner = match self.bucket.get(&register_key(key)).map_err(backend)? {
-            Some(bytes) => Register::decode(&bytes)?.winner(),
-            None => None,
-        };
-        if let Some(w) = winner {
-            self.remember(key, w);
-        }
-        Ok(winner)
     }
 
     /// The creation protocol: `Ok(true)` when this writer's `value` became the
@@ -148,10 +162,9 @@ impl SpinKv {
     fn create(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
         let reg_key = register_key(key);
         let after = Register::from_increment(
-            atomics::increment(&self.bucket, &reg_key, 1).map_err(backend)?,
+            atomics::increment(self.store(), &reg_key, 1).map_err(backend)?,
         );
-        if let Some(w) = after.winner() {
-            self.remember(key, w);
+        if after.winner().is_some() {
             return Ok(false);
         }
         let ticket = after.attempts();
@@ -161,10 +174,12 @@ impl SpinKv {
             )));
         }
         let mine = data_key(ticket, key);
-        self.bucket.set(&mine, value).map_err(backend)?;
+        self.store()
+            .set(&mine, &Data::pending(value))
+            .map_err(backend)?;
         for _ in 0..MAX_REGISTER_SWAPS {
             let cas = atomics::Cas::new(&self.bucket, &reg_key).map_err(backend)?;
-            let seen = match cas.current().map_err(backend)? {
+            let seen = match self.counted(&cas).current().map_err(backend)? {
                 Some(bytes) => Register::decode(&bytes)?,
                 None => {
                     return Err(StoreError::Corrupt(format!(
@@ -172,16 +187,12 @@ impl SpinKv {
                     )))
                 }
             };
-            if let Some(w) = seen.winner() {
-                self.remember(key, w);
-                self.bucket.delete(&mine).map_err(backend)?;
+            if seen.winner().is_some() {
+                self.store().delete(&mine).map_err(backend)?;
                 return Ok(false);
             }
-            match atomics::swap(cas, &seen.with_winner(ticket).encode()) {
-                Ok(()) => {
-                    self.remember(key, ticket);
-                    return Ok(true);
-                }
+            match self.swap_cas(cas, &seen.with_winner(ticket).encode()) {
+                Ok(()) => return Ok(true),
                 Err(atomics::CasError::CasFailed(_)) => continue,
                 Err(e) => return Err(cas_error(e)),
             }
@@ -195,58 +206,73 @@ impl RawKv for SpinKv {
     type Token = Token;
 
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(w) = self.remembered(key) {
-            return self.bucket.get(&data_key(w, key)).map_err(backend);
-        }
-        let reg_key = register_key(key);
         let first = data_key(1, key);
+        let reg_key = register_key(key);
         // Spin returns only the keys that exist, in no promised order.
-        let found =
-            batch::get_many(&self.bucket, &[reg_key.clone(), first.clone()]).map_err(backend)?;
-        let lookup = |k: &str| {
+        let mut found =
+            batch::get_many(self.store(), &[first.clone(), reg_key.clone()]).map_err(backend)?;
+        let mut take = |k: &str| {
             found
-                .iter()
+                .iter_mut()
                 .find(|(found, _)| found == k)
-                .and_then(|(_, v)| v.clone())
+                .and_then(|(_, v)| v.take())
         };
-        let winner = match lookup(&reg_key) {
+        let first_data = take(&first).map(Data::decode).transpose()?;
+        if let Some(Data::Committed(bytes)) = first_data {
+            return Ok(Some(bytes));
+        }
+        let winner = match take(&reg_key) {
             Some(bytes) => Register::decode(&bytes)?.winner(),
             None => None,
         };
-        let Some(w) = winner else {
-            return Ok(None);
-        };
-        self.remember(key, w);
-        let value = if w == 1 {
-            lookup(&first)
-        } else {
-            self.bucket.get(&data_key(w, key)).map_err(backend)?
-        };
-        match value {
-            Some(bytes) => Ok(Some(bytes)),
-            None => Err(StoreError::Corrupt(format!(
-                "partition {key:?} names ticket {w}, whose data is missing"
-            ))),
+        match (winner, first_data) {
+            (None, _) => Ok(None),
+            (Some(1), Some(data)) => Ok(Some(data.into_bytes())),
+            (Some(1), None) => Err(missing(key, 1)),
+            (Some(w), _) => match self.store().get(&data_key(w, key)).map_err(backend)? {
+                Some(bytes) => Ok(Some(Data::decode(bytes)?.into_bytes())),
+                None => Err(missing(key, w)),
+            },
         }
     }
 
     async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Token), StoreError> {
-        let Some(w) = self.winner(key)? else {
-            return Ok((None, Token::Absent));
-        };
-        let cas = atomics::Cas::new(&self.bucket, &data_key(w, key)).map_err(backend)?;
-        match cas.current().map_err(backend)? {
-            Some(bytes) => Ok((Some(bytes), Token::Present(cas))),
-            None => Err(StoreError::Corrupt(format!(
-                "partition {key:?} names ticket {w}, whose data is missing"
-            ))),
+        let first = data_key(1, key);
+        let cas = atomics::Cas::new(&self.bucket, &first).map_err(backend)?;
+        let first_data = self
+            .counted(&cas)
+            .current()
+            .map_err(backend)?
+            .map(Data::decode)
+            .transpose()?;
+        if let Some(Data::Committed(bytes)) = first_data {
+            return Ok((Some(bytes), Token::Present(cas)));
+        }
+        match (self.winner(key)?, first_data) {
+            (None, _) => Ok((None, Token::Absent)),
+            (Some(1), Some(data)) => Ok((Some(data.into_bytes()), Token::Present(cas))),
+            (Some(1), None) => Err(missing(key, 1)),
+            (Some(w), first_data) => {
+                if first_data.is_some() {
+                    // Ticket 1 lost (or died) and can never win now: its pending data
+                    // only costs readers a round trip.
+                    self.store().delete(&first).map_err(backend)?;
+                }
+                let cas = atomics::Cas::new(&self.bucket, &data_key(w, key)).map_err(backend)?;
+                match self.counted(&cas).current().map_err(backend)? {
+                    Some(bytes) => {
+                        Ok((Some(Data::decode(bytes)?.into_bytes()), Token::Present(cas)))
+                    }
+                    None => Err(missing(key, w)),
+                }
+            }
         }
     }
 
     async fn swap(&self, key: &str, token: Token, value: Vec<u8>) -> Result<bool, StoreError> {
         match token {
             Token::Absent => self.create(key, &value),
-            Token::Present(cas) => match atomics::swap(cas, &value) {
+            Token::Present(cas) => match self.swap_cas(cas, &Data::committed(&value)) {
                 Ok(()) => Ok(true),
                 Err(atomics::CasError::CasFailed(_)) => Ok(false),
                 Err(e) => Err(cas_error(e)),
@@ -268,8 +294,8 @@ impl RawKv for SpinKv {
                 })?
             }
         };
-        self.bucket
-            .set(&data_key(winner, key), &value)
+        self.store()
+            .set(&data_key(winner, key), &Data::committed(&value))
             .map_err(backend)
     }
 }

@@ -47,9 +47,86 @@ pub fn data_key(ticket: u32, key: &str) -> String {
     format!("d{ticket}:{key}")
 }
 
+/// A data key's value: a marker byte, then the partition's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    /// Written by a swap once the register named this key's ticket: the partition.
+    Committed(Vec<u8>),
+    /// Written by its creator before it knew whether it won.
+    Pending(Vec<u8>),
+}
+
+const COMMITTED: u8 = b'C';
+const PENDING: u8 = b'P';
+
+impl Data {
+    pub fn decode(mut bytes: Vec<u8>) -> Result<Self, StoreError> {
+        let marker = bytes.first().copied();
+        // Drops the marker in place: partitions can be large.
+        let mut payload = || {
+            bytes.remove(0);
+            std::mem::take(&mut bytes)
+        };
+        match marker {
+            Some(COMMITTED) => Ok(Self::Committed(payload())),
+            Some(PENDING) => Ok(Self::Pending(payload())),
+            _ => Err(StoreError::Corrupt(
+                "partition data without its marker byte".into(),
+            )),
+        }
+    }
+
+    pub fn committed(payload: &[u8]) -> Vec<u8> {
+        Self::with_marker(COMMITTED, payload)
+    }
+
+    pub fn pending(payload: &[u8]) -> Vec<u8> {
+        Self::with_marker(PENDING, payload)
+    }
+
+    fn with_marker(marker: u8, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(payload.len() + 1);
+        bytes.push(marker);
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Self::Committed(bytes) | Self::Pending(bytes) => bytes,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Register;
+    use super::{data_key, register_key, Data, Register};
+
+    #[test]
+    fn data_keeps_its_marker_apart_from_the_partition() {
+        let committed = Data::committed(b"{}");
+        assert_eq!(committed, b"C{}");
+        assert_eq!(Data::decode(committed), Ok(Data::Committed(b"{}".to_vec())));
+        assert_eq!(
+            Data::decode(Data::pending(b"[1]")),
+            Ok(Data::Pending(b"[1]".to_vec()))
+        );
+        assert!(Data::decode(b"{}".to_vec()).is_err());
+        assert!(Data::decode(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn keys_of_different_kinds_tickets_and_partitions_never_meet() {
+        let keys = [
+            register_key("t/1"),
+            data_key(1, "t/1"),
+            data_key(11, "t/1"),
+            data_key(1, "t/11"),
+            register_key("t/d1:t/1"),
+        ];
+        let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len());
+    }
 
     #[test]
     fn register_keeps_attempts_and_winner_apart() {

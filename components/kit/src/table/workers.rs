@@ -10,7 +10,7 @@
 //!   own transactional storage; the object handles one event at a time and its input
 //!   gates keep a read-modify-write atomic, which is DynamoDB's per-item atomicity.
 
-use super::{PartitionTable, RawKv, RemoteOps, StoreError, TableOp, TableOpResult};
+use super::{PartitionTable, RawKv, RemoteOps, RoundTrips, StoreError, TableOp, TableOpResult};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
@@ -24,6 +24,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 #[derive(Clone)]
 pub struct KvBackend {
     kv: Rc<KvStore>,
+    trips: RoundTrips,
 }
 
 impl std::fmt::Debug for KvBackend {
@@ -33,8 +34,11 @@ impl std::fmt::Debug for KvBackend {
 }
 
 impl KvBackend {
-    pub fn new(kv: KvStore) -> Self {
-        Self { kv: Rc::new(kv) }
+    pub fn new(kv: KvStore, trips: RoundTrips) -> Self {
+        Self {
+            kv: Rc::new(kv),
+            trips,
+        }
     }
 }
 
@@ -44,6 +48,7 @@ impl RawKv for KvBackend {
     type Token = Option<Vec<u8>>;
 
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.trips.bump();
         self.kv.get(key).bytes().await.map_err(backend)
     }
 
@@ -65,6 +70,7 @@ impl RawKv for KvBackend {
     }
 
     async fn write(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.trips.bump();
         self.kv
             .put_bytes(key, &value)
             .map_err(backend)?
@@ -126,17 +132,20 @@ pub async fn serve_partition_op(storage: Storage, body: &[u8]) -> Vec<u8> {
     serde_json::to_vec(&result).unwrap_or_default()
 }
 
-/// The Worker side of a Durable-Object-backed table.
+/// The Worker side of a Durable-Object-backed table: one round trip (a fetch to the
+/// partition's object) per operation.
 pub struct DoClient {
     namespace: ObjectNamespace,
     table: String,
+    trips: RoundTrips,
 }
 
 impl DoClient {
-    pub fn new(namespace: ObjectNamespace, table: &str) -> Self {
+    pub fn new(namespace: ObjectNamespace, table: &str, trips: RoundTrips) -> Self {
         Self {
             namespace,
             table: table.to_owned(),
+            trips,
         }
     }
 }
@@ -145,6 +154,7 @@ impl DoClient {
 impl RemoteOps for DoClient {
     async fn call(&self, op: TableOp) -> Result<TableOpResult, StoreError> {
         // NUL cannot appear in a table name, so (table, partition) maps to one name.
+        self.trips.bump();
         let name = format!("{}\u{0}{}", self.table, op.partition());
         let stub = self
             .namespace
