@@ -27,8 +27,9 @@ http_components() {
   ' spin.toml
 }
 
-make components
-if "$spin" plugins list --installed 2>/dev/null | grep -q '^trigger-cron'; then
+"${MAKE:-make}" components
+plugins=$("$spin" plugins list --installed 2>/dev/null || true)
+if grep -q '^trigger-cron ' <<<"$plugins"; then
   echo "make run: serving with Spin (spin up), scraper on the cron trigger"
   exec "$spin" up --listen "127.0.0.1:$port"
 fi
