@@ -67,6 +67,14 @@ pub trait Tables {
         self.open(name)
     }
 
+    /// The most conditional writes one request may make, where the host limits it. On
+    /// Spin that is 256 compare-and-swaps per component instance: Spin frees a swapped
+    /// `cas` resource only when the instance ends. Work that writes in a loop (a
+    /// scraper tick) sizes itself by this.
+    fn conditional_write_limit(&self) -> Option<u32> {
+        None
+    }
+
     /// Round trips to the backends so far, for hosts that build one `Tables` per
     /// request (see [`crate::table::RoundTrips`]).
     fn round_trips(&self) -> u64 {

@@ -26,8 +26,7 @@ use http::{Method, StatusCode};
 use kit::table::Cond;
 use kit::{BodyLimit, Bytes, Ctx, Params, Request, Response, Router};
 use serde::Serialize;
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use serde_json::json;
 
 /// The movies table: partition = year in decimal, sort key = title.
 pub const TABLE: &str = "movies";
@@ -161,24 +160,24 @@ async fn put(req: &Request, ctx: &Ctx<'_>, params: &Params) -> Result<Response, 
     Ok(kit::json(StatusCode::OK, &movie))
 }
 
-/// Deletes one movie: 204, or 404 `movie_not_found` (checked first, so deleting a
-/// missing movie writes nothing).
+/// Deletes one movie: 204, or 404 `movie_not_found` (the table writes nothing when
+/// the movie is not there).
 async fn delete(req: &Request, ctx: &Ctx<'_>, params: &Params) -> Result<Response, MoviesError> {
     kit::require_admin(req, ctx.env)?;
     let (year, title) = key(params)?;
     let table = ctx.env.table(TABLE)?;
-    let pk = year.partition();
-    if table.get(&pk, title.as_str()).await?.is_none() {
-        return Err(MoviesError::MovieNotFound);
-    }
-    if !table.delete(&pk, title.as_str(), Cond::Any).await? {
+    if !table
+        .delete(&year.partition(), title.as_str(), Cond::Any)
+        .await?
+    {
         return Err(MoviesError::MovieNotFound);
     }
     Ok(kit::empty(StatusCode::NO_CONTENT))
 }
 
 /// Validates the whole array first (nothing is written when any item is bad), then
-/// writes each year once: the year's stored movies merged with the imported ones.
+/// merges each year's movies into the stored year as one atomic write, so a movie put
+/// concurrently into that year is kept.
 async fn import(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
     kit::require_admin(req, ctx.env)?;
     let movies = parse_import(req.body())?;
@@ -186,17 +185,9 @@ async fn import(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
     let table = ctx.env.table(TABLE)?;
     let mut imported = 0usize;
     for (year, movies) in groups {
-        let pk = year.partition();
-        let current = table.query(&pk, None, usize::MAX).await?;
-        let mut merged: BTreeMap<String, Value> = current
-            .items
-            .into_iter()
-            .map(|item| (item.sk, item.value))
-            .collect();
         imported += movies.len();
-        merged.extend(movies);
         table
-            .put_partition(&pk, merged.into_iter().collect())
+            .put_items(&year.partition(), movies.into_iter().collect())
             .await?;
     }
     Ok(kit::json(StatusCode::OK, &json!({ "imported": imported })))

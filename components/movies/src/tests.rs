@@ -5,7 +5,7 @@ use super::*;
 use futures::executor::block_on;
 use kit::table::memory::MemoryKv;
 use kit::MapConfig;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 
 const TOKEN: &str = "test-token";

@@ -84,13 +84,26 @@ fn number<T: std::str::FromStr>(
     }
 }
 
+/// Conditional writes a tick may make per TvMaze fetch, at most: the cursor save, and in
+/// the updates phase a chunk and the directory.
+const WRITES_PER_FETCH: u32 = 3;
+/// Conditional writes kept back from a host's limit for the tick's other writes and
+/// lost races.
+const WRITE_RESERVE: u32 = 16;
+
 impl Config {
+    /// The configured budget, capped where the host limits a request's conditional
+    /// writes (on Spin: 80 fetches a tick).
     pub fn from_env(env: &Env) -> Result<Self, ScraperError> {
+        let mut budget: u32 = number(env, "scraper_fetch_budget", 20)?;
+        if let Some(limit) = env.tables.conditional_write_limit() {
+            budget = budget.min(limit.saturating_sub(WRITE_RESERVE) / WRITES_PER_FETCH);
+        }
         Ok(Self {
             base_url: env
                 .config("tvmaze_base_url")
                 .unwrap_or_else(|| "https://api.tvmaze.com".to_owned()),
-            budget: number(env, "scraper_fetch_budget", 20)?,
+            budget,
             page_size: number(env, "tvmaze_page_size", 250u64)?.max(1),
             backoff_base_ms: number(env, "scraper_backoff_ms", 10_000)?,
             backoff_max_ms: number(env, "scraper_backoff_max_ms", 600_000)?,

@@ -5,7 +5,7 @@
 //! one directory read plus the one to three chunks it overlaps; a chunk is written once
 //! per full pass and once per batch of updates that touches it.
 
-use kit::table::{Cond, StoreError, Table};
+use kit::table::{Change, Cond, StoreError, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -165,37 +165,32 @@ impl<'a> ShowStore<'a> {
         self.set_counts(&[(n, count)]).await
     }
 
-    /// Sets the directory's count of each `(chunk, count)`, as one conditional write
-    /// retried on a lost race.
+    /// Sets the directory's count of each `(chunk, count)`, as one read-modify-write
+    /// of the directory (retried on a lost race; nothing written when nothing changes).
     pub async fn set_counts(&self, counts: &[(u64, usize)]) -> Result<(), StoreError> {
-        for _ in 0..16 {
-            let current = self.table.get(DIRECTORY, "").await?;
-            let (mut dir, cond) = match current {
-                Some(item) => (
-                    serde_json::from_value::<Directory>(item.value).map_err(corrupt)?,
-                    Cond::Version(item.version),
-                ),
-                None => (Directory::default(), Cond::Absent),
-            };
-            let before = dir.clone();
-            for &(n, count) in counts {
-                if count == 0 {
-                    dir.chunks.remove(&n);
-                } else {
-                    dir.chunks.insert(n, count);
+        self.table
+            .update(DIRECTORY, "", 16, &mut |item| {
+                let mut dir = match item {
+                    Some(item) => {
+                        serde_json::from_value::<Directory>(item.value.clone()).map_err(corrupt)?
+                    }
+                    None => Directory::default(),
+                };
+                let before = dir.clone();
+                for &(n, count) in counts {
+                    if count == 0 {
+                        dir.chunks.remove(&n);
+                    } else {
+                        dir.chunks.insert(n, count);
+                    }
                 }
-            }
-            if dir == before && cond != Cond::Absent {
-                return Ok(());
-            }
-            let value = serde_json::to_value(&dir).map_err(corrupt)?;
-            match self.table.put(DIRECTORY, "", value, cond).await {
-                Ok(_) => return Ok(()),
-                Err(StoreError::ConditionFailed) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Contention)
+                if dir == before && item.is_some() {
+                    return Ok(Change::Keep);
+                }
+                serde_json::to_value(&dir).map(Change::Put).map_err(corrupt)
+            })
+            .await
+            .map(|_| ())
     }
 
     /// One show by id: one chunk read.

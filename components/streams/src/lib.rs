@@ -21,7 +21,7 @@ pub use domain::{
 };
 
 use http::{HeaderValue, Method, StatusCode};
-use kit::table::{Cond, StoreError};
+use kit::table::{Change, StoreError};
 use kit::{BodyLimit, Ctx, Params, Request, Response, Router};
 use serde_json::json;
 
@@ -113,22 +113,48 @@ async fn update<T>(
     mut change: impl FnMut(&mut Leases) -> Result<Step<T>, StreamsError>,
 ) -> Result<(T, u32), StreamsError> {
     let table = ctx.env.table(TABLE)?;
-    for attempt in 0..MAX_ATTEMPTS {
-        let (mut leases, cond) = match table.get(user.as_str(), "").await? {
-            Some(item) => (Leases::from_value(item.value)?, Cond::Version(item.version)),
-            None => (Leases::default(), Cond::Absent),
-        };
-        let answer = match change(&mut leases)? {
-            Step::Keep(answer) => return Ok((answer, attempt)),
-            Step::Write(answer) => answer,
-        };
-        match table.put(user.as_str(), "", leases.to_value()?, cond).await {
-            Ok(_) => return Ok((answer, attempt)),
-            Err(StoreError::ConditionFailed) => continue,
-            Err(other) => return Err(other.into()),
-        }
+    // The table may run the closure again after a lost race: each run overwrites what
+    // the last one noted.
+    let mut outcome: Option<Result<T, StreamsError>> = None;
+    let updated = table
+        .update(user.as_str(), "", MAX_ATTEMPTS, &mut |item| {
+            let decided = item
+                .map_or_else(
+                    || Ok(Leases::default()),
+                    |i| Leases::from_value(i.value.clone()),
+                )
+                .and_then(|mut leases| {
+                    let step = change(&mut leases)?;
+                    Ok((step, leases))
+                });
+            Ok(match decided {
+                Ok((Step::Write(answer), leases)) => {
+                    let value = leases.to_value();
+                    outcome = Some(Ok(answer));
+                    match value {
+                        Ok(value) => Change::Put(value),
+                        Err(e) => {
+                            outcome = Some(Err(e));
+                            Change::Keep
+                        }
+                    }
+                }
+                Ok((Step::Keep(answer), _)) => {
+                    outcome = Some(Ok(answer));
+                    Change::Keep
+                }
+                Err(e) => {
+                    outcome = Some(Err(e));
+                    Change::Keep
+                }
+            })
+        })
+        .await?;
+    match outcome {
+        Some(Ok(answer)) => Ok((answer, updated.retries)),
+        Some(Err(e)) => Err(e),
+        None => Err(StoreError::Contention.into()),
     }
-    Err(StoreError::Contention.into())
 }
 
 async fn read(ctx: &Ctx<'_>, user: &Identity) -> Result<Leases, StreamsError> {

@@ -6,7 +6,7 @@ use super::*;
 use futures::executor::block_on;
 use futures::future::join_all;
 use kit::table::memory::MemoryKv;
-use kit::table::{Item, Page, Table};
+use kit::table::{Cond, Item, Page, Table};
 use kit::{Env, MapConfig, Tables};
 use serde_json::Value;
 use std::future::Future;
@@ -318,6 +318,10 @@ impl Table for Yielding {
     }
     async fn put_partition(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {
         self.0.put_partition(pk, items).await
+    }
+    async fn put_items(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {
+        YieldOnce(false).await;
+        self.0.put_items(pk, items).await
     }
 }
 

@@ -27,6 +27,7 @@ pub fn cases() -> Vec<Case> {
         storage_suite_returns_401_without_the_admin_token,
         concurrent_puts_if_absent_from_40_requests_admit_one_per_fresh_partition,
         concurrent_creations_and_increments_from_40_requests_lose_no_update_per_partition,
+        concurrent_updates_from_40_requests_lose_no_update_per_partition,
         hostile_requests_get_json_errors_and_never_a_5xx,
     ]
 }
@@ -235,6 +236,13 @@ async fn concurrent_creations_and_increments_from_40_requests_lose_no_update_per
     _: Host,
 ) -> Result<()> {
     race(&api, "create_or_increment", 40).await
+}
+
+async fn concurrent_updates_from_40_requests_lose_no_update_per_partition(
+    api: Api,
+    _: Host,
+) -> Result<()> {
+    race(&api, "update", 40).await
 }
 
 /// A small deterministic generator (xorshift64*), so a failure names a reproducible

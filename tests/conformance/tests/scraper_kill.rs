@@ -113,6 +113,10 @@ impl Table for KillingTable {
         self.write_gate().await;
         self.inner.put_partition(pk, items).await
     }
+    async fn put_items(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {
+        self.write_gate().await;
+        self.inner.put_items(pk, items).await
+    }
 }
 
 struct KillingTables {

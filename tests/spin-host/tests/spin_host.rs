@@ -685,6 +685,46 @@ fn scraper_cron_component_fetches_within_its_allowed_hosts() {
     assert!(saved.contains("HttpRequestDenied"), "{saved}");
 }
 
+/// Spin frees a swapped `cas` only when the instance ends and allows 256 per instance,
+/// so a tick that saved its cursor after each of 400 fetches would fail part-way with
+/// "too many compare_and_swaps opened". The scraper sizes its tick to the host.
+#[test]
+fn a_cron_tick_with_a_budget_past_spins_cas_limit_completes_without_a_store_error() {
+    let Some(scraper) = built("scraper") else {
+        return;
+    };
+    let fake = fake_tvmaze::FakeTvMaze::start(fake_tvmaze::Config {
+        shows: 600,
+        faults: fake_tvmaze::Faults::none(),
+        ..fake_tvmaze::Config::default()
+    })
+    .unwrap();
+    let vars = [("tvmaze_base_url", fake.base_url())];
+    let app = serve(
+        &scraper_manifest(&scraper, "{{ tvmaze_base_url }}", "400"),
+        &vars,
+    )
+    .unwrap();
+    let (status, body) = request(app.addr, "POST", "/.spin-host/cron/scraper");
+    assert_eq!((status, body.as_str()), (200, r#"{"ok":true}"#));
+    let fetched = fake.take_log().len();
+    assert!(
+        (40..=80).contains(&fetched),
+        "{fetched} requests in one tick"
+    );
+    let stores = KvStores::new(&app.state.join("state"), []).unwrap();
+    let store = stores.open("default").unwrap().unwrap();
+    let saved: String = store
+        .keys()
+        .unwrap()
+        .iter()
+        .filter_map(|k| store.get(k).unwrap())
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .collect();
+    assert!(!saved.contains("compare_and_swaps"), "{saved}");
+    assert!(saved.contains("\"last_error\":null"), "{saved}");
+}
+
 #[test]
 fn a_failing_cron_event_is_a_500_with_the_components_error() {
     let Some(scraper) = built("scraper") else {

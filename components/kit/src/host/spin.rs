@@ -40,6 +40,12 @@ impl Tables for SpinTables {
     fn round_trips(&self) -> u64 {
         self.trips.get()
     }
+
+    /// Spin's per-instance table of `cas` resources holds 256, and a swapped one keeps
+    /// its slot (Spin 4.0.2 `factor-key-value/src/host.rs`).
+    fn conditional_write_limit(&self) -> Option<u32> {
+        Some(256)
+    }
 }
 
 /// Outbound HTTP through `wasi:http/outgoing-handler`, limited by the component's

@@ -133,4 +133,9 @@ mod tests {
     fn concurrent_creations_and_increments_on_threads_lose_no_update() {
         race_on_threads(suite::Race::CreateOrIncrement);
     }
+
+    #[test]
+    fn concurrent_updates_on_threads_lose_no_update() {
+        race_on_threads(suite::Race::Update);
+    }
 }

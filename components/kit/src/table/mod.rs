@@ -67,6 +67,24 @@ pub enum Cond {
     Version(u64),
 }
 
+/// What the change of a [`Table::update`] decides for the item it was shown.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Write this value (the item's version goes up by one, or starts at 1).
+    Put(Value),
+    /// Leave the item as it is: nothing is written.
+    Keep,
+}
+
+/// How a [`Table::update`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Updated {
+    /// The version written, `None` when the change kept the item.
+    pub version: Option<u64>,
+    /// Races lost to concurrent writers before this outcome.
+    pub retries: u32,
+}
+
 /// One page of a query: items in sort-key order and, when more remain, the sort key to
 /// resume after.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +141,53 @@ pub trait Table {
 
     /// Replaces a whole partition's items in one write (bulk import); unconditional.
     async fn put_partition(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError>;
+
+    /// Writes `items` (sort key, value) into partition `pk` as one atomic change,
+    /// keeping its other items: a bulk merge that loses no concurrent write.
+    async fn put_items(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError>;
+
+    /// Read-modify-write of one item: `change` sees the item (`None` when absent) and
+    /// decides; the write is conditional on the item being as shown, and a lost race
+    /// shows `change` the fresh item, up to `max_attempts` times in all, then
+    /// [`StoreError::Contention`]. `change` may run more than once, so it must do
+    /// nothing but decide (and note what its caller needs).
+    ///
+    /// The default is a read and a conditional put per attempt; key-value backends do
+    /// it in one compare-and-swap cycle, without the separate read.
+    async fn update(
+        &self,
+        pk: &str,
+        sk: &str,
+        max_attempts: u32,
+        change: &mut dyn for<'i> FnMut(Option<&'i Item>) -> Result<Change, StoreError>,
+    ) -> Result<Updated, StoreError> {
+        for retries in 0..max_attempts {
+            let current = self.get(pk, sk).await?;
+            let cond = current
+                .as_ref()
+                .map_or(Cond::Absent, |i| Cond::Version(i.version));
+            let value = match change(current.as_ref())? {
+                Change::Keep => {
+                    return Ok(Updated {
+                        version: None,
+                        retries,
+                    })
+                }
+                Change::Put(value) => value,
+            };
+            match self.put(pk, sk, value, cond).await {
+                Ok(version) => {
+                    return Ok(Updated {
+                        version: Some(version),
+                        retries,
+                    })
+                }
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Contention)
+    }
 }
 
 /// A table operation as data, for backends that run the operation elsewhere (a Durable
@@ -154,6 +219,10 @@ pub enum TableOp {
         pk: String,
         items: Vec<(String, Value)>,
     },
+    PutItems {
+        pk: String,
+        items: Vec<(String, Value)>,
+    },
 }
 
 /// The result of a [`TableOp`].
@@ -175,7 +244,8 @@ impl TableOp {
             | TableOp::Put { pk, .. }
             | TableOp::Delete { pk, .. }
             | TableOp::Query { pk, .. }
-            | TableOp::PutPartition { pk, .. } => pk,
+            | TableOp::PutPartition { pk, .. }
+            | TableOp::PutItems { pk, .. } => pk,
         }
     }
 
@@ -201,6 +271,10 @@ impl TableOp {
             },
             TableOp::PutPartition { pk, items } => {
                 table.put_partition(&pk, items).await?;
+                TableOpResult::Done
+            }
+            TableOp::PutItems { pk, items } => {
+                table.put_items(&pk, items).await?;
                 TableOpResult::Done
             }
         })
@@ -275,6 +349,20 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
         match self
             .0
             .call(TableOp::PutPartition {
+                pk: pk.into(),
+                items,
+            })
+            .await?
+        {
+            TableOpResult::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn put_items(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {
+        match self
+            .0
+            .call(TableOp::PutItems {
                 pk: pk.into(),
                 items,
             })

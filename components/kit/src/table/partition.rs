@@ -4,7 +4,7 @@
 //! import writes each partition once (cheap on Workers KV's write quota), and a
 //! conditional write is atomic exactly when the store's swap is.
 
-use super::{Cond, Item, Page, StoreError, Table};
+use super::{Change, Cond, Item, Page, StoreError, Table, Updated};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -48,7 +48,15 @@ struct StoredText<'a> {
 
 /// Compare-and-swap retries before giving up with [`StoreError::Contention`]. Each retry
 /// means another writer succeeded, so the partition as a whole keeps making progress.
-const MAX_SWAPS: usize = 64;
+const MAX_SWAPS: u32 = 64;
+
+/// What a change to a partition decided.
+enum Outcome<R> {
+    /// The partition changed: swap it in, then answer.
+    Write(R),
+    /// Nothing changed: answer without writing.
+    Keep(R),
+}
 
 /// A [`Table`] over any [`RawKv`], one stored value per `(table, partition)`.
 #[derive(Debug)]
@@ -73,20 +81,25 @@ impl<K: RawKv> PartitionTable<K> {
         decode(self.kv.read(&self.key(pk)).await?)
     }
 
-    /// Applies `change` to the current partition and swaps the result in, retrying on
-    /// a lost race with fresh state.
-    async fn update<R>(
+    /// Applies `change` to the current partition and swaps the result in (unless it
+    /// kept it), retrying on a lost race with fresh state up to `max_attempts` times.
+    /// Returns the answer and the races lost.
+    async fn change<R>(
         &self,
         pk: &str,
-        mut change: impl FnMut(&mut Partition) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
+        max_attempts: u32,
+        mut change: impl FnMut(&mut Partition) -> Result<Outcome<R>, StoreError>,
+    ) -> Result<(R, u32), StoreError> {
         let key = self.key(pk);
-        for _ in 0..MAX_SWAPS {
+        for retries in 0..max_attempts {
             let (raw, token) = self.kv.load(&key).await?;
             let mut partition = decode(raw)?;
-            let result = change(&mut partition)?;
+            let result = match change(&mut partition)? {
+                Outcome::Keep(result) => return Ok((result, retries)),
+                Outcome::Write(result) => result,
+            };
             if self.kv.swap(&key, token, encode(&partition)?).await? {
-                return Ok(result);
+                return Ok((result, retries));
             }
         }
         Err(StoreError::Contention)
@@ -119,6 +132,13 @@ fn check(current: Option<&Stored>, cond: Cond) -> Result<(), StoreError> {
     }
 }
 
+/// Stores `value` at `sk` one version past the current one; returns that version.
+fn insert(partition: &mut Partition, sk: &str, value: Value) -> u64 {
+    let version = partition.get(sk).map_or(1, |s| s.version + 1);
+    partition.insert(sk.to_owned(), Stored { version, value });
+    version
+}
+
 fn item(sk: &str, stored: &Stored) -> Item {
     Item {
         sk: sk.to_owned(),
@@ -143,28 +163,58 @@ impl<K: RawKv> Table for PartitionTable<K> {
     }
 
     async fn put(&self, pk: &str, sk: &str, value: Value, cond: Cond) -> Result<u64, StoreError> {
-        self.update(pk, |partition| {
-            let current = partition.get(sk);
-            check(current, cond)?;
-            let version = current.map_or(1, |s| s.version + 1);
-            partition.insert(
-                sk.to_owned(),
-                Stored {
-                    version,
-                    value: value.clone(),
-                },
-            );
-            Ok(version)
-        })
-        .await
+        let (version, _) = self
+            .change(pk, MAX_SWAPS, |partition| {
+                let current = partition.get(sk);
+                check(current, cond)?;
+                Ok(Outcome::Write(insert(partition, sk, value.clone())))
+            })
+            .await?;
+        Ok(version)
     }
 
+    /// Deleting an item that is not there writes nothing.
     async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<bool, StoreError> {
-        self.update(pk, |partition| {
-            check(partition.get(sk), cond)?;
-            Ok(partition.remove(sk).is_some())
+        let (existed, _) = self
+            .change(pk, MAX_SWAPS, |partition| {
+                check(partition.get(sk), cond)?;
+                Ok(match partition.remove(sk) {
+                    Some(_) => Outcome::Write(true),
+                    None => Outcome::Keep(false),
+                })
+            })
+            .await?;
+        Ok(existed)
+    }
+
+    async fn update(
+        &self,
+        pk: &str,
+        sk: &str,
+        max_attempts: u32,
+        change: &mut dyn for<'i> FnMut(Option<&'i Item>) -> Result<Change, StoreError>,
+    ) -> Result<Updated, StoreError> {
+        let (version, retries) = self
+            .change(pk, max_attempts, |partition| {
+                let current = partition.get(sk).map(|s| item(sk, s));
+                Ok(match change(current.as_ref())? {
+                    Change::Keep => Outcome::Keep(None),
+                    Change::Put(value) => Outcome::Write(Some(insert(partition, sk, value))),
+                })
+            })
+            .await?;
+        Ok(Updated { version, retries })
+    }
+
+    async fn put_items(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {
+        self.change(pk, MAX_SWAPS, |partition| {
+            for (sk, value) in &items {
+                insert(partition, sk, value.clone());
+            }
+            Ok(Outcome::Write(()))
         })
         .await
+        .map(|((), _)| ())
     }
 
     async fn query(&self, pk: &str, after: Option<&str>, limit: usize) -> Result<Page, StoreError> {

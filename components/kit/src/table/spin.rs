@@ -251,13 +251,15 @@ impl RawKv for SpinKv {
         match (self.winner(key)?, first_data) {
             (None, _) => Ok((None, Token::Absent)),
             (Some(1), Some(data)) => Ok((Some(data.into_bytes()), Token::Present(cas))),
-            (Some(1), None) => Err(missing(key, 1)),
             (Some(w), first_data) => {
-                if first_data.is_some() {
+                if w != 1 && first_data.is_some() {
                     // Ticket 1 lost (or died) and can never win now: its pending data
                     // only costs readers a round trip.
                     self.store().delete(&first).map_err(backend)?;
                 }
+                // Read after the register: the winner's data was written before the
+                // register named it. (With winner 1, `d1` was absent when read above
+                // because its creation finished in between.)
                 let cas = atomics::Cas::new(&self.bucket, &data_key(w, key)).map_err(backend)?;
                 match self.counted(&cas).current().map_err(backend)? {
                     Some(bytes) => {

@@ -4,7 +4,7 @@
 //! (`cargo test -p kit`) and, through the health component's admin route
 //! `POST /healthz/storage`, on the backends of each wasm host.
 
-use super::{Cond, StoreError, Table};
+use super::{Change, Cond, StoreError, Table};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::fmt;
@@ -87,10 +87,13 @@ pub async fn run_with_prefix(open: Open<'_>, prefix: &str, atomic: bool) -> Repo
     case!(keys_with_unicode_and_slashes_round_trip);
     case!(put_partition_replaces_the_whole_partition);
     case!(get_json_returns_the_value_as_json_text);
+    case!(update_writes_what_the_change_decides_and_keeps_when_asked);
+    case!(put_items_merges_into_the_partition_and_keeps_other_items);
     if atomic {
         case!(concurrent_conditional_increments_lose_no_update);
         case!(concurrent_puts_if_absent_on_fresh_partitions_admit_exactly_one);
         case!(concurrent_creations_and_increments_of_fresh_partitions_lose_no_update);
+        case!(concurrent_updates_of_fresh_partitions_lose_no_update);
     }
     Report { cases }
 }
@@ -357,6 +360,82 @@ async fn concurrent_creations_and_increments_of_fresh_partitions_lose_no_update(
     run_race(t, Race::CreateOrIncrement).await
 }
 
+async fn concurrent_updates_of_fresh_partitions_lose_no_update(t: &dyn Table) -> CaseResult {
+    run_race(t, Race::Update).await
+}
+
+async fn update_writes_what_the_change_decides_and_keeps_when_asked(t: &dyn Table) -> CaseResult {
+    let mut seen = Vec::new();
+    let created = t
+        .update("p", "a", 4, &mut |item| {
+            seen.push(item.cloned());
+            Ok(Change::Put(json!(1)))
+        })
+        .await
+        .map_err(err)?;
+    ensure(created.version == Some(1) && seen == vec![None], || {
+        format!("create gave {created:?}, change saw {seen:?}")
+    })?;
+    let bumped = t
+        .update("p", "a", 4, &mut |item| {
+            let n = item.and_then(|i| i.value.as_u64()).unwrap_or(0);
+            Ok(Change::Put(json!(n + 1)))
+        })
+        .await
+        .map_err(err)?;
+    let kept = t
+        .update("p", "a", 4, &mut |_| Ok(Change::Keep))
+        .await
+        .map_err(err)?;
+    let got = t.get("p", "a").await.map_err(err)?.ok_or("item missing")?;
+    ensure(
+        bumped.version == Some(2)
+            && kept.version.is_none()
+            && got.value == json!(2)
+            && got.version == 2,
+        || format!("bumped {bumped:?}, kept {kept:?}, stored {got:?}"),
+    )?;
+    let absent = t
+        .update("p", "never", 4, &mut |_| Ok(Change::Keep))
+        .await
+        .map_err(err)?;
+    let never = t.get("p", "never").await.map_err(err)?;
+    ensure(absent.version.is_none() && never.is_none(), || {
+        format!("a kept absent item gave {absent:?}, stored {never:?}")
+    })?;
+    let refused = t
+        .update("p", "a", 4, &mut |_| Err(StoreError::ConditionFailed))
+        .await;
+    ensure(refused == Err(StoreError::ConditionFailed), || {
+        format!("a failing change gave {refused:?}")
+    })
+}
+
+async fn put_items_merges_into_the_partition_and_keeps_other_items(t: &dyn Table) -> CaseResult {
+    t.put("p", "keep", json!("kept"), Cond::Any)
+        .await
+        .map_err(err)?;
+    t.put("p", "b", json!("old"), Cond::Any)
+        .await
+        .map_err(err)?;
+    let items = vec![("a".to_owned(), json!(1)), ("b".to_owned(), json!(2))];
+    t.put_items("p", items).await.map_err(err)?;
+    let page = t.query("p", None, 10).await.map_err(err)?;
+    let got: Vec<(&str, &Value, u64)> = page
+        .items
+        .iter()
+        .map(|i| (i.sk.as_str(), &i.value, i.version))
+        .collect();
+    ensure(
+        got == vec![
+            ("a", &json!(1), 1),
+            ("b", &json!(2), 2),
+            ("keep", &json!("kept"), 1),
+        ],
+        || format!("got {got:?}"),
+    )
+}
+
 /// A race among writers of fresh partitions, each writer one call of [`race_write`],
 /// so that the writers can be separate requests (on Spin, separate component
 /// instances: the only way to race there). [`race_check`] then says whether the table
@@ -376,6 +455,8 @@ pub enum Race {
     /// creating it with `Absent` when it reads nothing, else put-at-version — retrying
     /// lost races: every count comes out exact.
     CreateOrIncrement,
+    /// The same count through [`Table::update`], the read-modify-write of one item.
+    Update,
 }
 
 /// The fresh partitions every writer of a race across requests goes through: enough
@@ -410,6 +491,15 @@ pub async fn race_write(
                 }
             }
             Race::CreateOrIncrement => increment(t, &pk).await?,
+            Race::Update => {
+                t.update(&pk, "n", 500, &mut |item| {
+                    let n = item.and_then(|i| i.value.as_u64()).unwrap_or(0);
+                    Ok(Change::Put(json!(n + 1)))
+                })
+                .await
+                .map_err(err)?;
+                true
+            }
         };
         if wins {
             won.push(key);
@@ -458,7 +548,7 @@ pub async fn race_check(t: &dyn Table, race: Race, keys: u32, won: &[Vec<u32>]) 
                     broken.push(format!("{pk}: winners {winners:?}, stored {got:?}"));
                 }
             }
-            Race::CreateOrIncrement => {
+            Race::CreateOrIncrement | Race::Update => {
                 let got = t.get(&pk, "n").await.map_err(err)?;
                 let held = winners.len() as u32 == writers
                     && got.as_ref().is_some_and(|item| {
