@@ -8,12 +8,12 @@
 //! Swagger UI at `/docs` is the `docs` crate).
 //!
 //! Storage suits the edge: a key-value backend keeps one partition — one year — in one
-//! stored value, so a year query is one read, and an import writes each year once
-//! (about 90 writes for the whole sample file). [`handle`] is the whole service,
-//! platform-neutral; `spin` is the Spin component entry (build with
+//! stored value, so a year query is one read, and an import merges into each year once,
+//! atomically (about 90 writes for the whole sample file). [`handle`] is the whole
+//! service, platform-neutral; `spin` is the Spin component entry (build with
 //! `cargo build --release --target wasm32-wasip2 -p movies`), and the Worker routes
-//! `/api/movies` here too, with the table on Workers KV. `cargo test -p movies` runs the
-//! domain and handler tests.
+//! `/api/movies` here too, with the table in Durable Objects (one per year).
+//! `cargo test -p movies` runs the domain and handler tests.
 
 mod domain;
 

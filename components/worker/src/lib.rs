@@ -12,9 +12,10 @@
 pub mod app {
     use kit::{Env, Request, Response};
 
-    /// Tables bound to Workers KV (read-mostly); every other table lives in Durable
-    /// Objects.
-    pub const KV_TABLES: &[&str] = &[scraper::store::SHOWS_TABLE, movies::TABLE];
+    /// Tables bound to Workers KV: only what a single writer writes (the scraper's show
+    /// chunks), since KV's read-modify-write loses concurrent writes. Every other table
+    /// — movies included, which admins write concurrently — lives in Durable Objects.
+    pub const KV_TABLES: &[&str] = &[scraper::store::SHOWS_TABLE];
 
     /// Whether `path` is `prefix` or below it (`/hello`, `/hello/x`, not `/helloo`).
     fn under(path: &str, prefix: &str) -> bool {

@@ -28,6 +28,7 @@ pub fn cases() -> Vec<Case> {
         delete_returns_204_then_404_movie_not_found,
         get_returns_404_movie_not_found_when_unknown,
         import_merges_with_stored_movies_of_the_year,
+        concurrent_puts_and_imports_into_one_year_lose_nothing,
         import_with_one_bad_item_in_the_middle_writes_nothing,
         import_returns_400_naming_the_first_bad_item,
         admin_routes_return_401_when_token_is_missing_or_wrong,
@@ -522,6 +523,50 @@ async fn import_merges_with_stored_movies_of_the_year(api: Api, _: Host) -> Resu
         json!({"year": year, "title": "Twice", "info": {"rank": 30}}),
     ];
     same_items(&items, &want, "merged year")
+}
+
+/// 20 admin PUTs of distinct titles and 2 imports of 5 more, all at once into one
+/// year (one partition): every acknowledged write must be there afterwards.
+async fn concurrent_puts_and_imports_into_one_year_lose_nothing(api: Api, _: Host) -> Result<()> {
+    let year = fresh_year();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(22));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (api, barrier) = (api.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let reply = put_movie(&api, year, &format!("Put {i:02}"), &json!({"rank": i})).await?;
+            ensure!(reply.status == 200, "PUT {i}: {}", reply.status);
+            Ok::<(), anyhow::Error>(())
+        }));
+    }
+    for batch in 0..2 {
+        let (api, barrier) = (api.clone(), barrier.clone());
+        let items: Vec<Value> = (0..5)
+            .map(|i| json!({"year": year, "title": format!("Import {batch}-{i}"), "info": {}}))
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::to_vec(&items)?;
+            barrier.wait().await;
+            let reply = import(&api, body).await?;
+            ensure!(reply.status == 200, "import {batch}: {}", reply.status);
+            Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let stored = all_pages(&api, &format!("year={year}"), 500).await?;
+    let got: Vec<&str> = titles(&stored);
+    let mut want: Vec<String> = (0..20).map(|i| format!("Put {i:02}")).collect();
+    want.extend((0..2).flat_map(|b| (0..5).map(move |i| format!("Import {b}-{i}"))));
+    want.sort();
+    ensure!(
+        got == want.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{} of 30 acknowledged writes stored: {got:?}",
+        got.len()
+    );
+    Ok(())
 }
 
 async fn import_with_one_bad_item_in_the_middle_writes_nothing(api: Api, _: Host) -> Result<()> {
