@@ -637,12 +637,7 @@ fn scraper_cron_component_fetches_within_its_allowed_hosts() {
     let Some(scraper) = built("scraper") else {
         return;
     };
-    let fake = fake_tvmaze::FakeTvMaze::start(fake_tvmaze::Config {
-        shows: 40,
-        faults: fake_tvmaze::Faults::none(),
-        ..fake_tvmaze::Config::default()
-    })
-    .unwrap();
+    let fake = plain_fake(40);
     let vars = [("tvmaze_base_url", fake.base_url())];
 
     // Allowed (the entry names an application variable, as in spin.toml).
@@ -673,16 +668,31 @@ fn scraper_cron_component_fetches_within_its_allowed_hosts() {
     assert!(status == 200 || status == 500, "{status} {body}");
     assert!(fake.take_log().is_empty());
     // The scraper records the error of its failed fetch in its state.
+    let saved = stored_text(&app);
+    assert!(saved.contains("HttpRequestDenied"), "{saved}");
+}
+
+/// Every value in the served app's `default` store, as text, concatenated.
+fn stored_text(app: &Served) -> String {
     let stores = KvStores::new(&app.state.join("state"), []).unwrap();
     let store = stores.open("default").unwrap().unwrap();
-    let saved: String = store
+    store
         .keys()
         .unwrap()
         .iter()
         .filter_map(|k| store.get(k).unwrap())
         .map(|v| String::from_utf8_lossy(&v).into_owned())
-        .collect();
-    assert!(saved.contains("HttpRequestDenied"), "{saved}");
+        .collect()
+}
+
+/// A fake TvMaze of `shows` shows, without rate limits or faults.
+fn plain_fake(shows: usize) -> fake_tvmaze::FakeTvMaze {
+    fake_tvmaze::FakeTvMaze::start(fake_tvmaze::Config {
+        shows,
+        faults: fake_tvmaze::Faults::none(),
+        ..fake_tvmaze::Config::default()
+    })
+    .unwrap()
 }
 
 /// Spin frees a swapped `cas` only when the instance ends and allows 256 per instance,
@@ -693,12 +703,7 @@ fn a_cron_tick_with_a_budget_past_spins_cas_limit_completes_without_a_store_erro
     let Some(scraper) = built("scraper") else {
         return;
     };
-    let fake = fake_tvmaze::FakeTvMaze::start(fake_tvmaze::Config {
-        shows: 600,
-        faults: fake_tvmaze::Faults::none(),
-        ..fake_tvmaze::Config::default()
-    })
-    .unwrap();
+    let fake = plain_fake(600);
     let vars = [("tvmaze_base_url", fake.base_url())];
     let app = serve(
         &scraper_manifest(&scraper, "{{ tvmaze_base_url }}", "400"),
@@ -712,15 +717,7 @@ fn a_cron_tick_with_a_budget_past_spins_cas_limit_completes_without_a_store_erro
         (40..=80).contains(&fetched),
         "{fetched} requests in one tick"
     );
-    let stores = KvStores::new(&app.state.join("state"), []).unwrap();
-    let store = stores.open("default").unwrap().unwrap();
-    let saved: String = store
-        .keys()
-        .unwrap()
-        .iter()
-        .filter_map(|k| store.get(k).unwrap())
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
-        .collect();
+    let saved = stored_text(&app);
     assert!(!saved.contains("compare_and_swaps"), "{saved}");
     assert!(saved.contains("\"last_error\":null"), "{saved}");
 }

@@ -28,7 +28,8 @@ type Req = (Method, String, Option<Value>);
 struct Endpoint {
     name: &'static str,
     component: &'static str,
-    request: fn(usize) -> Req,
+    /// Request `i`, given the ids of the stored shows.
+    request: fn(usize, &[u64]) -> Req,
     /// The status every measured request must get.
     status: u16,
 }
@@ -60,13 +61,13 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint {
             name: "GET /healthz",
             component: "health",
-            request: |_| get("/healthz".into()),
+            request: |_, _| get("/healthz".into()),
             status: 200,
         },
         Endpoint {
             name: "PUT /hello/{user} (new user)",
             component: "hello",
-            request: |i| {
+            request: |i, _| {
                 (
                     Method::PUT,
                     format!("/hello/{}", user(i)),
@@ -76,9 +77,9 @@ fn endpoints() -> Vec<Endpoint> {
             status: 204,
         },
         Endpoint {
-            name: "PUT /hello/{user} (again)",
+            name: "PUT /hello/{user} (2nd)",
             component: "hello",
-            request: |i| {
+            request: |i, _| {
                 (
                     Method::PUT,
                     format!("/hello/{}", user(i)),
@@ -88,45 +89,69 @@ fn endpoints() -> Vec<Endpoint> {
             status: 204,
         },
         Endpoint {
+            name: "PUT /hello/{user} (3rd)",
+            component: "hello",
+            request: |i, _| {
+                (
+                    Method::PUT,
+                    format!("/hello/{}", user(i)),
+                    Some(json!({"dateOfBirth": "1992-07-19"})),
+                )
+            },
+            status: 204,
+        },
+        Endpoint {
             name: "GET /hello/{user}",
             component: "hello",
-            request: |i| get(format!("/hello/{}", user(i))),
+            request: |i, _| get(format!("/hello/{}", user(i))),
             status: 200,
         },
         Endpoint {
             name: "GET /api/shows?size=25",
             component: "shows",
-            request: |i| get(format!("/api/shows?page={}&size=25", i % 4)),
+            request: |i, _| get(format!("/api/shows?page={}&size=25", i % 4)),
             status: 200,
         },
         Endpoint {
             name: "GET /api/shows/{id}",
             component: "shows",
-            request: |i| get(format!("/api/shows/{}", 1 + i * 7 % 150)),
+            request: |i, ids| get(format!("/api/shows/{}", ids[i % ids.len()])),
             status: 200,
         },
         Endpoint {
             name: "GET /api/shows/scrape/status",
             component: "shows",
-            request: |_| get("/api/shows/scrape/status".into()),
+            request: |_, _| get("/api/shows/scrape/status".into()),
             status: 200,
         },
         Endpoint {
-            name: "POST /api/v1/streams (start)",
+            name: "POST /api/v1/streams (new user)",
             component: "streams",
-            request: |i| (Method::POST, format!("/api/v1/streams#{}", ip(i)), None),
+            request: |i, _| (Method::POST, format!("/api/v1/streams#{}", ip(i)), None),
+            status: 201,
+        },
+        Endpoint {
+            name: "POST /api/v1/streams (2nd of a user)",
+            component: "streams",
+            request: |i, _| (Method::POST, format!("/api/v1/streams#{}", ip(i)), None),
+            status: 201,
+        },
+        Endpoint {
+            name: "POST /api/v1/streams (3rd of a user)",
+            component: "streams",
+            request: |i, _| (Method::POST, format!("/api/v1/streams#{}", ip(i)), None),
             status: 201,
         },
         Endpoint {
             name: "GET /api/v1/streams",
             component: "streams",
-            request: |i| get(format!("/api/v1/streams#{}", ip(i))),
+            request: |i, _| get(format!("/api/v1/streams#{}", ip(i))),
             status: 200,
         },
         Endpoint {
             name: "PUT /api/movies/{year}/{title} (new)",
             component: "movies",
-            request: |i| {
+            request: |i, _| {
                 (
                     Method::PUT,
                     movie_path(i),
@@ -138,25 +163,25 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint {
             name: "GET /api/movies?year=Y",
             component: "movies",
-            request: |_| get(format!("/api/movies?year={YEAR}")),
+            request: |_, _| get(format!("/api/movies?year={YEAR}")),
             status: 200,
         },
         Endpoint {
             name: "GET /api/movies/{year}/{title}",
             component: "movies",
-            request: |i| get(movie_path(i)),
+            request: |i, _| get(movie_path(i)),
             status: 200,
         },
         Endpoint {
             name: "DELETE /api/movies/{year}/{title}",
             component: "movies",
-            request: |i| (Method::DELETE, movie_path(i), None),
+            request: |i, _| (Method::DELETE, movie_path(i), None),
             status: 204,
         },
         Endpoint {
             name: "GET /api/movies/openapi.json",
             component: "movies",
-            request: |_| get("/api/movies/openapi.json".into()),
+            request: |_, _| get("/api/movies/openapi.json".into()),
             status: 200,
         },
     ]
@@ -251,6 +276,14 @@ async fn measure(host: Host, api: &Api, rows: &mut Vec<Row>) -> Result<()> {
         round_trips,
         sql,
     });
+    let first_page = api.get("/api/shows?size=250", &[]).await?.json()?;
+    let ids: Vec<u64> = first_page
+        .as_array()
+        .context("shows page")?
+        .iter()
+        .filter_map(|show| show["id"].as_u64())
+        .collect();
+    ensure!(!ids.is_empty(), "no shows stored");
     for endpoint in endpoints() {
         let before = if host == Host::SpinHost {
             Some(kv_stats(api).await?)
@@ -259,7 +292,7 @@ async fn measure(host: Host, api: &Api, rows: &mut Vec<Row>) -> Result<()> {
         };
         let mut trips = 0u64;
         for i in 0..n {
-            let reply = send(api, (endpoint.request)(i)).await?;
+            let reply = send(api, (endpoint.request)(i, &ids)).await?;
             ensure!(
                 reply.status == endpoint.status,
                 "{} #{i} on {}: {} {}",
