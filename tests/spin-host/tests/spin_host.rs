@@ -560,6 +560,23 @@ fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
+/// Like [`request`], with a body.
+fn request_with(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
 fn error_of(body: &str) -> String {
     let value: serde_json::Value = serde_json::from_str(body).unwrap();
     value["error"].as_str().unwrap().to_string()
@@ -732,4 +749,86 @@ fn a_failing_cron_event_is_a_500_with_the_components_error() {
     let (status, body) = request(app.addr, "POST", "/.spin-host/cron/scraper");
     assert_eq!(status, 500, "{body}");
     assert!(error_of(&body).contains("scraper_fetch_budget"), "{body}");
+}
+
+/// The Spin backend's creation protocol (kit `table::spin`) left half-done by creators
+/// that died, as their keys would be in Spin's store: after taking a ticket; after
+/// writing their pending data; after winning the register but before any commit. Readers
+/// and the next writers must see exactly the partitions that exist, and go on.
+#[test]
+fn partitions_whose_creator_died_mid_way_read_and_write_correctly() {
+    let Some(hello) = built("hello") else {
+        return;
+    };
+    let manifest = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "died"
+[[trigger.http]]
+route = "/hello/..."
+component = "hello"
+[component.hello]
+source = {:?}
+key_value_stores = ["default"]
+"#,
+        hello.display().to_string()
+    );
+    let app = serve(&manifest, &[]).unwrap();
+    let stores = KvStores::new(&app.state.join("state"), []).unwrap();
+    let store = stores.open("default").unwrap().unwrap();
+    let register = |attempts: u64, winner: u64| (attempts | winner << 32).to_le_bytes();
+    let pending = |date: &str| format!(r#"P{{"":{{"v":1,"d":{{"dateOfBirth":"{date}"}}}}}}"#);
+    // Died after its ticket.
+    store.set("r:birthdays/ticket", &register(1, 0)).unwrap();
+    // Died after writing its data, before the register.
+    store.set("r:birthdays/orphan", &register(1, 0)).unwrap();
+    store
+        .set("d1:birthdays/orphan", pending("1900-06-15").as_bytes())
+        .unwrap();
+    // Died after winning, before any write committed its data.
+    store.set("r:birthdays/won", &register(1, 1)).unwrap();
+    store
+        .set("d1:birthdays/won", pending("1950-02-03").as_bytes())
+        .unwrap();
+
+    // Status and what the message says past the name (it names the user).
+    let get = |user: &str| {
+        let (status, body) = request(app.addr, "GET", &format!("/hello/{user}"));
+        let told = body.split_once("! ").map(|(_, rest)| rest.to_owned());
+        (status, told)
+    };
+    let put = |user: &str, date: &str| {
+        let body = format!(r#"{{"dateOfBirth":"{date}"}}"#);
+        request_with(app.addr, "PUT", &format!("/hello/{user}"), &body).0
+    };
+    assert_eq!(get("ticket").0, 404);
+    assert_eq!(get("orphan").0, 404, "a pending orphan is not data");
+    // The winner's data is the partition though nothing committed it.
+    assert_eq!(put("control", "1950-02-03"), 204);
+    assert_eq!(get("won"), get("control"));
+
+    for user in ["ticket", "orphan", "won"] {
+        assert_eq!(put(user, "1990-01-01"), 204, "{user}");
+    }
+    assert_eq!(put("control", "1990-01-01"), 204);
+    for user in ["ticket", "orphan", "won"] {
+        assert_eq!(get(user), get("control"), "{user}");
+    }
+    // The dead creators' tickets are skipped, not reused; the winners stay.
+    let winner = |user: &str| {
+        let bytes = store.get(&format!("r:birthdays/{user}")).unwrap().unwrap();
+        u64::from_le_bytes(bytes.try_into().unwrap()) >> 32
+    };
+    assert_eq!(
+        (winner("ticket"), winner("orphan"), winner("won")),
+        (2, 2, 1)
+    );
+    // A write after a winner exists clears the orphan's pending data.
+    assert_eq!(put("orphan", "1991-01-01"), 204);
+    assert_eq!(store.get("d1:birthdays/orphan").unwrap(), None);
+    assert!(
+        store.get("d2:birthdays/orphan").unwrap().is_some_and(
+            |v| v.starts_with(b"C") && String::from_utf8_lossy(&v).contains("1991-01-01")
+        )
+    );
 }
