@@ -1,0 +1,91 @@
+//! DynamoDB's errors, as DynamoDB sends them: HTTP 400 (500 for internal errors) and
+//! `{"__type": "<prefix>#<Name>", "message": "…"}`, with the prefixes real DynamoDB uses.
+
+use serde_json::{json, Value};
+
+/// Every error this endpoint answers with: a closed set, one per DynamoDB error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Validation,
+    Serialization,
+    UnknownOperation,
+    MissingAuthenticationToken,
+    UnrecognizedClient,
+    InvalidSignature,
+    IncompleteSignature,
+    ResourceNotFound,
+    ResourceInUse,
+    ConditionalCheckFailed,
+    ItemCollectionSizeLimitExceeded,
+    Internal,
+}
+
+impl Kind {
+    /// The `__type` DynamoDB sends.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Kind::Validation => "com.amazon.coral.validate#ValidationException",
+            Kind::Serialization => "com.amazon.coral.service#SerializationException",
+            Kind::UnknownOperation => "com.amazon.coral.service#UnknownOperationException",
+            Kind::MissingAuthenticationToken => {
+                "com.amazon.coral.service#MissingAuthenticationTokenException"
+            }
+            Kind::UnrecognizedClient => "com.amazon.coral.service#UnrecognizedClientException",
+            Kind::InvalidSignature => "com.amazon.coral.service#InvalidSignatureException",
+            Kind::IncompleteSignature => "com.amazon.coral.service#IncompleteSignatureException",
+            Kind::ResourceNotFound => "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+            Kind::ResourceInUse => "com.amazonaws.dynamodb.v20120810#ResourceInUseException",
+            Kind::ConditionalCheckFailed => {
+                "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"
+            }
+            Kind::ItemCollectionSizeLimitExceeded => {
+                "com.amazonaws.dynamodb.v20120810#ItemCollectionSizeLimitExceededException"
+            }
+            Kind::Internal => "com.amazonaws.dynamodb.v20120810#InternalServerError",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            Kind::Internal => 500,
+            _ => 400,
+        }
+    }
+}
+
+/// One DynamoDB error.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: {message}", kind.type_name())]
+pub struct DynamoError {
+    pub kind: Kind,
+    pub message: String,
+    /// `Item` of a `ConditionalCheckFailedException` that asked for it.
+    pub item: Option<Value>,
+}
+
+impl DynamoError {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            item: None,
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(Kind::Validation, message)
+    }
+
+    pub fn serialization(message: impl Into<String>) -> Self {
+        Self::new(Kind::Serialization, message)
+    }
+
+    /// The response body.
+    pub fn body(&self) -> Value {
+        let mut body = json!({"__type": self.kind.type_name(), "message": self.message});
+        if let Some(item) = &self.item {
+            body["Item"] = item.clone();
+        }
+        body
+    }
+}
