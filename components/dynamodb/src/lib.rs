@@ -1,14 +1,56 @@
-//! The DynamoDB-compatible API (API.md §6): DynamoDB's JSON 1.0 protocol over the
-//! table layer, so that boto3 and the aws CLI work against the edge deployment's own
-//! tables.
+//! The DynamoDB-compatible API (API.md §6): DynamoDB's JSON 1.0 protocol at
+//! `POST /dynamodb` over the table layer, so that boto3 and the aws CLI work against the
+//! edge deployment's own tables.
 //!
-//! Built so far, each unit-tested (`cargo test -p dynamodb`): [`sigv4`], the server
-//! side of AWS Signature Version 4 that every request must pass, checked against the
-//! published AWS test vectors; [`value`], DynamoDB's attribute values with its number
-//! semantics (38 digits, normal form, numeric order and an order-preserving key
-//! encoding for sort keys); [`error`], DynamoDB's error types. The protocol itself
-//! (operations, expressions, storage) is issue 10's remaining work.
+//! [`handle`] is the whole service, platform-neutral; `spin` is the Spin component
+//! entry (build with `cargo build --release --target wasm32-wasip2 -p dynamodb`), and
+//! the Worker routes `/dynamodb` here too. `cargo test -p dynamodb` runs the unit tests
+//! and the AWS SigV4 test vectors.
+//!
+//! Served so far: SigV4 authentication ([`sigv4`]), DynamoDB's attribute values with
+//! its number semantics ([`value`]), its errors ([`error`]), and the operations
+//! CreateTable, DescribeTable, ListTables, DeleteTable, PutItem, GetItem and DeleteItem
+//! ([`schema`] maps tables and keys onto the table layer). Every other operation is
+//! `UnknownOperationException`; expressions are refused by name until they are built.
 
+mod api;
 pub mod error;
+pub mod schema;
 pub mod sigv4;
 pub mod value;
+
+pub use api::{BODY_LIMIT, CONTENT_TYPE, TARGET_PREFIX};
+
+use http::Method;
+use kit::{BodyLimit, Request, Response, Router};
+
+fn router() -> Router<()> {
+    Router::new()
+        .route(Method::POST, "/dynamodb", ())
+        .route(Method::POST, "/dynamodb/", ())
+}
+
+/// The routes this service answers, for the OpenAPI coverage test (`/dynamodb/` is an
+/// alias of `/dynamodb`, documented with it).
+pub fn routes() -> Vec<(Method, String)> {
+    router()
+        .routes()
+        .into_iter()
+        .filter(|(_, path)| !path.ends_with('/'))
+        .collect()
+}
+
+/// Serves one request to the DynamoDB endpoint.
+pub async fn handle(req: Request, env: &kit::Env) -> Response {
+    kit::serve(req, env, BodyLimit(BODY_LIMIT), |req, ctx| async move {
+        router().resolve(req.method(), req.uri().path())?;
+        api::dispatch(req, ctx).await
+    })
+    .await
+}
+
+// The Spin component entry (wasm32-wasip2 only).
+kit::spin_http_component!(crate::handle);
+
+#[cfg(test)]
+mod tests;

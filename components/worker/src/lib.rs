@@ -38,6 +38,8 @@ pub mod app {
             movies::handle(req, env).await
         } else if under(path, "/docs") {
             docs::handle(req, env).await
+        } else if under(path, "/dynamodb") {
+            dynamodb::handle(req, env).await
         } else {
             health::handle(req, env).await
         }

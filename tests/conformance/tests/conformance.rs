@@ -9,6 +9,7 @@
 
 mod birthdays;
 mod common;
+mod dynamodb;
 mod movies;
 mod shows;
 mod streams;
@@ -27,6 +28,7 @@ fn suites() -> Vec<(&'static str, Vec<Case>)> {
         ("shows", shows::cases()),
         ("streams", streams::cases()),
         ("movies", movies::cases()),
+        ("dynamodb", dynamodb::cases()),
     ]
 }
 
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
         ),
     ];
     vars.extend(shows::vars(&fake));
+    vars.extend(dynamodb::vars());
     if let Ok(mut slot) = shows::FAKE.lock() {
         *slot = Some(fake);
     }

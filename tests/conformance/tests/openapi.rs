@@ -20,6 +20,7 @@ fn served() -> BTreeSet<(String, String)> {
         streams::routes(),
         movies::routes(),
         docs::routes(),
+        dynamodb::routes(),
     ];
     routers
         .into_iter()

@@ -74,12 +74,14 @@ pub enum Change {
     Put(Value),
     /// Leave the item as it is: nothing is written.
     Keep,
+    /// Delete the item (nothing is written when it is absent).
+    Delete,
 }
 
 /// How a [`Table::update`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Updated {
-    /// The version written, `None` when the change kept the item.
+    /// The version written, `None` when the change kept or deleted the item.
     pub version: Option<u64>,
     /// Races lost to concurrent writers before this outcome.
     pub retries: u32,
@@ -166,14 +168,24 @@ pub trait Table {
             let cond = current
                 .as_ref()
                 .map_or(Cond::Absent, |i| Cond::Version(i.version));
-            let value = match change(current.as_ref())? {
-                Change::Keep => {
+            let value = match (change(current.as_ref())?, &current) {
+                (Change::Keep, _) | (Change::Delete, None) => {
                     return Ok(Updated {
                         version: None,
                         retries,
                     })
                 }
-                Change::Put(value) => value,
+                (Change::Delete, Some(_)) => match self.delete(pk, sk, cond).await {
+                    Ok(_) => {
+                        return Ok(Updated {
+                            version: None,
+                            retries,
+                        })
+                    }
+                    Err(StoreError::ConditionFailed) => continue,
+                    Err(e) => return Err(e),
+                },
+                (Change::Put(value), _) => value,
             };
             match self.put(pk, sk, value, cond).await {
                 Ok(version) => {

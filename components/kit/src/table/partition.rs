@@ -199,6 +199,10 @@ impl<K: RawKv> Table for PartitionTable<K> {
                 let current = partition.get(sk).map(|s| item(sk, s));
                 Ok(match change(current.as_ref())? {
                     Change::Keep => Outcome::Keep(None),
+                    Change::Delete => match partition.remove(sk) {
+                        Some(_) => Outcome::Write(None),
+                        None => Outcome::Keep(None),
+                    },
                     Change::Put(value) => Outcome::Write(Some(insert(partition, sk, value))),
                 })
             })

@@ -403,6 +403,18 @@ async fn update_writes_what_the_change_decides_and_keeps_when_asked(t: &dyn Tabl
     ensure(absent.version.is_none() && never.is_none(), || {
         format!("a kept absent item gave {absent:?}, stored {never:?}")
     })?;
+    let mut deleted = None;
+    t.update("p", "a", 4, &mut |item| {
+        deleted = item.map(|i| i.value.clone());
+        Ok(Change::Delete)
+    })
+    .await
+    .map_err(err)?;
+    let gone = t.get("p", "a").await.map_err(err)?;
+    ensure(deleted == Some(json!(2)) && gone.is_none(), || {
+        format!("delete saw {deleted:?}, left {gone:?}")
+    })?;
+    t.put("p", "a", json!(3), Cond::Any).await.map_err(err)?;
     let refused = t
         .update("p", "a", 4, &mut |_| Err(StoreError::ConditionFailed))
         .await;

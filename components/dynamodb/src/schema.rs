@@ -1,0 +1,292 @@
+//! Tables as DynamoDB describes them, and how their items map onto the table layer.
+//!
+//! The catalog is the table-layer table [`CATALOG`], one partition, one item per
+//! DynamoDB table (its key schema, creation time and generation). A DynamoDB table's
+//! items live in the table-layer table `ddb.<name>.<generation>`: partition = the
+//! partition key's type letter and value (`S…`, `N<normal form>`, `B<base64>`), sort
+//! key = an encoding of the sort key whose byte order is DynamoDB's order (strings as
+//! they are, numbers through [`crate::value::Number::order_key`], binary as hex), value = the item in
+//! DynamoDB's JSON form. Deleting a table removes it from the catalog; a table created
+//! again under that name gets the next generation, so it starts empty.
+
+use crate::error::{DynamoError, Kind};
+use crate::value::{AttrValue, Item};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The table-layer table holding every DynamoDB table's description.
+pub const CATALOG: &str = "dynamodb_tables";
+/// The catalog's one partition.
+pub const CATALOG_PK: &str = "tables";
+
+/// A key attribute's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyType {
+    S,
+    N,
+    B,
+}
+
+impl KeyType {
+    fn parse(text: &str) -> Result<Self, DynamoError> {
+        match text {
+            "S" => Ok(KeyType::S),
+            "N" => Ok(KeyType::N),
+            "B" => Ok(KeyType::B),
+            other => Err(DynamoError::validation(format!(
+                "1 validation error detected: Value '{other}' at 'attributeDefinitions.1.member.attributeType' failed to satisfy constraint: Member must satisfy enum value set: [B, N, S]"
+            ))),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            KeyType::S => "S",
+            KeyType::N => "N",
+            KeyType::B => "B",
+        }
+    }
+}
+
+/// One key attribute: its name and type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyAttr {
+    pub name: String,
+    pub kind: KeyType,
+}
+
+/// What the catalog keeps of a table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableDef {
+    pub name: String,
+    pub hash: KeyAttr,
+    pub range: Option<KeyAttr>,
+    /// Seconds since the epoch, with milliseconds.
+    pub created: f64,
+    pub generation: u64,
+    /// The `ProvisionedThroughput` or `BillingMode` the table was created with, echoed
+    /// back (nothing here is provisioned).
+    pub billing: Value,
+}
+
+/// DynamoDB's table name rule: 3–255 of `[a-zA-Z0-9_.-]`.
+pub fn check_table_name(name: &str) -> Result<(), DynamoError> {
+    let ok = (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(DynamoError::validation(format!(
+            "1 validation error detected: Value '{name}' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length between 3 and 255"
+        )))
+    }
+}
+
+fn str_field<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get(field).and_then(Value::as_str)
+}
+
+impl TableDef {
+    /// Validates a `CreateTable` request's key schema and attribute definitions.
+    pub fn from_create(req: &Value, created: f64, generation: u64) -> Result<Self, DynamoError> {
+        let name = str_field(req, "TableName").ok_or_else(|| {
+            DynamoError::validation(
+                "The parameter 'TableName' is required but was not present in the request",
+            )
+        })?;
+        check_table_name(name)?;
+        let schema = req
+            .get("KeySchema")
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                DynamoError::validation(
+                    "The parameter 'KeySchema' is required but was not present in the request",
+                )
+            })?;
+        let defs = req
+            .get("AttributeDefinitions")
+            .and_then(Value::as_array)
+            .ok_or_else(|| DynamoError::validation("The parameter 'AttributeDefinitions' is required but was not present in the request"))?;
+        let mut defined = Vec::new();
+        for def in defs {
+            let (Some(attr), Some(kind)) = (
+                str_field(def, "AttributeName"),
+                str_field(def, "AttributeType"),
+            ) else {
+                return Err(DynamoError::validation(
+                    "One or more parameter values were invalid: an attribute definition needs AttributeName and AttributeType",
+                ));
+            };
+            if defined.iter().any(|(n, _): &(String, KeyType)| n == attr) {
+                return Err(DynamoError::validation(
+                    "Cannot have two attributes with the same name",
+                ));
+            }
+            defined.push((attr.to_owned(), KeyType::parse(kind)?));
+        }
+        let key = |element: &Value| -> Result<(String, String), DynamoError> {
+            match (str_field(element, "AttributeName"), str_field(element, "KeyType")) {
+                (Some(a), Some(k)) => Ok((a.to_owned(), k.to_owned())),
+                _ => Err(DynamoError::validation(
+                    "One or more parameter values were invalid: a key schema element needs AttributeName and KeyType",
+                )),
+            }
+        };
+        let elements = schema.iter().map(key).collect::<Result<Vec<_>, _>>()?;
+        let typed = |attr: &str| -> Result<KeyAttr, DynamoError> {
+            defined
+                .iter()
+                .find(|(n, _)| n == attr)
+                .map(|(n, k)| KeyAttr {
+                    name: n.clone(),
+                    kind: *k,
+                })
+                .ok_or_else(|| {
+                    let names: Vec<&str> = defined.iter().map(|(n, _)| n.as_str()).collect();
+                    DynamoError::validation(format!(
+                        "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [{attr}], AttributeDefinitions: [{}]",
+                        names.join(", ")
+                    ))
+                })
+        };
+        let (hash, range) = match elements.as_slice() {
+            [(h, hk)] if hk == "HASH" => (typed(h)?, None),
+            [(h, hk), (r, rk)] if hk == "HASH" && rk == "RANGE" && h != r => {
+                (typed(h)?, Some(typed(r)?))
+            }
+            _ => {
+                return Err(DynamoError::validation(
+                    "1 validation error detected: Value at 'keySchema' failed to satisfy constraint: the key schema is one HASH key, optionally followed by one RANGE key",
+                ))
+            }
+        };
+        let used = 1 + usize::from(range.is_some());
+        if defined.len() != used {
+            return Err(DynamoError::validation(
+                "One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
+            ));
+        }
+        let billing = match (req.get("BillingMode"), req.get("ProvisionedThroughput")) {
+            (Some(mode), _) => json!({ "BillingMode": mode }),
+            (None, Some(throughput)) => json!({ "ProvisionedThroughput": throughput }),
+            (None, None) => json!({ "BillingMode": "PROVISIONED" }),
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            hash,
+            range,
+            created,
+            generation,
+            billing,
+        })
+    }
+
+    /// The table-layer table of this table's items.
+    pub fn storage_name(&self) -> String {
+        format!("ddb.{}.{}", self.name, self.generation)
+    }
+
+    /// DynamoDB's `TableDescription`.
+    pub fn description(&self, status: &str) -> Value {
+        let mut key_schema = vec![json!({"AttributeName": self.hash.name, "KeyType": "HASH"})];
+        let mut defs =
+            vec![json!({"AttributeName": self.hash.name, "AttributeType": self.hash.kind.name()})];
+        if let Some(range) = &self.range {
+            key_schema.push(json!({"AttributeName": range.name, "KeyType": "RANGE"}));
+            defs.push(json!({"AttributeName": range.name, "AttributeType": range.kind.name()}));
+        }
+        let mut desc = json!({
+            "TableName": self.name,
+            "TableStatus": status,
+            "KeySchema": key_schema,
+            "AttributeDefinitions": defs,
+            "CreationDateTime": self.created,
+            "ItemCount": 0,
+            "TableSizeBytes": 0,
+            "TableArn": format!("arn:aws:dynamodb:local:000000000000:table/{}", self.name),
+            "TableId": format!("{:016x}-{}", self.generation, self.name),
+        });
+        if let Some(throughput) = self.billing.get("ProvisionedThroughput") {
+            let mut t = throughput.clone();
+            t["NumberOfDecreasesToday"] = json!(0);
+            desc["ProvisionedThroughput"] = t;
+        } else if let Some(mode) = self.billing.get("BillingMode") {
+            desc["BillingModeSummary"] = json!({ "BillingMode": mode });
+        }
+        desc
+    }
+
+    /// The table-layer key of an item or a `Key`: (partition, sort key). Checks that
+    /// the key attributes are there with their schema's types; with `exact`, also that
+    /// nothing else is (a `Key` parameter).
+    pub fn key_of(&self, item: &Item, exact: bool) -> Result<(String, String), DynamoError> {
+        let mismatch =
+            || DynamoError::validation("The provided key element does not match the schema");
+        if exact && item.len() != 1 + usize::from(self.range.is_some()) {
+            return Err(mismatch());
+        }
+        let encode = |attr: &KeyAttr, sort: bool| -> Result<String, DynamoError> {
+            let value = item.get(&attr.name).ok_or_else(|| {
+                if exact {
+                    mismatch()
+                } else {
+                    DynamoError::validation(format!(
+                        "One or more parameter values were invalid: Missing the key {} in the item",
+                        attr.name
+                    ))
+                }
+            })?;
+            let wrong_type = || {
+                DynamoError::validation(format!(
+                    "One or more parameter values were invalid: Type mismatch for key {} expected: {} actual: {}",
+                    attr.name,
+                    attr.kind.name(),
+                    value.type_name()
+                ))
+            };
+            let empty = || {
+                DynamoError::validation(format!(
+                    "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: {}",
+                    attr.name
+                ))
+            };
+            match (attr.kind, value) {
+                (KeyType::S, AttrValue::S(s)) if s.is_empty() => Err(empty()),
+                (KeyType::B, AttrValue::B(b)) if b.is_empty() => Err(empty()),
+                (KeyType::S, AttrValue::S(s)) => Ok(if sort { s.clone() } else { format!("S{s}") }),
+                (KeyType::N, AttrValue::N(n)) => Ok(if sort {
+                    n.order_key()
+                } else {
+                    format!("N{}", n.to_text())
+                }),
+                (KeyType::B, AttrValue::B(b)) => Ok(if sort {
+                    b.iter().map(|x| format!("{x:02x}")).collect()
+                } else {
+                    format!(
+                        "B{}",
+                        AttrValue::B(b.clone()).to_json()["B"]
+                            .as_str()
+                            .unwrap_or_default()
+                    )
+                }),
+                _ => Err(wrong_type()),
+            }
+        };
+        let pk = encode(&self.hash, false)?;
+        let sk = match &self.range {
+            Some(range) => encode(range, true)?,
+            None => String::new(),
+        };
+        Ok((pk, sk))
+    }
+}
+
+/// `ResourceNotFoundException` for `name`.
+pub fn not_found(name: &str) -> DynamoError {
+    DynamoError::new(
+        Kind::ResourceNotFound,
+        format!("Requested resource not found: Table: {name} not found"),
+    )
+}

@@ -1,0 +1,274 @@
+//! The endpoint in-process on the memory backend, with requests signed as an SDK signs
+//! them. (Real clients — boto3, the aws CLI — drive it on every host in the conformance
+//! suite.)
+
+use super::*;
+use chrono::{DateTime, Utc};
+use futures::executor::block_on;
+use kit::table::memory::MemoryKv;
+use kit::{Bytes, FixedClock, MapConfig};
+use serde_json::{json, Value};
+
+const KEY_ID: &str = "AKIDTEST";
+const SECRET: &str = "secret/test+key";
+
+fn now() -> DateTime<Utc> {
+    "2026-12-01T12:00:00Z".parse().unwrap()
+}
+
+fn env(kv: &MemoryKv) -> kit::Env {
+    let config = [
+        ("dynamodb_access_key_id", KEY_ID),
+        ("dynamodb_secret_access_key", SECRET),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let mut env = kit::host::native::env(kv.clone(), MapConfig(config));
+    env.clock = Box::new(FixedClock(now()));
+    env
+}
+
+/// A request signed with `secret` at `at`, the way botocore signs DynamoDB calls.
+fn signed(op: &str, body: &Value, secret: &str, at: DateTime<Utc>) -> Request {
+    let body = body.to_string();
+    let amz_date = at.format("%Y%m%dT%H%M%SZ").to_string();
+    let date = at.format("%Y%m%d").to_string();
+    let target = format!("{TARGET_PREFIX}{op}");
+    let headers = vec![
+        ("content-type".to_owned(), CONTENT_TYPE.to_owned()),
+        ("host".to_owned(), "127.0.0.1:8000".to_owned()),
+        ("x-amz-date".to_owned(), amz_date.clone()),
+        ("x-amz-target".to_owned(), target.clone()),
+    ];
+    let names: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
+    let canonical = sigv4::canonical_request(
+        "POST",
+        "/dynamodb",
+        "",
+        &headers,
+        &names,
+        &sigv4::sha256_hex(body.as_bytes()),
+    );
+    let scope = format!("{date}/us-east-1/dynamodb/aws4_request");
+    let to_sign = sigv4::string_to_sign(&amz_date, &scope, &canonical);
+    let signature = sigv4::signature(secret, &date, "us-east-1", "dynamodb", &to_sign);
+    let mut builder = http::Request::builder().method("POST").uri("/dynamodb");
+    for (n, v) in &headers {
+        builder = builder.header(n, v);
+    }
+    builder
+        .header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential={KEY_ID}/{scope}, SignedHeaders={}, Signature={signature}",
+                names.join(";")
+            ),
+        )
+        .body(Bytes::from(body))
+        .unwrap()
+}
+
+/// (status, `__type` suffix or "", body)
+fn call(kv: &MemoryKv, req: Request) -> (u16, String, Value) {
+    let resp = block_on(handle(req, &env(kv)));
+    assert_eq!(
+        resp.headers().get("content-type").unwrap(),
+        CONTENT_TYPE,
+        "{resp:?}"
+    );
+    let body: Value = serde_json::from_slice(resp.body()).unwrap();
+    let kind = body["__type"]
+        .as_str()
+        .and_then(|t| t.split('#').nth(1))
+        .unwrap_or("")
+        .to_owned();
+    (resp.status().as_u16(), kind, body)
+}
+
+fn op(kv: &MemoryKv, name: &str, body: Value) -> (u16, String, Value) {
+    call(kv, signed(name, &body, SECRET, now()))
+}
+
+fn movies_table() -> Value {
+    json!({
+        "TableName": "Movies",
+        "KeySchema": [{"AttributeName": "year", "KeyType": "HASH"}, {"AttributeName": "title", "KeyType": "RANGE"}],
+        "AttributeDefinitions": [{"AttributeName": "year", "AttributeType": "N"}, {"AttributeName": "title", "AttributeType": "S"}],
+        "ProvisionedThroughput": {"ReadCapacityUnits": 10, "WriteCapacityUnits": 10},
+    })
+}
+
+#[test]
+fn tables_are_created_described_listed_and_deleted() {
+    let kv = MemoryKv::new();
+    let (status, _, created) = op(&kv, "CreateTable", movies_table());
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["TableDescription"]["TableStatus"], "ACTIVE");
+    assert_eq!(
+        op(&kv, "CreateTable", movies_table()).1,
+        "ResourceInUseException"
+    );
+    let (_, _, described) = op(&kv, "DescribeTable", json!({"TableName": "Movies"}));
+    assert_eq!(described["Table"]["KeySchema"], movies_table()["KeySchema"]);
+    let mut other = movies_table();
+    other["TableName"] = json!("Actors");
+    op(&kv, "CreateTable", other);
+    let (_, _, listed) = op(&kv, "ListTables", json!({}));
+    assert_eq!(listed, json!({"TableNames": ["Actors", "Movies"]}));
+    let (_, _, first) = op(&kv, "ListTables", json!({"Limit": 1}));
+    assert_eq!(
+        first,
+        json!({"TableNames": ["Actors"], "LastEvaluatedTableName": "Actors"})
+    );
+    let (_, _, rest) = op(
+        &kv,
+        "ListTables",
+        json!({"ExclusiveStartTableName": "Actors"}),
+    );
+    assert_eq!(rest, json!({"TableNames": ["Movies"]}));
+    let (status, _, deleted) = op(&kv, "DeleteTable", json!({"TableName": "Movies"}));
+    assert_eq!(
+        (status, &deleted["TableDescription"]["TableStatus"]),
+        (200, &json!("DELETING"))
+    );
+    assert_eq!(
+        op(&kv, "DescribeTable", json!({"TableName": "Movies"})).1,
+        "ResourceNotFoundException"
+    );
+}
+
+#[test]
+fn items_are_put_got_and_deleted_with_their_types_kept() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", movies_table());
+    let item = json!({
+        "year": {"N": "2013"}, "title": {"S": "Rush"},
+        "info": {"M": {"rating": {"N": "8.30"}, "genres": {"SS": ["Drama", "Action"]},
+                        "poster": {"B": "AAEC"}, "actors": {"L": [{"S": "Daniel Bruhl"}]}}},
+    });
+    let (status, _, put) = op(&kv, "PutItem", json!({"TableName": "Movies", "Item": item}));
+    assert_eq!((status, put), (200, json!({})));
+    let key = json!({"year": {"N": "2013.0"}, "title": {"S": "Rush"}});
+    let (_, _, got) = op(&kv, "GetItem", json!({"TableName": "Movies", "Key": key}));
+    let mut want = item.clone();
+    want["year"] = json!({"N": "2013"});
+    want["info"]["M"]["rating"] = json!({"N": "8.3"});
+    assert_eq!(got, json!({ "Item": want }));
+    let (_, _, replaced) = op(
+        &kv,
+        "PutItem",
+        json!({"TableName": "Movies", "Item": {"year": {"N": "2013"}, "title": {"S": "Rush"}}, "ReturnValues": "ALL_OLD"}),
+    );
+    assert_eq!(replaced, json!({ "Attributes": want }));
+    let (_, _, deleted) = op(
+        &kv,
+        "DeleteItem",
+        json!({"TableName": "Movies", "Key": key, "ReturnValues": "ALL_OLD"}),
+    );
+    assert_eq!(
+        deleted,
+        json!({"Attributes": {"year": {"N": "2013"}, "title": {"S": "Rush"}}})
+    );
+    let (_, _, gone) = op(&kv, "GetItem", json!({"TableName": "Movies", "Key": key}));
+    assert_eq!(gone, json!({}));
+}
+
+#[test]
+fn bad_requests_get_dynamodbs_errors_and_change_nothing() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", movies_table());
+    let kind = |name: &str, body: Value| op(&kv, name, body).1;
+    assert_eq!(
+        kind(
+            "PutItem",
+            json!({"TableName": "Movies", "Item": {"year": {"S": "x"}, "title": {"S": "t"}}})
+        ),
+        "ValidationException"
+    );
+    assert_eq!(
+        kind(
+            "PutItem",
+            json!({"TableName": "Movies", "Item": {"title": {"S": "t"}}})
+        ),
+        "ValidationException"
+    );
+    assert_eq!(
+        kind(
+            "GetItem",
+            json!({"TableName": "Movies", "Key": {"year": {"N": "1"}}})
+        ),
+        "ValidationException"
+    );
+    assert_eq!(
+        kind(
+            "PutItem",
+            json!({"TableName": "Movies", "Item": {"year": {"N": 1}, "title": {"S": "t"}}})
+        ),
+        "SerializationException"
+    );
+    assert_eq!(
+        kind("GetItem", json!({"TableName": "Nope", "Key": {}})),
+        "ResourceNotFoundException"
+    );
+    assert_eq!(
+        kind("TransactWriteItems", json!({})),
+        "UnknownOperationException"
+    );
+    assert_eq!(
+        kind(
+            "PutItem",
+            json!({"TableName": "Movies", "Item": {}, "Expected": {}})
+        ),
+        "ValidationException"
+    );
+    let big = "x".repeat(401 * 1024);
+    assert_eq!(
+        kind(
+            "PutItem",
+            json!({"TableName": "Movies", "Item": {"year": {"N": "1"}, "title": {"S": "t"}, "b": {"S": big}}})
+        ),
+        "ValidationException"
+    );
+    let (_, _, listed) = op(
+        &kv,
+        "GetItem",
+        json!({"TableName": "Movies", "Key": {"year": {"N": "1"}, "title": {"S": "t"}}}),
+    );
+    assert_eq!(listed, json!({}), "a refused put wrote something");
+}
+
+#[test]
+fn requests_without_a_valid_signature_are_refused() {
+    let kv = MemoryKv::new();
+    let body = json!({});
+    let mut unsigned = signed("ListTables", &body, SECRET, now());
+    unsigned.headers_mut().remove("authorization");
+    assert_eq!(call(&kv, unsigned).1, "MissingAuthenticationTokenException");
+    assert_eq!(
+        call(&kv, signed("ListTables", &body, "wrong", now())).1,
+        "InvalidSignatureException"
+    );
+    let stale = now() - chrono::Duration::minutes(20);
+    assert_eq!(
+        call(&kv, signed("ListTables", &body, SECRET, stale)).1,
+        "InvalidSignatureException"
+    );
+    let mut tampered = signed("ListTables", &body, SECRET, now());
+    *tampered.body_mut() = Bytes::from_static(b"{\"Limit\":1}");
+    assert_eq!(call(&kv, tampered).1, "InvalidSignatureException");
+    // No credentials configured: refused, never open.
+    let open = kit::host::native::env(kv.clone(), MapConfig::default());
+    let resp = block_on(handle(
+        signed("ListTables", &body, SECRET, Utc::now()),
+        &open,
+    ));
+    let body: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(
+        (resp.status().as_u16(), body["__type"].as_str()),
+        (
+            400,
+            Some("com.amazon.coral.service#UnrecognizedClientException")
+        )
+    );
+}

@@ -1,0 +1,171 @@
+"""boto3 and the aws CLI, unchanged, against the /dynamodb endpoint of a deployment.
+
+Usage: dynamodb_basics.py BASE_URL ACCESS_KEY_ID SECRET_ACCESS_KEY TABLE_NAME
+
+Runs the table and item operations the endpoint serves with boto3's resource and
+client APIs and the aws CLI, checks every answer, and exits non-zero naming the first
+that is wrong. TABLE_NAME must be fresh (it is created, then deleted).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+
+import boto3
+import botocore
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+base, key_id, secret, name = sys.argv[1:5]
+endpoint = base + "/dynamodb"
+session = dict(
+    endpoint_url=endpoint,
+    region_name="eu-west-1",
+    aws_access_key_id=key_id,
+    aws_secret_access_key=secret,
+    config=Config(retries={"max_attempts": 1}),
+)
+dynamodb = boto3.resource("dynamodb", **session)
+client = boto3.client("dynamodb", **session)
+
+
+def error_code(call):
+    try:
+        call()
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    raise AssertionError("expected a ClientError")
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+# The AWS Getting Started table: year (N) + title (S).
+table = dynamodb.create_table(
+    TableName=name,
+    KeySchema=[
+        {"AttributeName": "year", "KeyType": "HASH"},
+        {"AttributeName": "title", "KeyType": "RANGE"},
+    ],
+    AttributeDefinitions=[
+        {"AttributeName": "year", "AttributeType": "N"},
+        {"AttributeName": "title", "AttributeType": "S"},
+    ],
+    ProvisionedThroughput={"ReadCapacityUnits": 10, "WriteCapacityUnits": 10},
+)
+table.wait_until_exists()
+check(table.table_status == "ACTIVE", f"status {table.table_status}")
+check(name in client.list_tables()["TableNames"], "list_tables lacks the table")
+check(
+    error_code(lambda: client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "year", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "year", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
+    )) == "ResourceInUseException",
+    "a second create_table was not refused",
+)
+
+movie = {
+    "year": 2013,
+    "title": "Rush",
+    "info": {
+        "rating": Decimal("8.3"),
+        "rank": 2,
+        "genres": {"Action", "Biography", "Drama"},
+        "actors": ["Daniel Bruhl", "Chris Hemsworth"],
+        "big": Decimal("12345678901234567890123456789012345678"),
+        "poster": b"\x00\x01\xff",
+        "sequel": None,
+        "released": True,
+    },
+}
+table.put_item(Item=movie)
+got = table.get_item(Key={"year": 2013, "title": "Rush"})["Item"]
+check(got["info"]["genres"] == {"Action", "Biography", "Drama"}, f"set {got}")
+check(got["info"]["big"] == Decimal("12345678901234567890123456789012345678"), f"38 digits {got}")
+check(got["info"]["poster"].value == b"\x00\x01\xff", f"binary {got}")
+check(got["info"]["rating"] == Decimal("8.3") and got["info"]["sequel"] is None, f"{got}")
+check(got["info"]["actors"] == ["Daniel Bruhl", "Chris Hemsworth"], f"list {got}")
+check("Item" not in table.get_item(Key={"year": 2013, "title": "Nope"}), "a missing item")
+
+with_old = table.put_item(Item={"year": 2013, "title": "Rush"}, ReturnValues="ALL_OLD")
+check(with_old["Attributes"]["info"]["rank"] == 2, f"ALL_OLD {with_old}")
+deleted = table.delete_item(Key={"year": 2013, "title": "Rush"}, ReturnValues="ALL_OLD")
+check(deleted["Attributes"] == {"year": 2013, "title": "Rush"}, f"deleted {deleted}")
+check("Item" not in table.get_item(Key={"year": 2013, "title": "Rush"}), "not deleted")
+
+# 40 simultaneous puts of distinct titles into one year (one partition): all survive.
+from concurrent.futures import ThreadPoolExecutor
+
+barrier = __import__("threading").Barrier(40)
+
+
+def put_title(i):
+    barrier.wait()
+    client.put_item(TableName=name, Item={"year": {"N": "1977"}, "title": {"S": f"Title {i:02}"}})
+
+
+with ThreadPoolExecutor(max_workers=40) as pool:
+    list(pool.map(put_title, range(40)))
+missing = [
+    i for i in range(40)
+    if "Item" not in client.get_item(TableName=name, Key={"year": {"N": "1977"}, "title": {"S": f"Title {i:02}"}})
+]
+check(not missing, f"concurrent puts lost: {missing}")
+
+check(
+    error_code(lambda: table.put_item(Item={"year": "2013", "title": "x"})) == "ValidationException",
+    "a key of the wrong type was accepted",
+)
+check(
+    error_code(lambda: client.describe_table(TableName=name + "-none")) == "ResourceNotFoundException",
+    "describe of a missing table",
+)
+wrong = boto3.client("dynamodb", **dict(session, aws_secret_access_key="wrong"))
+check(error_code(lambda: wrong.list_tables()) == "InvalidSignatureException", "wrong secret")
+stranger = boto3.client("dynamodb", **dict(session, aws_access_key_id="AKIDSTRANGER"))
+check(error_code(lambda: stranger.list_tables()) == "UnrecognizedClientException", "unknown key")
+unsigned = boto3.client(
+    "dynamodb",
+    **dict(session, config=Config(signature_version=botocore.UNSIGNED, retries={"max_attempts": 1})),
+)
+check(
+    error_code(lambda: unsigned.list_tables()) == "MissingAuthenticationTokenException",
+    "unsigned",
+)
+
+# The aws CLI (v1), unchanged.
+env = dict(
+    os.environ,
+    AWS_ACCESS_KEY_ID=key_id,
+    AWS_SECRET_ACCESS_KEY=secret,
+    AWS_DEFAULT_REGION="us-west-2",
+    AWS_CONFIG_FILE="/dev/null",
+    AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+)
+aws = [os.path.join(os.path.dirname(sys.executable), "aws"), "dynamodb", "--endpoint-url", endpoint, "--output", "json"]
+
+
+def cli(*args):
+    out = subprocess.run(aws + list(args), env=env, capture_output=True, text=True)
+    check(out.returncode == 0, f"aws {' '.join(args)}: {out.stderr}")
+    return json.loads(out.stdout) if out.stdout.strip() else {}
+
+
+cli("put-item", "--table-name", name, "--item",
+    json.dumps({"year": {"N": "1999"}, "title": {"S": "The Matrix"}, "info": {"M": {"plot": {"S": "Neo"}}}}))
+item = cli("get-item", "--table-name", name, "--key",
+           json.dumps({"year": {"N": "1999"}, "title": {"S": "The Matrix"}}))["Item"]
+check(item["info"] == {"M": {"plot": {"S": "Neo"}}}, f"cli get-item {item}")
+check(name in cli("list-tables")["TableNames"], "cli list-tables")
+cli("delete-table", "--table-name", name)
+check(
+    error_code(lambda: client.describe_table(TableName=name)) == "ResourceNotFoundException",
+    "the table survived delete-table",
+)
+print("dynamodb basics: ok")
