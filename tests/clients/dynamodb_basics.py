@@ -93,8 +93,87 @@ check(got["info"]["rating"] == Decimal("8.3") and got["info"]["sequel"] is None,
 check(got["info"]["actors"] == ["Daniel Bruhl", "Chris Hemsworth"], f"list {got}")
 check("Item" not in table.get_item(Key={"year": 2013, "title": "Nope"}), "a missing item")
 
+# The Getting Started updates: SET, arithmetic, REMOVE with a size() condition.
+new = table.update_item(
+    Key={"year": 2013, "title": "Rush"},
+    UpdateExpression="SET info.rating = :r, info.plot = :p",
+    ExpressionAttributeValues={":r": Decimal("8.5"), ":p": "Everything happens all at once."},
+    ReturnValues="UPDATED_NEW",
+)["Attributes"]
+check(new == {"info": {"rating": Decimal("8.5"), "plot": "Everything happens all at once."}}, f"UPDATED_NEW {new}")
+bumped = table.update_item(
+    Key={"year": 2013, "title": "Rush"},
+    UpdateExpression="SET info.rating = info.rating + :val",
+    ExpressionAttributeValues={":val": Decimal("0.25")},
+    ReturnValues="UPDATED_NEW",
+)["Attributes"]["info"]["rating"]
+check(bumped == Decimal("8.75"), f"arithmetic {bumped}")
+table.update_item(
+    Key={"year": 2013, "title": "Rush"},
+    UpdateExpression="REMOVE info.actors[0]",
+    ConditionExpression="size(info.actors) > :num",
+    ExpressionAttributeValues={":num": 1},
+)
+check(
+    table.get_item(Key={"year": 2013, "title": "Rush"})["Item"]["info"]["actors"] == ["Chris Hemsworth"],
+    "REMOVE info.actors[0]",
+)
+check(
+    error_code(lambda: table.update_item(
+        Key={"year": 2013, "title": "Rush"},
+        UpdateExpression="REMOVE info.actors[0]",
+        ConditionExpression="size(info.actors) > :num",
+        ExpressionAttributeValues={":num": 1},
+    )) == "ConditionalCheckFailedException",
+    "a false size() condition",
+)
+projected = table.get_item(
+    Key={"year": 2013, "title": "Rush"},
+    ProjectionExpression="#yr, title, info.rating",
+    ExpressionAttributeNames={"#yr": "year"},
+)["Item"]
+check(projected == {"year": 2013, "title": "Rush", "info": {"rating": Decimal("8.75")}}, f"projection {projected}")
+check(
+    error_code(lambda: table.delete_item(
+        Key={"year": 2013, "title": "Rush"},
+        ConditionExpression="info.rating <= :val",
+        ExpressionAttributeValues={":val": Decimal("5")},
+    )) == "ConditionalCheckFailedException",
+    "a conditional delete that must fail",
+)
+
+# 40 concurrent conditional increments of one item: read, then write n+1 only if n is
+# still what was read, retrying when it is not. The count must come out exact.
+def increment(_):
+    for _ in range(400):
+        current = client.get_item(TableName=name, Key={"year": {"N": "1"}, "title": {"S": "counter"}},
+                                  ConsistentRead=True).get("Item")
+        try:
+            if current is None:
+                client.put_item(TableName=name,
+                                Item={"year": {"N": "1"}, "title": {"S": "counter"}, "n": {"N": "1"}},
+                                ConditionExpression="attribute_not_exists(title)")
+            else:
+                n = int(current["n"]["N"])
+                client.update_item(TableName=name, Key={"year": {"N": "1"}, "title": {"S": "counter"}},
+                                   UpdateExpression="SET n = :next", ConditionExpression="n = :seen",
+                                   ExpressionAttributeValues={":next": {"N": str(n + 1)}, ":seen": {"N": str(n)}})
+            return
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+    raise AssertionError("an incrementer starved")
+
+
+from concurrent.futures import ThreadPoolExecutor as _Pool
+
+with _Pool(max_workers=40) as pool:
+    list(pool.map(increment, range(40)))
+count = client.get_item(TableName=name, Key={"year": {"N": "1"}, "title": {"S": "counter"}})["Item"]["n"]["N"]
+check(count == "40", f"40 conditional increments counted {count}")
+
 with_old = table.put_item(Item={"year": 2013, "title": "Rush"}, ReturnValues="ALL_OLD")
-check(with_old["Attributes"]["info"]["rank"] == 2, f"ALL_OLD {with_old}")
+check(with_old["Attributes"]["info"]["plot"] == "Everything happens all at once.", f"ALL_OLD {with_old}")
 deleted = table.delete_item(Key={"year": 2013, "title": "Rush"}, ReturnValues="ALL_OLD")
 check(deleted["Attributes"] == {"year": 2013, "title": "Rush"}, f"deleted {deleted}")
 check("Item" not in table.get_item(Key={"year": 2013, "title": "Rush"}), "not deleted")

@@ -2,11 +2,12 @@
 //! the table layer, answer in DynamoDB's JSON 1.0 — errors included.
 
 use crate::error::{DynamoError, Kind};
+use crate::expr::{self, Action, Cond, Path, Substitutions};
 use crate::schema::{self, TableDef, CATALOG, CATALOG_PK};
 use crate::sigv4::{self, AuthError, Credentials, SignedRequest};
 use crate::value::{item_from_json, item_size, item_to_json, Item};
 use http::{HeaderValue, StatusCode};
-use kit::table::{Change, Cond, StoreError, Table};
+use kit::table::{Change, Cond as Written, StoreError, Table};
 use kit::{Bytes, Ctx, Request, Response};
 use serde_json::{json, Value};
 use std::rc::Rc;
@@ -22,14 +23,26 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 /// The operations DynamoDB defines that this endpoint does not serve answer with
 /// `UnknownOperationException`, as API.md says.
-const SERVED: [&str; 7] = [
+const SERVED: [&str; 8] = [
     "CreateTable",
     "DescribeTable",
     "ListTables",
     "DeleteTable",
     "PutItem",
     "GetItem",
+    "UpdateItem",
     "DeleteItem",
+];
+
+/// The parameters DynamoDB replaced with expressions: refused by name (API.md §6).
+const LEGACY: [&str; 7] = [
+    "Expected",
+    "ConditionalOperator",
+    "AttributesToGet",
+    "KeyConditions",
+    "QueryFilter",
+    "ScanFilter",
+    "AttributeUpdates",
 ];
 
 impl From<StoreError> for DynamoError {
@@ -144,21 +157,85 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         "DeleteTable" => ops.delete_table().await,
         "PutItem" => ops.put_item().await,
         "GetItem" => ops.get_item().await,
+        "UpdateItem" => ops.update_item().await,
         _ => ops.delete_item().await,
     }
 }
 
-/// Parameters of DynamoDB's that this endpoint refuses by name: the legacy ones (API.md
-/// §6) and the expression ones not served yet.
-fn refuse(body: &Value, names: &[&str]) -> Result<(), DynamoError> {
-    for name in names {
-        if body.get(*name).is_some() {
+/// Refuses the legacy parameters by name.
+fn refuse_legacy(body: &Value) -> Result<(), DynamoError> {
+    for name in LEGACY {
+        if body.get(name).is_some() {
             return Err(DynamoError::validation(format!(
-                "The parameter {name} is not supported by this endpoint"
+                "The legacy parameter {name} is not supported: use the expression parameters (ConditionExpression, ProjectionExpression, UpdateExpression, KeyConditionExpression, FilterExpression)"
             )));
         }
     }
     Ok(())
+}
+
+fn text_param<'b>(body: &'b Value, name: &str) -> Result<Option<&'b str>, DynamoError> {
+    match body.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(DynamoError::serialization(format!(
+            "{name} must be a string"
+        ))),
+    }
+}
+
+/// The expressions of an item write: its condition, and substitutions all used.
+struct Expressions {
+    condition: Option<Cond>,
+    update: Vec<Action>,
+    projection: Option<Vec<Path>>,
+}
+
+fn expressions(body: &Value) -> Result<Expressions, DynamoError> {
+    refuse_legacy(body)?;
+    let subs = Substitutions::from_request(body)?;
+    let condition = text_param(body, "ConditionExpression")?
+        .map(|t| expr::parse_condition(t, &subs, "ConditionExpression"))
+        .transpose()?;
+    let update = match text_param(body, "UpdateExpression")? {
+        Some(t) => expr::parse_update(t, &subs)?,
+        None => Vec::new(),
+    };
+    let projection = text_param(body, "ProjectionExpression")?
+        .map(|t| expr::parse_projection(t, &subs))
+        .transpose()?;
+    subs.check_all_used()?;
+    Ok(Expressions {
+        condition,
+        update,
+        projection,
+    })
+}
+
+/// `ConditionalCheckFailedException`, with the item when the request asked for it.
+fn condition_failed(body: &Value, current: Option<&Value>) -> DynamoError {
+    let mut e = DynamoError::new(
+        Kind::ConditionalCheckFailed,
+        "The conditional request failed",
+    );
+    if body
+        .get("ReturnValuesOnConditionCheckFailure")
+        .and_then(Value::as_str)
+        == Some("ALL_OLD")
+    {
+        e.item = current.cloned();
+    }
+    e
+}
+
+/// A stored item, typed again (stored by this endpoint, so it always parses).
+fn stored_item(value: &Value) -> Result<Item, DynamoError> {
+    item_from_json(value).map_err(|e| DynamoError::new(Kind::Internal, e.message))
+}
+
+/// [`stored_item`] inside a table-layer change.
+fn stored(value: &Value) -> Result<Item, StoreError> {
+    item_from_json(value).map_err(|e| StoreError::Corrupt(e.message))
 }
 
 struct Ops<'a> {
@@ -205,7 +282,7 @@ impl Ops<'_> {
             .map_err(|e| DynamoError::new(Kind::Internal, e.to_string()))?;
         match self
             .catalog
-            .put(CATALOG_PK, &def.name, value, Cond::Absent)
+            .put(CATALOG_PK, &def.name, value, Written::Absent)
             .await
         {
             Ok(_) => Ok(json!({ "TableDescription": def.description("ACTIVE") })),
@@ -251,7 +328,7 @@ impl Ops<'_> {
         let (def, _) = self.table().await?;
         let gone = self
             .catalog
-            .delete(CATALOG_PK, &def.name, Cond::Any)
+            .delete(CATALOG_PK, &def.name, Written::Any)
             .await?;
         if !gone {
             return Err(schema::not_found(&def.name));
@@ -280,10 +357,7 @@ impl Ops<'_> {
     }
 
     async fn put_item(&self) -> Result<Value, DynamoError> {
-        refuse(
-            self.body,
-            &["Expected", "ConditionalOperator", "ConditionExpression"],
-        )?;
+        let exprs = expressions(self.body)?;
         let (def, items) = self.table().await?;
         let item = self.item_param("Item")?;
         if item_size(&item) > MAX_ITEM_BYTES {
@@ -293,14 +367,28 @@ impl Ops<'_> {
         }
         let (pk, sk) = def.key_of(&item, false)?;
         let returns_old = self.returns_old()?;
-        let mut old = None;
         let value = item_to_json(&item);
+        let (mut old, mut refused) = (None, None);
         items
             .update(&pk, &sk, 16, &mut |current| {
                 old = current.map(|i| i.value.clone());
+                refused = None;
+                if let Some(cond) = &exprs.condition {
+                    let before = match &old {
+                        Some(v) => stored(v)?,
+                        None => Item::new(),
+                    };
+                    if !cond.holds(&before) {
+                        refused = Some(condition_failed(self.body, old.as_ref()));
+                        return Ok(Change::Keep);
+                    }
+                }
                 Ok(Change::Put(value.clone()))
             })
             .await?;
+        if let Some(e) = refused {
+            return Err(e);
+        }
         Ok(match (returns_old, old) {
             (true, Some(old)) => json!({ "Attributes": old }),
             _ => json!({}),
@@ -308,33 +396,119 @@ impl Ops<'_> {
     }
 
     async fn get_item(&self) -> Result<Value, DynamoError> {
-        refuse(self.body, &["AttributesToGet", "ProjectionExpression"])?;
+        let exprs = expressions(self.body)?;
         let (def, items) = self.table().await?;
         let key = self.item_param("Key")?;
         let (pk, sk) = def.key_of(&key, true)?;
         Ok(match items.get(&pk, &sk).await? {
-            Some(item) => json!({ "Item": item.value }),
+            Some(item) => match &exprs.projection {
+                Some(paths) => {
+                    json!({ "Item": item_to_json(&expr::project(&stored_item(&item.value)?, paths)) })
+                }
+                None => json!({ "Item": item.value }),
+            },
             None => json!({}),
         })
     }
 
+    async fn update_item(&self) -> Result<Value, DynamoError> {
+        let exprs = expressions(self.body)?;
+        let (def, items) = self.table().await?;
+        let key = self.item_param("Key")?;
+        let (pk, sk) = def.key_of(&key, true)?;
+        let returns = self
+            .body
+            .get("ReturnValues")
+            .and_then(Value::as_str)
+            .unwrap_or("NONE");
+        if !["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"].contains(&returns) {
+            return Err(DynamoError::validation(format!(
+                "1 validation error detected: Value '{returns}' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]"
+            )));
+        }
+        let mut keys = vec![def.hash.name.as_str()];
+        if let Some(range) = &def.range {
+            keys.push(range.name.as_str());
+        }
+        let (mut before, mut after, mut refused) = (None, None, None);
+        items
+            .update(&pk, &sk, 16, &mut |current| {
+                refused = None;
+                let old = match current {
+                    Some(i) => Some(stored(&i.value)?),
+                    None => None,
+                };
+                let base = old.clone().unwrap_or_else(|| key.clone());
+                if let Some(cond) = &exprs.condition {
+                    if !cond.holds(old.as_ref().unwrap_or(&Item::new())) {
+                        refused = Some(condition_failed(self.body, current.map(|i| &i.value)));
+                        return Ok(Change::Keep);
+                    }
+                }
+                let new = match expr::apply(&base, &exprs.update, &keys) {
+                    Ok(new) => new,
+                    Err(e) => {
+                        refused = Some(e);
+                        return Ok(Change::Keep);
+                    }
+                };
+                if item_size(&new) > MAX_ITEM_BYTES {
+                    refused = Some(DynamoError::validation(
+                        "Item size to update has exceeded the maximum allowed size",
+                    ));
+                    return Ok(Change::Keep);
+                }
+                before = old;
+                let value = item_to_json(&new);
+                after = Some(new);
+                Ok(Change::Put(value))
+            })
+            .await?;
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        let paths = expr::updated_paths(&exprs.update);
+        let attributes = match (returns, &before, &after) {
+            ("ALL_OLD", Some(old), _) => Some(item_to_json(old)),
+            ("UPDATED_OLD", Some(old), _) => Some(item_to_json(&expr::project(old, &paths))),
+            ("ALL_NEW", _, Some(new)) => Some(item_to_json(new)),
+            ("UPDATED_NEW", _, Some(new)) => Some(item_to_json(&expr::project(new, &paths))),
+            _ => None,
+        };
+        Ok(match attributes {
+            Some(a) if a.as_object().is_some_and(|m| !m.is_empty()) => json!({ "Attributes": a }),
+            _ => json!({}),
+        })
+    }
+
     async fn delete_item(&self) -> Result<Value, DynamoError> {
-        refuse(
-            self.body,
-            &["Expected", "ConditionalOperator", "ConditionExpression"],
-        )?;
+        let exprs = expressions(self.body)?;
         let (def, items) = self.table().await?;
         let key = self.item_param("Key")?;
         let (pk, sk) = def.key_of(&key, true)?;
         let returns_old = self.returns_old()?;
         // One atomic read-and-delete, so the old item returned is the one deleted.
-        let mut old = None;
+        let (mut old, mut refused) = (None, None);
         items
             .update(&pk, &sk, 16, &mut |current| {
                 old = current.map(|i| i.value.clone());
+                refused = None;
+                if let Some(cond) = &exprs.condition {
+                    let before = match &old {
+                        Some(v) => stored(v)?,
+                        None => Item::new(),
+                    };
+                    if !cond.holds(&before) {
+                        refused = Some(condition_failed(self.body, old.as_ref()));
+                        return Ok(Change::Keep);
+                    }
+                }
                 Ok(Change::Delete)
             })
             .await?;
+        if let Some(e) = refused {
+            return Err(e);
+        }
         Ok(match (returns_old, old) {
             (true, Some(old)) => json!({ "Attributes": old }),
             _ => json!({}),

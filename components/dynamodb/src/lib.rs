@@ -8,13 +8,15 @@
 //! and the AWS SigV4 test vectors.
 //!
 //! Served so far: SigV4 authentication ([`sigv4`]), DynamoDB's attribute values with
-//! its number semantics ([`value`]), its errors ([`error`]), and the operations
-//! CreateTable, DescribeTable, ListTables, DeleteTable, PutItem, GetItem and DeleteItem
+//! its number semantics ([`value`]), its errors ([`error`]), its expression language
+//! ([`expr`]: conditions, updates, projections), and the operations CreateTable,
+//! DescribeTable, ListTables, DeleteTable, PutItem, GetItem, UpdateItem and DeleteItem
 //! ([`schema`] maps tables and keys onto the table layer). Every other operation is
-//! `UnknownOperationException`; expressions are refused by name until they are built.
+//! `UnknownOperationException` until it is built.
 
 mod api;
 pub mod error;
+pub mod expr;
 pub mod schema;
 pub mod sigv4;
 pub mod value;

@@ -190,6 +190,112 @@ impl Number {
     }
 }
 
+/// Unsigned decimal digit strings (no leading zeros, "" = 0), for exact arithmetic.
+fn cmp_digits(a: &str, b: &str) -> Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+fn add_digits(a: &str, b: &str) -> String {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut out = Vec::with_capacity(a.len().max(b.len()) + 1);
+    let (mut i, mut j, mut carry) = (a.len(), b.len(), 0u8);
+    while i > 0 || j > 0 || carry > 0 {
+        let x = if i > 0 {
+            i -= 1;
+            a[i] - b'0'
+        } else {
+            0
+        };
+        let y = if j > 0 {
+            j -= 1;
+            b[j] - b'0'
+        } else {
+            0
+        };
+        let sum = x + y + carry;
+        out.push(b'0' + sum % 10);
+        carry = sum / 10;
+    }
+    out.reverse();
+    trim_leading(out)
+}
+
+/// `a - b` for `a >= b`.
+fn sub_digits(a: &str, b: &str) -> String {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut out = Vec::with_capacity(a.len());
+    let (mut i, mut j, mut borrow) = (a.len(), b.len(), 0i8);
+    while i > 0 {
+        i -= 1;
+        let x = (a[i] - b'0') as i8 - borrow;
+        let y = if j > 0 {
+            j -= 1;
+            (b[j] - b'0') as i8
+        } else {
+            0
+        };
+        let (digit, next) = if x < y { (x + 10 - y, 1) } else { (x - y, 0) };
+        out.push(b'0' + digit as u8);
+        borrow = next;
+    }
+    out.reverse();
+    trim_leading(out)
+}
+
+fn trim_leading(digits: Vec<u8>) -> String {
+    let start = digits.iter().take_while(|&&d| d == b'0').count();
+    String::from_utf8_lossy(&digits[start..]).into_owned()
+}
+
+impl Number {
+    /// The exponent of the last significant digit.
+    fn low_exponent(&self) -> i64 {
+        self.exponent - (self.digits.len() as i64 - 1)
+    }
+
+    /// The digits scaled to the power `low` (≤ own low exponent), as an integer.
+    fn scaled(&self, low: i64) -> String {
+        let mut s = self.digits.clone();
+        s.extend(std::iter::repeat_n(
+            '0',
+            (self.low_exponent() - low) as usize,
+        ));
+        s
+    }
+
+    /// `self + other`, exact, refused like DynamoDB when the sum leaves the range or
+    /// needs more than 38 digits.
+    pub fn add(&self, other: &Number) -> Result<Number, DynamoError> {
+        if self.is_zero() {
+            return Ok(other.clone());
+        }
+        if other.is_zero() {
+            return Ok(self.clone());
+        }
+        let low = self.low_exponent().min(other.low_exponent());
+        let (a, b) = (self.scaled(low), other.scaled(low));
+        let (negative, magnitude) = if self.negative == other.negative {
+            (self.negative, add_digits(&a, &b))
+        } else {
+            match cmp_digits(&a, &b) {
+                Ordering::Equal => return Ok(Number::zero()),
+                Ordering::Greater => (self.negative, sub_digits(&a, &b)),
+                Ordering::Less => (other.negative, sub_digits(&b, &a)),
+            }
+        };
+        let exponent = low + magnitude.len() as i64 - 1;
+        let digits = magnitude.trim_end_matches('0').to_owned();
+        Number::checked(negative, digits, exponent)
+    }
+
+    pub fn negated(&self) -> Number {
+        Number {
+            negative: !self.negative && !self.is_zero(),
+            ..self.clone()
+        }
+    }
+}
+
 impl Ord for Number {
     fn cmp(&self, other: &Self) -> Ordering {
         // One sort: the order keys (checked against this in the tests).
@@ -521,6 +627,34 @@ mod tests {
         for good in ["1e125", "9.99999999e125", "1e-130", "-1e-130"] {
             assert!(Number::parse(good).is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn numbers_add_and_subtract_exactly_within_dynamodbs_limits() {
+        for (a, b, sum) in [
+            ("1", "10000000000000000000000", "10000000000000000000001"),
+            ("8.3", "0.7", "9"),
+            ("-1.5", "1.5", "0"),
+            ("-2", "0.5", "-1.5"),
+            ("0.001", "-1", "-0.999"),
+            ("123.45", "0", "123.45"),
+        ] {
+            assert_eq!(n(a).add(&n(b)).unwrap().to_text(), sum, "{a} + {b}");
+        }
+        assert_eq!(n("1e100").add(&n("1e100")).unwrap(), n("2e100"));
+        assert_eq!(
+            n("10000000000000000000000")
+                .add(&n("1").negated())
+                .unwrap()
+                .to_text(),
+            "9999999999999999999999"
+        );
+        assert!(n("9e125")
+            .add(&n("9e125"))
+            .unwrap_err()
+            .message
+            .contains("overflow"));
+        assert!(n("1e50").add(&n("1")).is_err(), "39 digits");
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub fn vars() -> Vec<(String, String)> {
 }
 
 pub fn cases() -> Vec<Case> {
-    cases![boto3_and_the_aws_cli_create_put_get_delete_and_drop_a_table]
+    cases![boto3_and_the_aws_cli_run_tables_items_updates_conditions_and_projections]
 }
 
 /// A table name no earlier run of this process used.
@@ -40,7 +40,7 @@ fn fresh_table() -> String {
     )
 }
 
-async fn boto3_and_the_aws_cli_create_put_get_delete_and_drop_a_table(
+async fn boto3_and_the_aws_cli_run_tables_items_updates_conditions_and_projections(
     api: Api,
     _: Host,
 ) -> Result<()> {
