@@ -172,6 +172,56 @@ with _Pool(max_workers=40) as pool:
 count = client.get_item(TableName=name, Key={"year": {"N": "1"}, "title": {"S": "counter"}})["Item"]["n"]["N"]
 check(count == "40", f"40 conditional increments counted {count}")
 
+# Query: a year, a title range with a projection and the reserved word "year" as #yr,
+# paging with Limit and LastEvaluatedKey, reverse order, COUNT, a filter.
+from boto3.dynamodb.conditions import Attr, Key
+
+with table.batch_writer() as batch:
+    for i in range(12):
+        batch.put_item(Item={"year": 1985, "title": f"Film {i:02}", "info": {"rating": Decimal(i)}})
+year = table.query(KeyConditionExpression=Key("year").eq(1985))
+check([m["title"] for m in year["Items"]] == [f"Film {i:02}" for i in range(12)], f"query {year}")
+check(year["Count"] == 12 and "LastEvaluatedKey" not in year, f"count {year}")
+ranged = table.query(
+    ProjectionExpression="#yr, title, info.rating",
+    ExpressionAttributeNames={"#yr": "year"},
+    KeyConditionExpression=Key("year").eq(1985) & Key("title").between("Film 03", "Film 05"),
+)["Items"]
+check(ranged == [{"year": 1985, "title": f"Film {i:02}", "info": {"rating": i}} for i in (3, 4, 5)], f"range {ranged}")
+pages, start = [], None
+while True:
+    args = dict(KeyConditionExpression=Key("year").eq(1985), Limit=5)
+    if start:
+        args["ExclusiveStartKey"] = start
+    page = table.query(**args)
+    pages.append([m["title"] for m in page["Items"]])
+    start = page.get("LastEvaluatedKey")
+    if not start:
+        break
+check(sum(pages, []) == [f"Film {i:02}" for i in range(12)] and len(pages[0]) == 5, f"pages {pages}")
+backwards = table.query(KeyConditionExpression=Key("year").eq(1985) & Key("title").begins_with("Film 1"),
+                        ScanIndexForward=False)["Items"]
+check([m["title"] for m in backwards] == ["Film 11", "Film 10"], f"reverse {backwards}")
+counted = client.query(TableName=name, Select="COUNT", KeyConditionExpression="#y = :y",
+                       ExpressionAttributeNames={"#y": "year"}, ExpressionAttributeValues={":y": {"N": "1985"}})
+check(counted["Count"] == 12 and "Items" not in counted, f"COUNT {counted}")
+good = table.query(KeyConditionExpression=Key("year").eq(1985), FilterExpression=Attr("info.rating").gte(10))
+check(good["Count"] == 2 and good["ScannedCount"] == 12, f"filter {good}")
+check(
+    error_code(lambda: table.query(KeyConditionExpression=Key("title").eq("x"))) == "ValidationException",
+    "a query without the partition key",
+)
+got = client.batch_get_item(RequestItems={name: {
+    "Keys": [{"year": {"N": "1985"}, "title": {"S": f"Film {i:02}"}} for i in (1, 7)] +
+            [{"year": {"N": "1985"}, "title": {"S": "Nope"}}],
+    "ProjectionExpression": "title",
+}})
+check(sorted(i["title"]["S"] for i in got["Responses"][name]) == ["Film 01", "Film 07"], f"batch get {got}")
+with table.batch_writer() as batch:
+    for i in range(12):
+        batch.delete_item(Key={"year": 1985, "title": f"Film {i:02}"})
+check(table.query(KeyConditionExpression=Key("year").eq(1985))["Count"] == 0, "batch deletes")
+
 with_old = table.put_item(Item={"year": 2013, "title": "Rush"}, ReturnValues="ALL_OLD")
 check(with_old["Attributes"]["info"]["plot"] == "Everything happens all at once.", f"ALL_OLD {with_old}")
 deleted = table.delete_item(Key={"year": 2013, "title": "Rush"}, ReturnValues="ALL_OLD")

@@ -2,10 +2,10 @@
 //! the table layer, answer in DynamoDB's JSON 1.0 — errors included.
 
 use crate::error::{DynamoError, Kind};
-use crate::expr::{self, Action, Cond, Path, Substitutions};
+use crate::expr::{self, Action, Cmp, Cond, Operand, Path, Step, Substitutions};
 use crate::schema::{self, TableDef, CATALOG, CATALOG_PK};
 use crate::sigv4::{self, AuthError, Credentials, SignedRequest};
-use crate::value::{item_from_json, item_size, item_to_json, Item};
+use crate::value::{item_from_json, item_size, item_to_json, AttrValue, Item};
 use http::{HeaderValue, StatusCode};
 use kit::table::{Change, Cond as Written, StoreError, Table};
 use kit::{Bytes, Ctx, Request, Response};
@@ -23,7 +23,7 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 /// The operations DynamoDB defines that this endpoint does not serve answer with
 /// `UnknownOperationException`, as API.md says.
-const SERVED: [&str; 8] = [
+const SERVED: [&str; 11] = [
     "CreateTable",
     "DescribeTable",
     "ListTables",
@@ -32,7 +32,13 @@ const SERVED: [&str; 8] = [
     "GetItem",
     "UpdateItem",
     "DeleteItem",
+    "Query",
+    "BatchWriteItem",
+    "BatchGetItem",
 ];
+
+/// DynamoDB's 1 MB page: a Query stops once the items it read reach it.
+const PAGE_BYTES: usize = 1024 * 1024;
 
 /// The parameters DynamoDB replaced with expressions: refused by name (API.md §6).
 const LEGACY: [&str; 7] = [
@@ -158,6 +164,9 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         "PutItem" => ops.put_item().await,
         "GetItem" => ops.get_item().await,
         "UpdateItem" => ops.update_item().await,
+        "Query" => ops.query().await,
+        "BatchWriteItem" => ops.batch_write().await,
+        "BatchGetItem" => ops.batch_get().await,
         _ => ops.delete_item().await,
     }
 }
@@ -184,11 +193,13 @@ fn text_param<'b>(body: &'b Value, name: &str) -> Result<Option<&'b str>, Dynamo
     }
 }
 
-/// The expressions of an item write: its condition, and substitutions all used.
+/// The expressions of a request, parsed, with its substitutions all used.
 struct Expressions {
     condition: Option<Cond>,
     update: Vec<Action>,
     projection: Option<Vec<Path>>,
+    key_condition: Option<Cond>,
+    filter: Option<Cond>,
 }
 
 fn expressions(body: &Value) -> Result<Expressions, DynamoError> {
@@ -204,11 +215,19 @@ fn expressions(body: &Value) -> Result<Expressions, DynamoError> {
     let projection = text_param(body, "ProjectionExpression")?
         .map(|t| expr::parse_projection(t, &subs))
         .transpose()?;
+    let key_condition = text_param(body, "KeyConditionExpression")?
+        .map(|t| expr::parse_condition(t, &subs, "KeyConditionExpression"))
+        .transpose()?;
+    let filter = text_param(body, "FilterExpression")?
+        .map(|t| expr::parse_condition(t, &subs, "FilterExpression"))
+        .transpose()?;
     subs.check_all_used()?;
     Ok(Expressions {
         condition,
         update,
         projection,
+        key_condition,
+        filter,
     })
 }
 
@@ -231,6 +250,48 @@ fn condition_failed(body: &Value, current: Option<&Value>) -> DynamoError {
 /// A stored item, typed again (stored by this endpoint, so it always parses).
 fn stored_item(value: &Value) -> Result<Item, DynamoError> {
     item_from_json(value).map_err(|e| DynamoError::new(Kind::Internal, e.message))
+}
+
+/// A Query's key condition: `hash = :v`, optionally `AND` one condition on the sort
+/// key (`= < <= > >=`, `BETWEEN`, `begins_with`).
+fn split_key_condition(
+    cond: &Cond,
+    def: &TableDef,
+) -> Result<(AttrValue, Option<Cond>), DynamoError> {
+    let unsupported = || DynamoError::validation("Query key condition not supported");
+    let is_key = |p: &Path, name: &str| p.0 == [Step::Name(name.to_owned())];
+    let parts: Vec<&Cond> = match cond {
+        Cond::And(a, b) => vec![a, b],
+        other => vec![other],
+    };
+    let (mut hash, mut range) = (None, None);
+    for part in parts {
+        match part {
+            Cond::Compare(Operand::Path(p), Cmp::Eq, Operand::Value(v))
+                if is_key(p, &def.hash.name) && hash.is_none() =>
+            {
+                hash = Some(v.clone())
+            }
+            Cond::Compare(Operand::Path(p), _, Operand::Value(_))
+            | Cond::Between(Operand::Path(p), Operand::Value(_), Operand::Value(_))
+            | Cond::BeginsWith(Operand::Path(p), Operand::Value(_))
+                if def.range.as_ref().is_some_and(|r| is_key(p, &r.name)) && range.is_none() =>
+            {
+                if matches!(part, Cond::Compare(_, Cmp::Ne, _)) {
+                    return Err(unsupported());
+                }
+                range = Some(part.clone())
+            }
+            _ => return Err(unsupported()),
+        }
+    }
+    let hash = hash.ok_or_else(|| {
+        DynamoError::validation(format!(
+            "Query condition missed key schema element: {}",
+            def.hash.name
+        ))
+    })?;
+    Ok((hash, range))
 }
 
 /// [`stored_item`] inside a table-layer change.
@@ -260,16 +321,7 @@ impl Ops<'_> {
     }
 
     async fn table(&self) -> Result<(TableDef, Rc<dyn Table>), DynamoError> {
-        let name = self.table_name()?;
-        let item = self
-            .catalog
-            .get(CATALOG_PK, name)
-            .await?
-            .ok_or_else(|| schema::not_found(name))?;
-        let def: TableDef = serde_json::from_value(item.value)
-            .map_err(|e| DynamoError::new(Kind::Internal, e.to_string()))?;
-        let items = self.ctx.env.table(&def.storage_name())?;
-        Ok((def, items))
+        self.table_named(self.table_name()?).await
     }
 
     async fn create_table(&self) -> Result<Value, DynamoError> {
@@ -479,6 +531,243 @@ impl Ops<'_> {
             Some(a) if a.as_object().is_some_and(|m| !m.is_empty()) => json!({ "Attributes": a }),
             _ => json!({}),
         })
+    }
+
+    /// Query: one partition, items in sort-key order (reversed with
+    /// `ScanIndexForward: false`), narrowed by the key condition, paged by `Limit`
+    /// (items read), `ExclusiveStartKey` and the 1 MB page, then filtered.
+    async fn query(&self) -> Result<Value, DynamoError> {
+        let exprs = expressions(self.body)?;
+        let (def, items) = self.table().await?;
+        let key_condition = exprs.key_condition.as_ref().ok_or_else(|| {
+            DynamoError::validation(
+                "Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.",
+            )
+        })?;
+        let (hash_value, range_condition) = split_key_condition(key_condition, &def)?;
+        let mut key = Item::new();
+        key.insert(def.hash.name.clone(), hash_value);
+        let pk = def.partition_of(&key)?;
+        let limit = match self.body.get("Limit") {
+            None => usize::MAX,
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
+                _ => {
+                    return Err(DynamoError::validation(
+                        "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
+                    ))
+                }
+            },
+        };
+        let forward = self
+            .body
+            .get("ScanIndexForward")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let count_only = match self.body.get("Select").and_then(Value::as_str) {
+            None | Some("ALL_ATTRIBUTES") | Some("SPECIFIC_ATTRIBUTES") => false,
+            Some("COUNT") => true,
+            Some(other) => {
+                return Err(DynamoError::validation(format!(
+                    "1 validation error detected: Value '{other}' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"
+                )))
+            }
+        };
+        let start = match self.body.get("ExclusiveStartKey") {
+            Some(json) => Some(def.key_of(&item_from_json(json)?, true)?),
+            None => None,
+        };
+        // A key-value partition is one stored value: the whole partition is one read.
+        let page = items.query(&pk, None, usize::MAX).await?;
+        let mut stored: Vec<_> = page.items;
+        if !forward {
+            stored.reverse();
+        }
+        let mut rest = stored.into_iter().skip_while(|i| {
+            start.as_ref().is_some_and(|(_, sk)| {
+                if forward {
+                    i.sk.as_str() <= sk.as_str()
+                } else {
+                    i.sk.as_str() >= sk.as_str()
+                }
+            })
+        });
+        let (mut out, mut scanned, mut bytes) = (Vec::new(), 0usize, 0usize);
+        let mut last: Option<Item> = None;
+        let mut more = false;
+        for stored_item_ in rest.by_ref() {
+            let item = stored_item(&stored_item_.value)?;
+            if let Some(cond) = &range_condition {
+                if !cond.holds(&item) {
+                    continue;
+                }
+            }
+            if scanned == limit || bytes >= PAGE_BYTES {
+                more = true;
+                break;
+            }
+            scanned += 1;
+            bytes += item_size(&item);
+            if exprs.filter.as_ref().is_none_or(|f| f.holds(&item)) {
+                out.push(match &exprs.projection {
+                    Some(paths) => expr::project(&item, paths),
+                    None => item.clone(),
+                });
+            }
+            last = Some(item);
+        }
+        let mut answer = json!({ "Count": out.len(), "ScannedCount": scanned });
+        if !count_only {
+            answer["Items"] = Value::Array(out.iter().map(item_to_json).collect());
+        }
+        if more {
+            if let Some(last) = last {
+                answer["LastEvaluatedKey"] = item_to_json(&def.key_attributes(&last));
+            }
+        }
+        Ok(answer)
+    }
+
+    async fn table_named(&self, name: &str) -> Result<(TableDef, Rc<dyn Table>), DynamoError> {
+        schema::check_table_name(name)?;
+        let item = self
+            .catalog
+            .get(CATALOG_PK, name)
+            .await?
+            .ok_or_else(|| schema::not_found(name))?;
+        let def: TableDef = serde_json::from_value(item.value)
+            .map_err(|e| DynamoError::new(Kind::Internal, e.to_string()))?;
+        let items = self.ctx.env.table(&def.storage_name())?;
+        Ok((def, items))
+    }
+
+    fn request_items(&self) -> Result<&serde_json::Map<String, Value>, DynamoError> {
+        self.body
+            .get("RequestItems")
+            .and_then(Value::as_object)
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                DynamoError::validation(
+                    "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+                )
+            })
+    }
+
+    /// BatchWriteItem: up to 25 puts and deletes, each atomic on its own (as in
+    /// DynamoDB, the batch is not a transaction); everything is processed, so
+    /// `UnprocessedItems` is always empty.
+    async fn batch_write(&self) -> Result<Value, DynamoError> {
+        refuse_legacy(self.body)?;
+        let requests = self.request_items()?;
+        // Validate everything before writing anything.
+        let mut plan = Vec::new();
+        let mut total = 0;
+        for (name, list) in requests {
+            let (def, items) = self.table_named(name).await?;
+            let list = list.as_array().ok_or_else(|| {
+                DynamoError::serialization("RequestItems values must be lists of write requests")
+            })?;
+            let mut keys = Vec::new();
+            for request in list {
+                total += 1;
+                let (key, write) = match (request.get("PutRequest"), request.get("DeleteRequest")) {
+                    (Some(put), None) => {
+                        let item = item_from_json(put.get("Item").ok_or_else(|| {
+                            DynamoError::validation("A PutRequest needs an Item")
+                        })?)?;
+                        if item_size(&item) > MAX_ITEM_BYTES {
+                            return Err(DynamoError::validation(
+                                "Item size has exceeded the maximum allowed size",
+                            ));
+                        }
+                        (def.key_of(&item, false)?, Some(item_to_json(&item)))
+                    }
+                    (None, Some(delete)) => {
+                        let key = item_from_json(delete.get("Key").ok_or_else(|| {
+                            DynamoError::validation("A DeleteRequest needs a Key")
+                        })?)?;
+                        (def.key_of(&key, true)?, None)
+                    }
+                    _ => {
+                        return Err(DynamoError::validation(
+                            "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
+                        ))
+                    }
+                };
+                if keys.contains(&key) {
+                    return Err(DynamoError::validation(
+                        "Provided list of item keys contains duplicates",
+                    ));
+                }
+                keys.push(key.clone());
+                plan.push((items.clone(), key, write));
+            }
+        }
+        if total > 25 {
+            return Err(DynamoError::validation(
+                "Too many items requested for the BatchWriteItem call",
+            ));
+        }
+        for (items, (pk, sk), write) in plan {
+            match write {
+                Some(value) => {
+                    items
+                        .update(&pk, &sk, 16, &mut |_| Ok(Change::Put(value.clone())))
+                        .await?;
+                }
+                None => {
+                    items.delete(&pk, &sk, Written::Any).await?;
+                }
+            }
+        }
+        Ok(json!({ "UnprocessedItems": {} }))
+    }
+
+    /// BatchGetItem: up to 100 keys over any tables, each table with its own
+    /// projection; every key is read, so `UnprocessedKeys` is always empty.
+    async fn batch_get(&self) -> Result<Value, DynamoError> {
+        refuse_legacy(self.body)?;
+        let requests = self.request_items()?;
+        let mut responses = serde_json::Map::new();
+        let mut total = 0;
+        for (name, request) in requests {
+            refuse_legacy(request)?;
+            let exprs = expressions(request)?;
+            let (def, items) = self.table_named(name).await?;
+            let keys = request
+                .get("Keys")
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    DynamoError::validation("Each table of a BatchGetItem needs Keys")
+                })?;
+            total += keys.len();
+            if total > 100 {
+                return Err(DynamoError::validation(
+                    "Too many items requested for the BatchGetItem call",
+                ));
+            }
+            let mut found = Vec::new();
+            let mut seen = Vec::new();
+            for key in keys {
+                let (pk, sk) = def.key_of(&item_from_json(key)?, true)?;
+                if seen.contains(&(pk.clone(), sk.clone())) {
+                    return Err(DynamoError::validation(
+                        "Provided list of item keys contains duplicates",
+                    ));
+                }
+                seen.push((pk.clone(), sk.clone()));
+                if let Some(item) = items.get(&pk, &sk).await? {
+                    found.push(match &exprs.projection {
+                        Some(paths) => {
+                            item_to_json(&expr::project(&stored_item(&item.value)?, paths))
+                        }
+                        None => item.value,
+                    });
+                }
+            }
+            responses.insert(name.clone(), Value::Array(found));
+        }
+        Ok(json!({ "Responses": responses, "UnprocessedKeys": {} }))
     }
 
     async fn delete_item(&self) -> Result<Value, DynamoError> {

@@ -10,9 +10,10 @@
 //! Served so far: SigV4 authentication ([`sigv4`]), DynamoDB's attribute values with
 //! its number semantics ([`value`]), its errors ([`error`]), its expression language
 //! ([`expr`]: conditions, updates, projections), and the operations CreateTable,
-//! DescribeTable, ListTables, DeleteTable, PutItem, GetItem, UpdateItem and DeleteItem
-//! ([`schema`] maps tables and keys onto the table layer). Every other operation is
-//! `UnknownOperationException` until it is built.
+//! DescribeTable, ListTables, DeleteTable, PutItem, GetItem, UpdateItem, DeleteItem,
+//! Query, BatchGetItem and BatchWriteItem ([`schema`] maps tables and keys onto the
+//! table layer). Every other operation (Scan among them, until a partition directory
+//! exists) is `UnknownOperationException`.
 
 mod api;
 pub mod error;

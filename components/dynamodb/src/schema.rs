@@ -218,6 +218,28 @@ impl TableDef {
         desc
     }
 
+    /// The table-layer partition of a partition-key value given as an item of one
+    /// attribute.
+    pub fn partition_of(&self, key: &Item) -> Result<String, DynamoError> {
+        let hash_only = TableDef {
+            range: None,
+            ..self.clone()
+        };
+        hash_only.key_of(key, true).map(|(pk, _)| pk)
+    }
+
+    /// The key attributes of `item` (a `LastEvaluatedKey`).
+    pub fn key_attributes(&self, item: &Item) -> Item {
+        let mut names = vec![&self.hash.name];
+        if let Some(range) = &self.range {
+            names.push(&range.name);
+        }
+        item.iter()
+            .filter(|(k, _)| names.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// The table-layer key of an item or a `Key`: (partition, sort key). Checks that
     /// the key attributes are there with their schema's types; with `exact`, also that
     /// nothing else is (a `Key` parameter).

@@ -26,7 +26,7 @@ pub fn vars() -> Vec<(String, String)> {
 }
 
 pub fn cases() -> Vec<Case> {
-    cases![boto3_and_the_aws_cli_run_tables_items_updates_conditions_and_projections]
+    cases![boto3_and_the_aws_cli_run_tables_items_updates_queries_and_batches]
 }
 
 /// A table name no earlier run of this process used.
@@ -40,7 +40,7 @@ fn fresh_table() -> String {
     )
 }
 
-async fn boto3_and_the_aws_cli_run_tables_items_updates_conditions_and_projections(
+async fn boto3_and_the_aws_cli_run_tables_items_updates_queries_and_batches(
     api: Api,
     _: Host,
 ) -> Result<()> {
