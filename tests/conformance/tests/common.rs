@@ -247,21 +247,21 @@ async fn concurrent_updates_from_40_requests_lose_no_update_per_partition(
 
 /// A small deterministic generator (xorshift64*), so a failure names a reproducible
 /// request.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len())]
     }
 }
@@ -291,7 +291,7 @@ const JUNK: &[&str] = &[
 ];
 
 /// Bodies no route accepts: broken, mistyped or hostile JSON, and raw bytes.
-fn junk_body(rng: &mut Rng) -> Option<Vec<u8>> {
+pub fn junk_body(rng: &mut Rng) -> Option<Vec<u8>> {
     let fixed: &[&str] = &[
         "{",
         "[]",

@@ -4,9 +4,11 @@
 //! `tests/clients/dynamodb_basics.py` against the host.
 
 use crate::cases;
-use crate::common::Case;
+use crate::common::{junk_body, Case, Rng};
 use anyhow::{ensure, Context, Result};
 use conformance::{Api, Host};
+use dynamodb::sigv4;
+use reqwest::Method;
 
 /// The credentials every host is started with (`dynamodb_access_key_id` / `…_secret_…`).
 pub const ACCESS_KEY_ID: &str = "AKIDCONFORMANCE";
@@ -26,7 +28,10 @@ pub fn vars() -> Vec<(String, String)> {
 }
 
 pub fn cases() -> Vec<Case> {
-    cases![boto3_and_the_aws_cli_run_tables_items_updates_queries_and_batches]
+    cases![
+        boto3_and_the_aws_cli_run_tables_items_updates_queries_and_batches,
+        hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx,
+    ]
 }
 
 /// A table name no earlier run of this process used.
@@ -62,6 +67,204 @@ async fn boto3_and_the_aws_cli_run_tables_items_updates_queries_and_batches(
         "boto3/aws CLI script failed:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Headers of a request signed as an SDK signs it, for `body` to `target` on `base`.
+fn signed_headers(base: &str, target: &str, body: &[u8]) -> Vec<(String, String)> {
+    let now = chrono::Utc::now();
+    let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
+    let date = now.format("%Y%m%d").to_string();
+    let host = base.trim_start_matches("http://").to_owned();
+    let mut headers = vec![
+        ("content-type".to_owned(), dynamodb::CONTENT_TYPE.to_owned()),
+        ("host".to_owned(), host),
+        ("x-amz-date".to_owned(), amz_date.clone()),
+        ("x-amz-target".to_owned(), target.to_owned()),
+    ];
+    let names: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
+    let canonical = sigv4::canonical_request(
+        "POST",
+        "/dynamodb",
+        "",
+        &headers,
+        &names,
+        &sigv4::sha256_hex(body),
+    );
+    let scope = format!("{date}/us-east-1/dynamodb/aws4_request");
+    let to_sign = sigv4::string_to_sign(&amz_date, &scope, &canonical);
+    let signature = sigv4::signature(SECRET_ACCESS_KEY, &date, "us-east-1", "dynamodb", &to_sign);
+    headers.push((
+        "authorization".to_owned(),
+        format!(
+            "AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/{scope}, SignedHeaders={}, Signature={signature}",
+            names.join(";")
+        ),
+    ));
+    headers
+}
+
+/// Validly signed requests whose bodies are junk, or DynamoDB requests with junk in
+/// them (expressions, attribute values, keys, limits): every answer is a DynamoDB error
+/// or a success, never a 5xx (a wasm panic is one), and the endpoint still serves.
+async fn hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx(
+    api: Api,
+    _: Host,
+) -> Result<()> {
+    let mut rng = Rng(0xD1A6_0DB5_2012_0810);
+    let table = fresh_table();
+    let create = serde_json::json!({
+        "TableName": table,
+        "KeySchema": [{"AttributeName": "p", "KeyType": "HASH"}, {"AttributeName": "s", "KeyType": "RANGE"}],
+        "AttributeDefinitions": [{"AttributeName": "p", "AttributeType": "S"}, {"AttributeName": "s", "AttributeType": "N"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    })
+    .to_string();
+    let ops = [
+        "PutItem",
+        "GetItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "BatchWriteItem",
+        "BatchGetItem",
+        "CreateTable",
+        "DescribeTable",
+        "ListTables",
+        "DeleteTable",
+        "Scan",
+        "",
+    ];
+    let expressions = [
+        "",
+        "#",
+        ":",
+        "a =",
+        "a = :v",
+        "#n = :v",
+        "(a",
+        "a) = :v",
+        "size(",
+        "size(a) > :v",
+        "attribute_type(a, :v)",
+        "a BETWEEN :v",
+        "a IN ()",
+        "NOT",
+        "SET",
+        "SET a = :v +",
+        "SET a = list_append(:v)",
+        "REMOVE a[99999999999999999999]",
+        "ADD a :v",
+        "DELETE a :v",
+        "SET a[1].b.c = if_not_exists(a, :v) - :v",
+        "p = :v AND s > :v",
+        "💥",
+        "a.b.c, d[0]",
+    ];
+    let values = [
+        r#"{":v": {"N": "1e400"}}"#,
+        r#"{":v": {"S": ""}}"#,
+        r#"{":v": {"N": "-0"}}"#,
+        r#"{":v": {"SS": []}}"#,
+        r#"{":v": {"B": "%%%"}}"#,
+        r#"{":v": {"L": [{"M": {}}]}}"#,
+        r#"{":v": 5}"#,
+        r#"{"v": {"S": "x"}}"#,
+        r#"{":v": {"N": "99999999999999999999999999999999999999"}}"#,
+    ];
+    let items = [
+        r#"{"p": {"S": "a"}, "s": {"N": "1"}}"#,
+        r#"{"p": {"S": ""}, "s": {"N": "1"}}"#,
+        r#"{"p": {"N": "1"}, "s": {"N": "1"}}"#,
+        r#"{"p": {"S": "a"}}"#,
+        r#"{}"#,
+        r#"[]"#,
+        r#"{"p": {"S": "a"}, "s": {"N": "1e126"}}"#,
+        r#"{"p": {"S": "a", "N": "1"}, "s": {"N": "1"}}"#,
+    ];
+    let create_headers = signed_headers(
+        &api.base,
+        "DynamoDB_20120810.CreateTable",
+        create.as_bytes(),
+    );
+    let refs: Vec<(&str, &str)> = create_headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let made = api
+        .send(Method::POST, "/dynamodb", &refs, Some(create.into_bytes()))
+        .await?;
+    ensure!(
+        made.status == 200,
+        "creating {table}: {} {:?}",
+        made.status,
+        made.body
+    );
+    for i in 0..300 {
+        let op = rng.pick(&ops);
+        let body = match rng.below(3) {
+            0 => junk_body(&mut rng).unwrap_or_default(),
+            _ => {
+                let expr = rng.pick(&expressions);
+                let key_name = rng.pick(&[
+                    "ConditionExpression",
+                    "UpdateExpression",
+                    "KeyConditionExpression",
+                    "FilterExpression",
+                    "ProjectionExpression",
+                    "Expected",
+                    "Limit",
+                ]);
+                format!(
+                    r##"{{"TableName": "{}", "Item": {item}, "Key": {item}, "{key_name}": "{expr}", "ExpressionAttributeNames": {{"#n": "p"}}, "ExpressionAttributeValues": {values}, "Limit": {limit}, "RequestItems": {{"{table}": [{{"PutRequest": {{"Item": {item}}}}}]}}}}"##,
+                    rng.pick(&[table.as_str(), "x", "Nope-table", ""]),
+                    item = rng.pick(&items),
+                    values = rng.pick(&values),
+                    limit = rng.pick(&["0", "-1", "1", "1e9", "\"x\""]),
+                )
+                .into_bytes()
+            }
+        };
+        let target = format!("DynamoDB_20120810.{op}");
+        let headers = signed_headers(&api.base, &target, &body);
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let what = format!(
+            "request {i}: {op} {}",
+            String::from_utf8_lossy(&body)
+                .chars()
+                .take(300)
+                .collect::<String>()
+        );
+        let reply = api
+            .send(Method::POST, "/dynamodb", &refs, Some(body))
+            .await?;
+        ensure!(
+            reply.status < 500,
+            "{what}: status {} {:?}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        );
+        if reply.status >= 400 {
+            let error = reply.json().with_context(|| what.clone())?;
+            ensure!(
+                error["__type"].as_str().is_some_and(|t| t.contains('#')),
+                "{what}: not a DynamoDB error: {error}"
+            );
+        }
+    }
+    let list = signed_headers(&api.base, "DynamoDB_20120810.ListTables", b"{}");
+    let refs: Vec<(&str, &str)> = list.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let after = api
+        .send(Method::POST, "/dynamodb", &refs, Some(b"{}".to_vec()))
+        .await?;
+    ensure!(
+        after.status == 200,
+        "after the hostile requests: {}",
+        after.status
     );
     Ok(())
 }
