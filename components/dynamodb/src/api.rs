@@ -320,6 +320,40 @@ impl Ops<'_> {
         Ok(name)
     }
 
+    /// Makes `change` to one item in one atomic read-modify-write if `condition` holds
+    /// for the item as it is (absent: the empty item); returns the item as it was.
+    async fn write_if(
+        &self,
+        items: &Rc<dyn Table>,
+        pk: &str,
+        sk: &str,
+        condition: Option<&Cond>,
+        change: impl Fn() -> Change,
+    ) -> Result<Option<Value>, DynamoError> {
+        let (mut old, mut refused) = (None, None);
+        items
+            .update(pk, sk, 16, &mut |current| {
+                old = current.map(|i| i.value.clone());
+                refused = None;
+                if let Some(cond) = condition {
+                    let before = match &old {
+                        Some(v) => stored(v)?,
+                        None => Item::new(),
+                    };
+                    if !cond.holds(&before) {
+                        refused = Some(condition_failed(self.body, old.as_ref()));
+                        return Ok(Change::Keep);
+                    }
+                }
+                Ok(change())
+            })
+            .await?;
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(old),
+        }
+    }
+
     async fn table(&self) -> Result<(TableDef, Rc<dyn Table>), DynamoError> {
         self.table_named(self.table_name()?).await
     }
@@ -420,27 +454,11 @@ impl Ops<'_> {
         let (pk, sk) = def.key_of(&item, false)?;
         let returns_old = self.returns_old()?;
         let value = item_to_json(&item);
-        let (mut old, mut refused) = (None, None);
-        items
-            .update(&pk, &sk, 16, &mut |current| {
-                old = current.map(|i| i.value.clone());
-                refused = None;
-                if let Some(cond) = &exprs.condition {
-                    let before = match &old {
-                        Some(v) => stored(v)?,
-                        None => Item::new(),
-                    };
-                    if !cond.holds(&before) {
-                        refused = Some(condition_failed(self.body, old.as_ref()));
-                        return Ok(Change::Keep);
-                    }
-                }
-                Ok(Change::Put(value.clone()))
+        let old = self
+            .write_if(&items, &pk, &sk, exprs.condition.as_ref(), || {
+                Change::Put(value.clone())
             })
             .await?;
-        if let Some(e) = refused {
-            return Err(e);
-        }
         Ok(match (returns_old, old) {
             (true, Some(old)) => json!({ "Attributes": old }),
             _ => json!({}),
@@ -777,27 +795,11 @@ impl Ops<'_> {
         let (pk, sk) = def.key_of(&key, true)?;
         let returns_old = self.returns_old()?;
         // One atomic read-and-delete, so the old item returned is the one deleted.
-        let (mut old, mut refused) = (None, None);
-        items
-            .update(&pk, &sk, 16, &mut |current| {
-                old = current.map(|i| i.value.clone());
-                refused = None;
-                if let Some(cond) = &exprs.condition {
-                    let before = match &old {
-                        Some(v) => stored(v)?,
-                        None => Item::new(),
-                    };
-                    if !cond.holds(&before) {
-                        refused = Some(condition_failed(self.body, old.as_ref()));
-                        return Ok(Change::Keep);
-                    }
-                }
-                Ok(Change::Delete)
+        let old = self
+            .write_if(&items, &pk, &sk, exprs.condition.as_ref(), || {
+                Change::Delete
             })
             .await?;
-        if let Some(e) = refused {
-            return Err(e);
-        }
         Ok(match (returns_old, old) {
             (true, Some(old)) => json!({ "Attributes": old }),
             _ => json!({}),

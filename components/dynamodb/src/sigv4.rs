@@ -369,3 +369,37 @@ pub fn verify(
         service: auth.service,
     })
 }
+
+/// The `authorization` header a client sends for a request signed at `at` with
+/// `headers` (all of them signed, names lower case): what SDKs compute, for tests and
+/// tools that call the endpoint without an SDK.
+#[allow(clippy::too_many_arguments)]
+pub fn authorization(
+    credentials: &Credentials,
+    region: &str,
+    service: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    at: DateTime<Utc>,
+) -> String {
+    let amz_date = at.format("%Y%m%dT%H%M%SZ").to_string();
+    let date = at.format("%Y%m%d").to_string();
+    let names: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
+    let canonical = canonical_request(method, path, "", headers, &names, &sha256_hex(body));
+    let scope = format!("{date}/{region}/{service}/aws4_request");
+    let to_sign = string_to_sign(&amz_date, &scope, &canonical);
+    let sig = signature(
+        &credentials.secret_access_key,
+        &date,
+        region,
+        service,
+        &to_sign,
+    );
+    format!(
+        "{ALGORITHM} Credential={}/{scope}, SignedHeaders={}, Signature={sig}",
+        credentials.access_key_id,
+        names.join(";")
+    )
+}

@@ -32,39 +32,35 @@ fn env(kv: &MemoryKv) -> kit::Env {
 /// A request signed with `secret` at `at`, the way botocore signs DynamoDB calls.
 fn signed(op: &str, body: &Value, secret: &str, at: DateTime<Utc>) -> Request {
     let body = body.to_string();
-    let amz_date = at.format("%Y%m%dT%H%M%SZ").to_string();
-    let date = at.format("%Y%m%d").to_string();
-    let target = format!("{TARGET_PREFIX}{op}");
     let headers = vec![
         ("content-type".to_owned(), CONTENT_TYPE.to_owned()),
         ("host".to_owned(), "127.0.0.1:8000".to_owned()),
-        ("x-amz-date".to_owned(), amz_date.clone()),
-        ("x-amz-target".to_owned(), target.clone()),
+        (
+            "x-amz-date".to_owned(),
+            at.format("%Y%m%dT%H%M%SZ").to_string(),
+        ),
+        ("x-amz-target".to_owned(), format!("{TARGET_PREFIX}{op}")),
     ];
-    let names: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
-    let canonical = sigv4::canonical_request(
+    let credentials = sigv4::Credentials {
+        access_key_id: KEY_ID.to_owned(),
+        secret_access_key: secret.to_owned(),
+    };
+    let authorization = sigv4::authorization(
+        &credentials,
+        "us-east-1",
+        "dynamodb",
         "POST",
         "/dynamodb",
-        "",
         &headers,
-        &names,
-        &sigv4::sha256_hex(body.as_bytes()),
+        body.as_bytes(),
+        at,
     );
-    let scope = format!("{date}/us-east-1/dynamodb/aws4_request");
-    let to_sign = sigv4::string_to_sign(&amz_date, &scope, &canonical);
-    let signature = sigv4::signature(secret, &date, "us-east-1", "dynamodb", &to_sign);
     let mut builder = http::Request::builder().method("POST").uri("/dynamodb");
     for (n, v) in &headers {
         builder = builder.header(n, v);
     }
     builder
-        .header(
-            "authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential={KEY_ID}/{scope}, SignedHeaders={}, Signature={signature}",
-                names.join(";")
-            ),
-        )
+        .header("authorization", authorization)
         .body(Bytes::from(body))
         .unwrap()
 }

@@ -74,34 +74,33 @@ async fn boto3_and_the_aws_cli_run_tables_items_updates_queries_and_batches(
 /// Headers of a request signed as an SDK signs it, for `body` to `target` on `base`.
 fn signed_headers(base: &str, target: &str, body: &[u8]) -> Vec<(String, String)> {
     let now = chrono::Utc::now();
-    let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
-    let date = now.format("%Y%m%d").to_string();
-    let host = base.trim_start_matches("http://").to_owned();
     let mut headers = vec![
         ("content-type".to_owned(), dynamodb::CONTENT_TYPE.to_owned()),
-        ("host".to_owned(), host),
-        ("x-amz-date".to_owned(), amz_date.clone()),
+        (
+            "host".to_owned(),
+            base.trim_start_matches("http://").to_owned(),
+        ),
+        (
+            "x-amz-date".to_owned(),
+            now.format("%Y%m%dT%H%M%SZ").to_string(),
+        ),
         ("x-amz-target".to_owned(), target.to_owned()),
     ];
-    let names: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
-    let canonical = sigv4::canonical_request(
+    let credentials = sigv4::Credentials {
+        access_key_id: ACCESS_KEY_ID.to_owned(),
+        secret_access_key: SECRET_ACCESS_KEY.to_owned(),
+    };
+    let authorization = sigv4::authorization(
+        &credentials,
+        "us-east-1",
+        "dynamodb",
         "POST",
         "/dynamodb",
-        "",
         &headers,
-        &names,
-        &sigv4::sha256_hex(body),
+        body,
+        now,
     );
-    let scope = format!("{date}/us-east-1/dynamodb/aws4_request");
-    let to_sign = sigv4::string_to_sign(&amz_date, &scope, &canonical);
-    let signature = sigv4::signature(SECRET_ACCESS_KEY, &date, "us-east-1", "dynamodb", &to_sign);
-    headers.push((
-        "authorization".to_owned(),
-        format!(
-            "AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/{scope}, SignedHeaders={}, Signature={signature}",
-            names.join(";")
-        ),
-    ));
+    headers.push(("authorization".to_owned(), authorization));
     headers
 }
 

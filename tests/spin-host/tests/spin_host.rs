@@ -546,18 +546,7 @@ fn serve(manifest: &str, vars: &[(&str, &str)]) -> anyhow::Result<Served> {
 
 /// One HTTP/1.1 request on a fresh connection: (status, body).
 fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let raw = String::from_utf8(raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_string())
+    request_with(addr, method, path, "")
 }
 
 /// Like [`request`], with a body.
