@@ -217,10 +217,33 @@ got = client.batch_get_item(RequestItems={name: {
     "ProjectionExpression": "title",
 }})
 check(sorted(i["title"]["S"] for i in got["Responses"][name]) == ["Film 01", "Film 07"], f"batch get {got}")
+# Scan: years 1980-1989 over 10 partitions, a filter, paging, two segments.
+with table.batch_writer() as batch:
+    for y in range(1980, 1990):
+        batch.put_item(Item={"year": y, "title": "Scan me", "info": {"rating": Decimal(y - 1980)}})
+everything, start, pages = [], None, 0
+while True:
+    args = dict(FilterExpression=Key("year").between(1980, 1989) & Attr("info.rating").gte(0), Limit=4)
+    if start:
+        args["ExclusiveStartKey"] = start
+    page = table.scan(**args)
+    pages += 1
+    everything += [(m["year"], m["title"]) for m in page["Items"]]
+    start = page.get("LastEvaluatedKey")
+    if not start:
+        break
+want = sorted([(y, "Scan me") for y in range(1980, 1990)] + [(1985, f"Film {i:02}") for i in range(12)])
+check(sorted(everything) == want and pages >= 5, f"scan pages {pages}: {everything}")
+halves = [
+    table.scan(Segment=s, TotalSegments=2, FilterExpression=Attr("title").eq("Scan me"))["Items"]
+    for s in (0, 1)
+]
+check(sorted(m["year"] for m in halves[0] + halves[1]) == list(range(1980, 1990)), f"segments {halves}")
 with table.batch_writer() as batch:
     for i in range(12):
         batch.delete_item(Key={"year": 1985, "title": f"Film {i:02}"})
-check(table.query(KeyConditionExpression=Key("year").eq(1985))["Count"] == 0, "batch deletes")
+left = [m["title"] for m in table.query(KeyConditionExpression=Key("year").eq(1985))["Items"]]
+check(left == ["Scan me"], f"batch deletes left {left}")
 
 with_old = table.put_item(Item={"year": 2013, "title": "Rush"}, ReturnValues="ALL_OLD")
 check(with_old["Attributes"]["info"]["plot"] == "Everything happens all at once.", f"ALL_OLD {with_old}")

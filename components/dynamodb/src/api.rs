@@ -3,7 +3,7 @@
 
 use crate::error::{DynamoError, Kind};
 use crate::expr::{self, Action, Cmp, Cond, Operand, Path, Step, Substitutions};
-use crate::schema::{self, TableDef, CATALOG, CATALOG_PK};
+use crate::schema::{self, TableDef, CATALOG, CATALOG_PK, DIRECTORY_PK};
 use crate::sigv4::{self, AuthError, Credentials, SignedRequest};
 use crate::value::{item_from_json, item_size, item_to_json, AttrValue, Item};
 use http::{HeaderValue, StatusCode};
@@ -23,7 +23,7 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 /// The operations DynamoDB defines that this endpoint does not serve answer with
 /// `UnknownOperationException`, as API.md says.
-const SERVED: [&str; 11] = [
+const SERVED: [&str; 12] = [
     "CreateTable",
     "DescribeTable",
     "ListTables",
@@ -35,7 +35,13 @@ const SERVED: [&str; 11] = [
     "Query",
     "BatchWriteItem",
     "BatchGetItem",
+    "Scan",
 ];
+
+/// The most partitions one Scan request reads items from once it has read an item:
+/// bounds its storage reads (directory pages and one read per partition) whatever
+/// `Limit` says.
+const SCAN_PARTITIONS: usize = 100;
 
 /// DynamoDB's 1 MB page: a Query stops once the items it read reach it.
 const PAGE_BYTES: usize = 1024 * 1024;
@@ -167,6 +173,7 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         "Query" => ops.query().await,
         "BatchWriteItem" => ops.batch_write().await,
         "BatchGetItem" => ops.batch_get().await,
+        "Scan" => ops.scan().await,
         _ => ops.delete_item().await,
     }
 }
@@ -354,6 +361,139 @@ impl Ops<'_> {
         }
     }
 
+    /// Makes sure partition `pk` of `def` is in its partition directory, before an
+    /// item is written to it (one conditional write; nothing when already listed).
+    async fn list_partition(&self, def: &TableDef, pk: &str) -> Result<(), DynamoError> {
+        let directory = self.ctx.env.table(&def.directory_name())?;
+        directory
+            .update(DIRECTORY_PK, pk, 16, &mut |listed| {
+                Ok(match listed {
+                    Some(_) => Change::Keep,
+                    None => Change::Put(json!({})),
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Scan: every partition of the directory in order (or those of one `Segment` of
+    /// `TotalSegments`), items in sort-key order, paged by `Limit`, the 1 MB page,
+    /// `ExclusiveStartKey`, and at most [`SCAN_PARTITIONS`] partitions a request.
+    async fn scan(&self) -> Result<Value, DynamoError> {
+        let exprs = expressions(self.body)?;
+        let (def, items) = self.table().await?;
+        let number = |name: &str| -> Result<Option<u64>, DynamoError> {
+            match self.body.get(name) {
+                None => Ok(None),
+                Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                    DynamoError::validation(format!("{name} must be a non-negative integer"))
+                }),
+            }
+        };
+        let limit = match number("Limit")? {
+            None => usize::MAX,
+            Some(0) => {
+                return Err(DynamoError::validation(
+                    "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
+                ))
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        let segment = match (number("Segment")?, number("TotalSegments")?) {
+            (None, None) => None,
+            (Some(s), Some(t)) if (1..=1_000_000).contains(&t) && s < t => Some((s, t)),
+            _ => {
+                return Err(DynamoError::validation(
+                    "The Segment parameter must be less than TotalSegments, and both must be given together (TotalSegments 1 to 1000000)",
+                ))
+            }
+        };
+        let count_only = self.body.get("Select").and_then(Value::as_str) == Some("COUNT");
+        let start = match self.body.get("ExclusiveStartKey") {
+            Some(json) => Some(def.key_of(&item_from_json(json)?, true)?),
+            None => None,
+        };
+        let directory = self.ctx.env.table(&def.directory_name())?;
+        let in_segment = |pk: &str| {
+            segment.is_none_or(|(s, t)| {
+                // FNV-1a: stable across hosts and releases.
+                let hash = pk.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+                hash % t == s
+            })
+        };
+        let (mut out, mut scanned, mut bytes) = (Vec::new(), 0usize, 0usize);
+        let mut last: Option<Item> = None;
+        let mut more = false;
+        let mut after: Option<String> = match &start {
+            // Resume inside the start's partition, so list from just before it.
+            Some((pk, _)) => directory
+                .query(DIRECTORY_PK, None, usize::MAX)
+                .await?
+                .items
+                .iter()
+                .map(|i| i.sk.clone())
+                .take_while(|sk| sk < pk)
+                .last(),
+            None => None,
+        };
+        let mut visited = 0;
+        'partitions: loop {
+            let page = directory
+                .query(DIRECTORY_PK, after.as_deref(), SCAN_PARTITIONS)
+                .await?;
+            for listed in &page.items {
+                after = Some(listed.sk.clone());
+                if !in_segment(&listed.sk) {
+                    continue;
+                }
+                // Past the bound once an item was read (the page needs an item's key
+                // to resume from); empty partitions alone never end a page early.
+                if visited >= SCAN_PARTITIONS && last.is_some() {
+                    more = true;
+                    break 'partitions;
+                }
+                visited += 1;
+                let partition = items.query(&listed.sk, None, usize::MAX).await?;
+                for stored_item_ in partition.items {
+                    if let Some((pk, sk)) = &start {
+                        if listed.sk == *pk && stored_item_.sk.as_str() <= sk.as_str() {
+                            continue;
+                        }
+                    }
+                    if scanned == limit || bytes >= PAGE_BYTES {
+                        more = true;
+                        break 'partitions;
+                    }
+                    let item = stored_item(&stored_item_.value)?;
+                    scanned += 1;
+                    bytes += item_size(&item);
+                    if exprs.filter.as_ref().is_none_or(|f| f.holds(&item)) {
+                        out.push(match &exprs.projection {
+                            Some(paths) => expr::project(&item, paths),
+                            None => item.clone(),
+                        });
+                    }
+                    last = Some(item);
+                }
+            }
+            if page.next.is_none() {
+                break;
+            }
+        }
+        let mut answer = json!({ "Count": out.len(), "ScannedCount": scanned });
+        if !count_only {
+            answer["Items"] = Value::Array(out.iter().map(item_to_json).collect());
+        }
+        if more {
+            if let Some(last) = last {
+                answer["LastEvaluatedKey"] = item_to_json(&def.key_attributes(&last));
+            }
+        }
+        Ok(answer)
+    }
+
     async fn table(&self) -> Result<(TableDef, Rc<dyn Table>), DynamoError> {
         self.table_named(self.table_name()?).await
     }
@@ -454,6 +594,7 @@ impl Ops<'_> {
         let (pk, sk) = def.key_of(&item, false)?;
         let returns_old = self.returns_old()?;
         let value = item_to_json(&item);
+        self.list_partition(&def, &pk).await?;
         let old = self
             .write_if(&items, &pk, &sk, exprs.condition.as_ref(), || {
                 Change::Put(value.clone())
@@ -500,6 +641,7 @@ impl Ops<'_> {
         if let Some(range) = &def.range {
             keys.push(range.name.as_str());
         }
+        self.list_partition(&def, &pk).await?;
         let (mut before, mut after, mut refused) = (None, None, None);
         items
             .update(&pk, &sk, 16, &mut |current| {
@@ -718,7 +860,7 @@ impl Ops<'_> {
                     ));
                 }
                 keys.push(key.clone());
-                plan.push((items.clone(), key, write));
+                plan.push((def.clone(), items.clone(), key, write));
             }
         }
         if total > 25 {
@@ -726,9 +868,10 @@ impl Ops<'_> {
                 "Too many items requested for the BatchWriteItem call",
             ));
         }
-        for (items, (pk, sk), write) in plan {
+        for (def, items, (pk, sk), write) in plan {
             match write {
                 Some(value) => {
+                    self.list_partition(&def, &pk).await?;
                     items
                         .update(&pk, &sk, 16, &mut |_| Ok(Change::Put(value.clone())))
                         .await?;

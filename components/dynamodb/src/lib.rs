@@ -11,9 +11,9 @@
 //! its number semantics ([`value`]), its errors ([`error`]), its expression language
 //! ([`expr`]: conditions, updates, projections), and the operations CreateTable,
 //! DescribeTable, ListTables, DeleteTable, PutItem, GetItem, UpdateItem, DeleteItem,
-//! Query, BatchGetItem and BatchWriteItem ([`schema`] maps tables and keys onto the
-//! table layer). Every other operation (Scan among them, until a partition directory
-//! exists) is `UnknownOperationException`.
+//! Query, Scan, BatchGetItem and BatchWriteItem ([`schema`] maps tables, keys and the
+//! partition directory onto the table layer). Every other operation is
+//! `UnknownOperationException`.
 
 mod api;
 pub mod error;

@@ -6,7 +6,10 @@
 //! partition key's type letter and value (`S…`, `N<normal form>`, `B<base64>`), sort
 //! key = an encoding of the sort key whose byte order is DynamoDB's order (strings as
 //! they are, numbers through [`crate::value::Number::order_key`], binary as hex), value = the item in
-//! DynamoDB's JSON form. Deleting a table removes it from the catalog; a table created
+//! DynamoDB's JSON form. Scan enumerates partitions through the partition directory
+//! `ddbdir.<name>.<generation>`: every write that may create a partition first makes
+//! sure the partition is listed there (a conditional write, so racing writers agree),
+//! so a listed partition may be empty but no partition with items is ever missing. Deleting a table removes it from the catalog; a table created
 //! again under that name gets the next generation, so it starts empty.
 
 use crate::error::{DynamoError, Kind};
@@ -18,6 +21,8 @@ use serde_json::{json, Value};
 pub const CATALOG: &str = "dynamodb_tables";
 /// The catalog's one partition.
 pub const CATALOG_PK: &str = "tables";
+/// The one partition of a table's partition directory.
+pub const DIRECTORY_PK: &str = "partitions";
 
 /// A key attribute's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +191,12 @@ impl TableDef {
     /// The table-layer table of this table's items.
     pub fn storage_name(&self) -> String {
         format!("ddb.{}.{}", self.name, self.generation)
+    }
+
+    /// The table-layer table listing this table's partitions (partition
+    /// [`DIRECTORY_PK`], one item per partition key), for Scan.
+    pub fn directory_name(&self) -> String {
+        format!("ddbdir.{}.{}", self.name, self.generation)
     }
 
     /// DynamoDB's `TableDescription`.

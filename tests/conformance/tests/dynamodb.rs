@@ -133,6 +133,7 @@ async fn hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx(
         "ListTables",
         "DeleteTable",
         "Scan",
+        "TransactWriteItems",
         "",
     ];
     let expressions = [
