@@ -39,7 +39,7 @@ const SERVED: [&str; 12] = [
 ];
 
 /// The most partitions one Scan request reads items from once it has read an item:
-/// bounds its storage reads (directory pages and one read per partition) whatever
+/// bounds its storage reads (the directory and one read per partition) whatever
 /// `Limit` says.
 const SCAN_PARTITIONS: usize = 100;
 
@@ -306,6 +306,65 @@ fn stored(value: &Value) -> Result<Item, StoreError> {
     item_from_json(value).map_err(|e| StoreError::Corrupt(e.message))
 }
 
+/// A Query or Scan page as it is read: DynamoDB's `Limit` counts the items read (before
+/// the filter), and a page also ends once they reach 1 MB.
+struct Reading<'e> {
+    exprs: &'e Expressions,
+    limit: usize,
+    out: Vec<Item>,
+    scanned: usize,
+    bytes: usize,
+    last: Option<Item>,
+    /// Items were left unread: the answer carries `LastEvaluatedKey`.
+    more: bool,
+}
+
+impl<'e> Reading<'e> {
+    fn new(exprs: &'e Expressions, limit: usize) -> Self {
+        Self {
+            exprs,
+            limit,
+            out: Vec::new(),
+            scanned: 0,
+            bytes: 0,
+            last: None,
+            more: false,
+        }
+    }
+
+    /// Reads `item` into the page; `false` (the item left for the next page) when the
+    /// page is full.
+    fn read(&mut self, item: Item) -> bool {
+        if self.scanned == self.limit || self.bytes >= PAGE_BYTES {
+            self.more = true;
+            return false;
+        }
+        self.scanned += 1;
+        self.bytes += item_size(&item);
+        if self.exprs.filter.as_ref().is_none_or(|f| f.holds(&item)) {
+            self.out.push(match &self.exprs.projection {
+                Some(paths) => expr::project(&item, paths),
+                None => item.clone(),
+            });
+        }
+        self.last = Some(item);
+        true
+    }
+
+    fn answer(self, def: &TableDef, count_only: bool) -> Value {
+        let mut answer = json!({ "Count": self.out.len(), "ScannedCount": self.scanned });
+        if !count_only {
+            answer["Items"] = Value::Array(self.out.iter().map(item_to_json).collect());
+        }
+        if self.more {
+            if let Some(last) = &self.last {
+                answer["LastEvaluatedKey"] = item_to_json(&def.key_attributes(last));
+            }
+        }
+        answer
+    }
+}
+
 struct Ops<'a> {
     ctx: &'a Ctx<'a>,
     catalog: Rc<dyn Table>,
@@ -361,6 +420,38 @@ impl Ops<'_> {
         }
     }
 
+    /// `Limit` of a Query or Scan: at least 1; absent, no limit.
+    fn limit(&self) -> Result<usize, DynamoError> {
+        match self.body.get("Limit") {
+            None => Ok(usize::MAX),
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+                _ => Err(DynamoError::validation(
+                    "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
+                )),
+            },
+        }
+    }
+
+    /// Whether `Select` asks for the count only.
+    fn count_only(&self) -> Result<bool, DynamoError> {
+        match self.body.get("Select").and_then(Value::as_str) {
+            None | Some("ALL_ATTRIBUTES") | Some("SPECIFIC_ATTRIBUTES") => Ok(false),
+            Some("COUNT") => Ok(true),
+            Some(other) => Err(DynamoError::validation(format!(
+                "1 validation error detected: Value '{other}' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"
+            ))),
+        }
+    }
+
+    /// `ExclusiveStartKey` as a table-layer key.
+    fn exclusive_start(&self, def: &TableDef) -> Result<Option<(String, String)>, DynamoError> {
+        match self.body.get("ExclusiveStartKey") {
+            Some(json) => Ok(Some(def.key_of(&item_from_json(json)?, true)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Makes sure partition `pk` of `def` is in its partition directory, before an
     /// item is written to it (one conditional write; nothing when already listed).
     async fn list_partition(&self, def: &TableDef, pk: &str) -> Result<(), DynamoError> {
@@ -390,15 +481,7 @@ impl Ops<'_> {
                 }),
             }
         };
-        let limit = match number("Limit")? {
-            None => usize::MAX,
-            Some(0) => {
-                return Err(DynamoError::validation(
-                    "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
-                ))
-            }
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-        };
+        let mut reading = Reading::new(&exprs, self.limit()?);
         let segment = match (number("Segment")?, number("TotalSegments")?) {
             (None, None) => None,
             (Some(s), Some(t)) if (1..=1_000_000).contains(&t) && s < t => Some((s, t)),
@@ -408,11 +491,8 @@ impl Ops<'_> {
                 ))
             }
         };
-        let count_only = self.body.get("Select").and_then(Value::as_str) == Some("COUNT");
-        let start = match self.body.get("ExclusiveStartKey") {
-            Some(json) => Some(def.key_of(&item_from_json(json)?, true)?),
-            None => None,
-        };
+        let count_only = self.count_only()?;
+        let start = self.exclusive_start(&def)?;
         let directory = self.ctx.env.table(&def.directory_name())?;
         let in_segment = |pk: &str| {
             segment.is_none_or(|(s, t)| {
@@ -423,75 +503,34 @@ impl Ops<'_> {
                 hash % t == s
             })
         };
-        let (mut out, mut scanned, mut bytes) = (Vec::new(), 0usize, 0usize);
-        let mut last: Option<Item> = None;
-        let mut more = false;
-        let mut after: Option<String> = match &start {
-            // Resume inside the start's partition, so list from just before it.
-            Some((pk, _)) => directory
-                .query(DIRECTORY_PK, None, usize::MAX)
-                .await?
-                .items
-                .iter()
-                .map(|i| i.sk.clone())
-                .take_while(|sk| sk < pk)
-                .last(),
-            None => None,
-        };
-        let mut visited = 0;
-        'partitions: loop {
-            let page = directory
-                .query(DIRECTORY_PK, after.as_deref(), SCAN_PARTITIONS)
-                .await?;
-            for listed in &page.items {
-                after = Some(listed.sk.clone());
-                if !in_segment(&listed.sk) {
-                    continue;
-                }
-                // Past the bound once an item was read (the page needs an item's key
-                // to resume from); empty partitions alone never end a page early.
-                if visited >= SCAN_PARTITIONS && last.is_some() {
-                    more = true;
-                    break 'partitions;
-                }
-                visited += 1;
-                let partition = items.query(&listed.sk, None, usize::MAX).await?;
-                for stored_item_ in partition.items {
-                    if let Some((pk, sk)) = &start {
-                        if listed.sk == *pk && stored_item_.sk.as_str() <= sk.as_str() {
-                            continue;
-                        }
-                    }
-                    if scanned == limit || bytes >= PAGE_BYTES {
-                        more = true;
-                        break 'partitions;
-                    }
-                    let item = stored_item(&stored_item_.value)?;
-                    scanned += 1;
-                    bytes += item_size(&item);
-                    if exprs.filter.as_ref().is_none_or(|f| f.holds(&item)) {
-                        out.push(match &exprs.projection {
-                            Some(paths) => expr::project(&item, paths),
-                            None => item.clone(),
-                        });
-                    }
-                    last = Some(item);
-                }
-            }
-            if page.next.is_none() {
+        // The directory is one stored partition: one read lists every partition, where
+        // paging it would read that same value once a page.
+        let listed = directory.query(DIRECTORY_PK, None, usize::MAX).await?.items;
+        let resume_at = start.as_ref().map(|(pk, _)| pk.as_str());
+        'partitions: for (visited, listed) in listed
+            .iter()
+            .filter(|l| resume_at.is_none_or(|pk| l.sk.as_str() >= pk) && in_segment(&l.sk))
+            .enumerate()
+        {
+            // Past the bound once an item was read (the page needs an item's key to
+            // resume from); empty partitions alone never end a page early.
+            if visited >= SCAN_PARTITIONS && reading.last.is_some() {
+                reading.more = true;
                 break;
             }
-        }
-        let mut answer = json!({ "Count": out.len(), "ScannedCount": scanned });
-        if !count_only {
-            answer["Items"] = Value::Array(out.iter().map(item_to_json).collect());
-        }
-        if more {
-            if let Some(last) = last {
-                answer["LastEvaluatedKey"] = item_to_json(&def.key_attributes(&last));
+            let partition = items.query(&listed.sk, None, usize::MAX).await?;
+            for stored_item_ in partition.items {
+                if let Some((pk, sk)) = &start {
+                    if listed.sk == *pk && stored_item_.sk.as_str() <= sk.as_str() {
+                        continue;
+                    }
+                }
+                if !reading.read(stored_item(&stored_item_.value)?) {
+                    break 'partitions;
+                }
             }
         }
-        Ok(answer)
+        Ok(reading.answer(&def, count_only))
     }
 
     async fn table(&self) -> Result<(TableDef, Rc<dyn Table>), DynamoError> {
@@ -708,42 +747,21 @@ impl Ops<'_> {
         let mut key = Item::new();
         key.insert(def.hash.name.clone(), hash_value);
         let pk = def.partition_of(&key)?;
-        let limit = match self.body.get("Limit") {
-            None => usize::MAX,
-            Some(v) => match v.as_u64() {
-                Some(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
-                _ => {
-                    return Err(DynamoError::validation(
-                        "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
-                    ))
-                }
-            },
-        };
+        let mut reading = Reading::new(&exprs, self.limit()?);
         let forward = self
             .body
             .get("ScanIndexForward")
             .and_then(Value::as_bool)
             .unwrap_or(true);
-        let count_only = match self.body.get("Select").and_then(Value::as_str) {
-            None | Some("ALL_ATTRIBUTES") | Some("SPECIFIC_ATTRIBUTES") => false,
-            Some("COUNT") => true,
-            Some(other) => {
-                return Err(DynamoError::validation(format!(
-                    "1 validation error detected: Value '{other}' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"
-                )))
-            }
-        };
-        let start = match self.body.get("ExclusiveStartKey") {
-            Some(json) => Some(def.key_of(&item_from_json(json)?, true)?),
-            None => None,
-        };
+        let count_only = self.count_only()?;
+        let start = self.exclusive_start(&def)?;
         // A key-value partition is one stored value: the whole partition is one read.
         let page = items.query(&pk, None, usize::MAX).await?;
         let mut stored: Vec<_> = page.items;
         if !forward {
             stored.reverse();
         }
-        let mut rest = stored.into_iter().skip_while(|i| {
+        let rest = stored.into_iter().skip_while(|i| {
             start.as_ref().is_some_and(|(_, sk)| {
                 if forward {
                     i.sk.as_str() <= sk.as_str()
@@ -752,40 +770,19 @@ impl Ops<'_> {
                 }
             })
         });
-        let (mut out, mut scanned, mut bytes) = (Vec::new(), 0usize, 0usize);
-        let mut last: Option<Item> = None;
-        let mut more = false;
-        for stored_item_ in rest.by_ref() {
+        for stored_item_ in rest {
             let item = stored_item(&stored_item_.value)?;
-            if let Some(cond) = &range_condition {
-                if !cond.holds(&item) {
-                    continue;
-                }
+            if range_condition
+                .as_ref()
+                .is_some_and(|cond| !cond.holds(&item))
+            {
+                continue;
             }
-            if scanned == limit || bytes >= PAGE_BYTES {
-                more = true;
+            if !reading.read(item) {
                 break;
             }
-            scanned += 1;
-            bytes += item_size(&item);
-            if exprs.filter.as_ref().is_none_or(|f| f.holds(&item)) {
-                out.push(match &exprs.projection {
-                    Some(paths) => expr::project(&item, paths),
-                    None => item.clone(),
-                });
-            }
-            last = Some(item);
         }
-        let mut answer = json!({ "Count": out.len(), "ScannedCount": scanned });
-        if !count_only {
-            answer["Items"] = Value::Array(out.iter().map(item_to_json).collect());
-        }
-        if more {
-            if let Some(last) = last {
-                answer["LastEvaluatedKey"] = item_to_json(&def.key_attributes(&last));
-            }
-        }
-        Ok(answer)
+        Ok(reading.answer(&def, count_only))
     }
 
     async fn table_named(&self, name: &str) -> Result<(TableDef, Rc<dyn Table>), DynamoError> {

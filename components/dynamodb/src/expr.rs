@@ -374,6 +374,12 @@ impl<'s> Parser<'s> {
         t
     }
 
+    /// The syntax error of the token just taken (stepping back onto it).
+    fn unexpected(&mut self) -> DynamoError {
+        self.at = self.at.saturating_sub(1);
+        self.error_here()
+    }
+
     fn error_here(&self) -> DynamoError {
         match self.peek() {
             Some(t) => syntax(self.kind, &t.text()),
@@ -420,8 +426,7 @@ impl<'s> Parser<'s> {
             Some(Token::Ident(name)) if !FUNCTIONS.contains(&name.as_str()) => name,
             Some(Token::Name(alias)) => self.subs.name(&alias)?,
             _ => {
-                self.at = self.at.saturating_sub(1);
-                return Err(self.error_here());
+                return Err(self.unexpected());
             }
         };
         let mut steps = vec![Step::Name(first)];
@@ -431,16 +436,14 @@ impl<'s> Parser<'s> {
                     Some(Token::Ident(name)) => steps.push(Step::Name(name)),
                     Some(Token::Name(alias)) => steps.push(Step::Name(self.subs.name(&alias)?)),
                     _ => {
-                        self.at = self.at.saturating_sub(1);
-                        return Err(self.error_here());
+                        return Err(self.unexpected());
                     }
                 }
             } else if self.eat("[") {
                 match self.next() {
                     Some(Token::Int(n)) => steps.push(Step::Index(n)),
                     _ => {
-                        self.at = self.at.saturating_sub(1);
-                        return Err(self.error_here());
+                        return Err(self.unexpected());
                     }
                 }
                 self.expect("]")?;
@@ -567,8 +570,7 @@ impl<'s> Parser<'s> {
                 return Ok(Cond::In(left, list));
             }
             _ => {
-                self.at = self.at.saturating_sub(1);
-                return Err(self.error_here());
+                return Err(self.unexpected());
             }
         };
         Ok(Cond::Compare(left, cmp, self.operand()?))
@@ -622,10 +624,7 @@ impl<'s> Parser<'s> {
     fn value_alias(&mut self) -> Result<AttrValue, DynamoError> {
         match self.next() {
             Some(Token::Value(alias)) => self.subs.value(&alias),
-            _ => {
-                self.at = self.at.saturating_sub(1);
-                Err(self.error_here())
-            }
+            _ => Err(self.unexpected()),
         }
     }
 
@@ -636,13 +635,11 @@ impl<'s> Parser<'s> {
             let clause = match self.next() {
                 Some(Token::Ident(word)) => word.to_ascii_uppercase(),
                 _ => {
-                    self.at -= 1;
-                    return Err(self.error_here());
+                    return Err(self.unexpected());
                 }
             };
             if !["SET", "REMOVE", "ADD", "DELETE"].contains(&clause.as_str()) {
-                self.at -= 1;
-                return Err(self.error_here());
+                return Err(self.unexpected());
             }
             if !seen.insert(clause.clone()) {
                 return Err(invalid(format!(

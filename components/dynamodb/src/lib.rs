@@ -24,6 +24,39 @@ pub mod value;
 
 pub use api::{BODY_LIMIT, CONTENT_TYPE, TARGET_PREFIX};
 
+/// The headers an SDK sends for one call of `target` (the whole `x-amz-target`) on
+/// `host`, signed at `at` for region `us-east-1`: for tests and tools that call the
+/// endpoint without an SDK.
+pub fn signed_headers(
+    credentials: &sigv4::Credentials,
+    host: &str,
+    target: &str,
+    body: &[u8],
+    at: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("content-type".to_owned(), CONTENT_TYPE.to_owned()),
+        ("host".to_owned(), host.to_owned()),
+        (
+            "x-amz-date".to_owned(),
+            at.format("%Y%m%dT%H%M%SZ").to_string(),
+        ),
+        ("x-amz-target".to_owned(), target.to_owned()),
+    ];
+    let authorization = sigv4::authorization(
+        credentials,
+        "us-east-1",
+        "dynamodb",
+        "POST",
+        "/dynamodb",
+        &headers,
+        body,
+        at,
+    );
+    headers.push(("authorization".to_owned(), authorization));
+    headers
+}
+
 use http::Method;
 use kit::{BodyLimit, Request, Response, Router};
 

@@ -32,37 +32,17 @@ fn env(kv: &MemoryKv) -> kit::Env {
 /// A request signed with `secret` at `at`, the way botocore signs DynamoDB calls.
 fn signed(op: &str, body: &Value, secret: &str, at: DateTime<Utc>) -> Request {
     let body = body.to_string();
-    let headers = vec![
-        ("content-type".to_owned(), CONTENT_TYPE.to_owned()),
-        ("host".to_owned(), "127.0.0.1:8000".to_owned()),
-        (
-            "x-amz-date".to_owned(),
-            at.format("%Y%m%dT%H%M%SZ").to_string(),
-        ),
-        ("x-amz-target".to_owned(), format!("{TARGET_PREFIX}{op}")),
-    ];
     let credentials = sigv4::Credentials {
         access_key_id: KEY_ID.to_owned(),
         secret_access_key: secret.to_owned(),
     };
-    let authorization = sigv4::authorization(
-        &credentials,
-        "us-east-1",
-        "dynamodb",
-        "POST",
-        "/dynamodb",
-        &headers,
-        body.as_bytes(),
-        at,
-    );
+    let target = format!("{TARGET_PREFIX}{op}");
+    let headers = signed_headers(&credentials, "127.0.0.1:8000", &target, body.as_bytes(), at);
     let mut builder = http::Request::builder().method("POST").uri("/dynamodb");
     for (n, v) in &headers {
         builder = builder.header(n, v);
     }
-    builder
-        .header("authorization", authorization)
-        .body(Bytes::from(body))
-        .unwrap()
+    builder.body(Bytes::from(body)).unwrap()
 }
 
 /// (status, `__type` suffix or "", body)

@@ -27,6 +27,21 @@ pub struct Number {
     exponent: i64,
 }
 
+/// An optional `+`/`-` at `bytes[*i]`, stepped over; `true` for `-`.
+fn sign(bytes: &[u8], i: &mut usize) -> bool {
+    match bytes.get(*i) {
+        Some(b'-') => {
+            *i += 1;
+            true
+        }
+        Some(b'+') => {
+            *i += 1;
+            false
+        }
+        _ => false,
+    }
+}
+
 fn not_numeric() -> DynamoError {
     DynamoError::validation("The parameter cannot be converted to a numeric value")
 }
@@ -44,17 +59,7 @@ impl Number {
     pub fn parse(text: &str) -> Result<Self, DynamoError> {
         let bytes = text.as_bytes();
         let mut i = 0;
-        let negative = match bytes.first() {
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            _ => false,
-        };
+        let negative = sign(bytes, &mut i);
         let mut mantissa = String::new();
         let mut int_len: i64 = 0;
         let mut seen_point = false;
@@ -79,17 +84,7 @@ impl Number {
         let mut exp: i64 = 0;
         if let Some(b'e' | b'E') = bytes.get(i) {
             i += 1;
-            let exp_negative = match bytes.get(i) {
-                Some(b'-') => {
-                    i += 1;
-                    true
-                }
-                Some(b'+') => {
-                    i += 1;
-                    false
-                }
-                _ => false,
-            };
+            let exp_negative = sign(bytes, &mut i);
             let start = i;
             while let Some(b'0'..=b'9') = bytes.get(i) {
                 // Saturates far past the range, which the range check then refuses.

@@ -73,35 +73,17 @@ async fn boto3_and_the_aws_cli_run_tables_items_updates_queries_and_batches(
 
 /// Headers of a request signed as an SDK signs it, for `body` to `target` on `base`.
 fn signed_headers(base: &str, target: &str, body: &[u8]) -> Vec<(String, String)> {
-    let now = chrono::Utc::now();
-    let mut headers = vec![
-        ("content-type".to_owned(), dynamodb::CONTENT_TYPE.to_owned()),
-        (
-            "host".to_owned(),
-            base.trim_start_matches("http://").to_owned(),
-        ),
-        (
-            "x-amz-date".to_owned(),
-            now.format("%Y%m%dT%H%M%SZ").to_string(),
-        ),
-        ("x-amz-target".to_owned(), target.to_owned()),
-    ];
     let credentials = sigv4::Credentials {
         access_key_id: ACCESS_KEY_ID.to_owned(),
         secret_access_key: SECRET_ACCESS_KEY.to_owned(),
     };
-    let authorization = sigv4::authorization(
+    dynamodb::signed_headers(
         &credentials,
-        "us-east-1",
-        "dynamodb",
-        "POST",
-        "/dynamodb",
-        &headers,
+        base.trim_start_matches("http://"),
+        target,
         body,
-        now,
-    );
-    headers.push(("authorization".to_owned(), authorization));
-    headers
+        chrono::Utc::now(),
+    )
 }
 
 /// Validly signed requests whose bodies are junk, or DynamoDB requests with junk in

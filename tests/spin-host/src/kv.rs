@@ -334,7 +334,11 @@ impl KvStats {
             .by_component
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let stats = map.entry(component.to_string()).or_default();
+        // No allocation per call once the component is known: this is every SQL call.
+        let stats = match map.get_mut(component) {
+            Some(stats) => stats,
+            None => map.entry(component.to_string()).or_default(),
+        };
         match op {
             Op::Request => stats.requests += 1,
             Op::Read => stats.reads += 1,
