@@ -5,7 +5,7 @@ use crate::error::{DynamoError, Kind};
 use crate::expr::{self, Action, Cmp, Cond, Operand, Path, Step, Substitutions};
 use crate::schema::{self, TableDef, CATALOG, CATALOG_PK, DIRECTORY_PK};
 use crate::sigv4::{self, AuthError, Credentials, SignedRequest};
-use crate::value::{item_from_json, item_size, item_to_json, AttrValue, Item};
+use crate::value::{item_from_json, item_size, item_to_json, AttrValue, Item, MAX_ITEM_BYTES};
 use http::{HeaderValue, StatusCode};
 use kit::table::{Change, Cond as Written, StoreError, Table};
 use kit::{Bytes, Ctx, Request, Response};
@@ -18,8 +18,6 @@ pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 pub const TARGET_PREFIX: &str = "DynamoDB_20120810.";
 /// DynamoDB's request body limit.
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
-/// DynamoDB's item size limit.
-pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 /// The operations DynamoDB defines that this endpoint does not serve answer with
 /// `UnknownOperationException`, as API.md says.
@@ -56,18 +54,6 @@ const LEGACY: [&str; 7] = [
     "ScanFilter",
     "AttributeUpdates",
 ];
-
-impl From<StoreError> for DynamoError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::ConditionFailed => DynamoError::new(
-                Kind::ConditionalCheckFailed,
-                "The conditional request failed",
-            ),
-            other => DynamoError::new(Kind::Internal, format!("Internal server error: {other}")),
-        }
-    }
-}
 
 fn auth_error(e: AuthError) -> DynamoError {
     let kind = match e {
@@ -238,6 +224,23 @@ fn expressions(body: &Value) -> Result<Expressions, DynamoError> {
     })
 }
 
+impl Expressions {
+    /// Refuses paths into `def`'s key attributes where DynamoDB does: projections,
+    /// filters and updates (not conditions).
+    fn refuse_nested_key_paths(&self, def: &TableDef) -> Result<(), DynamoError> {
+        let mut keys = vec![def.hash.name.as_str()];
+        if let Some(range) = &def.range {
+            keys.push(range.name.as_str());
+        }
+        let mut paths = expr::update_paths(&self.update);
+        paths.extend(self.projection.iter().flatten());
+        if let Some(filter) = &self.filter {
+            paths.extend(filter.paths());
+        }
+        expr::refuse_nested_key_paths(paths, &keys)
+    }
+}
+
 /// `ConditionalCheckFailedException`, with the item when the request asked for it.
 fn condition_failed(body: &Value, current: Option<&Value>) -> DynamoError {
     let mut e = DynamoError::new(
@@ -356,13 +359,20 @@ impl<'e> Reading<'e> {
         if !count_only {
             answer["Items"] = Value::Array(self.out.iter().map(item_to_json).collect());
         }
-        if self.more {
+        // DynamoDB stops at `Limit` without looking further: a page that reaches it
+        // carries LastEvaluatedKey even when nothing follows (the next page is empty).
+        if self.more || self.scanned == self.limit {
             if let Some(last) = &self.last {
                 answer["LastEvaluatedKey"] = item_to_json(&def.key_attributes(last));
             }
         }
         answer
     }
+}
+
+/// `ResourceInUseException` for creating a table that exists.
+fn in_use(name: &str) -> DynamoError {
+    DynamoError::new(Kind::ResourceInUse, format!("Table already exists: {name}"))
 }
 
 struct Ops<'a> {
@@ -452,19 +462,8 @@ impl Ops<'_> {
         }
     }
 
-    /// Makes sure partition `pk` of `def` is in its partition directory, before an
-    /// item is written to it (one conditional write; nothing when already listed).
     async fn list_partition(&self, def: &TableDef, pk: &str) -> Result<(), DynamoError> {
-        let directory = self.ctx.env.table(&def.directory_name())?;
-        directory
-            .update(DIRECTORY_PK, pk, 16, &mut |listed| {
-                Ok(match listed {
-                    Some(_) => Change::Keep,
-                    None => Change::Put(json!({})),
-                })
-            })
-            .await?;
-        Ok(())
+        Ok(ddb_model::list_partition(self.ctx.env, def, pk).await?)
     }
 
     /// Scan: every partition of the directory in order (or those of one `Segment` of
@@ -473,6 +472,7 @@ impl Ops<'_> {
     async fn scan(&self) -> Result<Value, DynamoError> {
         let exprs = expressions(self.body)?;
         let (def, items) = self.table().await?;
+        exprs.refuse_nested_key_paths(&def)?;
         let number = |name: &str| -> Result<Option<u64>, DynamoError> {
             match self.body.get(name) {
                 None => Ok(None),
@@ -543,6 +543,9 @@ impl Ops<'_> {
         // random part keeps the old generation's leftovers out of reach.
         let generation = (self.ctx.env.random)();
         let def = TableDef::from_create(self.body, created, generation)?;
+        if schema::builtin(&def.name).is_some() {
+            return Err(in_use(&def.name));
+        }
         let value = serde_json::to_value(&def)
             .map_err(|e| DynamoError::new(Kind::Internal, e.to_string()))?;
         match self
@@ -551,10 +554,7 @@ impl Ops<'_> {
             .await
         {
             Ok(_) => Ok(json!({ "TableDescription": def.description("ACTIVE") })),
-            Err(StoreError::ConditionFailed) => Err(DynamoError::new(
-                Kind::ResourceInUse,
-                format!("Table already exists: {}", def.name),
-            )),
+            Err(StoreError::ConditionFailed) => Err(in_use(&def.name)),
             Err(e) => Err(e.into()),
         }
     }
@@ -580,17 +580,35 @@ impl Ops<'_> {
             .body
             .get("ExclusiveStartTableName")
             .and_then(Value::as_str);
+        // The catalog's next `limit` names and the built-in ones after `start`, merged
+        // in name order (bytes, as DynamoDB sorts them).
         let page = self.catalog.query(CATALOG_PK, start, limit).await?;
-        let names: Vec<&str> = page.items.iter().map(|i| i.sk.as_str()).collect();
+        let mut names: Vec<&str> = page.items.iter().map(|i| i.sk.as_str()).collect();
+        names.extend(
+            schema::BUILTIN
+                .iter()
+                .copied()
+                .filter(|b| start.is_none_or(|s| *b > s)),
+        );
+        names.sort_unstable();
+        names.dedup();
+        let more = page.next.is_some() || names.len() > limit;
+        names.truncate(limit);
         let mut out = json!({ "TableNames": names });
-        if let Some(last) = page.next {
-            out["LastEvaluatedTableName"] = json!(last);
+        if more {
+            out["LastEvaluatedTableName"] = json!(names.last());
         }
         Ok(out)
     }
 
     async fn delete_table(&self) -> Result<Value, DynamoError> {
         let (def, _) = self.table().await?;
+        if def.protected {
+            return Err(DynamoError::validation(format!(
+                "Resource cannot be deleted as it is currently protected against deletion. Table {} is built in: it holds a service's own data",
+                def.name
+            )));
+        }
         let gone = self
             .catalog
             .delete(CATALOG_PK, &def.name, Written::Any)
@@ -624,6 +642,7 @@ impl Ops<'_> {
     async fn put_item(&self) -> Result<Value, DynamoError> {
         let exprs = expressions(self.body)?;
         let (def, items) = self.table().await?;
+        exprs.refuse_nested_key_paths(&def)?;
         let item = self.item_param("Item")?;
         if item_size(&item) > MAX_ITEM_BYTES {
             return Err(DynamoError::validation(
@@ -648,6 +667,7 @@ impl Ops<'_> {
     async fn get_item(&self) -> Result<Value, DynamoError> {
         let exprs = expressions(self.body)?;
         let (def, items) = self.table().await?;
+        exprs.refuse_nested_key_paths(&def)?;
         let key = self.item_param("Key")?;
         let (pk, sk) = def.key_of(&key, true)?;
         Ok(match items.get(&pk, &sk).await? {
@@ -664,6 +684,7 @@ impl Ops<'_> {
     async fn update_item(&self) -> Result<Value, DynamoError> {
         let exprs = expressions(self.body)?;
         let (def, items) = self.table().await?;
+        exprs.refuse_nested_key_paths(&def)?;
         let key = self.item_param("Key")?;
         let (pk, sk) = def.key_of(&key, true)?;
         let returns = self
@@ -680,6 +701,7 @@ impl Ops<'_> {
         if let Some(range) = &def.range {
             keys.push(range.name.as_str());
         }
+        expr::refuse_key_updates(&exprs.update, &keys)?;
         self.list_partition(&def, &pk).await?;
         let (mut before, mut after, mut refused) = (None, None, None);
         items
@@ -726,9 +748,12 @@ impl Ops<'_> {
             ("UPDATED_NEW", _, Some(new)) => Some(item_to_json(&expr::project(new, &paths))),
             _ => None,
         };
+        // As DynamoDB: the new image is always returned when asked for, the old one
+        // when there was an old item, either possibly empty (`UPDATED_NEW` after a
+        // `REMOVE`).
         Ok(match attributes {
-            Some(a) if a.as_object().is_some_and(|m| !m.is_empty()) => json!({ "Attributes": a }),
-            _ => json!({}),
+            Some(a) => json!({ "Attributes": a }),
+            None => json!({}),
         })
     }
 
@@ -738,6 +763,18 @@ impl Ops<'_> {
     async fn query(&self) -> Result<Value, DynamoError> {
         let exprs = expressions(self.body)?;
         let (def, items) = self.table().await?;
+        exprs.refuse_nested_key_paths(&def)?;
+        if let Some(filter) = &exprs.filter {
+            let keys = [Some(&def.hash), def.range.as_ref()];
+            for path in filter.paths() {
+                if let Some(key) = keys.iter().flatten().find(|k| path.head() == k.name) {
+                    return Err(DynamoError::validation(format!(
+                        "Filter Expression can only contain non-primary key attributes: Primary key attribute: {}",
+                        key.name
+                    )));
+                }
+            }
+        }
         let key_condition = exprs.key_condition.as_ref().ok_or_else(|| {
             DynamoError::validation(
                 "Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.",
@@ -787,6 +824,10 @@ impl Ops<'_> {
 
     async fn table_named(&self, name: &str) -> Result<(TableDef, Rc<dyn Table>), DynamoError> {
         schema::check_table_name(name)?;
+        if let Some(def) = schema::builtin(name) {
+            let items = self.ctx.env.table(&def.storage_name())?;
+            return Ok((def, items));
+        }
         let item = self
             .catalog
             .get(CATALOG_PK, name)
@@ -892,6 +933,7 @@ impl Ops<'_> {
             refuse_legacy(request)?;
             let exprs = expressions(request)?;
             let (def, items) = self.table_named(name).await?;
+            exprs.refuse_nested_key_paths(&def)?;
             let keys = request
                 .get("Keys")
                 .and_then(Value::as_array)
@@ -931,6 +973,7 @@ impl Ops<'_> {
     async fn delete_item(&self) -> Result<Value, DynamoError> {
         let exprs = expressions(self.body)?;
         let (def, items) = self.table().await?;
+        exprs.refuse_nested_key_paths(&def)?;
         let key = self.item_param("Key")?;
         let (pk, sk) = def.key_of(&key, true)?;
         let returns_old = self.returns_old()?;

@@ -25,6 +25,7 @@
 //! ```
 
 use crate::error::DynamoError;
+use crate::reserved;
 use crate::value::{AttrValue, Item, Number};
 use serde_json::Value;
 use std::cell::RefCell;
@@ -165,10 +166,50 @@ impl Path {
         Some(current)
     }
 
+    /// The attribute the path starts at.
+    pub fn head(&self) -> &str {
+        match self.0.first() {
+            Some(Step::Name(name)) => name,
+            _ => "",
+        }
+    }
+
     fn overlaps(&self, other: &Path) -> bool {
         let n = self.0.len().min(other.0.len());
         self.0[..n] == other.0[..n]
     }
+
+    /// Whether the paths part where one goes on by name and the other by index
+    /// (`a.b` and `a[0]`): no item can have both.
+    fn conflicts(&self, other: &Path) -> bool {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .find(|(a, b)| a != b)
+            .is_some_and(|(a, b)| std::mem::discriminant(a) != std::mem::discriminant(b))
+    }
+}
+
+/// DynamoDB refuses an update or projection naming one document path inside another
+/// (`a`, `a.b`; or twice) or naming paths that conflict (`a.b`, `a[0]`).
+fn distinct_paths<'p>(
+    paths: impl IntoIterator<Item = &'p Path>,
+    kind: &str,
+) -> Result<(), DynamoError> {
+    let paths: Vec<&Path> = paths.into_iter().collect();
+    for (i, a) in paths.iter().enumerate() {
+        if paths[..i].iter().any(|b| a.overlaps(b)) {
+            return Err(invalid(format!(
+                "Invalid {kind}: Two document paths overlap with each other; must remove or rewrite one of these paths"
+            )));
+        }
+        if paths[..i].iter().any(|b| a.conflicts(b)) {
+            return Err(invalid(format!(
+                "Invalid {kind}: Two document paths conflict with each other; must remove or rewrite one of these paths"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A value in a condition.
@@ -187,6 +228,34 @@ pub enum Cmp {
     Le,
     Gt,
     Ge,
+}
+
+impl Cmp {
+    fn symbol(self) -> &'static str {
+        match self {
+            Cmp::Eq => "=",
+            Cmp::Ne => "<>",
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+        }
+    }
+}
+
+/// DynamoDB's own form of a path in messages: `[a, b, [0]]`.
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let steps: Vec<String> = self
+            .0
+            .iter()
+            .map(|s| match s {
+                Step::Name(n) => n.clone(),
+                Step::Index(i) => format!("[{i}]"),
+            })
+            .collect();
+        write!(f, "[{}]", steps.join(", "))
+    }
 }
 
 /// A condition (also a key condition or a filter).
@@ -223,6 +292,98 @@ pub enum Action {
     Remove(Path),
     Add(Path, AttrValue),
     Delete(Path, AttrValue),
+}
+
+impl Operand {
+    fn paths<'a>(&'a self, out: &mut Vec<&'a Path>) {
+        match self {
+            Operand::Path(p) | Operand::Size(p) => out.push(p),
+            Operand::Value(_) => {}
+        }
+    }
+}
+
+impl Cond {
+    /// Every document path the condition reads.
+    pub fn paths(&self) -> Vec<&Path> {
+        let mut out = Vec::new();
+        self.collect_paths(&mut out);
+        out
+    }
+
+    fn collect_paths<'a>(&'a self, out: &mut Vec<&'a Path>) {
+        match self {
+            Cond::Compare(a, _, b) | Cond::BeginsWith(a, b) | Cond::Contains(a, b) => {
+                a.paths(out);
+                b.paths(out);
+            }
+            Cond::Between(a, b, c) => [a, b, c].iter().for_each(|o| o.paths(out)),
+            Cond::In(a, list) => {
+                a.paths(out);
+                list.iter().for_each(|o| o.paths(out));
+            }
+            Cond::Exists(p) | Cond::NotExists(p) => out.push(p),
+            Cond::Type(p, o) => {
+                out.push(p);
+                o.paths(out);
+            }
+            Cond::And(a, b) | Cond::Or(a, b) => {
+                a.collect_paths(out);
+                b.collect_paths(out);
+            }
+            Cond::Not(a) => a.collect_paths(out),
+        }
+    }
+}
+
+impl Term {
+    fn paths<'a>(&'a self, out: &mut Vec<&'a Path>) {
+        match self {
+            Term::Path(p) => out.push(p),
+            Term::Value(_) => {}
+            Term::IfNotExists(p, t) => {
+                out.push(p);
+                t.paths(out);
+            }
+            Term::ListAppend(a, b) | Term::Plus(a, b) | Term::Minus(a, b) => {
+                a.paths(out);
+                b.paths(out);
+            }
+        }
+    }
+}
+
+/// Every document path an update expression names: its targets and what it reads.
+pub fn update_paths(actions: &[Action]) -> Vec<&Path> {
+    let mut out = Vec::new();
+    for action in actions {
+        match action {
+            Action::Set(p, term) => {
+                out.push(p);
+                term.paths(&mut out);
+            }
+            Action::Remove(p) | Action::Add(p, _) | Action::Delete(p, _) => out.push(p),
+        }
+    }
+    out
+}
+
+/// DynamoDB refuses a path that goes inside a key attribute (`pk.x`, `pk[0]`) in a
+/// projection, a filter or an update: key attributes are scalars.
+pub fn refuse_nested_key_paths<'p>(
+    paths: impl IntoIterator<Item = &'p Path>,
+    keys: &[&str],
+) -> Result<(), DynamoError> {
+    for path in paths {
+        if let [Step::Name(head), _, ..] = path.0.as_slice() {
+            if keys.contains(&head.as_str()) {
+                return Err(invalid(format!(
+                    "Key attributes must be scalars; list random access '[]' and map lookup '.' are not allowed: Key: {head}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The substitutions of a request, with what the parsed expressions used of them.
@@ -336,7 +497,18 @@ struct Parser<'s> {
     at: usize,
     subs: &'s Substitutions,
     kind: &'static str,
+    /// The token span `[open, after close)` of the last parenthesised condition, to
+    /// spot `((…))`, which DynamoDB refuses as redundant.
+    last_parens: Option<(usize, usize)>,
+    /// Open parentheses and `NOT`s around the current token: bounded, so that no
+    /// expression can exhaust the stack.
+    depth: usize,
 }
+
+/// DynamoDB's limit on an expression's length.
+const MAX_EXPRESSION_BYTES: usize = 4096;
+/// How deep parentheses and `NOT`s may nest.
+const MAX_DEPTH: usize = 64;
 
 const FUNCTIONS: [&str; 8] = [
     "attribute_exists",
@@ -356,11 +528,19 @@ impl<'s> Parser<'s> {
                 "Invalid {kind}: The expression can not be empty;"
             )));
         }
+        if text.len() > MAX_EXPRESSION_BYTES {
+            return Err(invalid(format!(
+                "Invalid {kind}: Expression size has exceeded the maximum allowed size; expression size: {}",
+                text.len()
+            )));
+        }
         Ok(Self {
             tokens: tokenize(text, kind)?,
             at: 0,
             subs,
             kind,
+            last_parens: None,
+            depth: 0,
         })
     }
 
@@ -421,9 +601,22 @@ impl<'s> Parser<'s> {
         }
     }
 
+    /// A name written as itself in a path, which must not be a reserved word.
+    fn plain_name(&self, name: String) -> Result<String, DynamoError> {
+        if reserved::is_reserved(&name) {
+            return Err(invalid(format!(
+                "Invalid {}: Attribute name is a reserved keyword; reserved keyword: {name}",
+                self.kind
+            )));
+        }
+        Ok(name)
+    }
+
     fn path(&mut self) -> Result<Path, DynamoError> {
         let first = match self.next() {
-            Some(Token::Ident(name)) if !FUNCTIONS.contains(&name.as_str()) => name,
+            Some(Token::Ident(name)) if !FUNCTIONS.contains(&name.as_str()) => {
+                self.plain_name(name)?
+            }
             Some(Token::Name(alias)) => self.subs.name(&alias)?,
             _ => {
                 return Err(self.unexpected());
@@ -433,7 +626,7 @@ impl<'s> Parser<'s> {
         loop {
             if self.eat(".") {
                 match self.next() {
-                    Some(Token::Ident(name)) => steps.push(Step::Name(name)),
+                    Some(Token::Ident(name)) => steps.push(Step::Name(self.plain_name(name)?)),
                     Some(Token::Name(alias)) => steps.push(Step::Name(self.subs.name(&alias)?)),
                     _ => {
                         return Err(self.unexpected());
@@ -473,6 +666,11 @@ impl<'s> Parser<'s> {
                 self.kind
             )));
         }
+        if self.eat("(") {
+            let inner = self.nested(Self::operand)?;
+            self.expect(")")?;
+            return Ok(inner);
+        }
         match self.peek() {
             Some(Token::Value(alias)) => {
                 let alias = alias.clone();
@@ -481,6 +679,45 @@ impl<'s> Parser<'s> {
             }
             _ => Ok(Operand::Path(self.path()?)),
         }
+    }
+
+    /// DynamoDB's "distinct operands" rule: `a = a`, `begins_with(a, a)` are refused.
+    fn distinct(&self, op: &str, a: &Operand, b: &Operand) -> Result<(), DynamoError> {
+        match (a, b) {
+            (Operand::Path(x), Operand::Path(y)) if x == y => Err(invalid(format!(
+                "Invalid {}: The first operand must be distinct from the remaining operands for this operator or function; operator: {op}, first operand: {x}",
+                self.kind
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn operand_type_error(&self, function: &str, v: &AttrValue) -> DynamoError {
+        invalid(format!(
+            "Invalid {}: Incorrect operand type for operator or function; operator or function: {function}, operand type: {}",
+            self.kind,
+            v.type_name()
+        ))
+    }
+
+    /// BETWEEN with two literal bounds: DynamoDB wants one type, low ≤ high.
+    fn between_bounds(&self, low: &Operand, high: &Operand) -> Result<(), DynamoError> {
+        let (Operand::Value(l), Operand::Value(h)) = (low, high) else {
+            return Ok(());
+        };
+        if l.type_name() != h.type_name() {
+            return Err(invalid(format!(
+                "Invalid {}: The BETWEEN operator requires same data type for lower and upper bounds",
+                self.kind
+            )));
+        }
+        if order(l, h) == Some(std::cmp::Ordering::Greater) {
+            return Err(invalid(format!(
+                "Invalid {}: The BETWEEN operator requires upper bound to be greater than or equal to lower bound",
+                self.kind
+            )));
+        }
+        Ok(())
     }
 
     fn condition(&mut self) -> Result<Cond, DynamoError> {
@@ -501,16 +738,59 @@ impl<'s> Parser<'s> {
 
     fn not(&mut self) -> Result<Cond, DynamoError> {
         if self.eat_keyword("NOT") {
-            return Ok(Cond::Not(Box::new(self.not()?)));
+            let inner = self.nested(Self::not)?;
+            return Ok(Cond::Not(Box::new(inner)));
         }
         self.primary()
     }
 
+    /// Runs `parse` one nesting level deeper, refusing past [`MAX_DEPTH`].
+    fn nested<T>(
+        &mut self,
+        parse: impl FnOnce(&mut Self) -> Result<T, DynamoError>,
+    ) -> Result<T, DynamoError> {
+        if self.depth == MAX_DEPTH {
+            return Err(invalid(format!(
+                "Invalid {}: The expression nests parentheses or NOT more than {MAX_DEPTH} deep",
+                self.kind
+            )));
+        }
+        self.depth += 1;
+        let result = parse(self);
+        self.depth -= 1;
+        result
+    }
+
     fn primary(&mut self) -> Result<Cond, DynamoError> {
+        let open = self.at;
         if self.eat("(") {
-            let inner = self.condition()?;
-            self.expect(")")?;
-            return Ok(inner);
+            // A parenthesised condition, or else a comparison whose first operand is
+            // parenthesised (`(a) = :v`): try the one, fall back to the other.
+            let inner_start = self.at;
+            let parsed = self.nested(|p| {
+                let c = p.condition()?;
+                p.expect(")")?;
+                Ok(c)
+            });
+            match parsed {
+                Ok(inner) => {
+                    if self.last_parens == Some((inner_start, self.at - 1)) {
+                        return Err(invalid(format!(
+                            "Invalid {}: The expression has redundant parentheses;",
+                            self.kind
+                        )));
+                    }
+                    self.last_parens = Some((open, self.at));
+                    return Ok(inner);
+                }
+                Err(e) => {
+                    self.at = open;
+                    if let Ok(cond) = self.comparison() {
+                        return Ok(cond);
+                    }
+                    return Err(e);
+                }
+            }
         }
         if let Some(name) = self.function_name() {
             if name != "size" {
@@ -527,6 +807,16 @@ impl<'s> Parser<'s> {
                         let a = self.operand()?;
                         self.expect(",")?;
                         let b = self.operand()?;
+                        self.distinct(&name, &a, &b)?;
+                        if name == "begins_with" {
+                            for operand in [&a, &b] {
+                                if let Operand::Value(v) = operand {
+                                    if !matches!(v, AttrValue::S(_) | AttrValue::B(_)) {
+                                        return Err(self.operand_type_error(&name, v));
+                                    }
+                                }
+                            }
+                        }
                         if name == "contains" {
                             Cond::Contains(a, b)
                         } else {
@@ -544,6 +834,11 @@ impl<'s> Parser<'s> {
                 return Ok(cond);
             }
         }
+        self.comparison()
+    }
+
+    /// `operand comparator operand`, `operand BETWEEN … AND …`, `operand IN (…)`.
+    fn comparison(&mut self) -> Result<Cond, DynamoError> {
         let left = self.operand()?;
         let cmp = match self.next() {
             Some(Token::Punct("=")) => Cmp::Eq,
@@ -558,6 +853,7 @@ impl<'s> Parser<'s> {
                     return Err(self.error_here());
                 }
                 let high = self.operand()?;
+                self.between_bounds(&low, &high)?;
                 return Ok(Cond::Between(left, low, high));
             }
             Some(t) if t.is_keyword("IN") => {
@@ -573,7 +869,9 @@ impl<'s> Parser<'s> {
                 return Err(self.unexpected());
             }
         };
-        Ok(Cond::Compare(left, cmp, self.operand()?))
+        let right = self.operand()?;
+        self.distinct(cmp.symbol(), &left, &right)?;
+        Ok(Cond::Compare(left, cmp, right))
     }
 
     fn term(&mut self) -> Result<Term, DynamoError> {
@@ -671,13 +969,7 @@ impl<'s> Parser<'s> {
                 | Action::Delete(p, _) => p,
             })
             .collect();
-        for (i, a) in paths.iter().enumerate() {
-            if paths[..i].iter().any(|b| a.overlaps(b)) {
-                return Err(invalid(
-                    "Invalid UpdateExpression: Two document paths overlap with each other; must remove or rewrite one of these paths",
-                ));
-            }
-        }
+        distinct_paths(paths, self.kind)?;
         Ok(actions)
     }
 }
@@ -710,6 +1002,7 @@ pub fn parse_projection(text: &str, subs: &Substitutions) -> Result<Vec<Path>, D
         paths.push(p.path()?);
     }
     p.done()?;
+    distinct_paths(&paths, "ProjectionExpression")?;
     Ok(paths)
 }
 
@@ -771,7 +1064,8 @@ impl Cond {
         match self {
             Cond::Compare(a, cmp, b) => {
                 let (Some(a), Some(b)) = (value_of(a, item), value_of(b, item)) else {
-                    return false;
+                    // A missing operand equals nothing, so it is unequal to anything.
+                    return *cmp == Cmp::Ne;
                 };
                 match cmp {
                     Cmp::Eq => same(&a, &b),
@@ -935,19 +1229,35 @@ fn remove_path(item: &mut Item, path: &Path) -> Result<(), DynamoError> {
         }
         return Ok(());
     }
-    let Ok(parent) = slot_mut(item, parent) else {
-        return Ok(());
-    };
-    match (last, parent) {
+    // As for SET, the parent must be there and be a map (a list for an index): only
+    // the last step may be missing.
+    match (last, slot_mut(item, parent)?) {
         (Step::Name(n), AttrValue::M(m)) => {
             m.remove(n);
         }
-        (Step::Index(i), AttrValue::L(l)) if *i < l.len() => {
-            l.remove(*i);
+        (Step::Index(i), AttrValue::L(l)) => {
+            if *i < l.len() {
+                l.remove(*i);
+            }
         }
-        _ => {}
+        _ => return Err(bad_path()),
     }
     Ok(())
+}
+
+/// Whether `path`'s parent is in `item` as a container its last step can address:
+/// DynamoDB refuses any update action on a path whose parent is not.
+fn check_parent(item: &Item, path: &Path) -> Result<(), DynamoError> {
+    let Some((last, parent)) = path.0.split_last() else {
+        return Err(bad_path());
+    };
+    if parent.is_empty() {
+        return Ok(());
+    }
+    match (last, Path(parent.to_vec()).resolve(item)) {
+        (Step::Name(_), Some(AttrValue::M(_))) | (Step::Index(_), Some(AttrValue::L(_))) => Ok(()),
+        _ => Err(bad_path()),
+    }
 }
 
 fn wrong_data_type() -> DynamoError {
@@ -1005,15 +1315,7 @@ pub fn updated_paths(actions: &[Action]) -> Vec<Path> {
 /// then the actions change it in order. `keys` are the table's key attributes, which
 /// an update may not touch.
 pub fn apply(item: &Item, actions: &[Action], keys: &[&str]) -> Result<Item, DynamoError> {
-    for path in updated_paths(actions) {
-        if let Some(Step::Name(top)) = path.0.first() {
-            if keys.contains(&top.as_str()) {
-                return Err(invalid(format!(
-                    "One or more parameter values were invalid: Cannot update attribute {top}. This attribute is part of the key"
-                )));
-            }
-        }
-    }
+    refuse_key_updates(actions, keys)?;
     let values = actions
         .iter()
         .map(|a| match a {
@@ -1041,6 +1343,7 @@ pub fn apply(item: &Item, actions: &[Action], keys: &[&str]) -> Result<Item, Dyn
                 ) {
                     return Err(wrong_data_type());
                 }
+                check_parent(&out, path)?;
                 if let Some(current) = path.resolve(&out).cloned() {
                     match delete_from(&current, value)? {
                         Some(left) => set_path(&mut out, path, left)?,
@@ -1051,6 +1354,21 @@ pub fn apply(item: &Item, actions: &[Action], keys: &[&str]) -> Result<Item, Dyn
         }
     }
     Ok(out)
+}
+
+/// Refuses actions on a key attribute (`keys`): DynamoDB checks this before it reads
+/// the item, so it is a `ValidationException` whatever the item and the condition.
+pub fn refuse_key_updates(actions: &[Action], keys: &[&str]) -> Result<(), DynamoError> {
+    for path in updated_paths(actions) {
+        if let Some(Step::Name(top)) = path.0.first() {
+            if keys.contains(&top.as_str()) {
+                return Err(invalid(format!(
+                    "One or more parameter values were invalid: Cannot update attribute {top}. This attribute is part of the key"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The item holding only `paths` of `item` (a projection).
@@ -1160,6 +1478,9 @@ mod tests {
                 true,
             ),
             ("#yr = :lo OR #yr = :hi AND #yr = :y", false),
+            ("nothing <> :y", true),
+            ("nothing = :y", false),
+            ("nothing < :y OR nothing >= :y", false),
         ] {
             assert_eq!(holds(text, v.clone()), want, "{text}");
         }
@@ -1187,6 +1508,60 @@ mod tests {
         parse_condition("#yr = :y", &s, "ConditionExpression").unwrap();
         let unused = s.check_all_used().unwrap_err();
         assert!(unused.message.contains("#x"), "{unused}");
+    }
+
+    #[test]
+    fn conditions_follow_dynamodbs_static_rules() {
+        let s = subs(
+            json!({}),
+            json!({":n": {"N": "1"}, ":five": {"N": "5"}, ":s": {"S": "x"}}),
+        );
+        let parse = |text: &str| parse_condition(text, &s, "FilterExpression");
+        for good in [
+            "(a = :n)",
+            "(a) = :n",
+            "a = (:n)",
+            "((a = :n) OR b = :n)",
+            "(a = :n) AND (b = :n)",
+            "NOT (a = :n)",
+            "size(a) = size(a)",
+            "a BETWEEN :n AND :five",
+            "a BETWEEN :n AND :n",
+            "begins_with(a, :s)",
+        ] {
+            assert!(parse(good).is_ok(), "{good}: {:?}", parse(good).err());
+        }
+        for (bad, why) in [
+            ("((a = :n))", "redundant parentheses"),
+            ("NOT ((a = :n))", "redundant parentheses"),
+            ("a = a", "distinct"),
+            ("begins_with(a, a)", "distinct"),
+            ("a.b[1] <> a.b[1]", "first operand: [a, b, [1]]"),
+            ("begins_with(a, :n)", "operand type: N"),
+            ("a BETWEEN :five AND :n", "upper bound"),
+            ("a BETWEEN :n AND :s", "same data type"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.message.contains(why), "{bad}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn expressions_too_long_or_too_deep_are_refused_without_exhausting_the_stack() {
+        let s = subs(json!({}), json!({":n": {"N": "1"}}));
+        let long = format!("a = :n{}", " OR a = :n".repeat(500));
+        let e = parse_condition(&long, &s, "FilterExpression").unwrap_err();
+        assert!(e.message.contains("maximum allowed size"), "{}", e.message);
+        for deep in [
+            format!("{}a = :n{}", "(".repeat(2000), ")".repeat(2000)),
+            format!("{}a = :n", "NOT ".repeat(1000)),
+            format!("{}a{} = :n", "(".repeat(2000), ")".repeat(2000)),
+        ] {
+            let e = parse_condition(&deep, &s, "FilterExpression").unwrap_err();
+            assert_eq!(e.kind, crate::error::Kind::Validation);
+        }
+        let fine = format!("{}a = :n", "NOT ".repeat(60));
+        assert!(parse_condition(&fine, &s, "FilterExpression").is_ok());
     }
 
     #[test]
@@ -1269,6 +1644,24 @@ mod tests {
         ] {
             let e = updated(text, values).unwrap_err();
             assert_eq!(e.kind, crate::error::Kind::Validation, "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn projections_refuse_overlapping_and_conflicting_paths() {
+        let s = subs(json!({"#a": "a", "#b": "a"}), json!({}));
+        for bad in [
+            "a, a",
+            "#a[2], #b[2]",
+            "a.b, a",
+            "a.b, a[0]",
+            "a[0].x, a[0][1]",
+        ] {
+            let err = parse_projection(bad, &s).unwrap_err();
+            assert_eq!(err.kind, crate::error::Kind::Validation, "{bad}");
+        }
+        for good in ["a.b, a.c", "a[0], a[1]", "a, b"] {
+            assert!(parse_projection(good, &s).is_ok(), "{good}");
         }
     }
 

@@ -16,11 +16,12 @@
 //! `UnknownOperationException`.
 
 mod api;
-pub mod error;
 pub mod expr;
-pub mod schema;
+mod reserved;
 pub mod sigv4;
-pub mod value;
+
+// The data model, shared with the movies API (whose data is the built-in `Movies`).
+pub use ddb_model::{error, schema, value};
 
 pub use api::{BODY_LIMIT, CONTENT_TYPE, TARGET_PREFIX};
 

@@ -66,9 +66,9 @@ fn op(kv: &MemoryKv, name: &str, body: Value) -> (u16, String, Value) {
     call(kv, signed(name, &body, SECRET, now()))
 }
 
-fn movies_table() -> Value {
+fn films_table() -> Value {
     json!({
-        "TableName": "Movies",
+        "TableName": "Films",
         "KeySchema": [{"AttributeName": "year", "KeyType": "HASH"}, {"AttributeName": "title", "KeyType": "RANGE"}],
         "AttributeDefinitions": [{"AttributeName": "year", "AttributeType": "N"}, {"AttributeName": "title", "AttributeType": "S"}],
         "ProvisionedThroughput": {"ReadCapacityUnits": 10, "WriteCapacityUnits": 10},
@@ -78,20 +78,20 @@ fn movies_table() -> Value {
 #[test]
 fn tables_are_created_described_listed_and_deleted() {
     let kv = MemoryKv::new();
-    let (status, _, created) = op(&kv, "CreateTable", movies_table());
+    let (status, _, created) = op(&kv, "CreateTable", films_table());
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["TableDescription"]["TableStatus"], "ACTIVE");
     assert_eq!(
-        op(&kv, "CreateTable", movies_table()).1,
+        op(&kv, "CreateTable", films_table()).1,
         "ResourceInUseException"
     );
-    let (_, _, described) = op(&kv, "DescribeTable", json!({"TableName": "Movies"}));
-    assert_eq!(described["Table"]["KeySchema"], movies_table()["KeySchema"]);
-    let mut other = movies_table();
+    let (_, _, described) = op(&kv, "DescribeTable", json!({"TableName": "Films"}));
+    assert_eq!(described["Table"]["KeySchema"], films_table()["KeySchema"]);
+    let mut other = films_table();
     other["TableName"] = json!("Actors");
     op(&kv, "CreateTable", other);
     let (_, _, listed) = op(&kv, "ListTables", json!({}));
-    assert_eq!(listed, json!({"TableNames": ["Actors", "Movies"]}));
+    assert_eq!(listed, json!({"TableNames": ["Actors", "Films", "Movies"]}));
     let (_, _, first) = op(&kv, "ListTables", json!({"Limit": 1}));
     assert_eq!(
         first,
@@ -102,31 +102,99 @@ fn tables_are_created_described_listed_and_deleted() {
         "ListTables",
         json!({"ExclusiveStartTableName": "Actors"}),
     );
-    assert_eq!(rest, json!({"TableNames": ["Movies"]}));
-    let (status, _, deleted) = op(&kv, "DeleteTable", json!({"TableName": "Movies"}));
+    assert_eq!(rest, json!({"TableNames": ["Films", "Movies"]}));
+    let (status, _, deleted) = op(&kv, "DeleteTable", json!({"TableName": "Films"}));
     assert_eq!(
         (status, &deleted["TableDescription"]["TableStatus"]),
         (200, &json!("DELETING"))
     );
     assert_eq!(
-        op(&kv, "DescribeTable", json!({"TableName": "Movies"})).1,
+        op(&kv, "DescribeTable", json!({"TableName": "Films"})).1,
         "ResourceNotFoundException"
     );
 }
 
 #[test]
+fn the_builtin_movies_table_is_listed_described_and_never_deleted_or_recreated() {
+    let kv = MemoryKv::new();
+    let (_, _, listed) = op(&kv, "ListTables", json!({}));
+    assert_eq!(listed, json!({"TableNames": ["Movies"]}));
+    let (status, _, described) = op(&kv, "DescribeTable", json!({"TableName": "Movies"}));
+    assert_eq!(status, 200, "{described}");
+    assert_eq!(described["Table"]["KeySchema"], films_table()["KeySchema"]);
+    assert_eq!(described["Table"]["DeletionProtectionEnabled"], true);
+    let mut again = films_table();
+    again["TableName"] = json!("Movies");
+    assert_eq!(op(&kv, "CreateTable", again).1, "ResourceInUseException");
+    assert_eq!(
+        op(&kv, "DeleteTable", json!({"TableName": "Movies"})).1,
+        "ValidationException"
+    );
+    for name in ["Aa1", "Movies0", "Mov"] {
+        let mut table = films_table();
+        table["TableName"] = json!(name);
+        assert_eq!(op(&kv, "CreateTable", table).0, 200);
+    }
+    let (_, _, first) = op(&kv, "ListTables", json!({"Limit": 2}));
+    assert_eq!(
+        first,
+        json!({"TableNames": ["Aa1", "Mov"], "LastEvaluatedTableName": "Mov"})
+    );
+    let (_, _, rest) = op(
+        &kv,
+        "ListTables",
+        json!({"ExclusiveStartTableName": "Mov", "Limit": 1}),
+    );
+    assert_eq!(
+        rest,
+        json!({"TableNames": ["Movies"], "LastEvaluatedTableName": "Movies"})
+    );
+    let (_, _, last) = op(
+        &kv,
+        "ListTables",
+        json!({"ExclusiveStartTableName": "Movies"}),
+    );
+    assert_eq!(last, json!({"TableNames": ["Movies0"]}));
+}
+
+#[test]
+fn reserved_words_in_expressions_are_refused_unless_aliased() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", films_table());
+    let get = |projection: &str, names: Value| {
+        let mut body = json!({"TableName": "Films", "Key": {"year": {"N": "1"}, "title": {"S": "t"}},
+            "ProjectionExpression": projection});
+        if !names.is_null() {
+            body["ExpressionAttributeNames"] = names;
+        }
+        op(&kv, "GetItem", body)
+    };
+    let (status, kind, body) = get("year, title", Value::Null);
+    assert_eq!((status, kind.as_str()), (400, "ValidationException"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("reserved keyword: year"),
+        "{body}"
+    );
+    assert_eq!(get("info.Data", Value::Null).1, "ValidationException");
+    assert_eq!(get("#y, title", json!({"#y": "year"})).0, 200);
+}
+
+#[test]
 fn items_are_put_got_and_deleted_with_their_types_kept() {
     let kv = MemoryKv::new();
-    op(&kv, "CreateTable", movies_table());
+    op(&kv, "CreateTable", films_table());
     let item = json!({
         "year": {"N": "2013"}, "title": {"S": "Rush"},
         "info": {"M": {"rating": {"N": "8.30"}, "genres": {"SS": ["Drama", "Action"]},
                         "poster": {"B": "AAEC"}, "actors": {"L": [{"S": "Daniel Bruhl"}]}}},
     });
-    let (status, _, put) = op(&kv, "PutItem", json!({"TableName": "Movies", "Item": item}));
+    let (status, _, put) = op(&kv, "PutItem", json!({"TableName": "Films", "Item": item}));
     assert_eq!((status, put), (200, json!({})));
     let key = json!({"year": {"N": "2013.0"}, "title": {"S": "Rush"}});
-    let (_, _, got) = op(&kv, "GetItem", json!({"TableName": "Movies", "Key": key}));
+    let (_, _, got) = op(&kv, "GetItem", json!({"TableName": "Films", "Key": key}));
     let mut want = item.clone();
     want["year"] = json!({"N": "2013"});
     want["info"]["M"]["rating"] = json!({"N": "8.3"});
@@ -134,52 +202,52 @@ fn items_are_put_got_and_deleted_with_their_types_kept() {
     let (_, _, replaced) = op(
         &kv,
         "PutItem",
-        json!({"TableName": "Movies", "Item": {"year": {"N": "2013"}, "title": {"S": "Rush"}}, "ReturnValues": "ALL_OLD"}),
+        json!({"TableName": "Films", "Item": {"year": {"N": "2013"}, "title": {"S": "Rush"}}, "ReturnValues": "ALL_OLD"}),
     );
     assert_eq!(replaced, json!({ "Attributes": want }));
     let (_, _, deleted) = op(
         &kv,
         "DeleteItem",
-        json!({"TableName": "Movies", "Key": key, "ReturnValues": "ALL_OLD"}),
+        json!({"TableName": "Films", "Key": key, "ReturnValues": "ALL_OLD"}),
     );
     assert_eq!(
         deleted,
         json!({"Attributes": {"year": {"N": "2013"}, "title": {"S": "Rush"}}})
     );
-    let (_, _, gone) = op(&kv, "GetItem", json!({"TableName": "Movies", "Key": key}));
+    let (_, _, gone) = op(&kv, "GetItem", json!({"TableName": "Films", "Key": key}));
     assert_eq!(gone, json!({}));
 }
 
 #[test]
 fn bad_requests_get_dynamodbs_errors_and_change_nothing() {
     let kv = MemoryKv::new();
-    op(&kv, "CreateTable", movies_table());
+    op(&kv, "CreateTable", films_table());
     let kind = |name: &str, body: Value| op(&kv, name, body).1;
     assert_eq!(
         kind(
             "PutItem",
-            json!({"TableName": "Movies", "Item": {"year": {"S": "x"}, "title": {"S": "t"}}})
+            json!({"TableName": "Films", "Item": {"year": {"S": "x"}, "title": {"S": "t"}}})
         ),
         "ValidationException"
     );
     assert_eq!(
         kind(
             "PutItem",
-            json!({"TableName": "Movies", "Item": {"title": {"S": "t"}}})
+            json!({"TableName": "Films", "Item": {"title": {"S": "t"}}})
         ),
         "ValidationException"
     );
     assert_eq!(
         kind(
             "GetItem",
-            json!({"TableName": "Movies", "Key": {"year": {"N": "1"}}})
+            json!({"TableName": "Films", "Key": {"year": {"N": "1"}}})
         ),
         "ValidationException"
     );
     assert_eq!(
         kind(
             "PutItem",
-            json!({"TableName": "Movies", "Item": {"year": {"N": 1}, "title": {"S": "t"}}})
+            json!({"TableName": "Films", "Item": {"year": {"N": 1}, "title": {"S": "t"}}})
         ),
         "SerializationException"
     );
@@ -194,7 +262,7 @@ fn bad_requests_get_dynamodbs_errors_and_change_nothing() {
     assert_eq!(
         kind(
             "PutItem",
-            json!({"TableName": "Movies", "Item": {}, "Expected": {}})
+            json!({"TableName": "Films", "Item": {}, "Expected": {}})
         ),
         "ValidationException"
     );
@@ -202,14 +270,14 @@ fn bad_requests_get_dynamodbs_errors_and_change_nothing() {
     assert_eq!(
         kind(
             "PutItem",
-            json!({"TableName": "Movies", "Item": {"year": {"N": "1"}, "title": {"S": "t"}, "b": {"S": big}}})
+            json!({"TableName": "Films", "Item": {"year": {"N": "1"}, "title": {"S": "t"}, "b": {"S": big}}})
         ),
         "ValidationException"
     );
     let (_, _, listed) = op(
         &kv,
         "GetItem",
-        json!({"TableName": "Movies", "Key": {"year": {"N": "1"}, "title": {"S": "t"}}}),
+        json!({"TableName": "Films", "Key": {"year": {"N": "1"}, "title": {"S": "t"}}}),
     );
     assert_eq!(listed, json!({}), "a refused put wrote something");
 }

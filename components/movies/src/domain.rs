@@ -9,6 +9,11 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 
+use ddb_model::value::{
+    item_from_json, item_size, item_to_json, AttrValue, Item, Number, MAX_ITEM_BYTES,
+};
+use ddb_model::{plain, schema};
+
 /// Years are 0–9999, written as 1–4 decimal digits in paths and query strings.
 pub const MAX_YEAR: u16 = 9999;
 /// Titles are 1–1024 bytes of UTF-8.
@@ -70,7 +75,7 @@ impl From<MoviesError> for ApiError {
     }
 }
 
-/// A movie's year: the table's partition key, stored as its decimal string.
+/// A movie's year: the table's partition key, a DynamoDB number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Year(u16);
 
@@ -96,9 +101,9 @@ impl Year {
         self.0
     }
 
-    /// The partition key: the year in decimal, without leading zeros.
+    /// The table-layer partition of this year in `Movies` (DynamoDB's key encoding).
     pub fn partition(self) -> String {
-        self.0.to_string()
+        schema::number_partition(&Number::from(self.0))
     }
 }
 
@@ -138,12 +143,15 @@ impl Title {
 }
 
 /// One movie, in the shape of an item of AWS's `moviedata.json`:
-/// `{"year": 2013, "title": "Rush", "info": {...}}` (`info` may be absent).
+/// `{"year": 2013, "title": "Rush", "info": {...}}` (`info` may be absent). An item
+/// written through the DynamoDB endpoint may hold more attributes (or an `info` that
+/// is not a map): those are served too, after `info`, in name order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Movie {
     pub year: Year,
     pub title: Title,
     pub info: Option<Map<String, Value>>,
+    pub extra: Map<String, Value>,
 }
 
 /// The JSON form, keys in the sample file's order.
@@ -153,6 +161,8 @@ struct MovieJson<'a> {
     title: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     info: Option<&'a Map<String, Value>>,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
 }
 
 impl Serialize for Movie {
@@ -161,6 +171,7 @@ impl Serialize for Movie {
             year: self.year.get(),
             title: self.title.as_str(),
             info: self.info.as_ref(),
+            extra: &self.extra,
         }
         .serialize(serializer)
     }
@@ -188,35 +199,57 @@ impl Movie {
             Some(Value::Object(info)) => Some(info),
             Some(_) => return Err("`info` must be a JSON object when present".into()),
         };
-        Ok(Self { year, title, info })
-    }
-
-    /// What the table stores under (year, title): `{"info": {...}}`, or `{}`.
-    pub fn stored(&self) -> Value {
-        let mut object = Map::new();
-        if let Some(info) = &self.info {
-            object.insert("info".into(), Value::Object(info.clone()));
-        }
-        Value::Object(object)
-    }
-
-    /// Rebuilds a movie from its key and stored value.
-    pub fn from_stored(year: Year, title: String, value: Value) -> Result<Self, MoviesError> {
-        let Value::Object(mut object) = value else {
-            return Err(MoviesError::Corrupt(format!(
-                "{year}/{title} is not an object"
-            )));
-        };
-        let info = match object.remove("info") {
-            None => None,
-            Some(Value::Object(info)) => Some(info),
-            Some(_) => return Err(MoviesError::Corrupt(format!("{year}/{title} info"))),
-        };
         Ok(Self {
             year,
-            title: Title(title),
+            title,
             info,
+            extra: Map::new(),
         })
+    }
+
+    /// The item as the `Movies` table stores it, in DynamoDB's typed JSON (see
+    /// [`ddb_model::plain`]); the error is why DynamoDB could not hold it (a number out
+    /// of its range, an item over 400 KB).
+    pub fn stored(&self) -> Result<Value, String> {
+        let mut item = Item::new();
+        item.insert("year".into(), AttrValue::N(Number::from(self.year.0)));
+        item.insert("title".into(), AttrValue::S(self.title.0.clone()));
+        let typed = |name: &str, value: &Value| {
+            plain::to_attr(value).map_err(|e| format!("`{name}`: {}", e.message))
+        };
+        for (name, value) in &self.extra {
+            item.insert(name.clone(), typed(name, value)?);
+        }
+        if let Some(info) = &self.info {
+            let value = typed("info", &Value::Object(info.clone()))?;
+            item.insert("info".into(), value);
+        }
+        if item_size(&item) > MAX_ITEM_BYTES {
+            return Err("the item is over DynamoDB's 400 KB item limit".into());
+        }
+        Ok(item_to_json(&item))
+    }
+
+    /// Rebuilds a movie from its key and the stored item.
+    pub fn from_stored(year: Year, title: String, value: Value) -> Result<Self, MoviesError> {
+        let item = item_from_json(&value)
+            .map_err(|e| MoviesError::Corrupt(format!("{year}/{title}: {}", e.message)))?;
+        let mut movie = Self {
+            year,
+            title: Title(title),
+            info: None,
+            extra: Map::new(),
+        };
+        for (name, value) in &item {
+            match (name.as_str(), plain::from_attr(value)) {
+                ("year" | "title", _) => {}
+                ("info", Value::Object(info)) => movie.info = Some(info),
+                (_, other) => {
+                    movie.extra.insert(name.clone(), other);
+                }
+            }
+        }
+        Ok(movie)
     }
 
     fn info_field(&self, name: &str) -> Option<&Value> {
@@ -252,7 +285,7 @@ pub fn parse_import(body: &[u8]) -> Result<Vec<Movie>, MoviesError> {
     let mut movies = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         let title = match item.get("title") {
-            Some(Value::String(t)) if t.len() <= 200 => format!(" (title {t:?})"),
+            Some(Value::String(t)) => title_note(t),
             _ => String::new(),
         };
         let movie = Movie::from_import(item).map_err(|reason| MoviesError::InvalidItem {
@@ -265,18 +298,34 @@ pub fn parse_import(body: &[u8]) -> Result<Vec<Movie>, MoviesError> {
     Ok(movies)
 }
 
-/// Groups movies by year into each partition's (title → stored value); a later item
-/// with the same year and title replaces an earlier one.
-pub fn group_by_year(movies: Vec<Movie>) -> BTreeMap<Year, BTreeMap<String, Value>> {
+/// ` (title "…")` for an error about an item, when the title is short enough to help.
+fn title_note(title: &str) -> String {
+    if title.len() <= 200 {
+        format!(" (title {title:?})")
+    } else {
+        String::new()
+    }
+}
+
+/// Groups movies by year into each partition's (title → stored item); a later item
+/// with the same year and title replaces an earlier one. The first movie DynamoDB
+/// could not hold is the error, by its index.
+pub fn group_by_year(
+    movies: Vec<Movie>,
+) -> Result<BTreeMap<Year, BTreeMap<String, Value>>, MoviesError> {
     let mut groups: BTreeMap<Year, BTreeMap<String, Value>> = BTreeMap::new();
-    for movie in movies {
-        let stored = movie.stored();
+    for (index, movie) in movies.into_iter().enumerate() {
+        let stored = movie.stored().map_err(|reason| MoviesError::InvalidItem {
+            index,
+            title: title_note(movie.title.as_str()),
+            reason,
+        })?;
         groups
             .entry(movie.year)
             .or_default()
             .insert(movie.title.into_string(), stored);
     }
-    groups
+    Ok(groups)
 }
 
 /// The filters of `GET /api/movies`, applied before paging.
@@ -614,10 +663,20 @@ mod tests {
             serde_json::to_string(&m).unwrap(),
             r#"{"year":2013,"title":"Rush","info":{"genres":["Drama"]}}"#
         );
-        let back = Movie::from_stored(m.year, "Rush".into(), m.stored()).unwrap();
+        let stored = m.stored().unwrap();
+        assert_eq!(
+            stored,
+            json!({"year": {"N": "2013"}, "title": {"S": "Rush"},
+                "info": {"M": {"genres": {"L": [{"S": "Drama"}]}}}}),
+            "stored as boto3 would have put it"
+        );
+        let back = Movie::from_stored(m.year, "Rush".into(), stored).unwrap();
         assert_eq!(back, m);
         let bare = movie(json!({"year": 2013, "title": "Bare"}));
-        assert_eq!(bare.stored(), json!({}));
+        assert_eq!(
+            bare.stored().unwrap(),
+            json!({"year": {"N": "2013"}, "title": {"S": "Bare"}})
+        );
         assert_eq!(
             serde_json::to_value(&bare).unwrap(),
             json!({"year": 2013, "title": "Bare"})
@@ -653,10 +712,42 @@ mod tests {
                  {"year": 2000, "title": "a", "info": {"n": 2}}]"#,
         )
         .unwrap();
-        let groups = group_by_year(movies);
+        let groups = group_by_year(movies).unwrap();
         assert_eq!(groups.len(), 2);
-        assert_eq!(groups[&Year(2000)]["a"], json!({"info": {"n": 2}}));
-        assert_eq!(groups[&Year(2001)]["a"], json!({}));
+        assert_eq!(
+            groups[&Year(2000)]["a"]["info"],
+            json!({"M": {"n": {"N": "2"}}})
+        );
+        assert_eq!(
+            groups[&Year(2001)]["a"],
+            json!({"year": {"N": "2001"}, "title": {"S": "a"}})
+        );
+    }
+
+    #[test]
+    fn group_by_year_names_a_movie_dynamodb_cannot_hold() {
+        let movies = parse_import(
+            br#"[{"year": 2000, "title": "fine", "info": {"n": 1}},
+                 {"year": 2000, "title": "Too big a number", "info": {"n": 1e300}}]"#,
+        )
+        .unwrap();
+        let err = ApiError::from(group_by_year(movies).unwrap_err());
+        assert_eq!(err.code, "invalid_body");
+        assert!(err.message.contains("index 1"), "{}", err.message);
+        assert!(err.message.contains("Too big a number"), "{}", err.message);
+    }
+
+    #[test]
+    fn stored_items_with_more_than_moviedata_keeps_serve_every_attribute() {
+        let stored = json!({"year": {"N": "1999"}, "title": {"S": "T"},
+            "info": {"S": "not a map"}, "seen": {"BOOL": true}, "tags": {"SS": ["x"]}});
+        let m = Movie::from_stored(Year(1999), "T".into(), stored).unwrap();
+        assert_eq!(m.info, None);
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            json!({"year": 1999, "title": "T", "info": "not a map", "seen": true, "tags": ["x"]})
+        );
+        assert!(Movie::from_stored(Year(1), "x".into(), json!({"a": {"Q": 1}})).is_err());
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! The movies API of API.md §4, the AWS "Movies database" exercise on the edge: items
-//! of `moviedata.json` keyed by year (partition) and title (sort key) in the `movies`
-//! table. `GET /api/movies?year=…` lists a year by title with `genre` / `min_rating`
+//! of `moviedata.json` keyed by year (partition) and title (sort key) in the DynamoDB
+//! table `Movies`. `GET /api/movies?year=…` lists a year by title with `genre` / `min_rating`
 //! filters and opaque cursors, `GET/PUT/DELETE /api/movies/{year}/{title}` address one
 //! movie (PUT and DELETE are admin), `POST /api/movies/import` (admin, up to 8 MiB)
 //! loads a whole `moviedata.json` array, and `GET /api/movies/openapi.json` serves the
 //! OpenAPI 3.1 document of every endpoint of the project (`src/openapi.json`; the
 //! Swagger UI at `/docs` is the `docs` crate).
 //!
-//! Storage suits the edge: a key-value backend keeps one partition — one year — in one
-//! stored value, so a year query is one read, and an import merges into each year once,
-//! atomically (about 90 writes for the whole sample file). [`handle`] is the whole
+//! The movies are the built-in DynamoDB table `Movies` ([`ddb_model`]): what boto3
+//! puts there through `/dynamodb` is served here, and what is imported here a DynamoDB
+//! `Scan` sees. Storage suits the edge: a key-value backend keeps one partition — one
+//! year — in one stored value, so a year query is one read, and an import merges into
+//! each year once, atomically (about 90 writes for the whole sample file), after
+//! listing the year in the table's partition directory. [`handle`] is the whole
 //! service, platform-neutral; `spin` is the Spin component entry (build with
 //! `cargo build --release --target wasm32-wasip2 -p movies`), and the Worker routes
 //! `/api/movies` here too, with the table in Durable Objects (one per year).
@@ -22,14 +25,18 @@ pub use domain::{
     PutBody, Title, Year, DEFAULT_LIMIT, MAX_LIMIT, MAX_TITLE_BYTES, MAX_YEAR,
 };
 
+use ddb_model::schema;
 use http::{Method, StatusCode};
 use kit::table::Cond;
 use kit::{BodyLimit, Bytes, Ctx, Params, Request, Response, Router};
 use serde::Serialize;
 use serde_json::json;
 
-/// The movies table: partition = year in decimal, sort key = title.
-pub const TABLE: &str = "movies";
+/// The table-layer table of the movies: the built-in DynamoDB table `Movies`
+/// (partition `year` N, sort key `title` S), items in DynamoDB's typed JSON.
+fn movies_table(ctx: &Ctx<'_>) -> Result<std::rc::Rc<dyn kit::table::Table>, MoviesError> {
+    Ok(ctx.env.table(&schema::movies().storage_name())?)
+}
 
 /// The OpenAPI 3.1 document of every endpoint of the project, served as is.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -107,7 +114,7 @@ struct ListPage {
 /// One read of the year's partition, then filters, then the page after the cursor.
 async fn list(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
     let query = ListQuery::parse(req.uri().query())?;
-    let table = ctx.env.table(TABLE)?;
+    let table = movies_table(ctx)?;
     let stored = table
         .query(&query.year.partition(), query.after.as_deref(), usize::MAX)
         .await?;
@@ -129,7 +136,7 @@ async fn list(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
 
 async fn get(ctx: &Ctx<'_>, params: &Params) -> Result<Response, MoviesError> {
     let (year, title) = key(params)?;
-    let table = ctx.env.table(TABLE)?;
+    let table = movies_table(ctx)?;
     let item = table
         .get(&year.partition(), title.as_str())
         .await?
@@ -147,15 +154,13 @@ async fn put(req: &Request, ctx: &Ctx<'_>, params: &Params) -> Result<Response, 
         year,
         title,
         info: Some(body.info),
+        extra: Default::default(),
     };
-    let table = ctx.env.table(TABLE)?;
+    let stored = movie.stored().map_err(kit::ApiError::invalid_body)?;
+    let table = movies_table(ctx)?;
+    ddb_model::list_partition(ctx.env, &schema::movies(), &year.partition()).await?;
     table
-        .put(
-            &year.partition(),
-            movie.title.as_str(),
-            movie.stored(),
-            Cond::Any,
-        )
+        .put(&year.partition(), movie.title.as_str(), stored, Cond::Any)
         .await?;
     Ok(kit::json(StatusCode::OK, &movie))
 }
@@ -165,7 +170,7 @@ async fn put(req: &Request, ctx: &Ctx<'_>, params: &Params) -> Result<Response, 
 async fn delete(req: &Request, ctx: &Ctx<'_>, params: &Params) -> Result<Response, MoviesError> {
     kit::require_admin(req, ctx.env)?;
     let (year, title) = key(params)?;
-    let table = ctx.env.table(TABLE)?;
+    let table = movies_table(ctx)?;
     if !table
         .delete(&year.partition(), title.as_str(), Cond::Any)
         .await?
@@ -181,11 +186,13 @@ async fn delete(req: &Request, ctx: &Ctx<'_>, params: &Params) -> Result<Respons
 async fn import(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
     kit::require_admin(req, ctx.env)?;
     let movies = parse_import(req.body())?;
-    let groups = group_by_year(movies);
-    let table = ctx.env.table(TABLE)?;
+    let groups = group_by_year(movies)?;
+    let table = movies_table(ctx)?;
+    let def = schema::movies();
     let mut imported = 0usize;
     for (year, movies) in groups {
         imported += movies.len();
+        ddb_model::list_partition(ctx.env, &def, &year.partition()).await?;
         table
             .put_items(&year.partition(), movies.into_iter().collect())
             .await?;

@@ -346,6 +346,54 @@ fn start_workerd(vars: &Vars) -> Result<Running> {
     })
 }
 
+/// dynalite (npm), a DynamoDB implementation kept in memory, on a free loopback port:
+/// the reference server the DynamoDB-compatible endpoint is compared with. Stops when
+/// dropped.
+pub struct Dynalite {
+    pub url: String,
+    child: Child,
+}
+
+impl Dynalite {
+    pub fn start() -> Result<Self> {
+        let bin = root().join("node_modules/.bin/dynalite");
+        require(&bin, "npm ci")?;
+        let port = free_port()?;
+        let mut cmd = Command::new(bin);
+        // Tables go ACTIVE and away at once, as the endpoint's do.
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--createTableMs", "0", "--deleteTableMs", "0"]);
+        let mut child = spawn(cmd)?;
+        let lines = pump_stdout(&mut child, "dynalite");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.starts_with("Dynalite listening at") => break,
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                    if let Some(status) = child.try_wait()? {
+                        bail!("dynalite exited while starting: {status}");
+                    }
+                }
+                Err(_) => {
+                    stop_process_group(&mut child);
+                    bail!("dynalite did not start within 30 s");
+                }
+            }
+        }
+        Ok(Self {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        })
+    }
+}
+
+impl Drop for Dynalite {
+    fn drop(&mut self) {
+        stop_process_group(&mut self.child);
+    }
+}
+
 fn start_real_spin(spin: &Path, vars: &Vars) -> Result<Running> {
     let root = root();
     let state = tempfile::tempdir()?;

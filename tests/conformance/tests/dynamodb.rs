@@ -1,7 +1,9 @@
 //! API.md §6, the DynamoDB-compatible API, driven by the real clients: boto3 and the
 //! aws CLI v1 from the project's virtual environment (`.venv`, made by
 //! `scripts/setup.sh` from `tests/clients/requirements.txt`), running
-//! `tests/clients/dynamodb_basics.py` against the host.
+//! the scripts of `tests/clients` against the host: the endpoint's basics and auth, a
+//! differential run against dynalite (npm, a reference DynamoDB, on loopback), and
+//! `Movies` as the movies API's data.
 
 use crate::cases;
 use crate::common::{junk_body, Case, Rng};
@@ -30,8 +32,91 @@ pub fn vars() -> Vec<(String, String)> {
 pub fn cases() -> Vec<Case> {
     cases![
         boto3_and_the_aws_cli_run_tables_items_updates_queries_and_batches,
+        boto3_answers_match_dynalite_on_getting_started_and_generated_cases,
+        movies_written_through_dynamodb_are_the_movies_api_data,
         hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx,
     ]
+}
+
+/// The project's Python with boto3 and the aws CLI.
+fn python() -> Result<std::path::PathBuf> {
+    let python = conformance::root().join(".venv/bin/python");
+    ensure!(
+        python.exists(),
+        "{} is missing: run scripts/setup.sh",
+        python.display()
+    );
+    Ok(python)
+}
+
+/// Runs `tests/clients/<script>` with `args`; its last line of output on success.
+async fn run_client(script: &str, args: &[&str]) -> Result<String> {
+    let out = tokio::process::Command::new(python()?)
+        .arg(conformance::root().join("tests/clients").join(script))
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("running {script}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "{script} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(stdout.lines().last().unwrap_or_default().to_owned())
+}
+
+/// Generated operations per host (`DIFFERENTIAL_CASES` overrides), from a fixed seed
+/// (`DIFFERENTIAL_SEED` overrides) so that a failure reproduces.
+fn differential_setting(name: &str, default: u64) -> String {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(default)
+        .to_string()
+}
+
+/// `tests/clients/dynamodb_differential.py`: every step on the host and on dynalite
+/// (started here, on loopback) in lockstep, answers compared.
+async fn boto3_answers_match_dynalite_on_getting_started_and_generated_cases(
+    api: Api,
+    host: Host,
+) -> Result<()> {
+    let dynalite = conformance::Dynalite::start()?;
+    let movies = conformance::root().join("../shared/data/moviedata.json");
+    let summary = run_client(
+        "dynamodb_differential.py",
+        &[
+            &api.base,
+            ACCESS_KEY_ID,
+            SECRET_ACCESS_KEY,
+            &dynalite.url,
+            &fresh_table(),
+            &differential_setting("DIFFERENTIAL_SEED", 20_120_810),
+            &differential_setting("DIFFERENTIAL_CASES", 400),
+            &movies.to_string_lossy(),
+        ],
+    )
+    .await?;
+    println!("        {}: {summary}", host.name());
+    Ok(())
+}
+
+/// `tests/clients/movies_table.py`: `Movies` through boto3 and through `/api/movies`
+/// is one table, and concurrent writers through both lose nothing.
+async fn movies_written_through_dynamodb_are_the_movies_api_data(api: Api, _: Host) -> Result<()> {
+    run_client(
+        "movies_table.py",
+        &[
+            &api.base,
+            ACCESS_KEY_ID,
+            SECRET_ACCESS_KEY,
+            crate::ADMIN_TOKEN,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// A table name no earlier run of this process used.
@@ -49,25 +134,11 @@ async fn boto3_and_the_aws_cli_run_tables_items_updates_queries_and_batches(
     api: Api,
     _: Host,
 ) -> Result<()> {
-    let root = conformance::root();
-    let python = root.join(".venv/bin/python");
-    ensure!(
-        python.exists(),
-        "{} is missing: run scripts/setup.sh",
-        python.display()
-    );
-    let out = tokio::process::Command::new(&python)
-        .arg(root.join("tests/clients/dynamodb_basics.py"))
-        .args([&api.base, ACCESS_KEY_ID, SECRET_ACCESS_KEY, &fresh_table()])
-        .output()
-        .await
-        .context("running the boto3 script")?;
-    ensure!(
-        out.status.success(),
-        "boto3/aws CLI script failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_client(
+        "dynamodb_basics.py",
+        &[&api.base, ACCESS_KEY_ID, SECRET_ACCESS_KEY, &fresh_table()],
+    )
+    .await?;
     Ok(())
 }
 

@@ -9,8 +9,12 @@
 //! DynamoDB's JSON form. Scan enumerates partitions through the partition directory
 //! `ddbdir.<name>.<generation>`: every write that may create a partition first makes
 //! sure the partition is listed there (a conditional write, so racing writers agree),
-//! so a listed partition may be empty but no partition with items is ever missing. Deleting a table removes it from the catalog; a table created
+//! so a listed partition may be empty but no partition with items is ever missing.
+//! Deleting a table removes it from the catalog; a table created
 //! again under that name gets the next generation, so it starts empty.
+//!
+//! Built-in tables ([`BUILTIN`], today `Movies`) are not in the catalog: their
+//! definitions are fixed here, every deployment has them, and they cannot be deleted.
 
 use crate::error::{DynamoError, Kind};
 use crate::value::{AttrValue, Item};
@@ -72,6 +76,47 @@ pub struct TableDef {
     /// The `ProvisionedThroughput` or `BillingMode` the table was created with, echoed
     /// back (nothing here is provisioned).
     pub billing: Value,
+    /// Built-in tables cannot be deleted (DynamoDB's deletion protection).
+    #[serde(default)]
+    pub protected: bool,
+}
+
+/// The built-in table holding the movies API's data (API.md §4): partition `year` (N),
+/// sort key `title` (S), items in `moviedata.json`'s shape.
+pub const MOVIES: &str = "Movies";
+
+/// The tables every deployment has, whatever the catalog holds, in name order: each is
+/// a service's own data, served through this endpoint and that service alike.
+pub const BUILTIN: &[&str] = &[MOVIES];
+
+/// The definition of built-in table `name`.
+pub fn builtin(name: &str) -> Option<TableDef> {
+    (name == MOVIES).then(movies)
+}
+
+/// The table-layer partition of an `N` partition-key value.
+pub fn number_partition(n: &crate::value::Number) -> String {
+    format!("N{}", n.to_text())
+}
+
+/// The built-in [`MOVIES`] table.
+pub fn movies() -> TableDef {
+    TableDef {
+        name: MOVIES.to_owned(),
+        hash: KeyAttr {
+            name: "year".to_owned(),
+            kind: KeyType::N,
+        },
+        range: Some(KeyAttr {
+            name: "title".to_owned(),
+            kind: KeyType::S,
+        }),
+        // 2025-01-01T00:00:00Z: fixed, since the table is not created at run time.
+        created: 1_735_689_600.0,
+        generation: 0,
+        billing: json!({ "BillingMode": "PAY_PER_REQUEST" }),
+        protected: true,
+    }
 }
 
 /// DynamoDB's table name rule: 3–255 of `[a-zA-Z0-9_.-]`.
@@ -185,6 +230,7 @@ impl TableDef {
             created,
             generation,
             billing,
+            protected: false,
         })
     }
 
@@ -218,6 +264,7 @@ impl TableDef {
             "TableSizeBytes": 0,
             "TableArn": format!("arn:aws:dynamodb:local:000000000000:table/{}", self.name),
             "TableId": format!("{:016x}-{}", self.generation, self.name),
+            "DeletionProtectionEnabled": self.protected,
         });
         if let Some(throughput) = self.billing.get("ProvisionedThroughput") {
             let mut t = throughput.clone();
@@ -292,7 +339,7 @@ impl TableDef {
                 (KeyType::N, AttrValue::N(n)) => Ok(if sort {
                     n.order_key()
                 } else {
-                    format!("N{}", n.to_text())
+                    number_partition(n)
                 }),
                 (KeyType::B, AttrValue::B(b)) => Ok(if sort {
                     b.iter().map(|x| format!("{x:02x}")).collect()

@@ -89,3 +89,15 @@ impl DynamoError {
         body
     }
 }
+
+impl From<kit::table::StoreError> for DynamoError {
+    fn from(e: kit::table::StoreError) -> Self {
+        match e {
+            kit::table::StoreError::ConditionFailed => DynamoError::new(
+                Kind::ConditionalCheckFailed,
+                "The conditional request failed",
+            ),
+            other => DynamoError::new(Kind::Internal, format!("Internal server error: {other}")),
+        }
+    }
+}

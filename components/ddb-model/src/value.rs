@@ -46,6 +46,22 @@ fn not_numeric() -> DynamoError {
     DynamoError::validation("The parameter cannot be converted to a numeric value")
 }
 
+impl From<u16> for Number {
+    /// A whole number; every `u16` is inside DynamoDB's range and precision.
+    fn from(n: u16) -> Self {
+        let text = n.to_string();
+        let digits = text.trim_end_matches('0');
+        if digits.is_empty() {
+            return Self::zero();
+        }
+        Self {
+            negative: false,
+            digits: digits.to_owned(),
+            exponent: text.len() as i64 - 1,
+        }
+    }
+}
+
 impl Number {
     pub fn zero() -> Self {
         Self {
@@ -526,6 +542,9 @@ impl AttrValue {
     }
 }
 
+/// DynamoDB's item size limit.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
 /// An item: attribute name → value.
 pub type Item = BTreeMap<String, AttrValue>;
 
@@ -554,6 +573,13 @@ mod tests {
 
     fn n(text: &str) -> Number {
         Number::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn whole_numbers_convert_to_the_number_their_text_parses_to() {
+        for whole in [0u16, 1, 10, 2013, 9999, 1000, u16::MAX] {
+            assert_eq!(Number::from(whole), n(&whole.to_string()), "{whole}");
+        }
     }
 
     #[test]
