@@ -370,6 +370,10 @@ impl<'e> Reading<'e> {
     }
 }
 
+/// The puts of one BatchWriteItem into one partition: table, its items, partition,
+/// (sort key, item) pairs.
+type Merge = (TableDef, Rc<dyn Table>, String, Vec<(String, Value)>);
+
 /// `ResourceInUseException` for creating a table that exists.
 fn in_use(name: &str) -> DynamoError {
     DynamoError::new(Kind::ResourceInUse, format!("Table already exists: {name}"))
@@ -906,18 +910,29 @@ impl Ops<'_> {
                 "Too many items requested for the BatchWriteItem call",
             ));
         }
+        // The puts into one partition go in as one atomic merge (the batch's keys are
+        // distinct and its writes unordered and unconditional, so this is the same as
+        // putting them one by one), costing one partition write instead of one each.
+        let mut merges: Vec<Merge> = Vec::new();
         for (def, items, (pk, sk), write) in plan {
             match write {
                 Some(value) => {
-                    self.list_partition(&def, &pk).await?;
-                    items
-                        .update(&pk, &sk, 16, &mut |_| Ok(Change::Put(value.clone())))
-                        .await?;
+                    match merges
+                        .iter_mut()
+                        .find(|(d, _, p, _)| d.name == def.name && *p == pk)
+                    {
+                        Some((_, _, _, puts)) => puts.push((sk, value)),
+                        None => merges.push((def, items, pk, vec![(sk, value)])),
+                    }
                 }
                 None => {
                     items.delete(&pk, &sk, Written::Any).await?;
                 }
             }
+        }
+        for (def, items, pk, puts) in merges {
+            self.list_partition(&def, &pk).await?;
+            items.put_items(&pk, puts).await?;
         }
         Ok(json!({ "UnprocessedItems": {} }))
     }

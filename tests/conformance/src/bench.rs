@@ -174,6 +174,22 @@ pub fn print_size(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The Spin-compatible host's per-component key-value counts
+/// (`GET /.spin-host/kv-stats`): component id → (requests, reads, writes).
+pub async fn kv_stats(api: &Api) -> Result<std::collections::BTreeMap<String, (u64, u64, u64)>> {
+    let stats = api.get("/.spin-host/kv-stats", &[]).await?.json()?;
+    let components = stats["components"]
+        .as_object()
+        .context("kv-stats without components")?;
+    Ok(components
+        .iter()
+        .map(|(id, s)| {
+            let n = |k: &str| s[k].as_u64().unwrap_or(0);
+            (id.clone(), (n("requests"), n("reads"), n("writes")))
+        })
+        .collect())
+}
+
 /// Starts each host of [`hosts`] in turn with `vars` (skipping, with a notice, one not
 /// installed here), runs `measure` on it with an admin client, and stops it.
 pub fn on_each_host(

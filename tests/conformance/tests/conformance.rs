@@ -144,15 +144,17 @@ fn main() -> ExitCode {
                     continue;
                 }
                 for _ in 0..repeat() {
+                    let started = Instant::now();
                     let result = runtime.block_on(case(api.clone(), host));
+                    let took = started.elapsed().as_secs_f64();
                     match result {
                         Ok(()) => {
                             host_passed += 1;
-                            println!("   ok   {suite}::{name}");
+                            println!("   ok   {suite}::{name} ({took:.1}s)");
                         }
                         Err(e) => {
                             host_failed += 1;
-                            println!("   FAIL {suite}::{name}: {e:#}");
+                            println!("   FAIL {suite}::{name} ({took:.1}s): {e:#}");
                         }
                     }
                 }

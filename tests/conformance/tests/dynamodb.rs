@@ -64,6 +64,7 @@ async fn run_client(script: &str, args: &[&str]) -> Result<String> {
         "{script} failed:\n{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     Ok(stdout.lines().last().unwrap_or_default().to_owned())
 }
 

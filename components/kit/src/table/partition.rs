@@ -29,12 +29,15 @@ pub trait RawKv {
     async fn write(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError>;
 }
 
+/// One item as the partition keeps it. Its value stays JSON text while the partition is
+/// decoded and encoded again around a write: a write then costs about one pass over
+/// the partition's bytes, not a parse and print of every item in it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Stored {
     #[serde(rename = "v")]
     version: u64,
     #[serde(rename = "d")]
-    value: Value,
+    value: Box<RawValue>,
 }
 
 type Partition = BTreeMap<String, Stored>;
@@ -132,25 +135,35 @@ fn check(current: Option<&Stored>, cond: Cond) -> Result<(), StoreError> {
     }
 }
 
-/// Stores `value` at `sk` one version past the current one; returns that version.
-fn insert(partition: &mut Partition, sk: &str, value: Value) -> u64 {
-    let version = partition.get(sk).map_or(1, |s| s.version + 1);
-    partition.insert(sk.to_owned(), Stored { version, value });
-    version
+fn raw(value: &Value) -> Result<Box<RawValue>, StoreError> {
+    serde_json::value::to_raw_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn item(sk: &str, stored: &Stored) -> Item {
-    Item {
+/// Stores `value` at `sk` one version past the current one; returns that version.
+fn insert(partition: &mut Partition, sk: &str, value: &Value) -> Result<u64, StoreError> {
+    let version = partition.get(sk).map_or(1, |s| s.version + 1);
+    let value = raw(value)?;
+    partition.insert(sk.to_owned(), Stored { version, value });
+    Ok(version)
+}
+
+fn item(sk: &str, stored: &Stored) -> Result<Item, StoreError> {
+    Ok(Item {
         sk: sk.to_owned(),
-        value: stored.value.clone(),
+        value: serde_json::from_str(stored.value.get())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         version: stored.version,
-    }
+    })
 }
 
 #[async_trait(?Send)]
 impl<K: RawKv> Table for PartitionTable<K> {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        Ok(self.read_partition(pk).await?.get(sk).map(|s| item(sk, s)))
+        self.read_partition(pk)
+            .await?
+            .get(sk)
+            .map(|s| item(sk, s))
+            .transpose()
     }
 
     async fn get_json(&self, pk: &str, sk: &str) -> Result<Option<Box<RawValue>>, StoreError> {
@@ -167,7 +180,7 @@ impl<K: RawKv> Table for PartitionTable<K> {
             .change(pk, MAX_SWAPS, |partition| {
                 let current = partition.get(sk);
                 check(current, cond)?;
-                Ok(Outcome::Write(insert(partition, sk, value.clone())))
+                Ok(Outcome::Write(insert(partition, sk, &value)?))
             })
             .await?;
         Ok(version)
@@ -196,14 +209,14 @@ impl<K: RawKv> Table for PartitionTable<K> {
     ) -> Result<Updated, StoreError> {
         let (version, retries) = self
             .change(pk, max_attempts, |partition| {
-                let current = partition.get(sk).map(|s| item(sk, s));
+                let current = partition.get(sk).map(|s| item(sk, s)).transpose()?;
                 Ok(match change(current.as_ref())? {
                     Change::Keep => Outcome::Keep(None),
                     Change::Delete => match partition.remove(sk) {
                         Some(_) => Outcome::Write(None),
                         None => Outcome::Keep(None),
                     },
-                    Change::Put(value) => Outcome::Write(Some(insert(partition, sk, value))),
+                    Change::Put(value) => Outcome::Write(Some(insert(partition, sk, &value)?)),
                 })
             })
             .await?;
@@ -213,7 +226,7 @@ impl<K: RawKv> Table for PartitionTable<K> {
     async fn put_items(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {
         self.change(pk, MAX_SWAPS, |partition| {
             for (sk, value) in &items {
-                insert(partition, sk, value.clone());
+                insert(partition, sk, value)?;
             }
             Ok(Outcome::Write(()))
         })
@@ -230,7 +243,7 @@ impl<K: RawKv> Table for PartitionTable<K> {
             .by_ref()
             .take(limit)
             .map(|(sk, s)| item(sk, s))
-            .collect();
+            .collect::<Result<_, _>>()?;
         let next = match (rest.next(), items.last()) {
             (Some(_), Some(last)) => Some(last.sk.clone()),
             _ => None,
@@ -244,9 +257,15 @@ impl<K: RawKv> Table for PartitionTable<K> {
             .into_iter()
             .map(|(sk, value)| {
                 let version = current.get(&sk).map_or(1, |s| s.version + 1);
-                (sk, Stored { version, value })
+                Ok((
+                    sk,
+                    Stored {
+                        version,
+                        value: raw(&value)?,
+                    },
+                ))
             })
-            .collect();
+            .collect::<Result<_, StoreError>>()?;
         self.kv.write(&self.key(pk), encode(&partition)?).await
     }
 }

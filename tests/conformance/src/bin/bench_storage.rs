@@ -204,20 +204,6 @@ async fn send(api: &Api, (method, path, body): Req) -> Result<Reply> {
 }
 
 /// The Spin-compatible host's per-component counters.
-async fn kv_stats(api: &Api) -> Result<BTreeMap<String, (u64, u64, u64)>> {
-    let stats = api.get("/.spin-host/kv-stats", &[]).await?.json()?;
-    let components = stats["components"]
-        .as_object()
-        .context("kv-stats without components")?;
-    Ok(components
-        .iter()
-        .map(|(id, s)| {
-            let n = |k: &str| s[k].as_u64().unwrap_or(0);
-            (id.clone(), (n("requests"), n("reads"), n("writes")))
-        })
-        .collect())
-}
-
 /// What one endpoint cost on one host, per request.
 struct Row {
     endpoint: &'static str,
@@ -232,7 +218,7 @@ struct Row {
 /// Spin-compatible host, SQL reads and writes per fetch.
 async fn scrape(api: &Api, host: Host) -> Result<(f64, Option<(f64, f64)>)> {
     let before = if host == Host::SpinHost {
-        Some(kv_stats(api).await?)
+        Some(bench::kv_stats(api).await?)
     } else {
         None
     };
@@ -250,7 +236,7 @@ async fn scrape(api: &Api, host: Host) -> Result<(f64, Option<(f64, f64)>)> {
             let per_fetch = |n: u64| n as f64 / fetches.max(1) as f64;
             let sql = match before {
                 Some(before) => {
-                    let after = kv_stats(api).await?;
+                    let after = bench::kv_stats(api).await?;
                     let delta = |i: usize| {
                         let pick = |m: &BTreeMap<String, (u64, u64, u64)>| {
                             m.get("shows").map_or(0, |s| [s.0, s.1, s.2][i])
@@ -286,7 +272,7 @@ async fn measure(host: Host, api: &Api, rows: &mut Vec<Row>) -> Result<()> {
     ensure!(!ids.is_empty(), "no shows stored");
     for endpoint in endpoints() {
         let before = if host == Host::SpinHost {
-            Some(kv_stats(api).await?)
+            Some(bench::kv_stats(api).await?)
         } else {
             None
         };
@@ -308,7 +294,7 @@ async fn measure(host: Host, api: &Api, rows: &mut Vec<Row>) -> Result<()> {
         }
         let sql = match before {
             Some(before) => {
-                let after = kv_stats(api).await?;
+                let after = bench::kv_stats(api).await?;
                 let zero = (0, 0, 0);
                 let (r0, rd0, w0) = before.get(endpoint.component).copied().unwrap_or(zero);
                 let (r1, rd1, w1) = after.get(endpoint.component).copied().unwrap_or(zero);

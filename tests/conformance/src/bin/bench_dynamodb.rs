@@ -1,0 +1,352 @@
+//! Benchmark of the DynamoDB-compatible endpoint (API.md §6) on every host and on
+//! dynalite (npm, a DynamoDB implementation in Node) in the same run, on loopback:
+//! requests/s with p50/p99 latency of PutItem (movies of `../shared/data/moviedata.json`
+//! in DynamoDB's typed JSON, each once), GetItem (those movies by key) and Query (one
+//! year of them, cycling over the years), each under a bounded closed-loop load of
+//! SigV4-signed requests, printed as ratios to dynalite's figures. Then, one request at
+//! a time, the storage round trips of each operation (the `x-storage-round-trips`
+//! header) and, on the Spin-compatible host, the SQL reads and writes behind them.
+//!
+//! Build what is measured first (`make components worker spin-host`), then
+//! `cargo run --release -p conformance --bin bench_dynamodb`. Knobs: `BENCH_HOSTS`
+//! (default `native,spin-host,workerd,spin`), `BENCH_REQUESTS` (default 2000 per
+//! server and operation), `BENCH_SECONDS` (default 20, the cap per server and
+//! operation), `BENCH_CONCURRENCY` (default 8).
+
+use anyhow::{ensure, Context, Result};
+use conformance::{bench, Api, Host};
+use ddb_model::value::item_to_json;
+use dynamodb::sigv4::Credentials;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+
+const KEY_ID: &str = "AKIDBENCH";
+const SECRET: &str = "bench/secret";
+const ROUND_TRIPS: &str = "x-storage-round-trips";
+
+/// One DynamoDB server: a host's `/dynamodb`, or dynalite's `/`.
+#[derive(Clone)]
+struct Server {
+    name: String,
+    host: Option<Host>,
+    api: Api,
+    path: &'static str,
+}
+
+impl Server {
+    async fn call(&self, operation: &str, body: &[u8]) -> Result<conformance::Reply> {
+        let credentials = Credentials {
+            access_key_id: KEY_ID.to_owned(),
+            secret_access_key: SECRET.to_owned(),
+        };
+        // Signed for `/dynamodb`; dynalite checks that a request is signed, not how.
+        let headers = dynamodb::signed_headers(
+            &credentials,
+            self.api.base.trim_start_matches("http://"),
+            &format!("DynamoDB_20120810.{operation}"),
+            body,
+            chrono::Utc::now(),
+        );
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        self.api
+            .send(Method::POST, self.path, &refs, Some(body.to_vec()))
+            .await
+    }
+
+    async fn ok(&self, operation: &str, body: &Value) -> Result<conformance::Reply> {
+        let reply = self.call(operation, body.to_string().as_bytes()).await?;
+        ensure!(
+            reply.status == 200,
+            "{operation} on {}: {} {}",
+            self.name,
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        );
+        Ok(reply)
+    }
+}
+
+/// One operation's figures on one server.
+struct Measured {
+    server: String,
+    operation: &'static str,
+    requests: usize,
+    errors: usize,
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Sends the prepared `bodies` (each at most once, in order across the clients) with
+/// [`bench::concurrency`] clients until they run out or [`bench::cap`] has passed.
+async fn measure(
+    server: &Server,
+    operation: &'static str,
+    bodies: Arc<Vec<Vec<u8>>>,
+) -> Result<Measured> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = Arc::new(AtomicUsize::new(0));
+    let cap = bench::cap();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..bench::concurrency() {
+        let (server, bodies, next) = (server.clone(), bodies.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut latencies, mut errors) = (Vec::new(), 0usize);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= bodies.len() || started.elapsed() > cap {
+                    return (latencies, errors);
+                }
+                let t = Instant::now();
+                match server.call(operation, &bodies[i]).await {
+                    Ok(reply) if reply.status == 200 => latencies.push(t.elapsed()),
+                    _ => errors += 1,
+                }
+            }
+        }));
+    }
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    for task in tasks {
+        let (l, e) = task.await?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    Ok(Measured {
+        server: server.name.clone(),
+        operation,
+        requests: latencies.len(),
+        errors,
+        per_second: latencies.len() as f64 / elapsed,
+        p50_ms: bench::percentile(&latencies, 0.50),
+        p99_ms: bench::percentile(&latencies, 0.99),
+    })
+}
+
+/// The request bodies of one server's run: the movies typed as boto3 types them.
+struct Workload {
+    puts: Vec<Vec<u8>>,
+    gets: Vec<Vec<u8>>,
+    queries: Vec<Vec<u8>>,
+}
+
+fn workload(table: &str, movies: &[Value]) -> Result<Workload> {
+    let mut puts = Vec::new();
+    let mut gets = Vec::new();
+    let mut years = Vec::new();
+    for movie in movies {
+        let ddb_model::value::AttrValue::M(item) =
+            ddb_model::plain::to_attr(movie).map_err(|e| anyhow::anyhow!("{}", e.message))?
+        else {
+            anyhow::bail!("a movie that is not an object");
+        };
+        let item = item_to_json(&item);
+        puts.push(
+            json!({"TableName": table, "Item": item})
+                .to_string()
+                .into_bytes(),
+        );
+        gets.push(
+            json!({"TableName": table, "Key": {"year": item["year"], "title": item["title"]}})
+                .to_string()
+                .into_bytes(),
+        );
+        if !years.contains(&item["year"]) {
+            years.push(item["year"].clone());
+        }
+    }
+    // As many queries as puts, cycling over the years loaded.
+    let queries = (0..puts.len())
+        .map(|i| {
+            json!({"TableName": table, "KeyConditionExpression": "#y = :y",
+                "ExpressionAttributeNames": {"#y": "year"},
+                "ExpressionAttributeValues": {":y": years[(i * 7) % years.len()]}})
+            .to_string()
+            .into_bytes()
+        })
+        .collect();
+    Ok(Workload {
+        puts,
+        gets,
+        queries,
+    })
+}
+
+async fn create_table(server: &Server, table: &str) -> Result<()> {
+    server
+        .ok(
+            "CreateTable",
+            &json!({"TableName": table,
+                "KeySchema": [{"AttributeName": "year", "KeyType": "HASH"}, {"AttributeName": "title", "KeyType": "RANGE"}],
+                "AttributeDefinitions": [{"AttributeName": "year", "AttributeType": "N"}, {"AttributeName": "title", "AttributeType": "S"}],
+                "BillingMode": "PAY_PER_REQUEST"}),
+        )
+        .await?;
+    // dynalite keeps a new table CREATING for a moment (started with 0 ms here, but
+    // the state still flips asynchronously).
+    for _ in 0..50 {
+        let reply = server
+            .ok("DescribeTable", &json!({"TableName": table}))
+            .await?;
+        if reply.json()?["Table"]["TableStatus"] == "ACTIVE" {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{table} did not become ACTIVE on {}", server.name)
+}
+
+/// Round trips per request (and on spin-host SQL reads + writes) of each operation,
+/// over 20 requests one at a time.
+struct Storage {
+    server: String,
+    operation: &'static str,
+    round_trips: f64,
+    sql: Option<(f64, f64)>,
+}
+
+async fn storage(server: &Server, work: &Workload) -> Result<Vec<Storage>> {
+    let mut rows = Vec::new();
+    // Fresh keys for the puts: the first put of a year creates its partition, the
+    // rest write into it, as in a load.
+    let n = 20;
+    for (operation, bodies) in [
+        ("PutItem", &work.puts[work.puts.len() - n..]),
+        ("GetItem", &work.gets[..n]),
+        ("Query", &work.queries[..n]),
+    ] {
+        let before = match server.host {
+            Some(Host::SpinHost) => Some(bench::kv_stats(&server.api).await?),
+            _ => None,
+        };
+        let mut trips = 0u64;
+        for body in bodies {
+            let reply = server.call(operation, body).await?;
+            ensure!(reply.status == 200, "{operation}: {}", reply.status);
+            trips += reply
+                .header(ROUND_TRIPS)
+                .and_then(|v| v.parse::<u64>().ok())
+                .context("no round-trip header")?;
+        }
+        let sql = match before {
+            Some(before) => {
+                let after = bench::kv_stats(&server.api).await?;
+                let zero = (0, 0, 0);
+                let (_, r0, w0) = before.get("dynamodb").copied().unwrap_or(zero);
+                let (_, r1, w1) = after.get("dynamodb").copied().unwrap_or(zero);
+                Some(((r1 - r0) as f64 / n as f64, (w1 - w0) as f64 / n as f64))
+            }
+            None => None,
+        };
+        rows.push(Storage {
+            server: server.name.clone(),
+            operation,
+            round_trips: trips as f64 / n as f64,
+            sql,
+        });
+    }
+    Ok(rows)
+}
+
+async fn run(
+    server: &Server,
+    movies: &[Value],
+    results: &mut Vec<Measured>,
+    rows: &mut Vec<Storage>,
+) -> Result<()> {
+    let table = format!("Bench-{}", std::process::id());
+    create_table(server, &table).await?;
+    let work = workload(&table, movies)?;
+    let last = work.puts.len() - 20;
+    // The puts measured leave the last 20 movies for the storage count.
+    let puts = Arc::new(work.puts[..last].to_vec());
+    results.push(measure(server, "PutItem", puts).await?);
+    results.push(measure(server, "GetItem", Arc::new(work.gets[..last].to_vec())).await?);
+    results.push(measure(server, "Query (one year)", Arc::new(work.queries.clone())).await?);
+    if server.host.is_some() {
+        rows.extend(storage(server, &work).await?);
+    }
+    Ok(())
+}
+
+fn print(results: &[Measured], rows: &[Storage]) {
+    println!(
+        "\nDynamoDB API, {} concurrent clients, loopback, as ratios to dynalite:",
+        bench::concurrency()
+    );
+    println!(
+        "  {:<18} {:<10} {:>9} {:>7} {:>10} {:>9} {:>9} {:>12}",
+        "operation", "server", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs dynalite"
+    );
+    for m in results {
+        let reference = results
+            .iter()
+            .find(|r| r.server == "dynalite" && r.operation == m.operation)
+            .map(|r| r.per_second);
+        let ratio = reference.map_or("-".to_owned(), |r| format!("{:.2}", m.per_second / r));
+        println!(
+            "  {:<18} {:<10} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>12}",
+            m.operation, m.server, m.requests, m.errors, m.per_second, m.p50_ms, m.p99_ms, ratio
+        );
+    }
+    println!("\nstorage round trips per request (one at a time; spin-host: SQL reads + writes):");
+    for r in rows {
+        let sql = r
+            .sql
+            .map_or(String::new(), |(rd, wr)| format!("  ({rd:.2} + {wr:.2})"));
+        println!(
+            "  {:<18} {:<10} {:>6.2}{sql}",
+            r.operation, r.server, r.round_trips
+        );
+    }
+}
+
+fn main() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let file = conformance::root().join("../shared/data/moviedata.json");
+    let text = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let all: Vec<Value> = serde_json::from_slice(&text)?;
+    let n = bench::env_number("BENCH_REQUESTS", 2000).clamp(40, all.len());
+    let movies = &all[..n];
+    let vars: Vec<(String, String)> = [
+        ("admin_token", "bench"),
+        ("storage_stats_header", "true"),
+        ("dynamodb_access_key_id", KEY_ID),
+        ("dynamodb_secret_access_key", SECRET),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let (mut results, mut rows) = (Vec::new(), Vec::new());
+    {
+        let dynalite = conformance::Dynalite::start()?;
+        println!("measuring dynalite at {} ...", dynalite.url);
+        let server = Server {
+            name: "dynalite".into(),
+            host: None,
+            api: Api::new(&dynalite.url, "bench")?,
+            path: "/",
+        };
+        runtime.block_on(run(&server, movies, &mut results, &mut rows))?;
+    }
+    bench::on_each_host(&vars, |host, api| {
+        let server = Server {
+            name: host.name().into(),
+            host: Some(host),
+            api,
+            path: "/dynamodb",
+        };
+        runtime.block_on(run(&server, movies, &mut results, &mut rows))
+    })?;
+    print(&results, &rows);
+    Ok(())
+}
