@@ -370,6 +370,10 @@ impl<'e> Reading<'e> {
     }
 }
 
+/// How many partitions DeleteTable clears: within the 50 subrequests a Workers request
+/// may make on the free plan, with room for the catalog and the directory.
+const SWEEP_PARTITIONS: usize = 40;
+
 /// The puts of one BatchWriteItem into one partition: table, its items, partition,
 /// (sort key, item) pairs.
 type Merge = (TableDef, Rc<dyn Table>, String, Vec<(String, Value)>);
@@ -606,7 +610,7 @@ impl Ops<'_> {
     }
 
     async fn delete_table(&self) -> Result<Value, DynamoError> {
-        let (def, _) = self.table().await?;
+        let (def, items) = self.table().await?;
         if def.protected {
             return Err(DynamoError::validation(format!(
                 "Resource cannot be deleted as it is currently protected against deletion. Table {} is built in: it holds a service's own data",
@@ -620,7 +624,28 @@ impl Ops<'_> {
         if !gone {
             return Err(schema::not_found(&def.name));
         }
+        self.sweep(&def, items).await?;
         Ok(json!({ "TableDescription": def.description("DELETING") }))
+    }
+
+    /// Clears the items of a deleted table, partition by partition through its
+    /// directory, up to [`SWEEP_PARTITIONS`] of them (each is a storage write: on Workers
+    /// a Durable Object call, and a request may make only so many). What is past the
+    /// bound, or written by a request that read the table just before it was deleted,
+    /// stays in storage, unreachable: the table's generation is gone from the catalog.
+    async fn sweep(&self, def: &TableDef, items: Rc<dyn Table>) -> Result<(), DynamoError> {
+        let directory = self.ctx.env.table(&def.directory_name())?;
+        let listed = directory
+            .query(DIRECTORY_PK, None, SWEEP_PARTITIONS + 1)
+            .await?
+            .items;
+        for partition in listed.iter().take(SWEEP_PARTITIONS) {
+            items.put_partition(&partition.sk, Vec::new()).await?;
+        }
+        if listed.len() <= SWEEP_PARTITIONS {
+            directory.put_partition(DIRECTORY_PK, Vec::new()).await?;
+        }
+        Ok(())
     }
 
     fn item_param(&self, name: &str) -> Result<Item, DynamoError> {
@@ -796,6 +821,21 @@ impl Ops<'_> {
             .unwrap_or(true);
         let count_only = self.count_only()?;
         let start = self.exclusive_start(&def)?;
+        if let (Some((start_pk, _)), Some(json)) = (&start, self.body.get("ExclusiveStartKey")) {
+            if *start_pk != pk {
+                return Err(DynamoError::validation(
+                    "The provided starting key is outside query boundaries based on provided conditions",
+                ));
+            }
+            if range_condition
+                .as_ref()
+                .is_some_and(|cond| !cond.holds(&item_from_json(json).unwrap_or_default()))
+            {
+                return Err(DynamoError::validation(
+                    "The provided starting key does not match the range key predicate",
+                ));
+            }
+        }
         // A key-value partition is one stored value: the whole partition is one read.
         let page = items.query(&pk, None, usize::MAX).await?;
         let mut stored: Vec<_> = page.items;

@@ -316,3 +316,70 @@ fn requests_without_a_valid_signature_are_refused() {
         )
     );
 }
+
+#[test]
+fn query_refuses_a_starting_key_outside_its_conditions_and_pages_at_the_limit() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", films_table());
+    for title in ["a", "b", "c"] {
+        let item = json!({"year": {"N": "2000"}, "title": {"S": title}});
+        op(&kv, "PutItem", json!({"TableName": "Films", "Item": item}));
+    }
+    let query = |start: Value, limit: u64| {
+        let mut body = json!({"TableName": "Films", "Limit": limit,
+            "KeyConditionExpression": "#y = :y AND title < :t",
+            "ExpressionAttributeNames": {"#y": "year"},
+            "ExpressionAttributeValues": {":y": {"N": "2000"}, ":t": {"S": "c"}}});
+        if !start.is_null() {
+            body["ExclusiveStartKey"] = start;
+        }
+        op(&kv, "Query", body)
+    };
+    let (status, _, page) = query(Value::Null, 2);
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["Count"], 2);
+    assert_eq!(
+        page["LastEvaluatedKey"],
+        json!({"year": {"N": "2000"}, "title": {"S": "b"}}),
+        "a page that reaches Limit carries LastEvaluatedKey"
+    );
+    let (_, _, rest) = query(page["LastEvaluatedKey"].clone(), 2);
+    assert_eq!(rest, json!({"Count": 0, "ScannedCount": 0, "Items": []}));
+    let elsewhere = json!({"year": {"N": "1999"}, "title": {"S": "a"}});
+    assert_eq!(query(elsewhere, 2).1, "ValidationException");
+    let outside = json!({"year": {"N": "2000"}, "title": {"S": "z"}});
+    assert_eq!(query(outside, 2).1, "ValidationException");
+}
+
+#[test]
+fn delete_table_clears_the_items_of_its_partitions() {
+    let kv = MemoryKv::new();
+    let (_, _, created) = op(&kv, "CreateTable", films_table());
+    let id = created["TableDescription"]["TableId"].as_str().unwrap();
+    let generation = u64::from_str_radix(id.split('-').next().unwrap(), 16).unwrap();
+    for year in ["1999", "2000", "2001"] {
+        let item = json!({"year": {"N": year}, "title": {"S": "t"}});
+        op(&kv, "PutItem", json!({"TableName": "Films", "Item": item}));
+    }
+    let stored = kv.table(&format!("ddb.Films.{generation}"));
+    let count = |pk: &str| {
+        block_on(kit::table::Table::query(&stored, pk, None, usize::MAX))
+            .unwrap()
+            .items
+            .len()
+    };
+    assert_eq!(count("N2000"), 1);
+    assert_eq!(op(&kv, "DeleteTable", json!({"TableName": "Films"})).0, 200);
+    for pk in ["N1999", "N2000", "N2001"] {
+        assert_eq!(count(pk), 0, "{pk} left behind");
+    }
+    let directory = kv.table(&format!("ddbdir.Films.{generation}"));
+    let listed = block_on(kit::table::Table::query(
+        &directory,
+        "partitions",
+        None,
+        usize::MAX,
+    ))
+    .unwrap();
+    assert!(listed.items.is_empty());
+}

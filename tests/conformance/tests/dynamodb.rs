@@ -33,6 +33,7 @@ pub fn cases() -> Vec<Case> {
     cases![
         boto3_and_the_aws_cli_run_tables_items_updates_queries_and_batches,
         boto3_answers_match_dynalite_on_getting_started_and_generated_cases,
+        concurrent_boto3_increments_and_puts_into_one_partition_lose_nothing,
         movies_written_through_dynamodb_are_the_movies_api_data,
         hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx,
     ]
@@ -101,6 +102,20 @@ async fn boto3_answers_match_dynalite_on_getting_started_and_generated_cases(
     )
     .await?;
     println!("        {}: {summary}", host.name());
+    Ok(())
+}
+
+/// `tests/clients/dynamodb_concurrency.py`: 40 conditional increments of one item end
+/// at 40, 40 simultaneous puts into one partition all survive.
+async fn concurrent_boto3_increments_and_puts_into_one_partition_lose_nothing(
+    api: Api,
+    _: Host,
+) -> Result<()> {
+    run_client(
+        "dynamodb_concurrency.py",
+        &[&api.base, ACCESS_KEY_ID, SECRET_ACCESS_KEY, &fresh_table()],
+    )
+    .await?;
     Ok(())
 }
 

@@ -1,0 +1,84 @@
+"""Concurrent writers through boto3 against the /dynamodb endpoint: nothing is lost.
+
+Usage: dynamodb_concurrency.py BASE_URL ACCESS_KEY_ID SECRET_ACCESS_KEY TABLE_NAME
+
+Creates TABLE_NAME (year N + title S), then 40 concurrent conditional increments of one
+item (read, then write n+1 only if n is still what was read, retried) must end at
+exactly 40, and 40 simultaneous put_item of distinct titles into one year (one
+partition) must all survive. Deletes the table; exits non-zero naming what was lost.
+"""
+
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+base, key_id, secret, name = sys.argv[1:5]
+client = boto3.client("dynamodb", endpoint_url=base + "/dynamodb", region_name="us-east-1",
+                      aws_access_key_id=key_id, aws_secret_access_key=secret,
+                      config=Config(retries={"max_attempts": 1}, max_pool_connections=40))
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+client.create_table(
+    TableName=name,
+    KeySchema=[{"AttributeName": "year", "KeyType": "HASH"}, {"AttributeName": "title", "KeyType": "RANGE"}],
+    AttributeDefinitions=[{"AttributeName": "year", "AttributeType": "N"},
+                          {"AttributeName": "title", "AttributeType": "S"}],
+    BillingMode="PAY_PER_REQUEST",
+)
+client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
+
+# 40 concurrent conditional increments of one item: read, then write n+1 only if n is
+# still what was read, retrying when it is not. The count must come out exact.
+def increment(_):
+    for _ in range(400):
+        current = client.get_item(TableName=name, Key={"year": {"N": "1"}, "title": {"S": "counter"}},
+                                  ConsistentRead=True).get("Item")
+        try:
+            if current is None:
+                client.put_item(TableName=name,
+                                Item={"year": {"N": "1"}, "title": {"S": "counter"}, "n": {"N": "1"}},
+                                ConditionExpression="attribute_not_exists(title)")
+            else:
+                n = int(current["n"]["N"])
+                client.update_item(TableName=name, Key={"year": {"N": "1"}, "title": {"S": "counter"}},
+                                   UpdateExpression="SET n = :next", ConditionExpression="n = :seen",
+                                   ExpressionAttributeValues={":next": {"N": str(n + 1)}, ":seen": {"N": str(n)}})
+            return
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+    raise AssertionError("an incrementer starved")
+
+
+with ThreadPoolExecutor(max_workers=40) as pool:
+    list(pool.map(increment, range(40)))
+count = client.get_item(TableName=name, Key={"year": {"N": "1"}, "title": {"S": "counter"}})["Item"]["n"]["N"]
+check(count == "40", f"40 conditional increments counted {count}")
+
+# 40 simultaneous puts of distinct titles into one year (one partition): all survive.
+barrier = threading.Barrier(40)
+
+
+def put_title(i):
+    barrier.wait()
+    client.put_item(TableName=name, Item={"year": {"N": "1977"}, "title": {"S": f"Title {i:02}"}})
+
+
+with ThreadPoolExecutor(max_workers=40) as pool:
+    list(pool.map(put_title, range(40)))
+missing = [
+    i for i in range(40)
+    if "Item" not in client.get_item(TableName=name, Key={"year": {"N": "1977"}, "title": {"S": f"Title {i:02}"}})
+]
+check(not missing, f"concurrent puts lost: {missing}")
+client.delete_table(TableName=name)
+print("dynamodb concurrency: ok")
