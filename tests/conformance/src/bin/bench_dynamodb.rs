@@ -86,6 +86,7 @@ struct Measured {
 /// [`bench::concurrency`] clients until they run out or [`bench::cap`] has passed.
 async fn measure(
     server: &Server,
+    label: &'static str,
     operation: &'static str,
     bodies: Arc<Vec<Vec<u8>>>,
 ) -> Result<Measured> {
@@ -106,7 +107,20 @@ async fn measure(
                 let t = Instant::now();
                 match server.call(operation, &bodies[i]).await {
                     Ok(reply) if reply.status == 200 => latencies.push(t.elapsed()),
-                    _ => errors += 1,
+                    other => {
+                        if errors == 0 {
+                            let what = match &other {
+                                Ok(reply) => format!(
+                                    "{} {}",
+                                    reply.status,
+                                    String::from_utf8_lossy(&reply.body)
+                                ),
+                                Err(e) => format!("{e:#}"),
+                            };
+                            eprintln!("{operation} on {}: {what}", server.name);
+                        }
+                        errors += 1;
+                    }
                 }
             }
         }));
@@ -121,7 +135,7 @@ async fn measure(
     latencies.sort_unstable();
     Ok(Measured {
         server: server.name.clone(),
-        operation,
+        operation: label,
         requests: latencies.len(),
         errors,
         per_second: latencies.len() as f64 / elapsed,
@@ -267,9 +281,11 @@ async fn run(
     let last = work.puts.len() - 20;
     // The puts measured leave the last 20 movies for the storage count.
     let puts = Arc::new(work.puts[..last].to_vec());
-    results.push(measure(server, "PutItem", puts).await?);
-    results.push(measure(server, "GetItem", Arc::new(work.gets[..last].to_vec())).await?);
-    results.push(measure(server, "Query (one year)", Arc::new(work.queries.clone())).await?);
+    results.push(measure(server, "PutItem", "PutItem", puts).await?);
+    let gets = Arc::new(work.gets[..last].to_vec());
+    results.push(measure(server, "GetItem", "GetItem", gets).await?);
+    let queries = Arc::new(work.queries.clone());
+    results.push(measure(server, "Query (one year)", "Query", queries).await?);
     if server.host.is_some() {
         rows.extend(storage(server, &work).await?);
     }
