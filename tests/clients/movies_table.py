@@ -1,16 +1,15 @@
 """`Movies` is one table, whether boto3 or the movies API (API.md §4) reaches it.
 
-Usage: movies_table.py BASE_URL ACCESS_KEY_ID SECRET_ACCESS_KEY ADMIN_TOKEN
+Usage: movies_table.py BASE_URL ACCESS_KEY_ID SECRET_ACCESS_KEY ADMIN_TOKEN YEAR
 
 boto3's put_item into Movies is served by GET /api/movies; a PUT or an import through
 the movies API is what boto3 gets, queries and scans (typed as boto3 would have
 written it); the table is listed and cannot be deleted or created again; and 20
-admin PUTs racing 20 boto3 put_items into one year all survive. Works in years no
-other test uses (picked from the process id), so it can share a host.
+admin PUTs racing 20 boto3 put_items into one year all survive. Works in years YEAR,
+YEAR + 1 and YEAR + 2 only, which the caller keeps apart from every other test's.
 """
 
 import json
-import os
 import sys
 import threading
 import urllib.request
@@ -22,13 +21,13 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-base, key_id, secret, admin = sys.argv[1:5]
+base, key_id, secret, admin, first_year = sys.argv[1:6]
 session = dict(endpoint_url=base + "/dynamodb", region_name="us-east-1", aws_access_key_id=key_id,
                aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}, max_pool_connections=40))
 dynamodb = boto3.resource("dynamodb", **session)
 client = boto3.client("dynamodb", **session)
 movies = dynamodb.Table("Movies")
-year = 5000 + os.getpid() % 4000
+year = int(first_year)
 
 
 def check(cond, what):
