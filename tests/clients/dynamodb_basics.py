@@ -16,7 +16,7 @@ from decimal import Decimal
 import boto3
 import botocore
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from checks import check, error_code
 
 base, key_id, secret, name = sys.argv[1:5]
 endpoint = base + "/dynamodb"
@@ -29,19 +29,6 @@ session = dict(
 )
 dynamodb = boto3.resource("dynamodb", **session)
 client = boto3.client("dynamodb", **session)
-
-
-def error_code(call):
-    try:
-        call()
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    raise AssertionError("expected a ClientError")
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 # The AWS Getting Started table: year (N) + title (S).

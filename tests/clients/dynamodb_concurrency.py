@@ -15,16 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from checks import check
 
 base, key_id, secret, name = sys.argv[1:5]
 client = boto3.client("dynamodb", endpoint_url=base + "/dynamodb", region_name="us-east-1",
                       aws_access_key_id=key_id, aws_secret_access_key=secret,
                       config=Config(retries={"max_attempts": 1}, max_pool_connections=40))
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 client.create_table(

@@ -19,7 +19,7 @@ from decimal import Decimal
 import boto3
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from checks import check, error_code
 
 base, key_id, secret, admin, first_year = sys.argv[1:6]
 session = dict(endpoint_url=base + "/dynamodb", region_name="us-east-1", aws_access_key_id=key_id,
@@ -28,11 +28,6 @@ dynamodb = boto3.resource("dynamodb", **session)
 client = boto3.client("dynamodb", **session)
 movies = dynamodb.Table("Movies")
 year = int(first_year)
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def api(method, path, body=None):
@@ -45,14 +40,6 @@ def api(method, path, body=None):
             return resp.status, json.loads(text) if text else None
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
-
-
-def error_code(call):
-    try:
-        call()
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    raise AssertionError("expected a ClientError")
 
 
 # The table every deployment has.

@@ -98,7 +98,34 @@ pub async fn measure_gets(
             (latencies, errors)
         }));
     }
-    let mut latencies = Vec::with_capacity(total);
+    let figures = collect(tasks, started).await?;
+    Ok(Measured {
+        host,
+        endpoint,
+        requests: figures.requests,
+        errors: figures.errors,
+        per_second: figures.per_second,
+        p50_ms: figures.p50_ms,
+        p99_ms: figures.p99_ms,
+    })
+}
+
+/// What a closed-loop load measured.
+pub struct Figures {
+    pub requests: usize,
+    pub errors: usize,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Waits for a load's clients — each answering its successful requests' latencies and
+/// its error count — and sums them up over the time since `started`.
+pub async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>,
+    started: Instant,
+) -> Result<Figures> {
+    let mut latencies = Vec::new();
     let mut errors = 0;
     for task in tasks {
         let (l, e) = task.await?;
@@ -107,9 +134,7 @@ pub async fn measure_gets(
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    Ok(Measured {
-        host,
-        endpoint,
+    Ok(Figures {
         requests: latencies.len(),
         errors,
         per_second: latencies.len() as f64 / elapsed,

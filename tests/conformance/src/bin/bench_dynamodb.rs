@@ -75,11 +75,7 @@ impl Server {
 struct Measured {
     server: String,
     operation: &'static str,
-    requests: usize,
-    errors: usize,
-    per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+    figures: bench::Figures,
 }
 
 /// Sends the prepared `bodies` (each at most once, in order across the clients) with
@@ -125,22 +121,11 @@ async fn measure(
             }
         }));
     }
-    let (mut latencies, mut errors) = (Vec::new(), 0);
-    for task in tasks {
-        let (l, e) = task.await?;
-        latencies.extend(l);
-        errors += e;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
+    let figures = bench::collect(tasks, started).await?;
     Ok(Measured {
         server: server.name.clone(),
         operation: label,
-        requests: latencies.len(),
-        errors,
-        per_second: latencies.len() as f64 / elapsed,
-        p50_ms: bench::percentile(&latencies, 0.50),
-        p99_ms: bench::percentile(&latencies, 0.99),
+        figures,
     })
 }
 
@@ -305,11 +290,12 @@ fn print(results: &[Measured], rows: &[Storage]) {
         let reference = results
             .iter()
             .find(|r| r.server == "dynalite" && r.operation == m.operation)
-            .map(|r| r.per_second);
-        let ratio = reference.map_or("-".to_owned(), |r| format!("{:.2}", m.per_second / r));
+            .map(|r| r.figures.per_second);
+        let f = &m.figures;
+        let ratio = reference.map_or("-".to_owned(), |r| format!("{:.2}", f.per_second / r));
         println!(
             "  {:<18} {:<10} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>12}",
-            m.operation, m.server, m.requests, m.errors, m.per_second, m.p50_ms, m.p99_ms, ratio
+            m.operation, m.server, f.requests, f.errors, f.per_second, f.p50_ms, f.p99_ms, ratio
         );
     }
     println!("\nstorage round trips per request (one at a time; spin-host: SQL reads + writes):");
