@@ -97,6 +97,13 @@ impl From<kit::table::StoreError> for DynamoError {
                 Kind::ConditionalCheckFailed,
                 "The conditional request failed",
             ),
+            kit::table::StoreError::PartitionFull(_) => DynamoError::new(
+                Kind::ItemCollectionSizeLimitExceeded,
+                format!(
+                    "Item collection size limit exceeded: the items of one partition key may take {} bytes here",
+                    kit::table::MAX_PARTITION_BYTES
+                ),
+            ),
             other => DynamoError::new(Kind::Internal, format!("Internal server error: {other}")),
         }
     }

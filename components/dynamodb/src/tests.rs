@@ -383,3 +383,26 @@ fn delete_table_clears_the_items_of_its_partitions() {
     .unwrap();
     assert!(listed.items.is_empty());
 }
+
+#[test]
+fn puts_past_the_partition_limit_are_item_collection_size_limit_exceeded() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", films_table());
+    let plot = "p".repeat(390 * 1024);
+    let put = |title: &str| {
+        let item = json!({"year": {"N": "1999"}, "title": {"S": title}, "plot": {"S": plot}});
+        op(&kv, "PutItem", json!({"TableName": "Films", "Item": item}))
+    };
+    // Five items of 390 KiB fit in the 2,000,000 bytes of a partition; a sixth does not.
+    for title in ["a", "b", "c", "d", "e"] {
+        assert_eq!(put(title).0, 200, "{title}");
+    }
+    let (status, kind, _) = put("f");
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, "ItemCollectionSizeLimitExceededException")
+    );
+    let key = json!({"year": {"N": "1999"}, "title": {"S": "f"}});
+    let (_, _, got) = op(&kv, "GetItem", json!({"TableName": "Films", "Key": key}));
+    assert_eq!(got, json!({}), "nothing written");
+}

@@ -121,6 +121,14 @@ impl From<StoreError> for ApiError {
                 "storage_contention",
                 "The item is being changed by many requests at once; retry shortly.",
             ),
+            StoreError::PartitionFull(_) => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "partition_full",
+                format!(
+                    "This write would take its partition (for movies: the year) past the {} bytes one partition may hold; nothing was written.",
+                    crate::table::MAX_PARTITION_BYTES
+                ),
+            ),
             other => Self::new(
                 StatusCode::BAD_GATEWAY,
                 "storage_unavailable",

@@ -345,3 +345,20 @@ fn openapi_document_is_served_as_openapi_3_1_json() {
     assert_eq!(doc["openapi"], json!("3.1.0"));
     assert!(doc["paths"]["/api/movies/{year}/{title}"]["put"].is_object());
 }
+
+#[test]
+fn import_that_would_overfill_a_year_returns_507_partition_full_and_writes_nothing() {
+    let env = env_with(Some(TOKEN));
+    let plot = "p".repeat(300_000);
+    let year = |n: usize| -> Value {
+        (0..n)
+            .map(|i| json!({"year": 1999, "title": format!("Long {i}"), "info": {"plot": plot}}))
+            .collect()
+    };
+    assert_eq!(import(&env, &year(3)).status, StatusCode::OK);
+    let refused = import(&env, &year(8));
+    assert_eq!(refused.status, StatusCode::INSUFFICIENT_STORAGE);
+    assert_eq!(refused.code(), "partition_full");
+    let listed = call(&env, "GET", "/api/movies?year=1999", None, Vec::new());
+    assert_eq!(titles(&listed), ["Long 0", "Long 1", "Long 2"]);
+}

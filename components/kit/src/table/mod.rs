@@ -113,7 +113,16 @@ pub enum StoreError {
     /// The backend itself failed (I/O, network, host error).
     #[error("backend error: {0}")]
     Backend(String),
+    /// The write would make its partition larger than a partition may be
+    /// ([`MAX_PARTITION_BYTES`]); nothing was written.
+    #[error("the partition would hold {0} bytes, over the {MAX_PARTITION_BYTES} a partition may")]
+    PartitionFull(usize),
 }
+
+/// The most a partition may hold, in stored bytes, on every backend: a partition is one
+/// stored value, and a Durable Object stores at most 2 MB under one key (key and value
+/// together), so every host refuses the same writes.
+pub const MAX_PARTITION_BYTES: usize = 2_000_000;
 
 /// A DynamoDB-shaped table. Futures are `?Send` because the wasm hosts are
 /// single-threaded and their handles (JS values, WASI resources) are not `Send`.

@@ -4,7 +4,7 @@
 //! import writes each partition once (cheap on Workers KV's write quota), and a
 //! conditional write is atomic exactly when the store's swap is.
 
-use super::{Change, Cond, Item, Page, StoreError, Table, Updated};
+use super::{Change, Cond, Item, Page, StoreError, Table, Updated, MAX_PARTITION_BYTES};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -118,8 +118,13 @@ fn decode(raw: Option<Vec<u8>>) -> Result<Partition, StoreError> {
     }
 }
 
+/// The partition's stored bytes; a partition past [`MAX_PARTITION_BYTES`] is refused.
 fn encode(partition: &Partition) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(partition).map_err(|e| StoreError::Corrupt(e.to_string()))
+    let bytes = serde_json::to_vec(partition).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    if bytes.len() > MAX_PARTITION_BYTES {
+        return Err(StoreError::PartitionFull(bytes.len()));
+    }
+    Ok(bytes)
 }
 
 fn check(current: Option<&Stored>, cond: Cond) -> Result<(), StoreError> {

@@ -89,6 +89,7 @@ pub async fn run_with_prefix(open: Open<'_>, prefix: &str, atomic: bool) -> Repo
     case!(get_json_returns_the_value_as_json_text);
     case!(update_writes_what_the_change_decides_and_keeps_when_asked);
     case!(put_items_merges_into_the_partition_and_keeps_other_items);
+    case!(writes_past_the_partition_limit_are_refused_and_change_nothing);
     if atomic {
         case!(concurrent_conditional_increments_lose_no_update);
         case!(concurrent_puts_if_absent_on_fresh_partitions_admit_exactly_one);
@@ -446,6 +447,41 @@ async fn put_items_merges_into_the_partition_and_keeps_other_items(t: &dyn Table
         ],
         || format!("got {got:?}"),
     )
+}
+
+async fn writes_past_the_partition_limit_are_refused_and_change_nothing(
+    t: &dyn Table,
+) -> CaseResult {
+    t.put("p", "small", json!("kept"), Cond::Any)
+        .await
+        .map_err(err)?;
+    // Two items of 0.4 of the limit fit; a third would pass it.
+    let big = json!("x".repeat(super::MAX_PARTITION_BYTES * 2 / 5));
+    for sk in ["a", "b"] {
+        t.put("p", sk, big.clone(), Cond::Any).await.map_err(err)?;
+    }
+    let refused = t.put("p", "c", big.clone(), Cond::Any).await;
+    ensure(matches!(refused, Err(StoreError::PartitionFull(_))), || {
+        format!("a put past the limit: {refused:?}")
+    })?;
+    let merged = t
+        .put_items(
+            "p",
+            vec![("d".to_owned(), big.clone()), ("e".to_owned(), big)],
+        )
+        .await;
+    ensure(matches!(merged, Err(StoreError::PartitionFull(_))), || {
+        format!("a merge past the limit: {merged:?}")
+    })?;
+    let page = t.query("p", None, 10).await.map_err(err)?;
+    let keys: Vec<&str> = page.items.iter().map(|i| i.sk.as_str()).collect();
+    ensure(keys == ["a", "b", "small"], || format!("left {keys:?}"))?;
+    // Room again once an item goes.
+    t.delete("p", "a", Cond::Any).await.map_err(err)?;
+    t.put("p", "c", json!("fits"), Cond::Any)
+        .await
+        .map_err(err)?;
+    Ok(())
 }
 
 /// A race among writers of fresh partitions, each writer one call of [`race_write`],
