@@ -25,12 +25,11 @@ import os
 import random
 import subprocess
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import boto3
-from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.conditions import Key
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -131,7 +130,7 @@ def wait_active(client, name):
 
 
 def create(server, name, key_schema, attrs):
-    resource, client = CLIENTS[server]
+    _, client = CLIENTS[server]
     answer = client.create_table(TableName=name, KeySchema=key_schema, AttributeDefinitions=attrs,
                                  BillingMode="PAY_PER_REQUEST")
     wait_active(client, name)

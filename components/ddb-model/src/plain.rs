@@ -11,8 +11,7 @@
 //! JSON readers keep no more).
 
 use crate::error::DynamoError;
-use crate::value::{AttrValue, Number};
-use base64::Engine;
+use crate::value::{base64_encode, AttrValue, Item, Number};
 use serde_json::{Map, Value};
 
 /// The typed value of a plain JSON value.
@@ -23,18 +22,21 @@ pub fn to_attr(value: &Value) -> Result<AttrValue, DynamoError> {
         Value::Number(n) => AttrValue::N(Number::parse(&n.to_string())?),
         Value::String(s) => AttrValue::S(s.clone()),
         Value::Array(items) => AttrValue::L(items.iter().map(to_attr).collect::<Result<_, _>>()?),
-        Value::Object(fields) => AttrValue::M(
-            fields
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), to_attr(v)?)))
-                .collect::<Result<_, DynamoError>>()?,
-        ),
+        Value::Object(fields) => AttrValue::M(to_item(fields)?),
     })
+}
+
+/// The typed item (or map) of a plain JSON object.
+pub fn to_item(fields: &Map<String, Value>) -> Result<Item, DynamoError> {
+    fields
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), to_attr(v)?)))
+        .collect()
 }
 
 /// The plain JSON of a typed value.
 pub fn from_attr(value: &AttrValue) -> Value {
-    let bytes = |b: &[u8]| Value::String(base64::engine::general_purpose::STANDARD.encode(b));
+    let bytes = |b: &[u8]| Value::String(base64_encode(b));
     match value {
         AttrValue::S(s) => Value::String(s.clone()),
         AttrValue::N(n) => number(n),

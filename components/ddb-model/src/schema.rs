@@ -286,14 +286,20 @@ impl TableDef {
         hash_only.key_of(key, true).map(|(pk, _)| pk)
     }
 
+    /// The names of the key attributes: the partition key's, then the sort key's.
+    pub fn key_names(&self) -> Vec<&str> {
+        let mut names = vec![self.hash.name.as_str()];
+        if let Some(range) = &self.range {
+            names.push(range.name.as_str());
+        }
+        names
+    }
+
     /// The key attributes of `item` (a `LastEvaluatedKey`).
     pub fn key_attributes(&self, item: &Item) -> Item {
-        let mut names = vec![&self.hash.name];
-        if let Some(range) = &self.range {
-            names.push(&range.name);
-        }
+        let names = self.key_names();
         item.iter()
-            .filter(|(k, _)| names.contains(k))
+            .filter(|(k, _)| names.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }

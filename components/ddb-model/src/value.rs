@@ -351,7 +351,7 @@ fn base64_decode(text: &str) -> Result<Vec<u8>, DynamoError> {
         .map_err(|_| DynamoError::serialization("Base64 encoded binary value is invalid"))
 }
 
-fn base64_encode(bytes: &[u8]) -> String {
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 

@@ -228,16 +228,12 @@ impl Expressions {
     /// Refuses paths into `def`'s key attributes where DynamoDB does: projections,
     /// filters and updates (not conditions).
     fn refuse_nested_key_paths(&self, def: &TableDef) -> Result<(), DynamoError> {
-        let mut keys = vec![def.hash.name.as_str()];
-        if let Some(range) = &def.range {
-            keys.push(range.name.as_str());
-        }
         let mut paths = expr::update_paths(&self.update);
         paths.extend(self.projection.iter().flatten());
         if let Some(filter) = &self.filter {
             paths.extend(filter.paths());
         }
-        expr::refuse_nested_key_paths(paths, &keys)
+        expr::refuse_nested_key_paths(paths, &def.key_names())
     }
 }
 
@@ -370,6 +366,13 @@ impl<'e> Reading<'e> {
     }
 }
 
+/// A Query's or Scan's `ExclusiveStartKey`: the key item and its table-layer key.
+struct StartKey {
+    key: Item,
+    pk: String,
+    sk: String,
+}
+
 /// How many partitions DeleteTable clears: within the 50 subrequests a Workers request
 /// may make on the free plan, with room for the catalog and the directory.
 const SWEEP_PARTITIONS: usize = 40;
@@ -462,10 +465,14 @@ impl Ops<'_> {
         }
     }
 
-    /// `ExclusiveStartKey` as a table-layer key.
-    fn exclusive_start(&self, def: &TableDef) -> Result<Option<(String, String)>, DynamoError> {
+    /// `ExclusiveStartKey`, as given and as a table-layer key.
+    fn exclusive_start(&self, def: &TableDef) -> Result<Option<StartKey>, DynamoError> {
         match self.body.get("ExclusiveStartKey") {
-            Some(json) => Ok(Some(def.key_of(&item_from_json(json)?, true)?)),
+            Some(json) => {
+                let key = item_from_json(json)?;
+                let (pk, sk) = def.key_of(&key, true)?;
+                Ok(Some(StartKey { key, pk, sk }))
+            }
             None => Ok(None),
         }
     }
@@ -514,7 +521,7 @@ impl Ops<'_> {
         // The directory is one stored partition: one read lists every partition, where
         // paging it would read that same value once a page.
         let listed = directory.query(DIRECTORY_PK, None, usize::MAX).await?.items;
-        let resume_at = start.as_ref().map(|(pk, _)| pk.as_str());
+        let resume_at = start.as_ref().map(|s| s.pk.as_str());
         'partitions: for (visited, listed) in listed
             .iter()
             .filter(|l| resume_at.is_none_or(|pk| l.sk.as_str() >= pk) && in_segment(&l.sk))
@@ -528,8 +535,8 @@ impl Ops<'_> {
             }
             let partition = items.query(&listed.sk, None, usize::MAX).await?;
             for stored_item_ in partition.items {
-                if let Some((pk, sk)) = &start {
-                    if listed.sk == *pk && stored_item_.sk.as_str() <= sk.as_str() {
+                if let Some(start) = &start {
+                    if listed.sk == start.pk && stored_item_.sk <= start.sk {
                         continue;
                     }
                 }
@@ -726,11 +733,7 @@ impl Ops<'_> {
                 "1 validation error detected: Value '{returns}' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]"
             )));
         }
-        let mut keys = vec![def.hash.name.as_str()];
-        if let Some(range) = &def.range {
-            keys.push(range.name.as_str());
-        }
-        expr::refuse_key_updates(&exprs.update, &keys)?;
+        expr::refuse_key_updates(&exprs.update, &def.key_names())?;
         self.list_partition(&def, &pk).await?;
         let (mut before, mut after, mut refused) = (None, None, None);
         items
@@ -747,7 +750,7 @@ impl Ops<'_> {
                         return Ok(Change::Keep);
                     }
                 }
-                let new = match expr::apply(&base, &exprs.update, &keys) {
+                let new = match expr::apply(&base, &exprs.update) {
                     Ok(new) => new,
                     Err(e) => {
                         refused = Some(e);
@@ -794,14 +797,16 @@ impl Ops<'_> {
         let (def, items) = self.table().await?;
         exprs.refuse_nested_key_paths(&def)?;
         if let Some(filter) = &exprs.filter {
-            let keys = [Some(&def.hash), def.range.as_ref()];
-            for path in filter.paths() {
-                if let Some(key) = keys.iter().flatten().find(|k| path.head() == k.name) {
-                    return Err(DynamoError::validation(format!(
-                        "Filter Expression can only contain non-primary key attributes: Primary key attribute: {}",
-                        key.name
-                    )));
-                }
+            let keys = def.key_names();
+            if let Some(path) = filter
+                .paths()
+                .into_iter()
+                .find(|p| keys.contains(&p.head()))
+            {
+                return Err(DynamoError::validation(format!(
+                    "Filter Expression can only contain non-primary key attributes: Primary key attribute: {}",
+                    path.head()
+                )));
             }
         }
         let key_condition = exprs.key_condition.as_ref().ok_or_else(|| {
@@ -821,15 +826,15 @@ impl Ops<'_> {
             .unwrap_or(true);
         let count_only = self.count_only()?;
         let start = self.exclusive_start(&def)?;
-        if let (Some((start_pk, _)), Some(json)) = (&start, self.body.get("ExclusiveStartKey")) {
-            if *start_pk != pk {
+        if let Some(start) = &start {
+            if start.pk != pk {
                 return Err(DynamoError::validation(
                     "The provided starting key is outside query boundaries based on provided conditions",
                 ));
             }
             if range_condition
                 .as_ref()
-                .is_some_and(|cond| !cond.holds(&item_from_json(json).unwrap_or_default()))
+                .is_some_and(|cond| !cond.holds(&start.key))
             {
                 return Err(DynamoError::validation(
                     "The provided starting key does not match the range key predicate",
@@ -843,11 +848,11 @@ impl Ops<'_> {
             stored.reverse();
         }
         let rest = stored.into_iter().skip_while(|i| {
-            start.as_ref().is_some_and(|(_, sk)| {
+            start.as_ref().is_some_and(|start| {
                 if forward {
-                    i.sk.as_str() <= sk.as_str()
+                    i.sk <= start.sk
                 } else {
-                    i.sk.as_str() >= sk.as_str()
+                    i.sk >= start.sk
                 }
             })
         });

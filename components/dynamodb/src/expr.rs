@@ -144,6 +144,23 @@ pub enum Step {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Path(pub Vec<Step>);
 
+/// The value at `steps` in `item`: a path, or the parent part of one.
+fn resolve<'i>(steps: &[Step], item: &'i Item) -> Option<&'i AttrValue> {
+    let (first, rest) = steps.split_first()?;
+    let mut current = match first {
+        Step::Name(n) => item.get(n)?,
+        Step::Index(_) => return None,
+    };
+    for step in rest {
+        current = match (step, current) {
+            (Step::Name(n), AttrValue::M(m)) => m.get(n)?,
+            (Step::Index(i), AttrValue::L(l)) => l.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
 impl Path {
     pub fn top(name: &str) -> Self {
         Path(vec![Step::Name(name.to_owned())])
@@ -151,19 +168,7 @@ impl Path {
 
     /// The value at this path in `item`.
     pub fn resolve<'i>(&self, item: &'i Item) -> Option<&'i AttrValue> {
-        let mut steps = self.0.iter();
-        let mut current = match steps.next()? {
-            Step::Name(n) => item.get(n)?,
-            Step::Index(_) => return None,
-        };
-        for step in steps {
-            current = match (step, current) {
-                (Step::Name(n), AttrValue::M(m)) => m.get(n)?,
-                (Step::Index(i), AttrValue::L(l)) => l.get(*i)?,
-                _ => return None,
-            };
-        }
-        Some(current)
+        resolve(&self.0, item)
     }
 
     /// The attribute the path starts at.
@@ -1254,7 +1259,7 @@ fn check_parent(item: &Item, path: &Path) -> Result<(), DynamoError> {
     if parent.is_empty() {
         return Ok(());
     }
-    match (last, Path(parent.to_vec()).resolve(item)) {
+    match (last, resolve(parent, item)) {
         (Step::Name(_), Some(AttrValue::M(_))) | (Step::Index(_), Some(AttrValue::L(_))) => Ok(()),
         _ => Err(bad_path()),
     }
@@ -1312,10 +1317,9 @@ pub fn updated_paths(actions: &[Action]) -> Vec<Path> {
 }
 
 /// Applies `actions` to `item`: every `SET` value is computed from the item as it was,
-/// then the actions change it in order. `keys` are the table's key attributes, which
-/// an update may not touch.
-pub fn apply(item: &Item, actions: &[Action], keys: &[&str]) -> Result<Item, DynamoError> {
-    refuse_key_updates(actions, keys)?;
+/// then the actions change it in order. Whether they may touch the key attributes is
+/// [`refuse_key_updates`]'s to say, before the item is read.
+pub fn apply(item: &Item, actions: &[Action]) -> Result<Item, DynamoError> {
     let values = actions
         .iter()
         .map(|a| match a {
@@ -1585,7 +1589,9 @@ mod tests {
     fn updated(text: &str, values: Value) -> Result<Value, DynamoError> {
         let s = subs(json!({"#i": "info"}), values);
         let actions = parse_update(text, &s)?;
-        apply(&movie(), &actions, &["year", "title"]).map(|i| crate::value::item_to_json(&i))
+        let keys = ["year", "title"];
+        refuse_key_updates(&actions, &keys)?;
+        apply(&movie(), &actions).map(|i| crate::value::item_to_json(&i))
     }
 
     #[test]

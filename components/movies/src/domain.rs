@@ -214,15 +214,13 @@ impl Movie {
         let mut item = Item::new();
         item.insert("year".into(), AttrValue::N(Number::from(self.year.0)));
         item.insert("title".into(), AttrValue::S(self.title.0.clone()));
-        let typed = |name: &str, value: &Value| {
-            plain::to_attr(value).map_err(|e| format!("`{name}`: {}", e.message))
-        };
         for (name, value) in &self.extra {
-            item.insert(name.clone(), typed(name, value)?);
+            let typed = plain::to_attr(value).map_err(|e| unholdable(name, e))?;
+            item.insert(name.clone(), typed);
         }
         if let Some(info) = &self.info {
-            let value = typed("info", &Value::Object(info.clone()))?;
-            item.insert("info".into(), value);
+            let typed = plain::to_item(info).map_err(|e| unholdable("info", e))?;
+            item.insert("info".into(), AttrValue::M(typed));
         }
         if item_size(&item) > MAX_ITEM_BYTES {
             return Err("the item is over DynamoDB's 400 KB item limit".into());
@@ -296,6 +294,11 @@ pub fn parse_import(body: &[u8]) -> Result<Vec<Movie>, MoviesError> {
         movies.push(movie);
     }
     Ok(movies)
+}
+
+/// Why DynamoDB cannot hold attribute `name` of a movie.
+fn unholdable(name: &str, e: ddb_model::error::DynamoError) -> String {
+    format!("`{name}`: {}", e.message)
 }
 
 /// ` (title "…")` for an error about an item, when the title is short enough to help.

@@ -229,6 +229,37 @@ fn pump_stdout(child: &mut Child, prefix: &'static str) -> mpsc::Receiver<String
     rx
 }
 
+/// Forwards `child`'s stdout (as [`pump_stdout`]) until `pick` finds what it waits
+/// for in a line, and answers that; stops the child when it exits first or `limit`
+/// passes.
+fn wait_for_line<T>(
+    child: &mut Child,
+    name: &'static str,
+    limit: Duration,
+    mut pick: impl FnMut(&str) -> Option<T>,
+) -> Result<T> {
+    let lines = pump_stdout(child, name);
+    let deadline = Instant::now() + limit;
+    loop {
+        match lines.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                if let Some(found) = pick(&line) {
+                    return Ok(found);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                if let Some(status) = child.try_wait()? {
+                    bail!("{name} exited while starting: {status}");
+                }
+            }
+            Err(_) => {
+                stop_process_group(child);
+                bail!("{name} did not report that it started within {limit:?}");
+            }
+        }
+    }
+}
+
 /// Polls `GET {base}/healthz` until it answers 200.
 fn wait_healthy(base: &str, child: &mut Child, limit: Duration) -> Result<()> {
     let deadline = Instant::now() + limit;
@@ -265,26 +296,10 @@ fn start_spin_host(vars: &Vars) -> Result<Running> {
         cmd.arg("--var").arg(format!("{name}={value}"));
     }
     let mut child = spawn(cmd)?;
-    let lines = pump_stdout(&mut child, "spin-host");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let base = loop {
-        match lines.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => {
-                if let Some(url) = line.strip_prefix("spin-host listening on ") {
-                    break url.trim().to_owned();
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
-                if let Some(status) = child.try_wait()? {
-                    bail!("spin-host exited while starting: {status}");
-                }
-            }
-            Err(_) => {
-                stop_process_group(&mut child);
-                bail!("spin-host did not report its address within 120 s");
-            }
-        }
-    };
+    let base = wait_for_line(&mut child, "spin-host", Duration::from_secs(120), |line| {
+        line.strip_prefix("spin-host listening on ")
+            .map(|url| url.trim().to_owned())
+    })?;
     wait_healthy(&base, &mut child, Duration::from_secs(60))?;
     Ok(Running {
         host: Host::SpinHost,
@@ -364,23 +379,9 @@ impl Dynalite {
         cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--createTableMs", "0", "--deleteTableMs", "0"]);
         let mut child = spawn(cmd)?;
-        let lines = pump_stdout(&mut child, "dynalite");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match lines.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) if line.starts_with("Dynalite listening at") => break,
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
-                    if let Some(status) = child.try_wait()? {
-                        bail!("dynalite exited while starting: {status}");
-                    }
-                }
-                Err(_) => {
-                    stop_process_group(&mut child);
-                    bail!("dynalite did not start within 30 s");
-                }
-            }
-        }
+        wait_for_line(&mut child, "dynalite", Duration::from_secs(30), |line| {
+            line.starts_with("Dynalite listening at").then_some(())
+        })?;
         Ok(Self {
             url: format!("http://127.0.0.1:{port}"),
             child,

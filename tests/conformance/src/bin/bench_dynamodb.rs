@@ -141,11 +141,9 @@ fn workload(table: &str, movies: &[Value]) -> Result<Workload> {
     let mut gets = Vec::new();
     let mut years = Vec::new();
     for movie in movies {
-        let ddb_model::value::AttrValue::M(item) =
-            ddb_model::plain::to_attr(movie).map_err(|e| anyhow::anyhow!("{}", e.message))?
-        else {
-            anyhow::bail!("a movie that is not an object");
-        };
+        let fields = movie.as_object().context("a movie that is not an object")?;
+        let item =
+            ddb_model::plain::to_item(fields).map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let item = item_to_json(&item);
         puts.push(
             json!({"TableName": table, "Item": item})
