@@ -477,6 +477,30 @@ impl Ops<'_> {
         }
     }
 
+    /// Keeps the movie graph in step with a write to `Movies` (no-op for other
+    /// tables): `changes` are the written items' typed JSON (or keys), each with the
+    /// item now, `None` when deleted.
+    async fn graph_sync(
+        &self,
+        def: &TableDef,
+        changes: Vec<(&Value, Option<&Value>)>,
+    ) -> Result<(), DynamoError> {
+        if def.name != schema::MOVIES {
+            return Ok(());
+        }
+        let changes: Vec<_> = changes
+            .into_iter()
+            .filter_map(|(key, now)| {
+                let year = key.pointer("/year/N")?.as_str()?.parse().ok()?;
+                let title = key.pointer("/title/S")?.as_str()?.to_owned();
+                let cast = now.map(graph_model::Cast::from_stored);
+                Some((graph_model::MovieRef { year, title }, cast))
+            })
+            .collect();
+        graph_model::movies_changed(self.ctx.env, changes).await?;
+        Ok(())
+    }
+
     async fn list_partition(&self, def: &TableDef, pk: &str) -> Result<(), DynamoError> {
         Ok(ddb_model::list_partition(self.ctx.env, def, pk).await?)
     }
@@ -694,6 +718,7 @@ impl Ops<'_> {
                 Change::Put(value.clone())
             })
             .await?;
+        self.graph_sync(&def, vec![(&value, Some(&value))]).await?;
         Ok(match (returns_old, old) {
             (true, Some(old)) => json!({ "Attributes": old }),
             _ => json!({}),
@@ -771,6 +796,10 @@ impl Ops<'_> {
             .await?;
         if let Some(e) = refused {
             return Err(e);
+        }
+        if let Some(new) = &after {
+            let new = item_to_json(new);
+            self.graph_sync(&def, vec![(&new, Some(&new))]).await?;
         }
         let paths = expr::updated_paths(&exprs.update);
         let attributes = match (returns, &before, &after) {
@@ -917,7 +946,7 @@ impl Ops<'_> {
             let mut keys = Vec::new();
             for request in list {
                 total += 1;
-                let (key, write) = match (request.get("PutRequest"), request.get("DeleteRequest")) {
+                let (key, write, typed_key) = match (request.get("PutRequest"), request.get("DeleteRequest")) {
                     (Some(put), None) => {
                         let item = item_from_json(put.get("Item").ok_or_else(|| {
                             DynamoError::validation("A PutRequest needs an Item")
@@ -927,13 +956,14 @@ impl Ops<'_> {
                                 "Item size has exceeded the maximum allowed size",
                             ));
                         }
-                        (def.key_of(&item, false)?, Some(item_to_json(&item)))
+                        let json = item_to_json(&item);
+                        (def.key_of(&item, false)?, Some(json.clone()), json)
                     }
                     (None, Some(delete)) => {
                         let key = item_from_json(delete.get("Key").ok_or_else(|| {
                             DynamoError::validation("A DeleteRequest needs a Key")
                         })?)?;
-                        (def.key_of(&key, true)?, None)
+                        (def.key_of(&key, true)?, None, item_to_json(&key))
                     }
                     _ => {
                         return Err(DynamoError::validation(
@@ -947,7 +977,7 @@ impl Ops<'_> {
                     ));
                 }
                 keys.push(key.clone());
-                plan.push((def.clone(), items.clone(), key, write));
+                plan.push((def.clone(), items.clone(), key, write, typed_key));
             }
         }
         if total > 25 {
@@ -959,7 +989,11 @@ impl Ops<'_> {
         // distinct and its writes unordered and unconditional, so this is the same as
         // putting them one by one), costing one partition write instead of one each.
         let mut merges: Vec<Merge> = Vec::new();
-        for (def, items, (pk, sk), write) in plan {
+        let mut graph: Vec<(TableDef, Value, Option<Value>)> = Vec::new();
+        for (def, items, (pk, sk), write, key) in plan {
+            if def.name == schema::MOVIES {
+                graph.push((def.clone(), key, write.clone()));
+            }
             match write {
                 Some(value) => {
                     match merges
@@ -978,6 +1012,10 @@ impl Ops<'_> {
         for (def, items, pk, puts) in merges {
             self.list_partition(&def, &pk).await?;
             items.put_items(&pk, puts).await?;
+        }
+        if let Some((def, _, _)) = graph.first() {
+            let changes = graph.iter().map(|(_, k, now)| (k, now.as_ref())).collect();
+            self.graph_sync(def, changes).await?;
         }
         Ok(json!({ "UnprocessedItems": {} }))
     }
@@ -1043,6 +1081,10 @@ impl Ops<'_> {
                 Change::Delete
             })
             .await?;
+        if old.is_some() {
+            self.graph_sync(&def, vec![(&item_to_json(&key), None)])
+                .await?;
+        }
         Ok(match (returns_old, old) {
             (true, Some(old)) => json!({ "Attributes": old }),
             _ => json!({}),

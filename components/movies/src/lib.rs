@@ -38,6 +38,14 @@ fn movies_table(ctx: &Ctx<'_>) -> Result<std::rc::Rc<dyn kit::table::Table>, Mov
     Ok(ctx.env.table(&schema::movies().storage_name())?)
 }
 
+/// A movie's key as the graph names it.
+fn graph_ref(year: Year, title: &Title) -> graph_model::MovieRef {
+    graph_model::MovieRef {
+        year: year.get(),
+        title: title.as_str().to_owned(),
+    }
+}
+
 /// The OpenAPI 3.1 document of every endpoint of the project, served as is.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
@@ -159,9 +167,11 @@ async fn put(req: &Request, ctx: &Ctx<'_>, params: &Params) -> Result<Response, 
     let stored = movie.stored().map_err(kit::ApiError::invalid_body)?;
     let table = movies_table(ctx)?;
     ddb_model::list_partition(ctx.env, &schema::movies(), &year.partition()).await?;
+    let cast = graph_model::Cast::from_stored(&stored);
     table
         .put(&year.partition(), movie.title.as_str(), stored, Cond::Any)
         .await?;
+    graph_model::movies_changed(ctx.env, vec![(graph_ref(year, &movie.title), Some(cast))]).await?;
     Ok(kit::json(StatusCode::OK, &movie))
 }
 
@@ -177,6 +187,7 @@ async fn delete(req: &Request, ctx: &Ctx<'_>, params: &Params) -> Result<Respons
     {
         return Err(MoviesError::MovieNotFound);
     }
+    graph_model::movies_changed(ctx.env, vec![(graph_ref(year, &title), None)]).await?;
     Ok(kit::empty(StatusCode::NO_CONTENT))
 }
 
@@ -190,13 +201,22 @@ async fn import(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
     let table = movies_table(ctx)?;
     let def = schema::movies();
     let mut imported = 0usize;
+    let mut casts = Vec::new();
     for (year, movies) in groups {
         imported += movies.len();
+        for (title, stored) in &movies {
+            let movie = graph_model::MovieRef {
+                year: year.get(),
+                title: title.clone(),
+            };
+            casts.push((movie, Some(graph_model::Cast::from_stored(stored))));
+        }
         ddb_model::list_partition(ctx.env, &def, &year.partition()).await?;
         table
             .put_items(&year.partition(), movies.into_iter().collect())
             .await?;
     }
+    graph_model::movies_changed(ctx.env, casts).await?;
     Ok(kit::json(StatusCode::OK, &json!({ "imported": imported })))
 }
 

@@ -17,6 +17,16 @@ pub mod app {
     /// — movies included, which admins write concurrently — lives in Durable Objects.
     pub const KV_TABLES: &[&str] = &[scraper::store::SHOWS_TABLE];
 
+    /// Tables kept whole in one Durable Object: the movie graph, whose searches read
+    /// many shards at once — one fetch and one storage `get` per BFS level.
+    pub const ONE_OBJECT_TABLES: &[&str] = &[graph_model::TABLE];
+
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    pub const BINDINGS: kit::host::workers::Bindings = kit::host::workers::Bindings {
+        kv: KV_TABLES,
+        one_object: ONE_OBJECT_TABLES,
+    };
+
     /// Whether `path` is `prefix` or below it (`/hello`, `/hello/x`, not `/helloo`).
     fn under(path: &str, prefix: &str) -> bool {
         path.strip_prefix(prefix)
@@ -38,6 +48,8 @@ pub mod app {
             movies::handle(req, env).await
         } else if under(path, "/docs") {
             docs::handle(req, env).await
+        } else if under(path, "/api/graph") {
+            graph::handle(req, env).await
         } else if under(path, "/dynamodb") {
             dynamodb::handle(req, env).await
         } else {
@@ -68,7 +80,7 @@ mod entry {
 
     #[event(scheduled)]
     async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-        let env = kit::host::workers::env(env, super::app::KV_TABLES);
+        let env = kit::host::workers::env(env, super::app::BINDINGS);
         match super::app::scheduled(&env).await {
             Ok(line) => worker::console_log!("{line}"),
             Err(line) => worker::console_error!("{line}"),
@@ -78,12 +90,13 @@ mod entry {
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         let req = kit::host::workers::request(req).await?;
-        let env = kit::host::workers::env(env, super::app::KV_TABLES);
+        let env = kit::host::workers::env(env, super::app::BINDINGS);
         kit::host::workers::response(super::app::handle(req, &env).await)
     }
 
-    /// One object per `(table, partition)`: runs that partition's table operations on
-    /// its own SQLite-backed storage, one at a time.
+    /// One object per `(table, partition)`, running that partition's table operations
+    /// on its own SQLite-backed storage one at a time; or, for the tables kept in one
+    /// object, the raw key-value operations the Worker's partition layer sends.
     #[durable_object(fetch)]
     pub struct TablePartition {
         state: State,
@@ -96,7 +109,12 @@ mod entry {
 
         async fn fetch(&self, mut req: Request) -> Result<Response> {
             let body = req.bytes().await?;
-            let out = kit::table::workers::serve_partition_op(self.state.storage(), &body).await;
+            let storage = self.state.storage();
+            let out = if req.path() == kit::table::workers::KV_OP_PATH {
+                kit::table::workers::serve_kv_op(storage, &body).await
+            } else {
+                kit::table::workers::serve_partition_op(storage, &body).await
+            };
             Response::from_bytes(out)
         }
     }

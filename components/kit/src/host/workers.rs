@@ -2,7 +2,7 @@
 //! randomness, and the table bindings (Durable Objects by default, KV for the tables
 //! the Worker names as read-mostly).
 
-use crate::table::workers::{DoClient, KvBackend};
+use crate::table::workers::{DoClient, DoKv, KvBackend};
 use crate::table::{PartitionTable, RemoteTable, RoundTrips, StoreError, Table};
 use crate::{Backend, Bytes, Clock, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use std::rc::Rc;
@@ -43,10 +43,21 @@ pub fn random() -> u64 {
     (draw() << 12) ^ draw()
 }
 
-/// Binds each table to Durable Objects, or to KV when it is one of `kv_tables`.
+/// Which tables a Worker binds to which backend; every other table gets one Durable
+/// Object per partition.
+#[derive(Debug, Clone, Copy)]
+pub struct Bindings {
+    /// Read-mostly tables with a single writer: Workers KV.
+    pub kv: &'static [&'static str],
+    /// Tables read many partitions at a time (the graph): the whole table in one
+    /// Durable Object, so a batched read is one fetch.
+    pub one_object: &'static [&'static str],
+}
+
+/// Binds each table as [`Bindings`] says.
 pub struct WorkerTables {
     env: worker::Env,
-    kv_tables: &'static [&'static str],
+    bindings: Bindings,
     trips: RoundTrips,
 }
 
@@ -63,6 +74,17 @@ impl WorkerTables {
         ))))
     }
 
+    fn one_object(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        let namespace = self
+            .env
+            .durable_object(DO_BINDING)
+            .map_err(|e| StoreError::Access(format!("{DO_BINDING}: {e}")))?;
+        Ok(Rc::new(PartitionTable::new(
+            DoKv::new(namespace, name, self.trips.clone()),
+            name,
+        )))
+    }
+
     fn kv(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
         let kv = self
             .env
@@ -77,8 +99,10 @@ impl WorkerTables {
 
 impl Tables for WorkerTables {
     fn open(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
-        if self.kv_tables.contains(&name) {
+        if self.bindings.kv.contains(&name) {
             self.kv(name)
+        } else if self.bindings.one_object.contains(&name) {
+            self.one_object(name)
         } else {
             self.durable(name)
         }
@@ -148,11 +172,11 @@ impl Fetch for WorkerFetch {
 }
 
 /// The environment of one Worker invocation.
-pub fn env(env: worker::Env, kv_tables: &'static [&'static str]) -> Env {
+pub fn env(env: worker::Env, bindings: Bindings) -> Env {
     Env {
         tables: Box::new(WorkerTables {
             env: env.clone(),
-            kv_tables,
+            bindings,
             trips: RoundTrips::default(),
         }),
         config: Box::new(WorkerConfig(env)),

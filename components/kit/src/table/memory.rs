@@ -55,6 +55,14 @@ impl RawKv for MemoryKv {
         Ok(self.lock()?.get(key).map(|(_, v)| v.clone()))
     }
 
+    async fn read_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let map = self.lock()?;
+        Ok(keys
+            .iter()
+            .map(|key| map.get(key).map(|(_, v)| v.clone()))
+            .collect())
+    }
+
     async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, u64), StoreError> {
         Ok(match self.lock()?.get(key) {
             Some((counter, value)) => (Some(value.clone()), *counter),

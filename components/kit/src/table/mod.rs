@@ -141,6 +141,17 @@ pub trait Table {
         }
     }
 
+    /// The items at `keys` (partition key, sort key), in the order asked, `None` for a
+    /// missing one: what a graph search reads per level. Key-value backends read every
+    /// partition involved in one batched round trip; the default is a get per key.
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
+        for (pk, sk) in keys {
+            items.push(self.get(pk, sk).await?);
+        }
+        Ok(items)
+    }
+
     /// Writes `value` at `(pk, sk)` if `cond` holds; returns the new version.
     async fn put(&self, pk: &str, sk: &str, value: Value, cond: Cond) -> Result<u64, StoreError>;
 
@@ -209,6 +220,28 @@ pub trait Table {
         }
         Err(StoreError::Contention)
     }
+
+    /// Read-modify-write of several items of partition `pk` as one atomic change:
+    /// `change` sees each of `sks` (`None` when absent) and decides, as in
+    /// [`Table::update`]; a lost race runs every decision again on fresh items. Returns
+    /// the races lost. Key-value backends make it one compare-and-swap of the partition;
+    /// the default updates item by item (each atomic, not all together).
+    async fn update_items(
+        &self,
+        pk: &str,
+        sks: &[String],
+        max_attempts: u32,
+        change: &mut dyn for<'s, 'i> FnMut(&'s str, Option<&'i Item>) -> Result<Change, StoreError>,
+    ) -> Result<u32, StoreError> {
+        let mut retries = 0;
+        for sk in sks {
+            let updated = self
+                .update(pk, sk, max_attempts, &mut |item| change(sk, item))
+                .await?;
+            retries += updated.retries;
+        }
+        Ok(retries)
+    }
 }
 
 /// A table operation as data, for backends that run the operation elsewhere (a Durable
@@ -219,6 +252,10 @@ pub enum TableOp {
     Get {
         pk: String,
         sk: String,
+    },
+    GetMany {
+        pk: String,
+        sks: Vec<String>,
     },
     Put {
         pk: String,
@@ -251,6 +288,7 @@ pub enum TableOp {
 #[serde(tag = "ok", rename_all = "snake_case")]
 pub enum TableOpResult {
     Item { item: Option<Item> },
+    Items { items: Vec<Option<Item>> },
     Version { version: u64 },
     Existed { existed: bool },
     Page { page: Page },
@@ -262,6 +300,7 @@ impl TableOp {
     pub fn partition(&self) -> &str {
         match self {
             TableOp::Get { pk, .. }
+            | TableOp::GetMany { pk, .. }
             | TableOp::Put { pk, .. }
             | TableOp::Delete { pk, .. }
             | TableOp::Query { pk, .. }
@@ -276,6 +315,13 @@ impl TableOp {
             TableOp::Get { pk, sk } => TableOpResult::Item {
                 item: table.get(&pk, &sk).await?,
             },
+            TableOp::GetMany { pk, sks } => {
+                let keys: Vec<(String, String)> =
+                    sks.into_iter().map(|sk| (pk.clone(), sk)).collect();
+                TableOpResult::Items {
+                    items: table.get_many(&keys).await?,
+                }
+            }
             TableOp::Put {
                 pk,
                 sk,
@@ -327,6 +373,31 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
             TableOpResult::Item { item } => Ok(item),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// One call per partition involved (each partition is its own object), asking
+    /// for just the items wanted.
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+        let mut out: Vec<Option<Item>> = vec![None; keys.len()];
+        let mut by_pk: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+        for (i, (pk, _)) in keys.iter().enumerate() {
+            by_pk.entry(pk.as_str()).or_default().push(i);
+        }
+        for (pk, slots) in by_pk {
+            let op = TableOp::GetMany {
+                pk: pk.to_owned(),
+                sks: slots.iter().map(|&i| keys[i].1.clone()).collect(),
+            };
+            match self.0.call(op).await? {
+                TableOpResult::Items { items } if items.len() == slots.len() => {
+                    for (slot, item) in slots.into_iter().zip(items) {
+                        out[slot] = item;
+                    }
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(out)
     }
 
     async fn put(&self, pk: &str, sk: &str, value: Value, cond: Cond) -> Result<u64, StoreError> {

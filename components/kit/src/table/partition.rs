@@ -19,6 +19,16 @@ pub trait RawKv {
 
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// The values of `keys`, in order: one round trip where the store has a batched
+    /// read (Spin's `get-many`, a Durable Object's `get` of many keys).
+    async fn read_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.read(key).await?);
+        }
+        Ok(values)
+    }
+
     async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Self::Token), StoreError>;
 
     /// Stores `value` if `key` is unchanged since `token`; `Ok(false)` if it changed.
@@ -178,6 +188,61 @@ impl<K: RawKv> Table for PartitionTable<K> {
         let partition: BTreeMap<String, StoredText<'_>> =
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(partition.get(sk).map(|s| s.value.to_owned()))
+    }
+
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+        let mut pks: Vec<&str> = keys.iter().map(|(pk, _)| pk.as_str()).collect();
+        pks.sort_unstable();
+        pks.dedup();
+        let raw = self
+            .kv
+            .read_many(&pks.iter().map(|pk| self.key(pk)).collect::<Vec<_>>())
+            .await?;
+        let partitions: BTreeMap<&str, Partition> = pks
+            .into_iter()
+            .zip(raw)
+            .map(|(pk, raw)| Ok((pk, decode(raw)?)))
+            .collect::<Result<_, StoreError>>()?;
+        keys.iter()
+            .map(|(pk, sk)| {
+                partitions
+                    .get(pk.as_str())
+                    .and_then(|p| p.get(sk))
+                    .map(|s| item(sk, s))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    async fn update_items(
+        &self,
+        pk: &str,
+        sks: &[String],
+        max_attempts: u32,
+        change: &mut dyn for<'s, 'i> FnMut(&'s str, Option<&'i Item>) -> Result<Change, StoreError>,
+    ) -> Result<u32, StoreError> {
+        let ((), retries) = self
+            .change(pk, max_attempts, |partition| {
+                let mut changed = false;
+                for sk in sks {
+                    let current = partition.get(sk).map(|s| item(sk, s)).transpose()?;
+                    match change(sk, current.as_ref())? {
+                        Change::Keep => {}
+                        Change::Delete => changed |= partition.remove(sk).is_some(),
+                        Change::Put(value) => {
+                            insert(partition, sk, &value)?;
+                            changed = true;
+                        }
+                    }
+                }
+                Ok(if changed {
+                    Outcome::Write(())
+                } else {
+                    Outcome::Keep(())
+                })
+            })
+            .await?;
+        Ok(retries)
     }
 
     async fn put(&self, pk: &str, sk: &str, value: Value, cond: Cond) -> Result<u64, StoreError> {

@@ -236,6 +236,64 @@ impl RawKv for SpinKv {
         }
     }
 
+    /// One `get-many` of every partition's first data key and register; a partition
+    /// whose creation was raced (winner past ticket 1) costs one more, shared, batch.
+    async fn read_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<String> = keys
+            .iter()
+            .flat_map(|k| [data_key(1, k), register_key(k)])
+            .collect();
+        let mut found: std::collections::HashMap<String, Vec<u8>> =
+            batch::get_many(self.store(), &wanted)
+                .map_err(backend)?
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect();
+        let mut values = Vec::with_capacity(keys.len());
+        // (index into values, key of the winner's data) still to fetch.
+        let mut later: Vec<(usize, String, u32)> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let first_data = found
+                .remove(&data_key(1, key))
+                .map(Data::decode)
+                .transpose()?;
+            if let Some(Data::Committed(bytes)) = first_data {
+                values.push(Some(bytes));
+                continue;
+            }
+            let winner = match found.remove(&register_key(key)) {
+                Some(bytes) => Register::decode(&bytes)?.winner(),
+                None => None,
+            };
+            values.push(match (winner, first_data) {
+                (None, _) => None,
+                (Some(1), Some(data)) => Some(data.into_bytes()),
+                (Some(1), None) => return Err(missing(key, 1)),
+                (Some(w), _) => {
+                    later.push((i, data_key(w, key), w));
+                    None
+                }
+            });
+        }
+        if !later.is_empty() {
+            let wanted: Vec<String> = later.iter().map(|(_, k, _)| k.clone()).collect();
+            let mut found: std::collections::HashMap<String, Vec<u8>> =
+                batch::get_many(self.store(), &wanted)
+                    .map_err(backend)?
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect();
+            for (i, data, w) in later {
+                let bytes = found.remove(&data).ok_or_else(|| missing(&keys[i], w))?;
+                values[i] = Some(Data::decode(bytes)?.into_bytes());
+            }
+        }
+        Ok(values)
+    }
+
     async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Token), StoreError> {
         let first = data_key(1, key);
         let cas = atomics::Cas::new(&self.bucket, &first).map_err(backend)?;

@@ -90,7 +90,10 @@ pub async fn run_with_prefix(open: Open<'_>, prefix: &str, atomic: bool) -> Repo
     case!(update_writes_what_the_change_decides_and_keeps_when_asked);
     case!(put_items_merges_into_the_partition_and_keeps_other_items);
     case!(writes_past_the_partition_limit_are_refused_and_change_nothing);
+    case!(get_many_returns_items_in_the_order_asked_across_partitions);
+    case!(update_items_changes_several_items_of_a_partition_together);
     if atomic {
+        case!(concurrent_update_items_lose_no_update);
         case!(concurrent_conditional_increments_lose_no_update);
         case!(concurrent_puts_if_absent_on_fresh_partitions_admit_exactly_one);
         case!(concurrent_creations_and_increments_of_fresh_partitions_lose_no_update);
@@ -422,6 +425,141 @@ async fn update_writes_what_the_change_decides_and_keeps_when_asked(t: &dyn Tabl
     ensure(refused == Err(StoreError::ConditionFailed), || {
         format!("a failing change gave {refused:?}")
     })
+}
+
+async fn get_many_returns_items_in_the_order_asked_across_partitions(t: &dyn Table) -> CaseResult {
+    t.put("p1", "a", json!("p1a"), Cond::Any)
+        .await
+        .map_err(err)?;
+    t.put("p1", "b", json!("p1b"), Cond::Any)
+        .await
+        .map_err(err)?;
+    t.put("p2", "a", json!("p2a"), Cond::Any)
+        .await
+        .map_err(err)?;
+    t.put("p2", "a", json!("p2a again"), Cond::Any)
+        .await
+        .map_err(err)?;
+    let keys: Vec<(String, String)> = [
+        ("p2", "a"),
+        ("p1", "missing"),
+        ("nowhere", "a"),
+        ("p1", "b"),
+        ("p1", "a"),
+        ("p2", "a"),
+    ]
+    .iter()
+    .map(|(pk, sk)| (pk.to_string(), sk.to_string()))
+    .collect();
+    let got: Vec<Option<(Value, u64)>> = t
+        .get_many(&keys)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .map(|i| i.map(|i| (i.value, i.version)))
+        .collect();
+    let want = vec![
+        Some((json!("p2a again"), 2)),
+        None,
+        None,
+        Some((json!("p1b"), 1)),
+        Some((json!("p1a"), 1)),
+        Some((json!("p2a again"), 2)),
+    ];
+    ensure(got == want, || format!("got {got:?}"))?;
+    let none = t.get_many(&[]).await.map_err(err)?;
+    ensure(none.is_empty(), || format!("empty read got {none:?}"))
+}
+
+async fn update_items_changes_several_items_of_a_partition_together(t: &dyn Table) -> CaseResult {
+    t.put("p", "inc", json!(1), Cond::Any).await.map_err(err)?;
+    t.put("p", "gone", json!("x"), Cond::Any)
+        .await
+        .map_err(err)?;
+    t.put("p", "same", json!("s"), Cond::Any)
+        .await
+        .map_err(err)?;
+    let sks: Vec<String> = ["inc", "gone", "new", "same", "absent"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut seen = Vec::new();
+    t.update_items("p", &sks, 8, &mut |sk, item| {
+        seen.push((sk.to_owned(), item.map(|i| i.value.clone())));
+        Ok(match sk {
+            "inc" => Change::Put(json!(item.and_then(|i| i.value.as_u64()).unwrap_or(0) + 1)),
+            "gone" | "absent" => Change::Delete,
+            "new" => Change::Put(json!("fresh")),
+            _ => Change::Keep,
+        })
+    })
+    .await
+    .map_err(err)?;
+    let shown: Vec<(String, Option<Value>)> = seen.into_iter().take(5).collect();
+    ensure(
+        shown
+            == vec![
+                ("inc".into(), Some(json!(1))),
+                ("gone".into(), Some(json!("x"))),
+                ("new".into(), None),
+                ("same".into(), Some(json!("s"))),
+                ("absent".into(), None),
+            ],
+        || format!("change was shown {shown:?}"),
+    )?;
+    let page = t.query("p", None, 10).await.map_err(err)?;
+    let got: Vec<(&str, &Value, u64)> = page
+        .items
+        .iter()
+        .map(|i| (i.sk.as_str(), &i.value, i.version))
+        .collect();
+    ensure(
+        got == vec![
+            ("inc", &json!(2), 2),
+            ("new", &json!("fresh"), 1),
+            ("same", &json!("s"), 1),
+        ],
+        || format!("got {got:?}"),
+    )?;
+    // Keeping everything writes nothing: versions stay.
+    t.update_items("p", &sks, 8, &mut |_, _| Ok(Change::Keep))
+        .await
+        .map_err(err)?;
+    let after = t.get("p", "inc").await.map_err(err)?.ok_or("inc missing")?;
+    ensure(after.version == 2, || {
+        format!("inc at version {}", after.version)
+    })
+}
+
+/// Writers each add one to two counters of one partition in one `update_items`:
+/// both must come out exact.
+async fn concurrent_update_items_lose_no_update(t: &dyn Table) -> CaseResult {
+    const WRITERS: u64 = 6;
+    let sks = vec!["x".to_owned(), "y".to_owned()];
+    let one = |_| {
+        let sks = sks.clone();
+        async move {
+            t.update_items("p", &sks, 64, &mut |_, item| {
+                let n = item.and_then(|i| i.value.as_u64()).unwrap_or(0);
+                Ok(Change::Put(json!(n + 1)))
+            })
+            .await
+            .map_err(err)
+        }
+    };
+    let results = join_all((0..WRITERS).map(one)).await;
+    results.into_iter().collect::<Result<Vec<u32>, String>>()?;
+    for sk in ["x", "y"] {
+        let got = t
+            .get("p", sk)
+            .await
+            .map_err(err)?
+            .ok_or("counter missing")?;
+        ensure(got.value == json!(WRITERS), || {
+            format!("counter {sk} is {:?}", got.value)
+        })?;
+    }
+    Ok(())
 }
 
 async fn put_items_merges_into_the_partition_and_keeps_other_items(t: &dyn Table) -> CaseResult {

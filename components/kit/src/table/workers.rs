@@ -175,3 +175,236 @@ impl RemoteOps for DoClient {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?
     }
 }
+
+/// A raw key-value operation on one Durable Object's storage: what [`DoKv`] ships.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum KvOp {
+    ReadMany {
+        keys: Vec<String>,
+    },
+    Load {
+        key: String,
+    },
+    /// Stores `value` if the key's write count is still `token`.
+    Swap {
+        key: String,
+        token: u64,
+        value: String,
+    },
+    Write {
+        key: String,
+        value: String,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "ok", rename_all = "snake_case")]
+pub enum KvOpResult {
+    Values { values: Vec<Option<String>> },
+    Loaded { value: Option<String>, token: u64 },
+    Swapped { swapped: bool },
+    Done,
+}
+
+/// The most keys one Durable Object storage `get` takes.
+const DO_GET_KEYS: usize = 128;
+
+/// A stored value and its write count, kept together as `"<count> <text>"` in one key,
+/// so a compare-and-swap reads and writes one key.
+fn split_counted(stored: String) -> Result<(u64, String), StoreError> {
+    let (count, text) = stored
+        .split_once(' ')
+        .ok_or_else(|| StoreError::Corrupt("stored value without its write count".into()))?;
+    let count = count
+        .parse()
+        .map_err(|_| StoreError::Corrupt("stored value with a bad write count".into()))?;
+    Ok((count, text.to_owned()))
+}
+
+async fn load_counted(storage: &Storage, key: &str) -> Result<(u64, Option<String>), StoreError> {
+    match storage.get::<String>(key).await.map_err(backend)? {
+        Some(stored) => {
+            let (count, text) = split_counted(stored)?;
+            Ok((count, Some(text)))
+        }
+        None => Ok((0, None)),
+    }
+}
+
+async fn run_kv_op(storage: &Storage, op: KvOp) -> Result<KvOpResult, StoreError> {
+    Ok(match op {
+        KvOp::ReadMany { keys } => {
+            let mut values = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(DO_GET_KEYS) {
+                let found = storage
+                    .get_multiple(chunk.to_vec())
+                    .await
+                    .map_err(backend)?;
+                for key in chunk {
+                    let value = found.get(&worker::wasm_bindgen::JsValue::from_str(key));
+                    values.push(match value.as_string() {
+                        Some(stored) => Some(split_counted(stored)?.1),
+                        None => None,
+                    });
+                }
+            }
+            KvOpResult::Values { values }
+        }
+        KvOp::Load { key } => {
+            let (token, value) = load_counted(storage, &key).await?;
+            KvOpResult::Loaded { value, token }
+        }
+        KvOp::Swap { key, token, value } => {
+            let (count, _) = load_counted(storage, &key).await?;
+            let swapped = count == token;
+            if swapped {
+                storage
+                    .put(&key, format!("{} {value}", count + 1))
+                    .await
+                    .map_err(backend)?;
+            }
+            KvOpResult::Swapped { swapped }
+        }
+        KvOp::Write { key, value } => {
+            let (count, _) = load_counted(storage, &key).await?;
+            storage
+                .put(&key, format!("{} {value}", count + 1))
+                .await
+                .map_err(backend)?;
+            KvOpResult::Done
+        }
+    })
+}
+
+/// Runs one [`KvOp`] (JSON) on the object's storage; returns the JSON of
+/// `Result<KvOpResult, StoreError>`. The object handles one event at a time, so a
+/// swap's compare and write are atomic.
+pub async fn serve_kv_op(storage: Storage, body: &[u8]) -> Vec<u8> {
+    let result: Result<KvOpResult, StoreError> = async {
+        let op: KvOp =
+            serde_json::from_slice(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        run_kv_op(&storage, op).await
+    }
+    .await;
+    serde_json::to_vec(&result).unwrap_or_default()
+}
+
+/// A whole table in **one** Durable Object, as a [`RawKv`] the Worker drives: each
+/// partition is a key of that object's storage, so a read of many partitions is one
+/// fetch and one storage `get` of many keys (the graph's per-level read), and a
+/// write is a load and a compare-and-swap on the write count kept with the value.
+#[derive(Clone)]
+pub struct DoKv {
+    namespace: Rc<ObjectNamespace>,
+    object: String,
+    trips: RoundTrips,
+}
+
+impl std::fmt::Debug for DoKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DoKv")
+    }
+}
+
+/// The path a [`DoKv`] call goes to, telling it apart from a [`PartitionCall`].
+pub const KV_OP_PATH: &str = "/kv";
+
+impl DoKv {
+    /// The object named `\u{1}<table>` (a name no per-partition object can have).
+    pub fn new(namespace: ObjectNamespace, table: &str, trips: RoundTrips) -> Self {
+        Self {
+            namespace: Rc::new(namespace),
+            object: format!("\u{1}{table}"),
+            trips,
+        }
+    }
+
+    async fn call(&self, op: KvOp) -> Result<KvOpResult, StoreError> {
+        self.trips.bump();
+        let stub = self
+            .namespace
+            .id_from_name(&self.object)
+            .and_then(|id| id.get_stub())
+            .map_err(backend)?;
+        let body = serde_json::to_string(&op).map_err(backend)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_body(Some(body.into()));
+        let url = format!("https://table{KV_OP_PATH}");
+        let request = Request::new_with_init(&url, &init).map_err(backend)?;
+        let mut response = stub.fetch_with_request(request).await.map_err(backend)?;
+        let bytes = response.bytes().await.map_err(backend)?;
+        serde_json::from_slice::<Result<KvOpResult, StoreError>>(&bytes)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+    }
+}
+
+fn text(value: Vec<u8>) -> Result<String, StoreError> {
+    String::from_utf8(value).map_err(backend)
+}
+
+fn unexpected_kv(result: KvOpResult) -> StoreError {
+    StoreError::Corrupt(format!("unexpected key-value result {result:?}"))
+}
+
+#[async_trait(?Send)]
+impl RawKv for DoKv {
+    type Token = u64;
+
+    async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .read_many(&[key.to_owned()])
+            .await?
+            .into_iter()
+            .next()
+            .flatten())
+    }
+
+    async fn read_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self
+            .call(KvOp::ReadMany {
+                keys: keys.to_vec(),
+            })
+            .await?
+        {
+            KvOpResult::Values { values } => Ok(values
+                .into_iter()
+                .map(|v| v.map(String::into_bytes))
+                .collect()),
+            other => Err(unexpected_kv(other)),
+        }
+    }
+
+    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, u64), StoreError> {
+        match self.call(KvOp::Load { key: key.into() }).await? {
+            KvOpResult::Loaded { value, token } => Ok((value.map(String::into_bytes), token)),
+            other => Err(unexpected_kv(other)),
+        }
+    }
+
+    async fn swap(&self, key: &str, token: u64, value: Vec<u8>) -> Result<bool, StoreError> {
+        let op = KvOp::Swap {
+            key: key.into(),
+            token,
+            value: text(value)?,
+        };
+        match self.call(op).await? {
+            KvOpResult::Swapped { swapped } => Ok(swapped),
+            other => Err(unexpected_kv(other)),
+        }
+    }
+
+    async fn write(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        let op = KvOp::Write {
+            key: key.into(),
+            value: text(value)?,
+        };
+        match self.call(op).await? {
+            KvOpResult::Done => Ok(()),
+            other => Err(unexpected_kv(other)),
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! Keeping the graph in step with the movies table.
+//!
+//! Every path that writes movies calls [`movies_changed`] after its write, with what
+//! each movie is now. It runs two passes, each one atomic write per shard touched:
+//!
+//! 1. the movie nodes take their new casts; each changed node's new version is the
+//!    *revision* of that change (a node is never deleted, so revisions only grow);
+//! 2. the people gained or lost by each movie are linked or unlinked at that revision.
+//!    A person node keeps the latest revision it saw per movie, so when two writes of
+//!    one movie race, the older unlink or link arriving last changes nothing.
+//!
+//! Then it reads the movies back from the movies table and, if any differs from what
+//! it just applied (another write of the same movie landed in between, and its graph
+//! update may have run first), applies the table's state again. The last graph update
+//! to run therefore always leaves the graph as the table is.
+//!
+//! A process killed between the movie write and the graph update leaves the graph
+//! behind the table: [`rebuild`] (admin `POST /api/graph/rebuild`) recomputes it.
+
+use crate::node::{decode, encode, Cast, Graph, MovieNode, MovieRef, PersonNode};
+use ddb_model::schema;
+use ddb_model::value::Number;
+use kit::table::{Change, StoreError};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Compare-and-swap attempts per shard write.
+const ATTEMPTS: u32 = 32;
+
+/// Read-backs before giving up on catching up with concurrent writers of the same
+/// movies (each round means another writer changed one of them meanwhile).
+const ROUNDS: usize = 4;
+
+/// What one graph update wrote, for the benchmark's cost per movie.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WriteStats {
+    /// Movie nodes changed.
+    pub movie_nodes: usize,
+    /// Person nodes changed.
+    pub person_nodes: usize,
+    /// Atomic shard writes (a compare-and-swap of one shard each).
+    pub shard_writes: usize,
+}
+
+impl std::ops::AddAssign for WriteStats {
+    fn add_assign(&mut self, other: Self) {
+        self.movie_nodes += other.movie_nodes;
+        self.person_nodes += other.person_nodes;
+        self.shard_writes += other.shard_writes;
+    }
+}
+
+/// One movie's change as pass 1 recorded it.
+struct Moved {
+    id: String,
+    rev: u64,
+    before: BTreeSet<String>,
+    after: BTreeSet<String>,
+}
+
+fn people_of(cast: Option<&Cast>) -> BTreeSet<String> {
+    cast.map(|c| c.people().into_iter().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Groups `(key, value)` pairs by the shard of the key.
+fn by_shard<T>(
+    graph: &Graph,
+    items: Vec<((String, String), T)>,
+) -> BTreeMap<String, Vec<(String, T)>> {
+    let mut shards: BTreeMap<String, Vec<(String, T)>> = BTreeMap::new();
+    for ((pk, sk), value) in items {
+        shards.entry(pk).or_default().push((sk, value));
+    }
+    let _ = graph;
+    shards
+}
+
+/// Applies `changes` (each movie's cast now, `None` when deleted) to the graph: the
+/// two passes, without the read-back.
+pub async fn apply(
+    graph: &Graph,
+    changes: &[(MovieRef, Option<Cast>)],
+) -> Result<WriteStats, StoreError> {
+    let mut stats = WriteStats::default();
+    // The last change of a movie wins, as in the table.
+    let mut latest: BTreeMap<&MovieRef, Option<&Cast>> = BTreeMap::new();
+    for (movie, cast) in changes {
+        latest.insert(movie, cast.as_ref());
+    }
+    let keyed: Vec<((String, String), (&MovieRef, Option<&Cast>))> = latest
+        .into_iter()
+        .map(|(m, c)| (graph.movie_key(m), (m, c)))
+        .collect();
+    let mut moved: Vec<Moved> = Vec::new();
+    for (shard, movies) in by_shard(graph, keyed) {
+        let sks: Vec<String> = movies.iter().map(|(sk, _)| sk.clone()).collect();
+        let wanted: HashMap<&str, (&MovieRef, Option<&Cast>)> =
+            movies.iter().map(|(sk, v)| (sk.as_str(), *v)).collect();
+        // Refilled on every attempt: only the attempt that lands counts.
+        let mut recorded: BTreeMap<String, Moved> = BTreeMap::new();
+        graph
+            .table
+            .update_items(&shard, &sks, ATTEMPTS, &mut |sk, item| {
+                recorded.remove(sk);
+                let Some(&(movie, cast)) = wanted.get(sk) else {
+                    return Ok(Change::Keep);
+                };
+                let old: Option<MovieNode> = item.map(decode).transpose()?;
+                let old_cast = old.as_ref().filter(|n| !n.gone).map(|n| &n.cast);
+                if old_cast == cast || (old_cast.is_none() && cast.is_none()) {
+                    return Ok(Change::Keep);
+                }
+                let node = match cast {
+                    Some(cast) => MovieNode {
+                        cast: cast.clone(),
+                        gone: false,
+                    },
+                    None => MovieNode {
+                        cast: Cast::default(),
+                        gone: true,
+                    },
+                };
+                recorded.insert(
+                    sk.to_owned(),
+                    Moved {
+                        id: movie.id(),
+                        rev: item.map_or(1, |i| i.version + 1),
+                        before: people_of(old_cast),
+                        after: people_of(cast),
+                    },
+                );
+                Ok(Change::Put(encode(&node)?))
+            })
+            .await?;
+        if !recorded.is_empty() {
+            stats.shard_writes += 1;
+            stats.movie_nodes += recorded.len();
+        }
+        moved.extend(recorded.into_values());
+    }
+    // Pass 2: each person's links and unlinks, (movie id, revision, linked).
+    let mut edges: BTreeMap<String, Vec<(String, u64, bool)>> = BTreeMap::new();
+    for m in &moved {
+        for p in m.after.difference(&m.before) {
+            edges
+                .entry(p.clone())
+                .or_default()
+                .push((m.id.clone(), m.rev, true));
+        }
+        for p in m.before.difference(&m.after) {
+            edges
+                .entry(p.clone())
+                .or_default()
+                .push((m.id.clone(), m.rev, false));
+        }
+    }
+    let keyed: Vec<((String, String), Vec<(String, u64, bool)>)> = edges
+        .into_iter()
+        .map(|(p, e)| (graph.person_key(&p), e))
+        .collect();
+    for (shard, people) in by_shard(graph, keyed) {
+        let sks: Vec<String> = people.iter().map(|(sk, _)| sk.clone()).collect();
+        let wanted: HashMap<&str, &Vec<(String, u64, bool)>> =
+            people.iter().map(|(sk, e)| (sk.as_str(), e)).collect();
+        let mut changed = BTreeSet::new();
+        graph
+            .table
+            .update_items(&shard, &sks, ATTEMPTS, &mut |sk, item| {
+                changed.remove(sk);
+                let Some(edges) = wanted.get(sk) else {
+                    return Ok(Change::Keep);
+                };
+                let mut node: PersonNode = item.map(decode).transpose()?.unwrap_or_default();
+                let mut any = false;
+                for (id, rev, linked) in edges.iter() {
+                    any |= node.apply(id, *rev, *linked);
+                }
+                if !any {
+                    return Ok(Change::Keep);
+                }
+                changed.insert(sk.to_owned());
+                Ok(Change::Put(encode(&node)?))
+            })
+            .await?;
+        if !changed.is_empty() {
+            stats.shard_writes += 1;
+            stats.person_nodes += changed.len();
+        }
+    }
+    Ok(stats)
+}
+
+/// The casts of `movies` as the `Movies` table holds them now (`None`: not there).
+async fn casts_in_table(
+    env: &kit::Env,
+    movies: &[&MovieRef],
+) -> Result<Vec<Option<Cast>>, StoreError> {
+    let table = env.table(&schema::movies().storage_name())?;
+    let keys: Vec<(String, String)> = movies
+        .iter()
+        .map(|m| {
+            (
+                schema::number_partition(&Number::from(m.year)),
+                m.title.clone(),
+            )
+        })
+        .collect();
+    Ok(table
+        .get_many(&keys)
+        .await?
+        .iter()
+        .map(|item| item.as_ref().map(|i| Cast::from_stored(&i.value)))
+        .collect())
+}
+
+/// The graph update of a movie write (see the module docs): `changes` are the movies
+/// written, each with its cast now (`None`: deleted).
+pub async fn movies_changed(
+    env: &kit::Env,
+    changes: Vec<(MovieRef, Option<Cast>)>,
+) -> Result<WriteStats, StoreError> {
+    let graph = Graph::open(env)?;
+    let mut stats = WriteStats::default();
+    let mut pending = changes;
+    for _ in 0..ROUNDS {
+        if pending.is_empty() {
+            return Ok(stats);
+        }
+        stats += apply(&graph, &pending).await?;
+        let movies: Vec<&MovieRef> = pending.iter().map(|(m, _)| m).collect();
+        let now = casts_in_table(env, &movies).await?;
+        pending = pending
+            .iter()
+            .zip(now)
+            .filter(|((_, applied), now)| applied != now)
+            .map(|((m, _), now)| (m.clone(), now))
+            .collect();
+    }
+    if pending.is_empty() {
+        Ok(stats)
+    } else {
+        Err(StoreError::Contention)
+    }
+}
+
+/// The whole graph of `movies`, shard by shard, as items to store: each movie node at
+/// the version after `versions[sk]` (its current one, 0 when new), which is also the
+/// revision its people's edges carry. Movie nodes in `versions` but not in `movies`
+/// are kept as deleted, so their revisions keep growing.
+pub fn build_shards(
+    graph: &Graph,
+    movies: &[(MovieRef, Cast)],
+    versions: &HashMap<String, u64>,
+) -> Result<BTreeMap<String, Vec<(String, Value)>>, StoreError> {
+    let mut shards: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
+    let mut people: BTreeMap<String, PersonNode> = BTreeMap::new();
+    let mut present = BTreeSet::new();
+    for (movie, cast) in movies {
+        let (pk, sk) = graph.movie_key(movie);
+        let rev = versions.get(&sk).copied().unwrap_or(0) + 1;
+        for p in cast.people() {
+            people
+                .entry(p.to_owned())
+                .or_default()
+                .m
+                .insert(movie.id(), rev);
+        }
+        let node = MovieNode {
+            cast: cast.clone(),
+            gone: false,
+        };
+        shards
+            .entry(pk)
+            .or_default()
+            .push((sk.clone(), encode(&node)?));
+        present.insert(sk);
+    }
+    for sk in versions
+        .keys()
+        .filter(|sk| sk.starts_with("m:") && !present.contains(*sk))
+    {
+        let gone = MovieNode {
+            cast: Cast::default(),
+            gone: true,
+        };
+        shards
+            .entry(graph.shard_of(sk))
+            .or_default()
+            .push((sk.clone(), encode(&gone)?));
+    }
+    for (name, node) in people {
+        let (pk, sk) = graph.person_key(&name);
+        shards.entry(pk).or_default().push((sk, encode(&node)?));
+    }
+    Ok(shards)
+}
+
+/// What [`rebuild`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Rebuilt {
+    pub movies: usize,
+    pub people: usize,
+    pub shards: usize,
+}
+
+/// Recomputes the whole graph from the `Movies` table: reads every year the table's
+/// partition directory lists and every shard, then rewrites each shard once. For
+/// recovery (a graph update cut short, a changed shard count); run it while nothing
+/// writes movies, since a movie written during the rebuild may be overwritten.
+pub async fn rebuild(env: &kit::Env) -> Result<Rebuilt, StoreError> {
+    let graph = Graph::open(env)?;
+    let def = schema::movies();
+    let directory = env.table(&def.directory_name())?;
+    let items = env.table(&def.storage_name())?;
+    let mut movies: Vec<(MovieRef, Cast)> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = directory
+            .query(schema::DIRECTORY_PK, after.as_deref(), 1000)
+            .await?;
+        for year_pk in &page.items {
+            let mut after_title: Option<String> = None;
+            loop {
+                let titles = items
+                    .query(&year_pk.sk, after_title.as_deref(), 1000)
+                    .await?;
+                for item in &titles.items {
+                    let year = item
+                        .value
+                        .pointer("/year/N")
+                        .and_then(Value::as_str)
+                        .and_then(|y| y.parse().ok());
+                    if let Some(year) = year {
+                        movies.push((
+                            MovieRef {
+                                year,
+                                title: item.sk.clone(),
+                            },
+                            Cast::from_stored(&item.value),
+                        ));
+                    }
+                }
+                match titles.next {
+                    Some(next) => after_title = Some(next),
+                    None => break,
+                }
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let mut versions = HashMap::new();
+    for n in 0..graph.shards {
+        let shard = format!("s{n}");
+        let mut after: Option<String> = None;
+        loop {
+            let page = graph.table.query(&shard, after.as_deref(), 10_000).await?;
+            for item in page.items {
+                if item.sk.starts_with("m:") {
+                    versions.insert(item.sk, item.version);
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    let shards = build_shards(&graph, &movies, &versions)?;
+    let mut rebuilt = Rebuilt {
+        movies: movies.len(),
+        ..Rebuilt::default()
+    };
+    for n in 0..graph.shards {
+        let shard = format!("s{n}");
+        let nodes = shards.get(&shard).cloned().unwrap_or_default();
+        rebuilt.people += nodes.iter().filter(|(sk, _)| sk.starts_with("p:")).count();
+        graph.table.put_partition(&shard, nodes).await?;
+        rebuilt.shards += 1;
+    }
+    Ok(rebuilt)
+}
