@@ -64,16 +64,14 @@ fn people_of(cast: Option<&Cast>) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// Groups `(key, value)` pairs by the shard of the key.
+/// Groups `((shard, sk), value)` pairs by shard.
 fn by_shard<T>(
-    graph: &Graph,
-    items: Vec<((String, String), T)>,
+    items: impl IntoIterator<Item = ((String, String), T)>,
 ) -> BTreeMap<String, Vec<(String, T)>> {
     let mut shards: BTreeMap<String, Vec<(String, T)>> = BTreeMap::new();
     for ((pk, sk), value) in items {
         shards.entry(pk).or_default().push((sk, value));
     }
-    let _ = graph;
     shards
 }
 
@@ -89,12 +87,11 @@ pub async fn apply(
     for (movie, cast) in changes {
         latest.insert(movie, cast.as_ref());
     }
-    let keyed: Vec<((String, String), (&MovieRef, Option<&Cast>))> = latest
+    let keyed = latest
         .into_iter()
-        .map(|(m, c)| (graph.movie_key(m), (m, c)))
-        .collect();
+        .map(|(m, c)| (graph.movie_key(m), (m, c)));
     let mut moved: Vec<Moved> = Vec::new();
-    for (shard, movies) in by_shard(graph, keyed) {
+    for (shard, movies) in by_shard(keyed) {
         let sks: Vec<String> = movies.iter().map(|(sk, _)| sk.clone()).collect();
         let wanted: HashMap<&str, (&MovieRef, Option<&Cast>)> =
             movies.iter().map(|(sk, v)| (sk.as_str(), *v)).collect();
@@ -156,11 +153,8 @@ pub async fn apply(
                 .push((m.id.clone(), m.rev, false));
         }
     }
-    let keyed: Vec<((String, String), Vec<(String, u64, bool)>)> = edges
-        .into_iter()
-        .map(|(p, e)| (graph.person_key(&p), e))
-        .collect();
-    for (shard, people) in by_shard(graph, keyed) {
+    let keyed = edges.into_iter().map(|(p, e)| (graph.person_key(&p), e));
+    for (shard, people) in by_shard(keyed) {
         let sks: Vec<String> = people.iter().map(|(sk, _)| sk.clone()).collect();
         let wanted: HashMap<&str, &Vec<(String, u64, bool)>> =
             people.iter().map(|(sk, e)| (sk.as_str(), e)).collect();

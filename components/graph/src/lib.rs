@@ -433,6 +433,14 @@ async fn friends_watched(
     Ok(kit::json(StatusCode::OK, &json!({ "items": items })))
 }
 
+/// One recommendation and why.
+struct Ranked<'a> {
+    score: usize,
+    movie: MovieRef,
+    actors: Vec<&'a str>,
+    friends: &'a BTreeSet<String>,
+}
+
 /// Unwatched movies ranked by score = friends who watched it + favourite actors in it,
 /// ties broken by more friends, then newest year, then title (byte order).
 async fn recommendations(
@@ -456,10 +464,10 @@ async fn recommendations(
     let movies: Vec<MovieRef> = candidates.into_iter().collect();
     let casts = graph.movies(&movies).await?;
     let none = BTreeSet::new();
-    let mut items: Vec<(usize, usize, MovieRef, Vec<&str>, &BTreeSet<String>)> = movies
+    let mut items: Vec<Ranked<'_>> = movies
         .into_iter()
         .zip(casts)
-        .filter_map(|(m, cast)| {
+        .filter_map(|(movie, cast)| {
             let cast = cast?;
             let people = cast.people();
             let actors: Vec<&str> = favorites
@@ -467,26 +475,32 @@ async fn recommendations(
                 .map(String::as_str)
                 .filter(|f| people.contains(f))
                 .collect();
-            let friends = by.get(&m.id()).unwrap_or(&none);
+            let friends = by.get(&movie.id()).unwrap_or(&none);
             let score = friends.len() + actors.len();
-            (score > 0).then_some((score, friends.len(), m, actors, friends))
+            (score > 0).then_some(Ranked {
+                score,
+                movie,
+                actors,
+                friends,
+            })
         })
         .collect();
     items.sort_by(|a, b| {
-        b.0.cmp(&a.0)
-            .then(b.1.cmp(&a.1))
-            .then(b.2.year.cmp(&a.2.year))
-            .then(a.2.title.cmp(&b.2.title))
+        b.score
+            .cmp(&a.score)
+            .then(b.friends.len().cmp(&a.friends.len()))
+            .then(b.movie.year.cmp(&a.movie.year))
+            .then(a.movie.title.cmp(&b.movie.title))
     });
     let items: Vec<_> = items
         .into_iter()
         .take(limit)
-        .map(|(score, _, m, actors, friends)| {
+        .map(|r| {
             json!({
-                "year": m.year,
-                "title": m.title,
-                "score": score,
-                "reasons": { "friends_watched": friends, "favorite_actors": actors },
+                "year": r.movie.year,
+                "title": r.movie.title,
+                "score": r.score,
+                "reasons": { "friends_watched": r.friends, "favorite_actors": r.actors },
             })
         })
         .collect();

@@ -10,6 +10,7 @@
 mod birthdays;
 mod common;
 mod dynamodb;
+mod graph;
 mod movies;
 mod shows;
 mod streams;
@@ -29,6 +30,7 @@ fn suites() -> Vec<(&'static str, Vec<Case>)> {
         ("streams", streams::cases()),
         ("movies", movies::cases()),
         ("dynamodb", dynamodb::cases()),
+        ("graph", graph::cases()),
     ]
 }
 

@@ -344,3 +344,14 @@ async fn hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx(
     );
     Ok(())
 }
+
+/// One signed DynamoDB call `op` with `body`, as an SDK sends it.
+pub async fn call(api: &Api, op: &str, body: &serde_json::Value) -> Result<conformance::Reply> {
+    let body = serde_json::to_vec(body)?;
+    let headers = signed_headers(&api.base, &format!("DynamoDB_20120810.{op}"), &body);
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    api.send(Method::POST, "/dynamodb", &refs, Some(body)).await
+}

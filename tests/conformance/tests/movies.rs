@@ -46,9 +46,9 @@ pub fn cases() -> Vec<Case> {
 }
 
 /// The sample file: its bytes, its items, and its items by year in title byte order.
-struct Sample {
-    bytes: Vec<u8>,
-    items: Vec<Value>,
+pub struct Sample {
+    pub bytes: Vec<u8>,
+    pub items: Vec<Value>,
     by_year: BTreeMap<u64, Vec<Value>>,
 }
 
@@ -59,7 +59,7 @@ impl Sample {
     }
 }
 
-fn sample() -> Result<&'static Sample> {
+pub fn sample() -> Result<&'static Sample> {
     static SAMPLE: OnceLock<Sample> = OnceLock::new();
     if let Some(sample) = SAMPLE.get() {
         return Ok(sample);
@@ -84,11 +84,11 @@ fn sample() -> Result<&'static Sample> {
     }))
 }
 
-fn auth(api: &Api) -> String {
+pub fn auth(api: &Api) -> String {
     format!("Bearer {}", api.admin_token)
 }
 
-async fn import(api: &Api, body: Vec<u8>) -> Result<Reply> {
+pub async fn import(api: &Api, body: Vec<u8>) -> Result<Reply> {
     let auth = auth(api);
     api.send(
         Method::POST,
@@ -133,11 +133,11 @@ fn fresh_year() -> u16 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-fn item_path(year: impl std::fmt::Display, title: &str) -> String {
+pub fn item_path(year: impl std::fmt::Display, title: &str) -> String {
     format!("/api/movies/{year}/{}", conformance::encode_segment(title))
 }
 
-async fn put_movie(api: &Api, year: u16, title: &str, info: &Value) -> Result<Reply> {
+pub async fn put_movie(api: &Api, year: u16, title: &str, info: &Value) -> Result<Reply> {
     let auth = auth(api);
     let body = serde_json::to_vec(&json!({ "info": info }))?;
     api.send(
@@ -149,7 +149,7 @@ async fn put_movie(api: &Api, year: u16, title: &str, info: &Value) -> Result<Re
     .await
 }
 
-async fn delete_movie(api: &Api, year: u16, title: &str) -> Result<Reply> {
+pub async fn delete_movie(api: &Api, year: u16, title: &str) -> Result<Reply> {
     let auth = auth(api);
     api.send(
         Method::DELETE,

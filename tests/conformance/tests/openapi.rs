@@ -21,6 +21,7 @@ fn served() -> BTreeSet<(String, String)> {
         movies::routes(),
         docs::routes(),
         dynamodb::routes(),
+        graph::routes(),
     ];
     routers
         .into_iter()

@@ -115,6 +115,10 @@ impl Tables for WorkerTables {
                 atomic: true,
             },
             Backend {
+                name: "durable_object_table",
+                atomic: true,
+            },
+            Backend {
                 name: "kv",
                 atomic: false,
             },
@@ -124,6 +128,7 @@ impl Tables for WorkerTables {
     fn open_on(&self, backend: &str, name: &str) -> Result<Rc<dyn Table>, StoreError> {
         match backend {
             "kv" => self.kv(name),
+            "durable_object_table" => self.one_object(name),
             _ => self.durable(name),
         }
     }
