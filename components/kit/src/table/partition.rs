@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 
 /// What a key-value store must offer [`PartitionTable`].
 #[async_trait(?Send)]
@@ -55,6 +56,15 @@ type Partition = BTreeMap<String, Stored>;
 /// A stored item read as text: the value's JSON is borrowed from the partition's bytes.
 #[derive(Deserialize)]
 struct StoredText<'a> {
+    #[serde(rename = "d", borrow)]
+    value: &'a RawValue,
+}
+
+/// A stored item borrowed from a partition's bytes.
+#[derive(Deserialize)]
+struct StoredRef<'a> {
+    #[serde(rename = "v")]
+    version: u64,
     #[serde(rename = "d", borrow)]
     value: &'a RawValue,
 }
@@ -198,19 +208,28 @@ impl<K: RawKv> Table for PartitionTable<K> {
             .kv
             .read_many(&pks.iter().map(|pk| self.key(pk)).collect::<Vec<_>>())
             .await?;
-        let partitions: BTreeMap<&str, Partition> = pks
-            .into_iter()
-            .zip(raw)
-            .map(|(pk, raw)| Ok((pk, decode(raw)?)))
-            .collect::<Result<_, StoreError>>()?;
+        // Borrowed from the bytes read: only the items asked for are copied and parsed.
+        let mut partitions: HashMap<&str, HashMap<Cow<'_, str>, StoredRef<'_>>> =
+            HashMap::with_capacity(pks.len());
+        for (pk, bytes) in pks.iter().zip(&raw) {
+            if let Some(bytes) = bytes {
+                let parsed = serde_json::from_slice(bytes)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                partitions.insert(pk, parsed);
+            }
+        }
         keys.iter()
-            .map(|(pk, sk)| {
-                partitions
-                    .get(pk.as_str())
-                    .and_then(|p| p.get(sk))
-                    .map(|s| item(sk, s))
-                    .transpose()
-            })
+            .map(
+                |(pk, sk)| match partitions.get(pk.as_str()).and_then(|p| p.get(sk.as_str())) {
+                    Some(stored) => Ok(Some(Item {
+                        sk: sk.clone(),
+                        value: serde_json::from_str(stored.value.get())
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        version: stored.version,
+                    })),
+                    None => Ok(None),
+                },
+            )
             .collect()
     }
 
