@@ -217,6 +217,15 @@ fn in_process(label: &str, kv: &Counting, graph: &Graph, pairs: &[(String, Strin
     Ok(())
 }
 
+/// What one host's path queries cost, per answered query.
+struct HostCosts {
+    host: Host,
+    reads: Vec<f64>,
+    nodes: Vec<f64>,
+    trips: Vec<f64>,
+    import_trips: usize,
+}
+
 fn pairs(movies: &[(MovieRef, Cast)], n: usize, rng: &mut Rng) -> Vec<(String, String)> {
     let people: Vec<&String> = movies.iter().flat_map(|(_, c)| c.actors.iter()).collect();
     (0..n)
@@ -257,7 +266,7 @@ fn main() -> Result<()> {
         ("storage_stats_header".to_owned(), "true".to_owned()),
     ];
     let mut results = Vec::new();
-    let mut costs: Vec<(Host, Vec<f64>, Vec<f64>, Vec<f64>, usize)> = Vec::new();
+    let mut costs: Vec<HostCosts> = Vec::new();
     bench::on_each_host(&vars, |host, api| {
         runtime.block_on(async {
             let auth = format!("Bearer {}", api.admin_token);
@@ -289,7 +298,13 @@ fn main() -> Result<()> {
                     );
                 }
             }
-            costs.push((host, reads, nodes, trips, import_trips));
+            costs.push(HostCosts {
+                host,
+                reads,
+                nodes,
+                trips,
+                import_trips,
+            });
             let health = Arc::new(vec!["/healthz".to_owned()]);
             results.push(bench::measure_gets(host, &api, "GET /healthz", health, 1000).await?);
             results.push(
@@ -318,14 +333,15 @@ fn main() -> Result<()> {
         }
     }
     println!("\nper path query over HTTP (answered pairs):");
-    for (host, reads, nodes, trips, import_trips) in costs {
+    for c in costs {
         println!(
-            "  {} (sample import: {import_trips} storage round trips)",
-            host.name()
+            "  {} (sample import: {} storage round trips)",
+            c.host.name(),
+            c.import_trips
         );
-        spread("batched reads", reads, "");
-        spread("nodes read", nodes, "");
-        spread("storage round trips", trips, "");
+        spread("batched reads", c.reads, "");
+        spread("nodes read", c.nodes, "");
+        spread("storage round trips", c.trips, "");
     }
 
     println!("\nin process (native, memory backend):");
