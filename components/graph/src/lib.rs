@@ -98,11 +98,11 @@ pub fn routes() -> Vec<(Method, String)> {
 
 /// Serves one request of the graph API.
 pub async fn handle(req: Request, env: &kit::Env) -> Response {
-    kit::serve(req, env, BodyLimit::DEFAULT, dispatch).await
+    kit::serve(req, env, "graph", BodyLimit::DEFAULT, dispatch).await
 }
 
 async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError> {
-    let (route, params) = router().resolve(req.method(), req.uri().path())?;
+    let (route, params) = ctx.resolve(&router(), &req)?;
     let env = ctx.env;
     match route {
         Route::Actor => actor(env, &params).await,

@@ -40,11 +40,11 @@ pub fn routes() -> Vec<(Method, String)> {
 
 /// Serves `/healthz`, the storage self-test, and the 404 of every unknown path.
 pub async fn handle(req: Request, env: &kit::Env) -> Response {
-    kit::serve(req, env, BodyLimit::DEFAULT, dispatch).await
+    kit::serve(req, env, "health", BodyLimit::DEFAULT, dispatch).await
 }
 
 async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError> {
-    let (route, _) = router().resolve(req.method(), req.uri().path())?;
+    let (route, _) = ctx.resolve(&router(), &req)?;
     match route {
         Route::Health => Ok(kit::json(StatusCode::OK, &json!({"status": "ok"}))),
         Route::StorageSuite => storage_suite(&req, &ctx).await,

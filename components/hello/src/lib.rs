@@ -36,11 +36,11 @@ pub fn routes() -> Vec<(Method, String)> {
 
 /// Serves one request of the birthday API.
 pub async fn handle(req: Request, env: &kit::Env) -> Response {
-    kit::serve(req, env, BodyLimit::DEFAULT, dispatch).await
+    kit::serve(req, env, "hello", BodyLimit::DEFAULT, dispatch).await
 }
 
 async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError> {
-    let (route, params) = router().resolve(req.method(), req.uri().path())?;
+    let (route, params) = ctx.resolve(&router(), &req)?;
     match route {
         Route::Get => get(&ctx, &params).await,
         Route::Put => put(&req, &ctx, &params).await,

@@ -1,7 +1,9 @@
 //! What a handler may use of its host: tables, configuration, the clock, randomness.
 
+use crate::router::{Params, Router};
 use crate::table::{StoreError, Table};
 use chrono::{DateTime, Utc};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -98,6 +100,9 @@ pub struct Env {
     pub fetch: Box<dyn Fetch>,
     /// A random u64 from the host (WASI random, `crypto`/`Math.random` on Workers).
     pub random: fn() -> u64,
+    /// Writes one log line where the host keeps logs (stdout on Spin, the console on
+    /// Workers); see [`crate::log`].
+    pub log: fn(&str),
 }
 
 impl Env {
@@ -117,6 +122,21 @@ impl Env {
 pub struct Ctx<'a> {
     pub env: &'a Env,
     pub now: DateTime<Utc>,
+    /// The pattern of the route [`Ctx::resolve`] matched, for the request's log line.
+    pub(crate) route: Rc<Cell<Option<&'static str>>>,
+}
+
+impl Ctx<'_> {
+    /// Resolves `req` on `router` and notes the route that matched for the log line.
+    pub fn resolve<R: Copy>(
+        &self,
+        router: &Router<R>,
+        req: &crate::Request,
+    ) -> Result<(R, Params), crate::ApiError> {
+        let (target, params) = router.resolve(req.method(), req.uri().path())?;
+        self.route.set(Some(params.route()));
+        Ok((target, params))
+    }
 }
 
 /// A clock that always says the same instant: tests and the native benchmark host.

@@ -11,6 +11,7 @@
 pub mod env;
 pub mod error;
 pub mod host;
+pub mod log;
 pub mod router;
 pub mod service;
 pub mod table;

@@ -14,6 +14,7 @@ enum Segment {
 #[derive(Debug)]
 struct Route<R> {
     method: Method,
+    pattern: &'static str,
     segments: Vec<Segment>,
     target: R,
 }
@@ -49,6 +50,7 @@ impl<R: Copy> Router<R> {
             .collect();
         self.routes.push(Route {
             method,
+            pattern,
             segments,
             target,
         });
@@ -77,10 +79,14 @@ impl<R: Copy> Router<R> {
         let raw: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let mut allow: Vec<&str> = Vec::new();
         for route in &self.routes {
-            let Some(params) = match_segments(&route.segments, &raw)? else {
+            let Some(values) = match_segments(&route.segments, &raw)? else {
                 continue;
             };
             if route.method == *method {
+                let params = Params {
+                    values,
+                    route: route.pattern,
+                };
                 return Ok((route.target, params));
             }
             if !allow.contains(&route.method.as_str()) {
@@ -95,7 +101,9 @@ impl<R: Copy> Router<R> {
     }
 }
 
-fn match_segments(pattern: &[Segment], raw: &[&str]) -> Result<Option<Params>, ApiError> {
+type Captured = Vec<(&'static str, String)>;
+
+fn match_segments(pattern: &[Segment], raw: &[&str]) -> Result<Option<Captured>, ApiError> {
     if pattern.len() != raw.len() {
         return Ok(None);
     }
@@ -107,7 +115,7 @@ fn match_segments(pattern: &[Segment], raw: &[&str]) -> Result<Option<Params>, A
             Segment::Param(name) => params.push((*name, percent_decode(value)?)),
         }
     }
-    Ok(Some(Params(params)))
+    Ok(Some(params))
 }
 
 /// Decodes `%XX` escapes; the result must be UTF-8.
@@ -136,15 +144,24 @@ pub fn percent_decode(s: &str) -> Result<String, ApiError> {
     String::from_utf8(out).map_err(|_| bad())
 }
 
-/// Path parameters captured by a route, already percent-decoded.
+/// Path parameters captured by a route, already percent-decoded, and the route's
+/// pattern (what a log line names instead of the path, which may carry user data).
 #[derive(Debug, Default, Clone)]
-pub struct Params(Vec<(&'static str, String)>);
+pub struct Params {
+    values: Captured,
+    route: &'static str,
+}
 
 impl Params {
+    /// The pattern of the route that matched, `{name}` segments as declared.
+    pub fn route(&self) -> &'static str {
+        self.route
+    }
+
     /// The captured value; routes always capture the names their pattern declares, so
     /// a missing name is a programming error reported as an empty string.
     pub fn get(&self, name: &str) -> &str {
-        self.0
+        self.values
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
@@ -175,6 +192,7 @@ mod tests {
         let (t, p) = router().resolve(&Method::GET, "/hello/b%C3%A9a").unwrap();
         assert_eq!(t, T::Get);
         assert_eq!(p.get("user"), "béa");
+        assert_eq!(p.route(), "/hello/{user}");
     }
 
     #[test]

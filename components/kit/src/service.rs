@@ -1,11 +1,15 @@
 //! What every request goes through, whatever the endpoint: request id, body limit,
-//! the test clock, admin auth, and the one mapping of [`ApiError`] to a response.
+//! the test clock, admin auth, the headers every response carries, the request's log
+//! line, and the one mapping of [`ApiError`] to a response.
 
+use crate::log::{self, ErrorCode};
 use crate::{ApiError, Bytes, Ctx, Env, Request, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
+use std::cell::Cell;
 use std::future::Future;
+use std::rc::Rc;
 
 pub const REQUEST_ID: &str = "x-request-id";
 /// Test deployments only (config `test_clock_header = "true"`): the instant to serve at,
@@ -24,31 +28,71 @@ impl BodyLimit {
     pub const BULK: Self = Self(8 * 1024 * 1024);
 }
 
-/// Runs `handler` with the cross-cutting rules of API.md applied, and turns its error,
-/// if any, into the JSON error body. Hosts call endpoint crates' `handle`, which call this.
-pub async fn serve<'e, F, Fut>(req: Request, env: &'e Env, limit: BodyLimit, handler: F) -> Response
+/// Runs `handler` of `service` with the cross-cutting rules of API.md applied, turns
+/// its error, if any, into the JSON error body, adds the headers every response
+/// carries, and writes the request's log line. Hosts call endpoint crates' `handle`,
+/// which call this.
+pub async fn serve<'e, F, Fut>(
+    req: Request,
+    env: &'e Env,
+    service: &'static str,
+    limit: BodyLimit,
+    handler: F,
+) -> Response
 where
     F: FnOnce(Request, Ctx<'e>) -> Fut,
     Fut: Future<Output = Result<Response, ApiError>> + 'e,
 {
+    let started = env.clock.now();
     let request_id = request_id(&req, env);
-    let result = match prepare(&req, env, limit) {
+    let method = req.method().clone();
+    let route = Rc::new(Cell::new(None));
+    let result = match prepare(&req, env, limit, route.clone()) {
         Ok(ctx) => handler(req, ctx).await,
         Err(err) => Err(err),
     };
     let mut response = result.unwrap_or_else(error_response);
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID, value);
+        headers.insert(REQUEST_ID, value);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // API answers change with every write and may be a user's own data: not stored by
+    // browsers or shared caches unless a route says otherwise.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if env.config("storage_stats_header").as_deref() == Some("true") {
-        response
-            .headers_mut()
-            .insert(ROUND_TRIPS, HeaderValue::from(env.tables.round_trips()));
+        headers.insert(ROUND_TRIPS, HeaderValue::from(env.tables.round_trips()));
     }
+    let status = response.status().as_u16();
+    log::write(
+        env,
+        &log::RequestLine {
+            time: log::timestamp(started),
+            level: log::level(status),
+            kind: "request",
+            request_id: &request_id,
+            service,
+            method: method.as_str(),
+            route: route.get(),
+            status,
+            latency_ms: log::millis_between(started, env.clock.now()),
+            error: response.extensions().get::<ErrorCode>().map(|c| c.0),
+        },
+    );
     response
 }
 
-fn prepare<'e>(req: &Request, env: &'e Env, limit: BodyLimit) -> Result<Ctx<'e>, ApiError> {
+fn prepare<'e>(
+    req: &Request,
+    env: &'e Env,
+    limit: BodyLimit,
+    route: Rc<Cell<Option<&'static str>>>,
+) -> Result<Ctx<'e>, ApiError> {
     if req.body().len() > limit.0 {
         return Err(ApiError::payload_too_large(limit.0));
     }
@@ -58,7 +102,7 @@ fn prepare<'e>(req: &Request, env: &'e Env, limit: BodyLimit) -> Result<Ctx<'e>,
         }
         _ => env.clock.now(),
     };
-    Ok(Ctx { env, now })
+    Ok(Ctx { env, now, route })
 }
 
 fn parse_test_now(value: &HeaderValue) -> Result<DateTime<Utc>, ApiError> {
@@ -150,6 +194,7 @@ pub fn error_response(err: ApiError) -> Response {
     if let Some(allow) = err.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
         response.headers_mut().insert(header::ALLOW, allow);
     }
+    response.extensions_mut().insert(ErrorCode(err.code));
     response
 }
 

@@ -81,11 +81,11 @@ pub async fn handle(req: Request, env: &kit::Env) -> Response {
         Ok((Route::Import, _)) => BodyLimit::BULK,
         _ => BodyLimit::DEFAULT,
     };
-    kit::serve(req, env, limit, dispatch).await
+    kit::serve(req, env, "movies", limit, dispatch).await
 }
 
 async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError> {
-    let (route, params) = router().resolve(req.method(), req.uri().path())?;
+    let (route, params) = ctx.resolve(&router(), &req)?;
     match route {
         Route::List => list(&req, &ctx).await,
         Route::Import => import(&req, &ctx).await,

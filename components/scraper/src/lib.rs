@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use kit::table::{Cond, StoreError, Table};
 use kit::{ApiError, Env};
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use store::{ShowStore, StoredShow, SHOWS_TABLE};
 use tvmaze::{Outcome, TvMaze};
@@ -247,8 +248,65 @@ pub async fn status(env: &Env) -> Result<Status, ScraperError> {
     })
 }
 
-/// Runs one tick at `now`; returns the status after it.
+/// What a tick did, for its log line, whether it ended well or not.
+#[derive(Debug, Default)]
+struct Report {
+    fetches: u32,
+    shows_written: usize,
+    /// The tick did nothing: a backoff was in force.
+    backed_off: bool,
+}
+
+/// The log line of one tick (see `kit::log`).
+#[derive(Debug, Serialize)]
+struct TickLine<'a> {
+    time: String,
+    level: &'static str,
+    kind: &'static str,
+    fetches: u32,
+    shows_written: usize,
+    shows_stored: Option<usize>,
+    phase: Option<Phase>,
+    backed_off: bool,
+    backoff_until: Option<&'a str>,
+    duration_ms: f64,
+    error: Option<String>,
+}
+
+/// Runs one tick at `now`; returns the status after it. Writes the tick's log line.
 pub async fn tick(env: &Env, now: DateTime<Utc>) -> Result<Status, ScraperError> {
+    let started = env.clock.now();
+    let mut report = Report::default();
+    let result = run_tick(env, now, &mut report).await;
+    let status = result.as_ref().ok();
+    let error = match &result {
+        Err(e) => Some(e.to_string()),
+        Ok(status) => status.last_error.clone(),
+    };
+    kit::log::write(
+        env,
+        &TickLine {
+            time: kit::log::timestamp(started),
+            level: if error.is_some() { "warn" } else { "info" },
+            kind: "scraper_tick",
+            fetches: report.fetches,
+            shows_written: report.shows_written,
+            shows_stored: status.map(|s| s.shows_stored),
+            phase: status.map(|s| s.phase),
+            backed_off: report.backed_off,
+            backoff_until: status.and_then(|s| s.backoff_until.as_deref()),
+            duration_ms: kit::log::millis_between(started, env.clock.now()),
+            error,
+        },
+    );
+    result
+}
+
+async fn run_tick(
+    env: &Env,
+    now: DateTime<Utc>,
+    report: &mut Report,
+) -> Result<Status, ScraperError> {
     let config = Config::from_env(env)?;
     let state_table = env.table(STATE_TABLE)?;
     let shows_table = env.table(SHOWS_TABLE)?;
@@ -260,6 +318,7 @@ pub async fn tick(env: &Env, now: DateTime<Utc>) -> Result<Status, ScraperError>
         .backoff_until
         .is_some_and(|until| until > now_ms)
     {
+        report.backed_off = true;
         return status(env).await;
     }
     let mut api = TvMaze::new(env, &config.base_url);
@@ -277,8 +336,11 @@ pub async fn tick(env: &Env, now: DateTime<Utc>) -> Result<Status, ScraperError>
         store: &store,
         now_ms,
         polled_updates: false,
+        shows_written: Cell::new(0),
     };
     let result = tick.run(&mut cursor, &mut api).await;
+    report.fetches = api.fetches;
+    report.shows_written = tick.shows_written.get();
     // Count what was spent even when the tick stopped on an error.
     cursor.state.fetches_last_run = api.fetches;
     cursor.state.total_fetches += u64::from(api.fetches);
@@ -297,6 +359,8 @@ struct Tick<'a> {
     config: &'a Config,
     store: &'a ShowStore<'a>,
     now_ms: i64,
+    /// Shows written to (or removed from) the shows table so far.
+    shows_written: Cell<usize>,
     /// `/updates/shows` is polled at most once per tick, whatever the interval.
     polled_updates: bool,
 }
@@ -360,6 +424,7 @@ impl Tick<'_> {
             self.store
                 .write_chunk(inflight.page, inflight.done.clone())
                 .await?;
+            self.count_written(inflight.done.len());
             s.next_page = inflight.page + 1;
             s.inflight = None;
             return Ok(Some(Step::Progress));
@@ -392,6 +457,7 @@ impl Tick<'_> {
                 .into_iter()
                 .map(|s| (s.id, s))
                 .collect();
+            let written = changes.len();
             for (id, change) in changes {
                 match change {
                     Some(show) => shows.insert(id, show),
@@ -401,8 +467,13 @@ impl Tick<'_> {
             self.store
                 .write_chunk(n, shows.into_values().collect())
                 .await?;
+            self.count_written(written);
         }
         Ok(())
+    }
+
+    fn count_written(&self, n: usize) {
+        self.shows_written.set(self.shows_written.get() + n);
     }
 
     /// Spends one fetch on the next thing to do.
@@ -540,13 +611,8 @@ mod entry {
             let now = env.clock.now();
             spin_sdk::http::run(async move {
                 match super::tick(&env, now).await {
-                    Ok(status) => {
-                        eprintln!(
-                            "scraper tick: {} fetches, {} shows stored, phase {:?}",
-                            status.fetches_last_run, status.shows_stored, status.phase
-                        );
-                        Ok(())
-                    }
+                    // `tick` wrote the tick's log line.
+                    Ok(_) => Ok(()),
                     Err(e) => Err(Error::Other(e.to_string())),
                 }
             })

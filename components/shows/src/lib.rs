@@ -62,11 +62,11 @@ impl From<ShowsError> for ApiError {
 
 /// Serves one request of the shows API.
 pub async fn handle(req: Request, env: &kit::Env) -> Response {
-    kit::serve(req, env, BodyLimit::DEFAULT, dispatch).await
+    kit::serve(req, env, "shows", BodyLimit::DEFAULT, dispatch).await
 }
 
 async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (route, params) = router().resolve(req.method(), req.uri().path())?;
+    let (route, params) = ctx.resolve(&router(), &req)?;
     match route {
         Route::List => list(&req, &ctx).await,
         Route::One => one(&ctx, &params).await,

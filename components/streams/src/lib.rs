@@ -65,11 +65,11 @@ pub fn routes() -> Vec<(Method, String)> {
 
 /// Serves one request of the streams API.
 pub async fn handle(req: Request, env: &kit::Env) -> Response {
-    kit::serve(req, env, BodyLimit::DEFAULT, dispatch).await
+    kit::serve(req, env, "streams", BodyLimit::DEFAULT, dispatch).await
 }
 
 async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError> {
-    let (route, params) = router().resolve(req.method(), req.uri().path())?;
+    let (route, params) = ctx.resolve(&router(), &req)?;
     serve_route(route, &req, &ctx, &params)
         .await
         .map_err(Into::into)

@@ -57,17 +57,14 @@ pub mod app {
         }
     }
 
-    /// The cron trigger: one scraper tick. Errors are logged by the caller; the next
-    /// tick resumes from the saved cursor either way.
-    pub async fn scheduled(env: &Env) -> Result<String, String> {
+    /// The cron trigger: one scraper tick, which writes its own log line. The next
+    /// tick resumes from the saved cursor whether this one failed or not.
+    pub async fn scheduled(env: &Env) -> Result<(), String> {
         let now = env.clock.now();
-        match scraper::tick(env, now).await {
-            Ok(status) => Ok(format!(
-                "scraper tick: {} fetches, {} shows stored, phase {:?}",
-                status.fetches_last_run, status.shows_stored, status.phase
-            )),
-            Err(e) => Err(format!("scraper tick failed: {e}")),
-        }
+        scraper::tick(env, now)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("scraper tick failed: {e}"))
     }
 }
 
@@ -81,9 +78,8 @@ mod entry {
     #[event(scheduled)]
     async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         let env = kit::host::workers::env(env, super::app::BINDINGS);
-        match super::app::scheduled(&env).await {
-            Ok(line) => worker::console_log!("{line}"),
-            Err(line) => worker::console_error!("{line}"),
+        if let Err(line) = super::app::scheduled(&env).await {
+            worker::console_error!("{line}");
         }
     }
 

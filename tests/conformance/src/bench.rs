@@ -215,6 +215,15 @@ pub async fn kv_stats(api: &Api) -> Result<std::collections::BTreeMap<String, (u
         .collect())
 }
 
+/// The bytes of stored values the Spin-compatible host's key-value reads have returned
+/// to `component` so far (`read_bytes` of `GET /.spin-host/kv-stats`).
+pub async fn kv_read_bytes(api: &Api, component: &str) -> Result<u64> {
+    let stats = api.get("/.spin-host/kv-stats", &[]).await?.json()?;
+    Ok(stats["components"][component]["read_bytes"]
+        .as_u64()
+        .unwrap_or(0))
+}
+
 /// Starts each host of [`hosts`] in turn with `vars` (skipping, with a notice, one not
 /// installed here), runs `measure` on it with an admin client, and stops it.
 pub fn on_each_host(

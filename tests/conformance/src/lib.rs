@@ -12,10 +12,11 @@ pub mod client;
 pub mod native;
 
 use anyhow::{bail, Context, Result};
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use client::{encode_segment, Api, Reply};
@@ -109,7 +110,39 @@ pub fn root() -> PathBuf {
 pub struct Running {
     pub host: Host,
     pub base: String,
+    /// What the host has logged so far.
+    pub logs: Logs,
     guard: Guard,
+}
+
+/// The lines a host wrote (its stdout and stderr; the native host's log sink), the
+/// last [`Logs::KEEP`] of them, for tests that check the request log lines.
+#[derive(Debug, Clone, Default)]
+pub struct Logs(Arc<Mutex<VecDeque<String>>>);
+
+impl Logs {
+    pub const KEEP: usize = 20_000;
+
+    pub fn push(&self, line: String) {
+        let mut lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if lines.len() == Self::KEEP {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        let lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        lines.iter().cloned().collect()
+    }
+}
+
+/// A host's own line, echoed to our stderr: JSON log lines (one per request) only
+/// with `CONFORMANCE_VERBOSE`, anything else (warnings, panics) always.
+fn echo(prefix: &str, line: &str) {
+    if std::env::var_os("CONFORMANCE_VERBOSE").is_some() || !line.trim_start().starts_with('{') {
+        eprintln!("[{prefix}] {line}");
+    }
 }
 
 enum Guard {
@@ -152,6 +185,7 @@ pub fn start(host: Host, vars: &Vars) -> Result<Option<Running>> {
             Running {
                 host,
                 base: server.base.clone(),
+                logs: native::logs(),
                 guard: Guard::Native { _server: server },
             }
         }
@@ -187,15 +221,28 @@ fn require(path: &Path, how: &str) -> Result<()> {
     }
 }
 
-fn spawn(mut cmd: Command) -> Result<Child> {
+/// Starts `cmd` with its stderr kept in `logs` (and echoed, see [`echo`]); its stdout
+/// is for [`pump_stdout`].
+fn spawn(mut cmd: Command, name: &'static str, logs: &Logs) -> Result<Child> {
     use std::os::unix::process::CommandExt;
     // Own process group, so stopping the host also stops what it started (workerd).
     cmd.process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    cmd.spawn()
-        .with_context(|| format!("starting {:?}", cmd.get_program()))
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    if let Some(stderr) = child.stderr.take() {
+        let logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                echo(name, &line);
+                logs.push(line);
+            }
+        });
+    }
+    Ok(child)
 }
 
 fn stop_process_group(child: &mut Child) {
@@ -212,16 +259,18 @@ fn stop_process_group(child: &mut Child) {
     }
 }
 
-/// Forwards a child's stdout to our stderr (so host logs stay visible) and hands each
-/// line to `lines` until the receiver is gone.
-fn pump_stdout(child: &mut Child, prefix: &'static str) -> mpsc::Receiver<String> {
+/// Keeps a child's stdout in `logs` (echoing it with `CONFORMANCE_VERBOSE`) and hands
+/// each line to the returned receiver until it is gone.
+fn pump_stdout(child: &mut Child, prefix: &'static str, logs: &Logs) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     if let Some(stdout) = child.stdout.take() {
+        let logs = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if std::env::var_os("CONFORMANCE_VERBOSE").is_some() {
                     eprintln!("[{prefix}] {line}");
                 }
+                logs.push(line.clone());
                 let _ = tx.send(line);
             }
         });
@@ -235,10 +284,11 @@ fn pump_stdout(child: &mut Child, prefix: &'static str) -> mpsc::Receiver<String
 fn wait_for_line<T>(
     child: &mut Child,
     name: &'static str,
+    logs: &Logs,
     limit: Duration,
     mut pick: impl FnMut(&str) -> Option<T>,
 ) -> Result<T> {
-    let lines = pump_stdout(child, name);
+    let lines = pump_stdout(child, name, logs);
     let deadline = Instant::now() + limit;
     loop {
         match lines.recv_timeout(Duration::from_millis(100)) {
@@ -279,6 +329,12 @@ fn wait_healthy(base: &str, child: &mut Child, limit: Duration) -> Result<()> {
 }
 
 fn start_spin_host(vars: &Vars) -> Result<Running> {
+    start_spin_host_in(vars, tempfile::tempdir()?)
+}
+
+/// Starts the Spin-compatible host on the state already in `state` (its key-value
+/// database, as a loader wrote it); the directory goes when the host stops.
+pub fn start_spin_host_in(vars: &Vars, state: tempfile::TempDir) -> Result<Running> {
     let root = root();
     // `SPIN_HOST_BIN` lets the benchmark use an optimised build of the host.
     let bin = std::env::var_os("SPIN_HOST_BIN")
@@ -286,7 +342,6 @@ fn start_spin_host(vars: &Vars) -> Result<Running> {
         .unwrap_or_else(|| root.join("target/debug/spin-host"));
     // spin-host itself refuses to start when a component in spin.toml is not built.
     require(&bin, "cargo build -p spin-host")?;
-    let state = tempfile::tempdir()?;
     let mut cmd = Command::new(bin);
     cmd.arg("--manifest")
         .arg(root.join("spin.toml"))
@@ -295,15 +350,23 @@ fn start_spin_host(vars: &Vars) -> Result<Running> {
     for (name, value) in vars {
         cmd.arg("--var").arg(format!("{name}={value}"));
     }
-    let mut child = spawn(cmd)?;
-    let base = wait_for_line(&mut child, "spin-host", Duration::from_secs(120), |line| {
-        line.strip_prefix("spin-host listening on ")
-            .map(|url| url.trim().to_owned())
-    })?;
+    let logs = Logs::default();
+    let mut child = spawn(cmd, "spin-host", &logs)?;
+    let base = wait_for_line(
+        &mut child,
+        "spin-host",
+        &logs,
+        Duration::from_secs(120),
+        |line| {
+            line.strip_prefix("spin-host listening on ")
+                .map(|url| url.trim().to_owned())
+        },
+    )?;
     wait_healthy(&base, &mut child, Duration::from_secs(60))?;
     Ok(Running {
         host: Host::SpinHost,
         base,
+        logs,
         guard: Guard::Process {
             child,
             _state: state,
@@ -344,8 +407,9 @@ fn start_workerd(vars: &Vars) -> Result<Running> {
         cmd.arg("--var")
             .arg(format!("{}:{value}", name.to_ascii_uppercase()));
     }
-    let mut child = spawn(cmd)?;
-    let _lines = pump_stdout(&mut child, "workerd");
+    let logs = Logs::default();
+    let mut child = spawn(cmd, "workerd", &logs)?;
+    let _lines = pump_stdout(&mut child, "workerd", &logs);
     let base = format!("http://127.0.0.1:{port}");
     if let Err(e) = wait_healthy(&base, &mut child, Duration::from_secs(300)) {
         stop_process_group(&mut child);
@@ -354,6 +418,7 @@ fn start_workerd(vars: &Vars) -> Result<Running> {
     Ok(Running {
         host: Host::Workerd,
         base,
+        logs,
         guard: Guard::Process {
             child,
             _state: state,
@@ -378,10 +443,15 @@ impl Dynalite {
         // Tables go ACTIVE and away at once, as the endpoint's do.
         cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--createTableMs", "0", "--deleteTableMs", "0"]);
-        let mut child = spawn(cmd)?;
-        wait_for_line(&mut child, "dynalite", Duration::from_secs(30), |line| {
-            line.starts_with("Dynalite listening at").then_some(())
-        })?;
+        let logs = Logs::default();
+        let mut child = spawn(cmd, "dynalite", &logs)?;
+        wait_for_line(
+            &mut child,
+            "dynalite",
+            &logs,
+            Duration::from_secs(30),
+            |line| line.starts_with("Dynalite listening at").then_some(()),
+        )?;
         Ok(Self {
             url: format!("http://127.0.0.1:{port}"),
             child,
@@ -408,8 +478,9 @@ fn start_real_spin(spin: &Path, vars: &Vars) -> Result<Running> {
     for (name, value) in vars {
         cmd.arg("--variable").arg(format!("{name}={value}"));
     }
-    let mut child = spawn(cmd)?;
-    let _lines = pump_stdout(&mut child, "spin");
+    let logs = Logs::default();
+    let mut child = spawn(cmd, "spin", &logs)?;
+    let _lines = pump_stdout(&mut child, "spin", &logs);
     let base = format!("http://127.0.0.1:{port}");
     if let Err(e) = wait_healthy(&base, &mut child, Duration::from_secs(120)) {
         stop_process_group(&mut child);
@@ -418,6 +489,7 @@ fn start_real_spin(spin: &Path, vars: &Vars) -> Result<Running> {
     Ok(Running {
         host: Host::Spin,
         base,
+        logs,
         guard: Guard::Process {
             child,
             _state: state,

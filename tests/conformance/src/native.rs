@@ -102,8 +102,23 @@ impl Deployment {
     fn env(&self) -> kit::Env {
         let mut env = kit::host::native::env(self.kv.clone(), self.config.clone());
         env.fetch = Box::new(self.fetch.clone());
+        env.log = keep_log;
         env
     }
+}
+
+/// The log lines of every native host in this process (they share one sink: lines
+/// are told apart by their request ids).
+pub fn logs() -> crate::Logs {
+    static LOGS: std::sync::OnceLock<crate::Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(crate::Logs::default).clone()
+}
+
+fn keep_log(line: &str) {
+    if std::env::var_os("CONFORMANCE_VERBOSE").is_some() {
+        eprintln!("[native] {line}");
+    }
+    logs().push(line.to_owned());
 }
 
 /// Outbound HTTP for the native host: a plain-HTTP hyper client (tests only talk to

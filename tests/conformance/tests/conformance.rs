@@ -11,8 +11,10 @@ mod birthdays;
 mod common;
 mod dynamodb;
 mod graph;
+mod logs;
 mod movies;
 mod shows;
+mod smoke;
 mod streams;
 
 use common::Case;
@@ -25,12 +27,14 @@ const ADMIN_TOKEN: &str = "conformance-admin-token";
 fn suites() -> Vec<(&'static str, Vec<Case>)> {
     vec![
         ("common", common::cases()),
+        ("logs", logs::cases()),
         ("birthdays", birthdays::cases()),
         ("shows", shows::cases()),
         ("streams", streams::cases()),
         ("movies", movies::cases()),
         ("dynamodb", dynamodb::cases()),
         ("graph", graph::cases()),
+        ("smoke", smoke::cases()),
     ]
 }
 
@@ -131,6 +135,9 @@ fn main() -> ExitCode {
             running.describe(),
             started.elapsed().as_secs_f64()
         );
+        *logs::HOST_LOGS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(running.logs.clone());
         let api = match Api::new(&running.base, ADMIN_TOKEN) {
             Ok(api) => api,
             Err(e) => {

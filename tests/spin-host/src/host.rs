@@ -199,6 +199,14 @@ impl HostState {
         self.stores.stats().record(&self.config.id, op);
     }
 
+    /// Counts the bytes of the values a read returns, and hands the result on.
+    fn count_value<E>(&self, value: Result<Option<Vec<u8>>, E>) -> Result<Option<Vec<u8>>, E> {
+        if let Ok(Some(v)) = &value {
+            self.count(Op::ReadBytes(v.len()));
+        }
+        value
+    }
+
     /// A new `cas` resource, refused like Spin's when its table is full.
     fn push_cas(&mut self, cas: Cas) -> Result<Result<Resource<Cas>, wasi_kv::Error>> {
         if self.open_cas >= TABLE_CAPACITY {
@@ -282,7 +290,8 @@ impl spin_kv::HostStore for HostState {
 
     fn get(&mut self, s: Resource<OpenStore>, key: String) -> SpinResult<Option<Vec<u8>>> {
         self.count(Op::Read);
-        Ok(self.store(&s)?.get(&key).map_err(spin_err))
+        let value = self.store(&s)?.get(&key).map_err(spin_err);
+        Ok(self.count_value(value))
     }
 
     fn set(&mut self, s: Resource<OpenStore>, key: String, value: Vec<u8>) -> SpinResult<()> {
@@ -323,7 +332,8 @@ impl wasi_kv::Host for HostState {
 impl wasi_kv::HostBucket for HostState {
     fn get(&mut self, b: Resource<OpenStore>, key: String) -> WasiResult<Option<Vec<u8>>> {
         self.count(Op::Read);
-        Ok(self.store(&b)?.get(&key).map_err(wasi_err))
+        let value = self.store(&b)?.get(&key).map_err(wasi_err);
+        Ok(self.count_value(value))
     }
 
     fn set(&mut self, b: Resource<OpenStore>, key: String, value: Vec<u8>) -> WasiResult<()> {
@@ -402,7 +412,8 @@ impl atomics::HostCas for HostState {
 
     fn current(&mut self, cas: Resource<Cas>) -> WasiResult<Option<Vec<u8>>> {
         self.count(Op::Read);
-        Ok(self.table.get_mut(&cas)?.current().map_err(wasi_err))
+        let value = self.table.get_mut(&cas)?.current().map_err(wasi_err);
+        Ok(self.count_value(value))
     }
 
     fn drop(&mut self, cas: Resource<Cas>) -> Result<()> {
@@ -421,7 +432,12 @@ impl batch::Host for HostState {
             return Ok(Ok(vec![]));
         }
         self.count(Op::Read);
-        Ok(store.get_many(keys).map_err(wasi_err))
+        let found = store.get_many(keys).map_err(wasi_err);
+        if let Ok(found) = &found {
+            let bytes = found.iter().filter_map(|(_, v)| v.as_ref()).map(Vec::len);
+            self.count(Op::ReadBytes(bytes.sum()));
+        }
+        Ok(found)
     }
 
     fn set_many(

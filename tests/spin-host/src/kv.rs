@@ -318,6 +318,8 @@ pub struct ComponentStats {
     pub reads: u64,
     /// `set`, `delete`, `set-many`, `delete-many`, `increment`, `swap`.
     pub writes: u64,
+    /// Bytes of values the reads returned (what a benchmark reports per query).
+    pub read_bytes: u64,
 }
 
 /// Which counter a host call adds to.
@@ -326,6 +328,8 @@ pub enum Op {
     Request,
     Read,
     Write,
+    /// Bytes a read returned.
+    ReadBytes(usize),
 }
 
 impl KvStats {
@@ -343,6 +347,7 @@ impl KvStats {
             Op::Request => stats.requests += 1,
             Op::Read => stats.reads += 1,
             Op::Write => stats.writes += 1,
+            Op::ReadBytes(n) => stats.read_bytes += n as u64,
         }
     }
 

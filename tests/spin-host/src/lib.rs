@@ -9,10 +9,16 @@
 //! Run it as `spin-host --manifest spin.toml --listen 127.0.0.1:0`; see
 //! `main.rs` for all options. It is test infrastructure, not a product runtime.
 
+#[cfg(feature = "host")]
 pub mod app;
+#[cfg(feature = "host")]
 pub mod cron;
+#[cfg(feature = "host")]
 pub mod host;
 pub mod kv;
+#[cfg(feature = "host")]
 pub mod manifest;
+#[cfg(feature = "host")]
 pub mod outbound;
+#[cfg(feature = "host")]
 pub mod routes;

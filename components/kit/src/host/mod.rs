@@ -18,6 +18,18 @@ pub fn os_random() -> u64 {
     hasher.finish()
 }
 
+/// The log sink of hosts with a standard output (native, Spin): one line to stdout.
+/// A failed write drops the line: logging must never fail (or panic) a request.
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+pub fn stdout_log(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// A sink that drops every line: unit tests that do not look at logs.
+pub fn discard_log(_line: &str) {}
+
 /// The clock of hosts where `SystemTime` works (native, WASI).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;

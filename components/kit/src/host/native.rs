@@ -25,5 +25,6 @@ pub fn env(kv: MemoryKv, config: MapConfig) -> Env {
         clock: Box::new(super::SystemClock),
         fetch: Box::new(crate::NoFetch),
         random: super::os_random,
+        log: super::stdout_log,
     }
 }

@@ -88,6 +88,7 @@ pub fn env() -> Env {
         clock: Box::new(super::SystemClock),
         fetch: Box::new(SpinFetch),
         random: super::os_random,
+        log: super::stdout_log,
     }
 }
 

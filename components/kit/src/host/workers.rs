@@ -188,7 +188,14 @@ pub fn env(env: worker::Env, bindings: Bindings) -> Env {
         clock: Box::new(WorkerClock),
         fetch: Box::new(WorkerFetch),
         random,
+        log: console_log,
     }
+}
+
+/// Workers keep what `console.log` writes: `wrangler tail`, and Workers Logs where
+/// `[observability]` is enabled in `wrangler.toml`.
+fn console_log(line: &str) {
+    worker::console_log!("{line}");
 }
 
 /// Reads a Worker request into the core's request type.

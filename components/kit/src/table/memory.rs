@@ -33,6 +33,27 @@ impl MemoryKv {
         self.trips.get()
     }
 
+    /// Every stored key and its bytes, for tests that pin the stored format.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        self.inner
+            .lock()
+            .map(|map| {
+                map.iter()
+                    .map(|(k, (_, v))| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A store holding `entries` (as [`MemoryKv::snapshot`] gives them).
+    pub fn from_snapshot(entries: impl IntoIterator<Item = (String, Vec<u8>)>) -> Self {
+        let map: Entries = entries.into_iter().map(|(k, v)| (k, (1, v))).collect();
+        Self {
+            inner: Arc::new(Mutex::new(map)),
+            trips: RoundTrips::default(),
+        }
+    }
+
     /// A table over this store.
     pub fn table(&self, name: &str) -> PartitionTable<MemoryKv> {
         PartitionTable::new(self.clone(), name)

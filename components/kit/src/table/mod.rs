@@ -17,13 +17,13 @@ pub mod suite;
 
 #[cfg(target_os = "wasi")]
 pub mod spin;
-// The Spin backend's key layout, platform-neutral so that it is unit-tested natively.
-#[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
-mod spin_keys;
+// The Spin backend's key layout, platform-neutral so that it is unit-tested natively
+// and so that a native loader can write a Spin store the backend reads.
+pub mod spin_keys;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod workers;
 
-pub use partition::{PartitionTable, RawKv};
+pub use partition::{PartitionTable, RawKv, FORMAT};
 
 /// Counts a request's round trips to its storage backend (a call into the host's
 /// key-value interface, a Durable Object fetch, a KV call), for the benchmark's

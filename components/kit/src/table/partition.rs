@@ -40,6 +40,32 @@ pub trait RawKv {
     async fn write(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError>;
 }
 
+/// The stored format this code writes, and the newest it reads. An item carries its
+/// format in `f`, left out for format 1 (so format 1 is the bytes stored before formats
+/// were numbered). During a gradual deploy two versions share the stores, so a new
+/// format ships in two deploys: first a version that reads it, then one that writes it
+/// (README, "Stored formats and deploys"). An item of a newer format is refused, never
+/// misread — and a partition holding one is not rewritten, so nothing of it is lost.
+pub const FORMAT: u32 = 1;
+
+fn is_format_1(format: &u32) -> bool {
+    *format == 1
+}
+
+fn format_1() -> u32 {
+    1
+}
+
+/// Refuses an item of a format this code does not know.
+fn readable(format: u32) -> Result<(), StoreError> {
+    if format > FORMAT {
+        return Err(StoreError::Corrupt(format!(
+            "an item of stored format {format}; this version reads formats up to {FORMAT}"
+        )));
+    }
+    Ok(())
+}
+
 /// One item as the partition keeps it. Its value stays JSON text while the partition is
 /// decoded and encoded again around a write: a write then costs about one pass over
 /// the partition's bytes, not a parse and print of every item in it.
@@ -49,6 +75,12 @@ struct Stored {
     version: u64,
     #[serde(rename = "d")]
     value: Box<RawValue>,
+    #[serde(
+        rename = "f",
+        default = "format_1",
+        skip_serializing_if = "is_format_1"
+    )]
+    format: u32,
 }
 
 type Partition = BTreeMap<String, Stored>;
@@ -58,6 +90,8 @@ type Partition = BTreeMap<String, Stored>;
 struct StoredText<'a> {
     #[serde(rename = "d", borrow)]
     value: &'a RawValue,
+    #[serde(rename = "f", default = "format_1")]
+    format: u32,
 }
 
 /// A stored item borrowed from a partition's bytes.
@@ -67,6 +101,8 @@ struct StoredRef<'a> {
     version: u64,
     #[serde(rename = "d", borrow)]
     value: &'a RawValue,
+    #[serde(rename = "f", default = "format_1")]
+    format: u32,
 }
 
 /// Compare-and-swap retries before giving up with [`StoreError::Contention`]. Each retry
@@ -96,12 +132,13 @@ impl<K: RawKv> PartitionTable<K> {
         }
     }
 
-    fn key(&self, pk: &str) -> String {
+    /// The store key partition `pk` of this table is kept under.
+    pub fn storage_key(&self, pk: &str) -> String {
         format!("{}/{}", self.table, pk)
     }
 
     async fn read_partition(&self, pk: &str) -> Result<Partition, StoreError> {
-        decode(self.kv.read(&self.key(pk)).await?)
+        decode(self.kv.read(&self.storage_key(pk)).await?)
     }
 
     /// Applies `change` to the current partition and swaps the result in (unless it
@@ -113,7 +150,7 @@ impl<K: RawKv> PartitionTable<K> {
         max_attempts: u32,
         mut change: impl FnMut(&mut Partition) -> Result<Outcome<R>, StoreError>,
     ) -> Result<(R, u32), StoreError> {
-        let key = self.key(pk);
+        let key = self.storage_key(pk);
         for retries in 0..max_attempts {
             let (raw, token) = self.kv.load(&key).await?;
             let mut partition = decode(raw)?;
@@ -133,7 +170,12 @@ fn decode(raw: Option<Vec<u8>>) -> Result<Partition, StoreError> {
     match raw {
         None => Ok(Partition::new()),
         Some(bytes) => {
-            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+            let partition: Partition =
+                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            for stored in partition.values() {
+                readable(stored.format)?;
+            }
+            Ok(partition)
         }
     }
 }
@@ -168,7 +210,14 @@ fn raw(value: &Value) -> Result<Box<RawValue>, StoreError> {
 fn insert(partition: &mut Partition, sk: &str, value: &Value) -> Result<u64, StoreError> {
     let version = partition.get(sk).map_or(1, |s| s.version + 1);
     let value = raw(value)?;
-    partition.insert(sk.to_owned(), Stored { version, value });
+    partition.insert(
+        sk.to_owned(),
+        Stored {
+            version,
+            value,
+            format: FORMAT,
+        },
+    );
     Ok(version)
 }
 
@@ -192,12 +241,18 @@ impl<K: RawKv> Table for PartitionTable<K> {
     }
 
     async fn get_json(&self, pk: &str, sk: &str) -> Result<Option<Box<RawValue>>, StoreError> {
-        let Some(bytes) = self.kv.read(&self.key(pk)).await? else {
+        let Some(bytes) = self.kv.read(&self.storage_key(pk)).await? else {
             return Ok(None);
         };
         let partition: BTreeMap<String, StoredText<'_>> =
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(partition.get(sk).map(|s| s.value.to_owned()))
+        match partition.get(sk) {
+            Some(stored) => {
+                readable(stored.format)?;
+                Ok(Some(stored.value.to_owned()))
+            }
+            None => Ok(None),
+        }
     }
 
     async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
@@ -206,7 +261,11 @@ impl<K: RawKv> Table for PartitionTable<K> {
         pks.dedup();
         let raw = self
             .kv
-            .read_many(&pks.iter().map(|pk| self.key(pk)).collect::<Vec<_>>())
+            .read_many(
+                &pks.iter()
+                    .map(|pk| self.storage_key(pk))
+                    .collect::<Vec<_>>(),
+            )
             .await?;
         // Borrowed from the bytes read: only the items asked for are copied and parsed.
         let mut partitions: HashMap<&str, HashMap<Cow<'_, str>, StoredRef<'_>>> =
@@ -221,12 +280,15 @@ impl<K: RawKv> Table for PartitionTable<K> {
         keys.iter()
             .map(
                 |(pk, sk)| match partitions.get(pk.as_str()).and_then(|p| p.get(sk.as_str())) {
-                    Some(stored) => Ok(Some(Item {
-                        sk: sk.clone(),
-                        value: serde_json::from_str(stored.value.get())
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                        version: stored.version,
-                    })),
+                    Some(stored) => {
+                        readable(stored.format)?;
+                        Ok(Some(Item {
+                            sk: sk.clone(),
+                            value: serde_json::from_str(stored.value.get())
+                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                            version: stored.version,
+                        }))
+                    }
                     None => Ok(None),
                 },
             )
@@ -351,10 +413,69 @@ impl<K: RawKv> Table for PartitionTable<K> {
                     Stored {
                         version,
                         value: raw(&value)?,
+                        format: FORMAT,
                     },
                 ))
             })
             .collect::<Result<_, StoreError>>()?;
-        self.kv.write(&self.key(pk), encode(&partition)?).await
+        self.kv
+            .write(&self.storage_key(pk), encode(&partition)?)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PartitionTable, FORMAT};
+    use crate::table::memory::MemoryKv;
+    use crate::table::{Cond, RawKv, StoreError, Table};
+    use futures::executor::block_on;
+
+    fn table_holding(bytes: &str) -> (MemoryKv, PartitionTable<MemoryKv>) {
+        let kv = MemoryKv::new();
+        block_on(kv.write("t/p", bytes.as_bytes().to_vec())).unwrap();
+        let table = kv.table("t");
+        (kv, table)
+    }
+
+    #[test]
+    fn format_1_items_are_stored_as_before_formats_were_numbered() {
+        let kv = MemoryKv::new();
+        let table = kv.table("t");
+        block_on(table.put("p", "a", serde_json::json!({"x": 1}), Cond::Any)).unwrap();
+        assert_eq!(FORMAT, 1);
+        assert_eq!(
+            block_on(kv.read("t/p")).unwrap().unwrap(),
+            br#"{"a":{"v":1,"d":{"x":1}}}"#
+        );
+    }
+
+    #[test]
+    fn reads_and_writes_refuse_a_partition_holding_a_newer_format() {
+        let newer = r#"{"a":{"v":1,"d":{"x":1}},"b":{"v":3,"d":{"y":2},"f":2}}"#;
+        let (kv, table) = table_holding(newer);
+        let refused = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Corrupt(m)) if m.contains("format 2"));
+        assert!(refused(block_on(table.get("p", "b")).map(|_| ())));
+        assert!(refused(block_on(table.get_json("p", "b")).map(|_| ())));
+        assert!(refused(
+            block_on(table.get_many(&[("p".into(), "b".into())])).map(|_| ())
+        ));
+        // A write would drop what it cannot read: it is refused and nothing changes.
+        assert!(refused(
+            block_on(table.put("p", "c", serde_json::json!(3), Cond::Any)).map(|_| ())
+        ));
+        assert_eq!(block_on(kv.read("t/p")).unwrap().unwrap(), newer.as_bytes());
+        // Items of a known format are still read one by one.
+        assert_eq!(
+            block_on(table.get_json("p", "a")).unwrap().unwrap().get(),
+            r#"{"x":1}"#
+        );
+    }
+
+    #[test]
+    fn an_explicit_format_1_reads_like_an_unnumbered_item() {
+        let (_, table) = table_holding(r#"{"a":{"v":4,"d":"x","f":1}}"#);
+        let item = block_on(table.get("p", "a")).unwrap().unwrap();
+        assert_eq!((item.version, item.value), (4, serde_json::json!("x")));
     }
 }

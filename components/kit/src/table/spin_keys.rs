@@ -3,6 +3,22 @@
 
 use super::StoreError;
 
+/// The keys and values a partition stands under once its first creator (ticket 1)
+/// has won and committed it, the state every partition of a settled store is in:
+/// what a native loader writes into a Spin store (`spin_key_value` rows of store
+/// `default`) to hand the Spin backend a table too large to write through Spin's 256
+/// compare-and-swaps per request. `key` is [`super::PartitionTable::storage_key`],
+/// `partition` the partition's stored bytes.
+pub fn committed_partition(key: &str, partition: &[u8]) -> [(String, Vec<u8>); 2] {
+    [
+        (
+            register_key(key),
+            Register::from_increment(1).with_winner(1).encode().to_vec(),
+        ),
+        (data_key(1, key), Data::committed(partition)),
+    ]
+}
+
 /// The register of a partition: creation attempts (low half) and winner (high half).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Register(u64);
@@ -126,6 +142,15 @@ mod tests {
         ];
         let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(distinct.len(), keys.len());
+    }
+
+    #[test]
+    fn committed_partition_is_ticket_one_won_and_committed() {
+        let [(reg, r), (data, d)] = super::committed_partition("graph/s7", b"{}");
+        assert_eq!((reg.as_str(), data.as_str()), ("r:graph/s7", "d1:graph/s7"));
+        let r = Register::decode(&r).unwrap();
+        assert_eq!((r.attempts(), r.winner()), (1, Some(1)));
+        assert_eq!(Data::decode(d), Ok(Data::Committed(b"{}".to_vec())));
     }
 
     #[test]

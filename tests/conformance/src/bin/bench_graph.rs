@@ -8,12 +8,17 @@
 //!    store), the sample and a generated graph 100× its size (460,900 movies, ~740,000
 //!    people, 100 renamed copies of the sample with 5% of each cast drawn from another
 //!    copy, so the copies form one graph): path latency, reads, nodes and bytes read
-//!    per query, and bound hits; and the cost of importing the sample into the graph.
+//!    per query, and bound hits, at two shard sizes; and the cost of importing the
+//!    sample into the graph.
+//! 3. The generated graph on the Spin-compatible host (its store written directly in
+//!    the Spin backend's layout): answers against the in-process search, latency,
+//!    reads, round trips and bytes per query, and throughput next to `/healthz`.
 //!
 //! Build first (`make components worker spin-host`), then
 //! `cargo run --release -p conformance --bin bench_graph`. Knobs: `BENCH_HOSTS`,
 //! `BENCH_REQUESTS` (default 1000), `BENCH_SECONDS`, `BENCH_CONCURRENCY` (default 8),
-//! `BENCH_PAIRS` (default 200), `BENCH_SCALE` (default 100).
+//! `BENCH_PAIRS` (default 200), `BENCH_SCALE` (default 100), `BENCH_HTTP_PAIRS` (pairs
+//! of the generated graph asked over HTTP one at a time, default 50).
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -162,24 +167,65 @@ fn spread(label: &str, mut v: Vec<f64>, unit: &str) {
     );
 }
 
+/// A graph loaded in process, with what a Spin store needs to hold the same.
+struct Loaded {
+    kv: Counting,
+    graph: Graph,
+    table: Rc<PartitionTable<Counting>>,
+    shards: Vec<String>,
+}
+
 /// Loads `movies` into a fresh graph of `shards` shards in one write per shard.
-fn load(movies: &[(MovieRef, Cast)], shards: u32) -> Result<(Counting, Graph)> {
+fn load(movies: &[(MovieRef, Cast)], shards: u32) -> Result<Loaded> {
     let kv = Counting::default();
     let table = Rc::new(PartitionTable::new(kv.clone(), graph_model::TABLE));
     let graph = Graph::with_table(table.clone(), shards);
     let built = build_shards(&graph, movies, &HashMap::new())?;
+    let mut names = Vec::with_capacity(built.len());
     for (shard, items) in built {
         futures::executor::block_on(kit::table::Table::put_partition(
             table.as_ref(),
             &shard,
             items,
         ))?;
+        names.push(shard);
     }
-    Ok((kv, graph))
+    Ok(Loaded {
+        kv,
+        graph,
+        table,
+        shards: names,
+    })
+}
+
+impl Loaded {
+    /// The graph as rows of a Spin store: each shard a partition its first creator
+    /// won and committed, the state the Spin backend leaves every partition in.
+    fn spin_rows(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut rows = Vec::with_capacity(2 * self.shards.len());
+        for shard in &self.shards {
+            let key = self.table.storage_key(shard);
+            let bytes = futures::executor::block_on(self.kv.kv.read(&key))?
+                .with_context(|| format!("shard {key} was not written"))?;
+            rows.extend(kit::table::spin_keys::committed_partition(&key, &bytes));
+        }
+        Ok(rows)
+    }
+}
+
+/// How one path query ended, to compare hosts with the in-process search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Found(usize),
+    NoPath,
+    BoundHit,
+    Other,
 }
 
 /// In-process path queries over `pairs`: latency, reads, nodes, bytes, outcomes.
-fn in_process(label: &str, kv: &Counting, graph: &Graph, pairs: &[(String, String)]) -> Result<()> {
+fn in_process(label: &str, loaded: &Loaded, pairs: &[(String, String)]) -> Result<Vec<Answer>> {
+    let (kv, graph) = (&loaded.kv, &loaded.graph);
+    let mut answers = Vec::with_capacity(pairs.len());
     let (mut ms, mut reads, mut nodes, mut bytes, mut degrees) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut found, mut none, mut bound) = (0, 0, 0);
@@ -193,14 +239,22 @@ fn in_process(label: &str, kv: &Counting, graph: &Graph, pairs: &[(String, Strin
         reads.push(stats.reads as f64);
         nodes.push(stats.nodes as f64);
         bytes.push((kv.bytes.load(Ordering::Relaxed) - before) as f64 / 1024.0);
-        match outcome {
+        answers.push(match outcome {
             PathOutcome::Found(steps) => {
                 found += 1;
                 degrees.push((steps.len() / 2) as f64);
+                Answer::Found(steps.len() / 2)
             }
-            PathOutcome::BoundHit => bound += 1,
-            _ => none += 1,
-        }
+            PathOutcome::BoundHit => {
+                bound += 1;
+                Answer::BoundHit
+            }
+            PathOutcome::NoPath => {
+                none += 1;
+                Answer::NoPath
+            }
+            PathOutcome::UnknownActor(_) => Answer::Other,
+        });
     }
     let rate = pairs.len() as f64 / started.elapsed().as_secs_f64();
     println!(
@@ -214,7 +268,111 @@ fn in_process(label: &str, kv: &Counting, graph: &Graph, pairs: &[(String, Strin
     spread("batched reads", reads, "");
     spread("nodes read", nodes, "");
     spread("bytes read", bytes, "KiB");
-    Ok(())
+    Ok(answers)
+}
+
+/// The path of a path query.
+fn path_query((from, to): &(String, String)) -> String {
+    format!(
+        "/api/graph/path?from={}&to={}",
+        conformance::encode_segment(from),
+        conformance::encode_segment(to)
+    )
+}
+
+/// The generated graph on the Spin-compatible host. Importing it through the API is
+/// not possible there (an import rewrites every shard, past Spin's 256
+/// compare-and-swaps per request), so its shards are written straight into the host's
+/// store in the Spin backend's layout; then the same pairs over HTTP, one at a time
+/// (answers checked against the in-process search; latency, reads, round trips and
+/// bytes the host's store returned, per query), then a closed-loop load next to the
+/// host's `/healthz`.
+fn on_spin_host(
+    runtime: &tokio::runtime::Runtime,
+    loaded: &Loaded,
+    pairs: &[(String, String)],
+    expected: &[Answer],
+) -> Result<()> {
+    if !bench::hosts().contains(&Host::SpinHost) {
+        return Ok(());
+    }
+    let t = Instant::now();
+    let state = tempfile::tempdir()?;
+    {
+        let stores = spin_host::kv::KvStores::new(state.path(), Vec::<String>::new())?;
+        let store = stores
+            .open("default")?
+            .context("spin-host has no default store")?;
+        store.set_many(loaded.spin_rows()?)?;
+    }
+    let vars = vec![
+        ("admin_token".to_owned(), "bench".to_owned()),
+        ("storage_stats_header".to_owned(), "true".to_owned()),
+        ("graph_shards".to_owned(), loaded.graph.shards().to_string()),
+    ];
+    let running = conformance::start_spin_host_in(&vars, state)?;
+    println!(
+        "\n  the same graph on {} (store written in {:.1} s):",
+        running.describe(),
+        t.elapsed().as_secs_f64()
+    );
+    let api = conformance::Api::new(&running.base, "bench")?;
+    let n = bench::env_number("BENCH_HTTP_PAIRS", 50).min(pairs.len());
+    runtime.block_on(async {
+        let (mut ms, mut reads, mut trips, mut bytes) = (vec![], vec![], vec![], vec![]);
+        let mut differ = 0;
+        for (pair, want) in pairs.iter().zip(expected).take(n) {
+            let before = bench::kv_read_bytes(&api, "graph").await?;
+            let t = Instant::now();
+            let reply = api.get(&path_query(pair), &[]).await?;
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            let after = bench::kv_read_bytes(&api, "graph").await?;
+            bytes.push((after - before) as f64 / 1024.0);
+            trips.push(
+                reply
+                    .header("x-storage-round-trips")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN),
+            );
+            let json = reply.json()?;
+            let got = match (reply.status, json["error"]["code"].as_str()) {
+                (200, _) => {
+                    reads.push(json["search"]["reads"].as_f64().unwrap_or(f64::NAN));
+                    Answer::Found(json["degrees"].as_u64().unwrap_or(u64::MAX) as usize)
+                }
+                (404, Some("no_path")) => Answer::NoPath,
+                (422, Some("search_too_large")) => Answer::BoundHit,
+                _ => Answer::Other,
+            };
+            if got != *want {
+                differ += 1;
+                println!("    {pair:?}: spin-host {got:?}, in process {want:?}");
+            }
+        }
+        println!("    {n} pairs one at a time, {differ} answered unlike the in-process search");
+        spread("latency", ms, "ms");
+        spread("batched reads (found)", reads, "");
+        spread("storage round trips", trips, "");
+        spread("bytes read", bytes, "KiB");
+        let paths = Arc::new(pairs.iter().take(n).map(path_query).collect::<Vec<_>>());
+        let health = Arc::new(vec!["/healthz".to_owned()]);
+        let results = vec![
+            bench::measure_gets(Host::SpinHost, &api, "GET /healthz", health, 1000).await?,
+            bench::measure_gets(Host::SpinHost, &api, "GET /api/graph/path", paths, 200).await?,
+        ];
+        bench::print_table(
+            &format!(
+                "path queries on the generated graph, {} shards, spin-host (non-200 answers count as errors)",
+                loaded.graph.shards()
+            ),
+            &results,
+        );
+        println!(
+            "  spin-host path/healthz throughput ratio {:.4}",
+            results[1].per_second / results[0].per_second
+        );
+        Ok(())
+    })
 }
 
 /// What one host's path queries cost, per answered query.
@@ -246,18 +404,7 @@ fn main() -> Result<()> {
     let n_pairs = bench::env_number("BENCH_PAIRS", 200);
     let mut rng = Rng(2026);
     let sample_pairs = pairs(&sample, n_pairs, &mut rng);
-    let paths: Arc<Vec<String>> = Arc::new(
-        sample_pairs
-            .iter()
-            .map(|(a, b)| {
-                format!(
-                    "/api/graph/path?from={}&to={}",
-                    conformance::encode_segment(a),
-                    conformance::encode_segment(b)
-                )
-            })
-            .collect(),
-    );
+    let paths: Arc<Vec<String>> = Arc::new(sample_pairs.iter().map(path_query).collect());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -378,29 +525,33 @@ fn main() -> Result<()> {
         stats.movie_nodes, stats.person_nodes, stats.shard_writes
     );
 
-    let (kv, graph) = load(&sample, graph_model::DEFAULT_SHARDS)?;
+    let loaded = load(&sample, graph_model::DEFAULT_SHARDS)?;
     in_process(
-        &format!("sample, {} shards", graph.shards()),
-        &kv,
-        &graph,
+        &format!("sample, {} shards", loaded.graph.shards()),
+        &loaded,
         &sample_pairs,
     )?;
+    drop(loaded);
     let scale = bench::env_number("BENCH_SCALE", 100);
-    let t = Instant::now();
     let big = scaled(&sample, scale, &mut rng);
-    let shards = graph_model::DEFAULT_SHARDS * u32::try_from(scale).unwrap_or(100);
-    let (kv, graph) = load(&big, shards)?;
     let big_pairs = pairs(&big, n_pairs, &mut rng);
-    println!(
-        "\n  generated {scale}x graph: {} movies, loaded into {shards} shards in {:.1} s",
-        big.len(),
-        t.elapsed().as_secs_f64()
-    );
-    in_process(
-        &format!("{scale}x sample, {shards} shards"),
-        &kv,
-        &graph,
-        &big_pairs,
-    )?;
+    // The deployment's shard count grown with the graph, then 8x as many (smaller)
+    // shards: a shard is read whole, so bytes per query follow shard size.
+    let base = graph_model::DEFAULT_SHARDS * u32::try_from(scale).unwrap_or(100);
+    for shards in [base, base * 8] {
+        let t = Instant::now();
+        let loaded = load(&big, shards)?;
+        println!(
+            "\n  generated {scale}x graph: {} movies, loaded into {shards} shards in {:.1} s",
+            big.len(),
+            t.elapsed().as_secs_f64()
+        );
+        let answers = in_process(
+            &format!("{scale}x sample, {shards} shards"),
+            &loaded,
+            &big_pairs,
+        )?;
+        on_spin_host(&runtime, &loaded, &big_pairs, &answers)?;
+    }
     Ok(())
 }
