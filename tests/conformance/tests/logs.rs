@@ -14,7 +14,71 @@ use std::time::{Duration, Instant};
 pub static HOST_LOGS: Mutex<Option<Logs>> = Mutex::new(None);
 
 pub fn cases() -> Vec<crate::common::Case> {
-    crate::cases![request_log_lines_carry_route_status_and_error_but_no_client_data]
+    crate::cases![
+        request_log_lines_carry_route_status_and_error_but_no_client_data,
+        scraper_tick_writes_one_log_line_with_its_work,
+    ]
+}
+
+fn host_logs() -> Result<Logs> {
+    HOST_LOGS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .context("the harness gave no host logs")
+}
+
+/// Our JSON lines of `kind` among `lines`, parsed.
+fn lines_of_kind(lines: &[String], kind: &str) -> Vec<Value> {
+    let needle = format!("\"kind\":\"{kind}\"");
+    lines
+        .iter()
+        .filter(|l| l.contains(&needle))
+        .filter_map(|l| serde_json::from_str(&l[l.find('{')?..]).ok())
+        .collect()
+}
+
+/// A scheduled tick (Spin's cron component, the Worker's scheduled handler, the admin
+/// endpoint natively) writes one `scraper_tick` line saying what it did.
+async fn scraper_tick_writes_one_log_line_with_its_work(api: Api, host: Host) -> Result<()> {
+    let logs = host_logs()?;
+    let before = lines_of_kind(&logs.lines(), "scraper_tick").len();
+    conformance::fire_cron(&api, host).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ticks = loop {
+        let ticks = lines_of_kind(&logs.lines(), "scraper_tick");
+        if ticks.len() > before || Instant::now() > deadline {
+            break ticks;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    ensure!(
+        ticks.len() == before + 1,
+        "{}: {} tick lines after one tick, {before} before",
+        host.name(),
+        ticks.len()
+    );
+    let line = &ticks[ticks.len() - 1];
+    for field in ["fetches", "shows_written", "duration_ms"] {
+        ensure!(line[field].is_number(), "{field}: {line}");
+    }
+    ensure!(
+        line["level"].is_string() && line["time"].is_string(),
+        "{line}"
+    );
+    ensure!(line["backed_off"].is_boolean(), "backed_off: {line}");
+    for field in ["shows_stored", "phase", "backoff_until", "error"] {
+        ensure!(line.get(field).is_some(), "{field} missing: {line}");
+    }
+    // A tick that ran (no backoff) fetched within its budget and says where it is.
+    if line["backed_off"] == false && line["error"].is_null() {
+        ensure!(
+            line["fetches"].as_u64().is_some_and(|n| n > 0),
+            "no fetches: {line}"
+        );
+        ensure!(line["phase"].is_string(), "phase: {line}");
+    }
+    Ok(())
 }
 
 /// Letters only (a valid username), different on every call.
@@ -85,11 +149,7 @@ async fn request_log_lines_carry_route_status_and_error_but_no_client_data(
     api: Api,
     host: Host,
 ) -> Result<()> {
-    let logs = HOST_LOGS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
-        .context("the harness gave no host logs")?;
+    let logs = host_logs()?;
     let tag = fresh_letters();
     let user = format!("Logcheck{tag}");
     let body_secret = format!("bodysecret{tag}");
