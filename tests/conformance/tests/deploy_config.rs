@@ -56,6 +56,13 @@ fn kv_id(env: &toml::Table) -> Result<String> {
         .to_owned())
 }
 
+/// A tool the project installs, at `path` under the root; `how` says how to get it.
+fn tool(path: &str, how: &str) -> Result<PathBuf> {
+    let bin = root().join(path);
+    ensure!(bin.exists(), "{} is missing: run `{how}`", bin.display());
+    Ok(bin)
+}
+
 fn show(out: &Output) -> String {
     format!(
         "exit {}\n--- stdout\n{}\n--- stderr\n{}",
@@ -70,12 +77,7 @@ fn show(out: &Output) -> String {
 /// must have picked the environment's own KV namespace.
 fn dry_run_deploy(env: Option<&str>) -> Result<()> {
     let root = root();
-    let wrangler = root.join("node_modules/.bin/wrangler");
-    ensure!(
-        wrangler.exists(),
-        "{} is missing: run `npm ci`",
-        wrangler.display()
-    );
+    let wrangler = tool("node_modules/.bin/wrangler", "npm ci")?;
     ensure!(
         root.join("components/worker/build/index.js").exists(),
         "the Worker is not built: run `make worker` first"
@@ -208,12 +210,10 @@ const ACTIONS: &[&str] = &[".github/actions/toolchains/action.yml"];
 
 fn check_jsonschema(schema: &str, files: &[&str]) -> Result<()> {
     let root = root();
-    let bin = root.join(".venv/bin/check-jsonschema");
-    ensure!(
-        bin.exists(),
-        "{} is missing: run `bash scripts/setup.sh` (tests/clients/requirements.txt)",
-        bin.display()
-    );
+    let bin = tool(
+        ".venv/bin/check-jsonschema",
+        "bash scripts/setup.sh (tests/clients/requirements.txt)",
+    )?;
     let out = Command::new(bin)
         .current_dir(&root)
         .args(["--builtin-schema", schema])

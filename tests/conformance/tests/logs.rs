@@ -111,31 +111,6 @@ struct Probe<'a> {
     error: Option<&'a str>,
 }
 
-impl<'a> Probe<'a> {
-    #[allow(clippy::too_many_arguments)] // a table row, read as one
-    fn new(
-        method: Method,
-        path: &'a str,
-        headers: &'a [(&'a str, &'a str)],
-        body: Option<&'a str>,
-        status: u16,
-        service: &'a str,
-        route: Option<&'a str>,
-        error: Option<&'a str>,
-    ) -> Self {
-        Self {
-            method,
-            path,
-            headers,
-            body,
-            status,
-            service,
-            route,
-            error,
-        }
-    }
-}
-
 /// Our JSON line for `request_id` among `lines`, parsed (hosts may prefix a line).
 fn line_of(lines: &[String], request_id: &str) -> Option<Value> {
     let needle = format!("\"request_id\":\"{request_id}\"");
@@ -162,56 +137,56 @@ async fn request_log_lines_carry_route_status_and_error_but_no_client_data(
     let json_body = [("content-type", "application/json")];
     let bad_auth = [("authorization", auth.as_str())];
     let probes = [
-        Probe::new(
-            Method::GET,
-            &hello,
-            &[],
-            None,
-            404,
-            "hello",
-            Some("/hello/{username}"),
-            Some("user_not_found"),
-        ),
-        Probe::new(
-            Method::PUT,
-            &hello,
-            &json_body,
-            Some(&body),
-            204,
-            "hello",
-            Some("/hello/{username}"),
-            None,
-        ),
-        Probe::new(
-            Method::POST,
-            "/api/shows/scrape",
-            &bad_auth,
-            None,
-            401,
-            "shows",
-            Some("/api/shows/scrape"),
-            Some("unauthorized"),
-        ),
-        Probe::new(
-            Method::GET,
-            &unknown,
-            &[],
-            None,
-            404,
-            "health",
-            None,
-            Some("not_found"),
-        ),
-        Probe::new(
-            Method::GET,
-            "/healthz",
-            &[],
-            None,
-            200,
-            "health",
-            Some("/healthz"),
-            None,
-        ),
+        Probe {
+            method: Method::GET,
+            path: &hello,
+            headers: &[],
+            body: None,
+            status: 404,
+            service: "hello",
+            route: Some("/hello/{username}"),
+            error: Some("user_not_found"),
+        },
+        Probe {
+            method: Method::PUT,
+            path: &hello,
+            headers: &json_body,
+            body: Some(&body),
+            status: 204,
+            service: "hello",
+            route: Some("/hello/{username}"),
+            error: None,
+        },
+        Probe {
+            method: Method::POST,
+            path: "/api/shows/scrape",
+            headers: &bad_auth,
+            body: None,
+            status: 401,
+            service: "shows",
+            route: Some("/api/shows/scrape"),
+            error: Some("unauthorized"),
+        },
+        Probe {
+            method: Method::GET,
+            path: &unknown,
+            headers: &[],
+            body: None,
+            status: 404,
+            service: "health",
+            route: None,
+            error: Some("not_found"),
+        },
+        Probe {
+            method: Method::GET,
+            path: "/healthz",
+            headers: &[],
+            body: None,
+            status: 200,
+            service: "health",
+            route: Some("/healthz"),
+            error: None,
+        },
     ];
     for (n, probe) in (1..).zip(&probes) {
         let rid = id(n);
