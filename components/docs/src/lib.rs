@@ -10,7 +10,7 @@
 //! `cargo build --release --target wasm32-wasip2 -p docs`; the Worker routes `/docs`
 //! here too. `cargo test -p docs` checks the routes and content types.
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, StatusCode};
 use kit::{ApiError, BodyLimit, Bytes, Ctx, Request, Response, Router};
 
@@ -121,14 +121,10 @@ async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, ApiError> {
 fn file(body: &'static [u8], content_type: &'static str, cache: &'static str) -> Response {
     let mut response = Response::new(Bytes::from_static(body));
     *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
     response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    kit::revalidated(response, cache)
 }
 
 // The Spin component entry (wasm32-wasip2 only).

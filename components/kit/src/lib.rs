@@ -22,7 +22,10 @@ pub use env::{
 };
 pub use error::ApiError;
 pub use router::{Params, Router};
-pub use service::{empty, error_response, json, parse_json, require_admin, serve, BodyLimit};
+pub use service::{
+    empty, error_response, json, parse_json, require_admin, revalidated, serve, BodyLimit,
+    REVALIDATE_ALWAYS,
+};
 
 /// The request every handler receives: the whole body already read by the host.
 pub type Request = http::Request<Bytes>;

@@ -5,7 +5,7 @@
 use crate::log::{self, ErrorCode};
 use crate::{ApiError, Bytes, Ctx, Env, Request, Response};
 use chrono::{DateTime, NaiveDate, Utc};
-use http::{header, HeaderValue, StatusCode};
+use http::{header, HeaderValue, Method, StatusCode};
 use serde::Serialize;
 use std::cell::Cell;
 use std::future::Future;
@@ -46,12 +46,19 @@ where
     let started = env.clock.now();
     let request_id = request_id(&req, env);
     let method = req.method().clone();
+    let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
     let route = Rc::new(Cell::new(None));
     let result = match prepare(&req, env, limit, route.clone()) {
         Ok(ctx) => handler(req, ctx).await,
         Err(err) => Err(err),
     };
     let mut response = result.unwrap_or_else(error_response);
+    if response.extensions().get::<Revalidate>().is_some()
+        && response.status() == StatusCode::OK
+        && (method == Method::GET || method == Method::HEAD)
+    {
+        response = with_etag(response, if_none_match.as_ref());
+    }
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert(REQUEST_ID, value);
@@ -84,6 +91,74 @@ where
             error: response.extensions().get::<ErrorCode>().map(|c| c.0),
         },
     );
+    response
+}
+
+/// Marks a public read: any cache may keep it under `cache_control` (a `no-cache` one
+/// revalidates every time), [`serve`] gives it a strong `ETag`, and a request whose
+/// `If-None-Match` names that tag gets 304 with no body. The tag covers the body and the
+/// headers that shape what a client makes of it (`content-type`, `link`), so it changes
+/// exactly when the answer does: a write is never hidden behind a stale 304.
+pub fn revalidated(mut response: Response, cache_control: &'static str) -> Response {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    response.extensions_mut().insert(Revalidate);
+    response
+}
+
+/// `cache-control` of public reads that change with writes: stored, always revalidated.
+pub const REVALIDATE_ALWAYS: &str = "public, no-cache";
+
+/// The marker [`revalidated`] leaves for [`serve`].
+#[derive(Debug, Clone, Copy)]
+struct Revalidate;
+
+/// The strong entity tag of `response`: 128 bits of SHA-256 over its body and the
+/// headers that shape it.
+fn entity_tag(response: &Response) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for name in [header::CONTENT_TYPE, header::LINK] {
+        if let Some(value) = response.headers().get(&name) {
+            hash.update(name.as_str());
+            hash.update(b":");
+            hash.update(value.as_bytes());
+            hash.update(b"\n");
+        }
+    }
+    hash.update(b"\n");
+    hash.update(response.body());
+    let digest = hash.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Whether an `If-None-Match` value names `tag` (RFC 9110 §13.1.2: `*`, or a list of
+/// tags compared weakly, so `W/"x"` matches `"x"`).
+fn none_match_hits(value: &HeaderValue, tag: &str) -> bool {
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    value.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == tag
+    })
+}
+
+/// Adds the `ETag`, and turns the answer into 304 when the client already has it.
+fn with_etag(mut response: Response, if_none_match: Option<&HeaderValue>) -> Response {
+    let tag = entity_tag(&response);
+    if if_none_match.is_some_and(|v| none_match_hits(v, &tag)) {
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        *response.body_mut() = Bytes::new();
+        let headers = response.headers_mut();
+        headers.remove(header::CONTENT_TYPE);
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
     response
 }
 
@@ -207,6 +282,57 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Ap
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ok_json(body: &'static str) -> Response {
+        let mut response = Response::new(Bytes::from_static(body.as_bytes()));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+
+    #[test]
+    fn entity_tag_changes_with_the_body_and_the_link_header() {
+        let a = entity_tag(&ok_json("[1]"));
+        assert_eq!(a, entity_tag(&ok_json("[1]")));
+        assert_ne!(a, entity_tag(&ok_json("[2]")));
+        let mut linked = ok_json("[1]");
+        linked.headers_mut().insert(
+            header::LINK,
+            HeaderValue::from_static("</next>; rel=\"next\""),
+        );
+        assert_ne!(a, entity_tag(&linked));
+        assert!(
+            a.starts_with('"') && a.ends_with('"') && a.len() == 34,
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn if_none_match_hits_a_listed_weak_or_star_tag_only() {
+        let hit = |v: &'static str| none_match_hits(&HeaderValue::from_static(v), "\"ab\"");
+        assert!(hit("\"ab\""));
+        assert!(hit("\"x\", W/\"ab\""));
+        assert!(hit("*"));
+        assert!(!hit("\"abc\""));
+        assert!(!hit("ab"));
+        assert!(!hit(""));
+    }
+
+    #[test]
+    fn with_etag_answers_304_without_a_body_when_the_tag_matches() {
+        let tag = entity_tag(&ok_json("{}"));
+        let value = HeaderValue::from_str(&tag).unwrap();
+        let response = with_etag(ok_json("{}"), Some(&value));
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+        assert!(response.body().is_empty());
+        assert!(response.headers().get(header::CONTENT_TYPE).is_none());
+        assert_eq!(response.headers()[header::ETAG], tag.as_str());
+        let fresh = with_etag(ok_json("{\"a\":1}"), Some(&value));
+        assert_eq!(fresh.status(), StatusCode::OK);
+        assert_ne!(fresh.headers()[header::ETAG], tag.as_str());
+    }
 
     #[test]
     fn constant_time_eq_matches_only_equal_bytes() {

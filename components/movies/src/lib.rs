@@ -103,7 +103,8 @@ fn openapi() -> Response {
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    response
+    // Changes only with a deploy, which the ETag follows.
+    kit::revalidated(response, kit::REVALIDATE_ALWAYS)
 }
 
 /// `{year}` and `{title}` of an item route.
@@ -139,7 +140,10 @@ async fn list(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
         (Some(_), Some(last)) => Some(query.cursor_after(last.title.as_str())),
         _ => None,
     };
-    Ok(kit::json(StatusCode::OK, &ListPage { items, next_cursor }))
+    Ok(kit::revalidated(
+        kit::json(StatusCode::OK, &ListPage { items, next_cursor }),
+        kit::REVALIDATE_ALWAYS,
+    ))
 }
 
 async fn get(ctx: &Ctx<'_>, params: &Params) -> Result<Response, MoviesError> {
@@ -150,7 +154,10 @@ async fn get(ctx: &Ctx<'_>, params: &Params) -> Result<Response, MoviesError> {
         .await?
         .ok_or(MoviesError::MovieNotFound)?;
     let movie = Movie::from_stored(year, item.sk, item.value)?;
-    Ok(kit::json(StatusCode::OK, &movie))
+    Ok(kit::revalidated(
+        kit::json(StatusCode::OK, &movie),
+        kit::REVALIDATE_ALWAYS,
+    ))
 }
 
 /// Creates or replaces one movie; answers the stored item.

@@ -137,7 +137,7 @@ async fn list(req: &Request, ctx: &Ctx<'_>) -> Result<Response, ShowsError> {
             response.headers_mut().insert(header::LINK, value);
         }
     }
-    Ok(response)
+    Ok(kit::revalidated(response, kit::REVALIDATE_ALWAYS))
 }
 
 async fn one(ctx: &Ctx<'_>, params: &Params) -> Result<Response, ShowsError> {
@@ -153,7 +153,10 @@ async fn one(ctx: &Ctx<'_>, params: &Params) -> Result<Response, ShowsError> {
         .await?
         .ok_or(ShowsError::ShowNotFound)?;
     let body: Value = serde_json::to_value(show.api()).map_err(ApiError::internal)?;
-    Ok(kit::json(StatusCode::OK, &body))
+    Ok(kit::revalidated(
+        kit::json(StatusCode::OK, &body),
+        kit::REVALIDATE_ALWAYS,
+    ))
 }
 
 // The Spin component entry (wasm32-wasip2 only).

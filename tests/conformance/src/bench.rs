@@ -67,7 +67,39 @@ pub async fn measure_gets(
     paths: Arc<Vec<String>>,
     default_total: usize,
 ) -> Result<Measured> {
+    measure(host, api, endpoint, paths, None, default_total).await
+}
+
+/// As [`measure_gets`] for one path, each GET revalidating the path's own `ETag`
+/// (`If-None-Match`): what a cache that already holds the answer costs the host; only
+/// 304 counts as success.
+pub async fn measure_revalidations(
+    host: Host,
+    api: &Api,
+    endpoint: &'static str,
+    path: &str,
+    default_total: usize,
+) -> Result<Measured> {
+    let first = api.get(path, &[]).await?;
+    let tag = first
+        .header("etag")
+        .with_context(|| format!("{path} has no etag"))?
+        .to_owned();
+    let paths = Arc::new(vec![path.to_owned()]);
+    measure(host, api, endpoint, paths, Some(tag), default_total).await
+}
+
+async fn measure(
+    host: Host,
+    api: &Api,
+    endpoint: &'static str,
+    paths: Arc<Vec<String>>,
+    if_none_match: Option<String>,
+    default_total: usize,
+) -> Result<Measured> {
     anyhow::ensure!(!paths.is_empty(), "no paths to measure");
+    let expect = if if_none_match.is_some() { 304 } else { 200 };
+    let if_none_match = Arc::new(if_none_match);
     let total = env_number("BENCH_REQUESTS", default_total);
     let cap = cap();
     let workers = concurrency();
@@ -80,6 +112,7 @@ pub async fn measure_gets(
     for w in 0..workers {
         let api = api.clone();
         let paths = paths.clone();
+        let if_none_match = if_none_match.clone();
         let share = total / workers + usize::from(w < total % workers);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(share);
@@ -89,9 +122,13 @@ pub async fn measure_gets(
                     break;
                 }
                 let path = &paths[(w * 7919 + i * 31) % paths.len()];
+                let headers: Vec<(&str, &str)> = match if_none_match.as_deref() {
+                    Some(tag) => vec![("if-none-match", tag)],
+                    None => vec![],
+                };
                 let t = Instant::now();
-                match api.get(path, &[]).await {
-                    Ok(reply) if reply.status == 200 => latencies.push(t.elapsed()),
+                match api.get(path, &headers).await {
+                    Ok(reply) if reply.status == expect => latencies.push(t.elapsed()),
                     _ => errors += 1,
                 }
             }

@@ -8,6 +8,7 @@
 //! Prints each case per host and ends with `N passed, M failed`.
 
 mod birthdays;
+mod caching;
 mod common;
 mod dynamodb;
 mod graph;
@@ -35,6 +36,7 @@ fn suites() -> Vec<(&'static str, Vec<Case>)> {
         ("dynamodb", dynamodb::cases()),
         ("graph", graph::cases()),
         ("smoke", smoke::cases()),
+        ("caching", caching::cases()),
     ]
 }
 

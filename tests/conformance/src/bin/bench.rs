@@ -1,5 +1,6 @@
 //! Benchmark of reads on every host: `GET /hello/{user}` and `GET /api/shows` (after a
-//! scrape of the fake TvMaze server), requests/s and p50/p99 latency under a bounded
+//! scrape of the fake TvMaze server; also revalidated with its `ETag`, answered 304),
+//! requests/s and p50/p99 latency under a bounded
 //! closed-loop load on loopback, the wasm/native ratios, and the sizes of the Spin
 //! components and the Worker (raw and gzip).
 //!
@@ -107,6 +108,13 @@ fn main() -> Result<()> {
             &api,
             "GET /api/shows?size=25",
             shows_paths.clone(),
+            4000,
+        ))?);
+        results.push(runtime.block_on(bench::measure_revalidations(
+            host,
+            &api,
+            "GET /api/shows?size=25, 304",
+            "/api/shows?page=0&size=25",
             4000,
         ))?);
         Ok(())
