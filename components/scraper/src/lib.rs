@@ -408,6 +408,11 @@ impl Tick<'_> {
                         .backoff_base_ms
                         .saturating_mul(factor)
                         .min(self.config.backoff_max_ms);
+                    // TvMaze says how long its rate limit lasts (waiting less only earns
+                    // another 429), within the deployment's own cap on any wait.
+                    let delay = delay
+                        .max(api.retry_after_ms.unwrap_or(0))
+                        .min(self.config.backoff_max_ms);
                     s.backoff_until = Some(self.now_ms + delay);
                     s.last_error = Some(why);
                     cursor.save().await?;

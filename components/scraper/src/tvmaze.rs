@@ -71,6 +71,25 @@ pub struct TvMaze<'a> {
     env: &'a Env,
     base: String,
     pub fetches: u32,
+    /// What the last refusal's `Retry-After` asked for, in milliseconds.
+    pub retry_after_ms: Option<i64>,
+}
+
+/// Bounds what `Retry-After` is read as (the tick caps the wait itself, at
+/// `scraper_backoff_max_ms`).
+const MAX_RETRY_AFTER_S: i64 = 86_400;
+
+/// `Retry-After` in delay-seconds (TvMaze's form); an HTTP date is not honoured (the
+/// scraper's own backoff applies).
+fn retry_after_ms(headers: &http::HeaderMap) -> Option<i64> {
+    let secs: i64 = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(secs.clamp(0, MAX_RETRY_AFTER_S) * 1000)
 }
 
 /// TvMaze asks API users to identify themselves.
@@ -82,6 +101,7 @@ impl<'a> TvMaze<'a> {
             env,
             base: base.trim_end_matches('/').to_owned(),
             fetches: 0,
+            retry_after_ms: None,
         }
     }
 
@@ -100,7 +120,10 @@ impl<'a> TvMaze<'a> {
         match self.env.fetch.fetch(req).await {
             Ok(resp) if resp.status().is_success() => Outcome::Ok(resp.into_body()),
             Ok(resp) if resp.status() == http::StatusCode::NOT_FOUND => Outcome::NotFound,
-            Ok(resp) => Outcome::Retry(format!("GET {path}: HTTP {}", resp.status())),
+            Ok(resp) => {
+                self.retry_after_ms = retry_after_ms(resp.headers());
+                Outcome::Retry(format!("GET {path}: HTTP {}", resp.status()))
+            }
             Err(FetchError::Denied(e)) | Err(FetchError::Network(e)) => {
                 Outcome::Retry(format!("GET {path}: {e}"))
             }
@@ -170,5 +193,27 @@ impl<'a> TvMaze<'a> {
             Outcome::NotFound => Outcome::Ok(BTreeMap::new()),
             Outcome::Retry(why) => Outcome::Retry(why),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_after_ms;
+    use http::{HeaderMap, HeaderValue};
+
+    fn with(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_bounded() {
+        assert_eq!(retry_after_ms(&with("7")), Some(7_000));
+        assert_eq!(retry_after_ms(&with(" 0 ")), Some(0));
+        assert_eq!(retry_after_ms(&with("999999")), Some(86_400_000));
+        assert_eq!(retry_after_ms(&with("-5")), Some(0));
+        assert_eq!(retry_after_ms(&with("Wed, 21 Oct 2026 07:28:00 GMT")), None);
+        assert_eq!(retry_after_ms(&HeaderMap::new()), None);
     }
 }
