@@ -226,33 +226,33 @@ impl Graph {
     /// in no movie.
     pub async fn people(&self, names: &[String]) -> Result<Vec<Option<PersonNode>>, StoreError> {
         let keys: Vec<(String, String)> = names.iter().map(|n| self.person_key(n)).collect();
-        self.table
-            .get_many(&keys)
-            .await?
-            .iter()
-            .map(|item| match item {
-                Some(item) => {
-                    let node: PersonNode = decode(item)?;
-                    Ok((!node.m.is_empty()).then_some(node))
-                }
-                None => Ok(None),
-            })
-            .collect()
+        self.nodes(&keys, |node: PersonNode| {
+            (!node.m.is_empty()).then_some(node)
+        })
+        .await
     }
 
     /// The casts of `movies`, in order, in one batched read; `None` for a movie the
     /// graph does not have (never written, or deleted).
     pub async fn movies(&self, movies: &[MovieRef]) -> Result<Vec<Option<Cast>>, StoreError> {
         let keys: Vec<(String, String)> = movies.iter().map(|m| self.movie_key(m)).collect();
+        self.nodes(&keys, |node: MovieNode| (!node.gone).then_some(node.cast))
+            .await
+    }
+
+    /// The nodes at `keys`, in order, in one batched read, each decoded as `N` and kept
+    /// as `keep` says (`None`: a node that stands for nothing, as a missing one).
+    async fn nodes<N: serde::de::DeserializeOwned, T>(
+        &self,
+        keys: &[(String, String)],
+        keep: impl Fn(N) -> Option<T>,
+    ) -> Result<Vec<Option<T>>, StoreError> {
         self.table
-            .get_many(&keys)
+            .get_many(keys)
             .await?
             .iter()
             .map(|item| match item {
-                Some(item) => {
-                    let node: MovieNode = decode(item)?;
-                    Ok((!node.gone).then_some(node.cast))
-                }
+                Some(item) => Ok(keep(decode(item)?)),
                 None => Ok(None),
             })
             .collect()

@@ -68,6 +68,7 @@ use super::spin_keys::{data_key, register_key, Data, Register};
 use super::{PartitionTable, RawKv, RoundTrips, StoreError};
 use async_trait::async_trait;
 use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// One opened bucket, shared by every table of a request, and the request's count of
@@ -147,6 +148,16 @@ impl SpinKv {
     fn counted<'c>(&self, cas: &'c atomics::Cas) -> &'c atomics::Cas {
         self.trips.bump();
         cas
+    }
+
+    /// One `get-many` of `keys`: the ones that exist, by key (Spin returns only those,
+    /// in no promised order).
+    fn found(&self, keys: &[String]) -> Result<HashMap<String, Vec<u8>>, StoreError> {
+        Ok(batch::get_many(self.store(), keys)
+            .map_err(backend)?
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
     }
 
     /// The partition's winning ticket, `None` while it does not exist.
@@ -246,12 +257,7 @@ impl RawKv for SpinKv {
             .iter()
             .flat_map(|k| [data_key(1, k), register_key(k)])
             .collect();
-        let mut found: std::collections::HashMap<String, Vec<u8>> =
-            batch::get_many(self.store(), &wanted)
-                .map_err(backend)?
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect();
+        let mut found = self.found(&wanted)?;
         let mut values = Vec::with_capacity(keys.len());
         // (index into values, key of the winner's data) still to fetch.
         let mut later: Vec<(usize, String, u32)> = Vec::new();
@@ -280,12 +286,7 @@ impl RawKv for SpinKv {
         }
         if !later.is_empty() {
             let wanted: Vec<String> = later.iter().map(|(_, k, _)| k.clone()).collect();
-            let mut found: std::collections::HashMap<String, Vec<u8>> =
-                batch::get_many(self.store(), &wanted)
-                    .map_err(backend)?
-                    .into_iter()
-                    .filter_map(|(k, v)| v.map(|v| (k, v)))
-                    .collect();
+            let mut found = self.found(&wanted)?;
             for (i, data, w) in later {
                 let bytes = found.remove(&data).ok_or_else(|| missing(&keys[i], w))?;
                 values[i] = Some(Data::decode(bytes)?.into_bytes());
