@@ -407,6 +407,7 @@ fn start_workerd(vars: &Vars) -> Result<Running> {
         cmd.arg("--var")
             .arg(format!("{}:{value}", name.to_ascii_uppercase()));
     }
+
     let logs = Logs::default();
     let mut child = spawn(cmd, "workerd", &logs)?;
     let _lines = pump_stdout(&mut child, "workerd", &logs);

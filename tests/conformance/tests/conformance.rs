@@ -79,6 +79,11 @@ fn selected_hosts() -> Vec<Host> {
     }
 }
 
+/// The error `wrangler dev`'s proxy gives a non-GET request in flight when it reloads.
+fn is_dev_proxy_restart(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("Your worker restarted mid-request")
+}
+
 fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -156,7 +161,22 @@ fn main() -> ExitCode {
                 }
                 for _ in 0..repeat() {
                     let started = Instant::now();
-                    let result = runtime.block_on(case(api.clone(), host));
+                    let mut result = runtime.block_on(case(api.clone(), host));
+                    // `wrangler dev`'s local proxy answers 503 "Your worker restarted
+                    // mid-request" to every non-GET in flight when it reloads its
+                    // runtime, which it does now and then under bursts of concurrent
+                    // requests (~1 burst in 10 of 40 racing writers, 2026-12-02): a
+                    // fault of the dev tool, not of the Worker. The case runs again,
+                    // on fresh data, at most twice, and says so.
+                    for _ in 0..2 {
+                        match &result {
+                            Err(e) if host == Host::Workerd && is_dev_proxy_restart(e) => {
+                                println!("   retry {suite}::{name}: wrangler dev restarted the Worker mid-request");
+                                result = runtime.block_on(case(api.clone(), host));
+                            }
+                            _ => break,
+                        }
+                    }
                     let took = started.elapsed().as_secs_f64();
                     match result {
                         Ok(()) => {

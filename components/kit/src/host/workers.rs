@@ -178,6 +178,12 @@ impl Fetch for WorkerFetch {
 
 /// The environment of one Worker invocation.
 pub fn env(env: worker::Env, bindings: Bindings) -> Env {
+    // `REQUEST_LOG = "false"` turns the log lines off (a deployment that keeps no
+    // Workers Logs need not pay for them).
+    let log: fn(&str) = match env.var("REQUEST_LOG") {
+        Ok(v) if v.to_string() == "false" => crate::host::discard_log,
+        _ => console_log,
+    };
     Env {
         tables: Box::new(WorkerTables {
             env: env.clone(),
@@ -188,7 +194,7 @@ pub fn env(env: worker::Env, bindings: Bindings) -> Env {
         clock: Box::new(WorkerClock),
         fetch: Box::new(WorkerFetch),
         random,
-        log: console_log,
+        log,
     }
 }
 
