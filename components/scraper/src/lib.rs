@@ -177,7 +177,7 @@ pub struct Status {
 
 fn rfc3339_ms(ms: Option<i64>) -> Option<String> {
     ms.and_then(DateTime::<Utc>::from_timestamp_millis)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .map(kit::log::timestamp)
 }
 
 /// The saved state and the version a save must match.
