@@ -20,7 +20,9 @@ test: setup lint deny components worker spin-host
 setup:
 	bash scripts/setup.sh
 
+## The wasm components, and the docs component's static files (spin.toml `files`).
 components:
+	bash scripts/docs-assets.sh
 	$(CARGO) build --release --target wasm32-wasip2 $(COMPONENTS)
 
 worker:

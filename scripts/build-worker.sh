@@ -16,6 +16,10 @@ export ESBUILD_BIN=${ESBUILD_BIN:-$root/node_modules/.bin/esbuild}
 out=$root/components/worker/build
 stamp=$out/.inputs-sha256
 
+# The Worker's static assets (wrangler.toml `[assets]`: the /docs files), which wrangler
+# uploads (or `wrangler dev` serves) beside the Worker; not an input of the wasm.
+bash "$root/scripts/docs-assets.sh"
+
 inputs_hash() {
   cd "$root"
   {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine needs, skipping whatever is already in place:
 # the pinned Rust toolchain with its wasm targets (rust-toolchain.toml), the npm
-# packages (wrangler/workerd, binaryen), and worker-build + wasm-bindgen-cli.
+# packages (wrangler/workerd, binaryen, swagger-ui-dist) and the /docs static files made
+# from them (scripts/docs-assets.sh), and worker-build + wasm-bindgen-cli.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,10 @@ rustup target add wasm32-wasip2 wasm32-unknown-unknown >/dev/null
 if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+# wrangler dev's cron events for a Worker with static assets (a miniflare bug; see the script).
+bash scripts/patch-miniflare.sh
+# The /docs page's static files (swagger-ui-dist from node_modules) in build/docs-assets.
+bash scripts/docs-assets.sh
 
 # Exactly the wasm-bindgen version in Cargo.lock, or the Worker's bindings won't load.
 wbg=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')

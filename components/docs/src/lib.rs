@@ -1,72 +1,78 @@
 //! `GET /docs`: a Swagger UI page for the project's OpenAPI document
 //! (`GET /api/movies/openapi.json`, served by the `movies` crate), and `GET /docs/{file}`
-//! for its assets. The assets are npm `swagger-ui-dist` files (pinned in package.json)
-//! embedded into the wasm at build time from `node_modules/` — `npm ci` (run by
-//! `scripts/setup.sh`) must have run before this crate builds — so the page works with
-//! no internet, on Spin and Workers alike; nothing is fetched from a CDN.
+//! for its assets. Nothing is fetched from a CDN: the page works offline on every host.
 //!
-//! Its own crate and Spin component because the bundle is ~1.7 MiB: the API components
-//! stay small and fast to instantiate. Build the component with
-//! `cargo build --release --target wasm32-wasip2 -p docs`; the Worker routes `/docs`
-//! here too. `cargo test -p docs` checks the routes and content types.
+//! The files are static files of the deployment, read through [`kit::Env::files`], not
+//! compiled into the wasm (Swagger UI's bundle alone is ~1.7 MB).
+//! `scripts/docs-assets.sh` (run by `scripts/setup.sh`, `scripts/build-worker.sh` and
+//! `make components`) gathers them into `build/docs-assets/docs/`: the page and its
+//! initializer from this crate's `static/`, and npm `swagger-ui-dist`'s CSS, bundle and
+//! favicons (pinned in package.json). Each host serves that folder:
+//!
+//! - Spin: `[component.docs] files` in `spin.toml` mounts it at the guest's `/docs`;
+//! - Workers: `[assets]` in `wrangler.toml` uploads `build/docs-assets` as static
+//!   assets behind the `ASSETS` binding, with `run_worker_first = true`, so every
+//!   request still reaches the Worker and this crate answers it with the headers every
+//!   host sends (`x-request-id`, `nosniff`, the `ETag`, the CSP);
+//! - native: a folder `Files` on `build/docs-assets`.
+//!
+//! Only the files listed in [`PAGE`] and [`ASSETS`] are served, with their content
+//! types; any other name is the JSON 404. A listed file missing from the deployment
+//! (the assets were not built) is a 500 `internal` naming the file and the fix.
+//!
+//! Its own crate and Spin component: only it gets the `files` mount. Build the
+//! component with `cargo build --release --target wasm32-wasip2 -p docs`; the Worker
+//! routes `/docs` here too. `cargo test -p docs` checks the routes, content types and
+//! errors over in-memory files.
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, StatusCode};
 use kit::{ApiError, BodyLimit, Bytes, Ctx, Request, Response, Router};
 
-/// The files of npm `swagger-ui-dist`, read at compile time.
-macro_rules! dist {
-    ($file:literal) => {
-        include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../node_modules/swagger-ui-dist/",
-            $file
-        ))
-    };
-}
-
-/// The page: Swagger UI on `/api/movies/openapi.json`, every asset from `/docs/`.
-const INDEX_HTML: &str = include_str!("index.html");
+/// The folder of the docs files under the host's file root (see [`kit::files`]).
+pub const DIR: &str = "docs";
 
 /// `Content-Security-Policy` of the page: scripts, styles, images and API calls from
 /// this origin only (Swagger UI sets inline styles, and SVG icons use `data:` URLs).
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
                    script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
-/// One static file under `/docs/`.
+/// One static file of the page.
 #[derive(Debug, Clone, Copy)]
 pub struct Asset {
+    /// Its name under [`DIR`].
     pub name: &'static str,
     pub content_type: &'static str,
-    pub body: &'static [u8],
 }
+
+/// The page, `GET /docs`: Swagger UI on `/api/movies/openapi.json`, every asset from
+/// `/docs/`.
+pub const PAGE: Asset = Asset {
+    name: "index.html",
+    content_type: "text/html; charset=utf-8",
+};
 
 /// Every file `GET /docs/{file}` serves.
 pub const ASSETS: &[Asset] = &[
     Asset {
         name: "swagger-ui.css",
         content_type: "text/css; charset=utf-8",
-        body: dist!("swagger-ui.css"),
     },
     Asset {
         name: "swagger-ui-bundle.js",
         content_type: "application/javascript; charset=utf-8",
-        body: dist!("swagger-ui-bundle.js"),
     },
     Asset {
         name: "swagger-initializer.js",
         content_type: "application/javascript; charset=utf-8",
-        body: include_bytes!("swagger-initializer.js"),
     },
     Asset {
         name: "favicon-32x32.png",
         content_type: "image/png",
-        body: dist!("favicon-32x32.png"),
     },
     Asset {
         name: "favicon-16x16.png",
         content_type: "image/png",
-        body: dist!("favicon-16x16.png"),
     },
 ];
 
@@ -96,11 +102,8 @@ async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (route, params) = ctx.resolve(&router(), &req)?;
     match route {
         Route::Page => {
-            let mut response = file(
-                INDEX_HTML.as_bytes(),
-                "text/html; charset=utf-8",
-                "no-cache",
-            );
+            let body = read(ctx.env, &PAGE).await?;
+            let mut response = file(body, &PAGE, "no-cache");
             response
                 .headers_mut()
                 .insert("content-security-policy", HeaderValue::from_static(CSP));
@@ -108,22 +111,41 @@ async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, ApiError> {
         }
         Route::Asset => {
             let name = params.get("file");
+            // Only listed names reach the file store: nothing else can name a path
+            // (`..`, `a/b`, `%5C`), and the store refuses such paths again.
             let asset = ASSETS
                 .iter()
                 .find(|a| a.name == name)
                 .ok_or_else(ApiError::not_found)?;
+            let body = read(ctx.env, asset).await?;
             // Revalidated hourly: the URLs do not change when swagger-ui-dist does.
-            Ok(file(asset.body, asset.content_type, "public, max-age=3600"))
+            Ok(file(body, asset, "public, max-age=3600"))
         }
     }
 }
 
-fn file(body: &'static [u8], content_type: &'static str, cache: &'static str) -> Response {
-    let mut response = Response::new(Bytes::from_static(body));
+/// The file's bytes from the deployment's static files; a listed file that is not
+/// there means the deployment was made without its assets, a server fault.
+async fn read(env: &kit::Env, asset: &Asset) -> Result<Bytes, ApiError> {
+    let path = format!("{DIR}/{}", asset.name);
+    match env.files.read(&path).await {
+        Ok(Some(body)) => Ok(body),
+        Ok(None) => Err(ApiError::internal(format_args!(
+            "the Swagger UI file {path} is missing from this deployment's static files \
+             (build them with scripts/docs-assets.sh, into build/docs-assets)"
+        ))),
+        Err(e) => Err(ApiError::internal(format_args!(
+            "the Swagger UI file {path} could not be read ({e})"
+        ))),
+    }
+}
+
+fn file(body: Bytes, asset: &Asset, cache: &'static str) -> Response {
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     response
         .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        .insert(CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
     kit::revalidated(response, cache)
 }
 
@@ -134,9 +156,52 @@ kit::spin_http_component!(crate::handle);
 mod tests {
     use super::*;
     use kit::table::memory::MemoryKv;
+    use kit::{Files, FilesError};
+    use std::collections::HashMap;
 
-    fn get(path: &str) -> Response {
-        let env = kit::host::native::env(MemoryKv::new(), kit::MapConfig::default());
+    /// Static files in memory, checked like every host's.
+    struct MemoryFiles(HashMap<String, Bytes>);
+
+    #[async_trait::async_trait(?Send)]
+    impl Files for MemoryFiles {
+        async fn read(&self, path: &str) -> Result<Option<Bytes>, FilesError> {
+            kit::files::check_path(path)?;
+            Ok(self.0.get(path).cloned())
+        }
+    }
+
+    /// The folder `scripts/docs-assets.sh` makes: our page and initializer as they are,
+    /// stand-ins of swagger-ui-dist's files (the conformance suite checks the real ones
+    /// on every host), minus the files named in `without`.
+    fn built(without: &[&str]) -> MemoryFiles {
+        let ours = |name: &str| {
+            let path = format!("{}/static/{name}", env!("CARGO_MANIFEST_DIR"));
+            Bytes::from(std::fs::read(path).unwrap())
+        };
+        let files = [
+            ("index.html", ours("index.html")),
+            ("swagger-initializer.js", ours("swagger-initializer.js")),
+            ("swagger-ui.css", Bytes::from_static(b".swagger-ui {}")),
+            (
+                "swagger-ui-bundle.js",
+                Bytes::from_static(b"var SwaggerUIBundle;"),
+            ),
+            ("favicon-32x32.png", Bytes::from_static(b"\x89PNG 32")),
+            ("favicon-16x16.png", Bytes::from_static(b"\x89PNG 16")),
+        ];
+        MemoryFiles(
+            files
+                .into_iter()
+                .filter(|(name, _)| !without.contains(name))
+                .map(|(name, body)| (format!("docs/{name}"), body))
+                .collect(),
+        )
+    }
+
+    fn get_from(files: MemoryFiles, path: &str) -> Response {
+        let mut env = kit::host::native::env(MemoryKv::new(), kit::MapConfig::default());
+        env.files = Box::new(files);
+        env.log = kit::host::discard_log;
         let req = http::Request::builder()
             .uri(path)
             .body(Bytes::new())
@@ -144,22 +209,37 @@ mod tests {
         futures::executor::block_on(handle(req, &env))
     }
 
-    fn content_type(response: &Response) -> &str {
-        response.headers()[CONTENT_TYPE].to_str().unwrap()
+    fn get(path: &str) -> Response {
+        get_from(built(&[]), path)
+    }
+
+    fn header<'a>(response: &'a Response, name: &str) -> &'a str {
+        response.headers()[name].to_str().unwrap()
+    }
+
+    fn error_code(response: &Response) -> String {
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        body["error"]["code"].as_str().unwrap().to_owned()
     }
 
     #[test]
     fn page_loads_local_assets_and_the_project_document() {
         let page = get("/docs");
         assert_eq!(page.status(), StatusCode::OK);
-        assert_eq!(content_type(&page), "text/html; charset=utf-8");
+        assert_eq!(header(&page, "content-type"), "text/html; charset=utf-8");
+        assert_eq!(header(&page, "cache-control"), "no-cache");
+        assert_eq!(header(&page, "content-security-policy"), CSP);
+        assert!(page.headers().contains_key("etag"));
         let html = std::str::from_utf8(page.body()).unwrap();
         for asset in [
             "swagger-ui.css",
             "swagger-ui-bundle.js",
             "swagger-initializer.js",
+            "favicon-32x32.png",
+            "favicon-16x16.png",
         ] {
             assert!(html.contains(&format!("\"/docs/{asset}\"")), "{asset}");
+            assert!(ASSETS.iter().any(|a| a.name == asset), "{asset} not served");
         }
         assert!(!html.contains("//cdn") && !html.contains("https://"));
         let init = std::str::from_utf8(get("/docs/swagger-initializer.js").body().as_ref())
@@ -171,33 +251,93 @@ mod tests {
 
     #[test]
     fn assets_are_served_with_their_content_types() {
-        for (path, want, min_len) in [
-            ("/docs/swagger-ui.css", "text/css; charset=utf-8", 100_000),
-            (
-                "/docs/swagger-ui-bundle.js",
-                "application/javascript; charset=utf-8",
-                1_000_000,
-            ),
-            ("/docs/favicon-32x32.png", "image/png", 100),
+        for asset in ASSETS {
+            let path = format!("/docs/{}", asset.name);
+            let response = get(&path);
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert_eq!(header(&response, "content-type"), asset.content_type);
+            assert_eq!(header(&response, "cache-control"), "public, max-age=3600");
+            assert!(!response.headers().contains_key("content-security-policy"));
+            assert!(response.headers().contains_key("x-request-id"));
+            assert!(response.headers().contains_key("etag"));
+            assert_eq!(
+                Some(response.body()),
+                built(&[]).0.get(&format!("docs/{}", asset.name)),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            header(&get("/docs/swagger-ui.css"), "content-type"),
+            "text/css; charset=utf-8"
+        );
+    }
+
+    #[test]
+    fn a_matching_etag_is_304() {
+        let first = get("/docs/swagger-ui-bundle.js");
+        let tag = header(&first, "etag").to_owned();
+        let req = http::Request::builder()
+            .uri("/docs/swagger-ui-bundle.js")
+            .header("if-none-match", &tag)
+            .body(Bytes::new())
+            .unwrap();
+        let mut env = kit::host::native::env(MemoryKv::new(), kit::MapConfig::default());
+        env.files = Box::new(built(&[]));
+        env.log = kit::host::discard_log;
+        let cached = futures::executor::block_on(handle(req, &env));
+        assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+        assert!(cached.body().is_empty());
+    }
+
+    #[test]
+    fn unknown_files_and_paths_out_of_the_folder_are_json_404() {
+        for path in [
+            "/docs/nope.js",
+            "/docs/swagger-ui-bundle.js.map",
+            "/docs/index.html",
+            "/docs/a/b",
+            "/docs/..",
+            "/docs/%2E%2E",
+            "/docs/..%2F..%2FCargo.toml",
+            "/docs/..%5C..%5CCargo.toml",
+            "/docs/%2Fetc%2Fpasswd",
+            "/docs/swagger-ui.css%00",
         ] {
             let response = get(path);
-            assert_eq!(response.status(), StatusCode::OK, "{path}");
-            assert_eq!(content_type(&response), want, "{path}");
-            assert!(response.body().len() >= min_len, "{path}");
-            assert!(response.headers().contains_key("x-request-id"));
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+            assert_eq!(header(&response, "content-type"), "application/json");
+            assert_eq!(error_code(&response), "not_found", "{path}");
         }
     }
 
     #[test]
-    fn unknown_files_are_json_404() {
-        for path in [
-            "/docs/nope.js",
-            "/docs/swagger-ui-bundle.js.map",
-            "/docs/a/b",
+    fn a_listed_file_missing_from_the_deployment_is_a_500_naming_it() {
+        for (path, missing) in [
+            ("/docs", "index.html"),
+            ("/docs/swagger-ui-bundle.js", "swagger-ui-bundle.js"),
         ] {
-            let response = get(path);
-            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
-            assert_eq!(content_type(&response), "application/json");
+            let response = get_from(built(&[missing]), path);
+            assert_eq!(
+                response.status(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{path}"
+            );
+            assert_eq!(header(&response, "content-type"), "application/json");
+            assert_eq!(header(&response, "cache-control"), "no-store");
+            assert!(!response.headers().contains_key("etag"));
+            assert_eq!(error_code(&response), "internal");
+            let body = String::from_utf8_lossy(response.body()).into_owned();
+            assert!(body.contains(&format!("docs/{missing}")), "{body}");
+            assert!(body.contains("scripts/docs-assets.sh"), "{body}");
         }
+        // No static files at all (a host that binds none).
+        let mut env = kit::host::native::env(MemoryKv::new(), kit::MapConfig::default());
+        env.log = kit::host::discard_log;
+        let req = http::Request::builder()
+            .uri("/docs/favicon-16x16.png")
+            .body(Bytes::new())
+            .unwrap();
+        let response = futures::executor::block_on(handle(req, &env));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

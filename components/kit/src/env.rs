@@ -15,8 +15,13 @@ pub trait Config {
 
 /// The host's wall clock. Hosts supply it because `SystemTime::now()` panics on
 /// wasm32-unknown-unknown inside Workers.
+#[async_trait::async_trait(?Send)]
 pub trait Clock {
     fn now(&self) -> DateTime<Utc>;
+
+    /// Waits `ms` milliseconds of this clock's time (the scraper paces its requests to
+    /// TvMaze's rate limit with it). A clock that never moves returns at once.
+    async fn sleep(&self, ms: u64);
 }
 
 /// Why an outbound request got no HTTP response.
@@ -98,6 +103,9 @@ pub struct Env {
     pub config: Box<dyn Config>,
     pub clock: Box<dyn Clock>,
     pub fetch: Box<dyn Fetch>,
+    /// The deployment's static files (the `/docs` page's assets): Spin's `files`
+    /// mounts, a folder natively, the `ASSETS` binding on Workers; see [`crate::files`].
+    pub files: Box<dyn crate::Files>,
     /// A random u64 from the host (WASI random, `crypto`/`Math.random` on Workers).
     pub random: fn() -> u64,
     /// Writes one log line where the host keeps logs (stdout on Spin, the console on
@@ -143,10 +151,14 @@ impl Ctx<'_> {
 #[derive(Debug, Clone, Copy)]
 pub struct FixedClock(pub DateTime<Utc>);
 
+#[async_trait::async_trait(?Send)]
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
         self.0
     }
+
+    /// Its time does not pass, so no wait is ever owed.
+    async fn sleep(&self, _ms: u64) {}
 }
 
 /// Configuration from a map: native hosts and tests.

@@ -1,15 +1,17 @@
 //! `kit` is the platform-neutral core every endpoint crate is built on.
 //!
 //! A handler takes an [`http::Request<Bytes>`](Request) and an [`Env`] (tables, config,
-//! clock, randomness) and returns an [`http::Response<Bytes>`](Response); the hosts (Spin
-//! components, the Cloudflare Worker, the native test server) only translate to and from
-//! these types. [`serve`] wraps a handler with what API.md asks of every response: the JSON
+//! clock, randomness, static [`files`]) and returns an
+//! [`http::Response<Bytes>`](Response); the hosts (Spin components, the Cloudflare
+//! Worker, the native test server) only translate to and from these types. [`serve`]
+//! wraps a handler with what API.md asks of every response: the JSON
 //! error body, `x-request-id`, the body-size limit. [`table`] is the DynamoDB-shaped storage
 //! model with one trait and a backend per host; `cargo test -p kit` runs the shared backend
 //! suite on the in-memory backend.
 
 pub mod env;
 pub mod error;
+pub mod files;
 pub mod host;
 pub mod log;
 pub mod router;
@@ -21,6 +23,9 @@ pub use env::{
     Backend, Clock, Config, Ctx, Env, Fetch, FetchError, FixedClock, MapConfig, NoFetch, Tables,
 };
 pub use error::ApiError;
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+pub use files::DirFiles;
+pub use files::{Files, FilesError, NoFiles};
 pub use router::{Params, Router};
 pub use service::{
     empty, error_response, json, parse_json, require_admin, revalidated, serve, BodyLimit,

@@ -14,12 +14,14 @@
 //! build with `cargo build --release --target wasm32-wasip2 -p scraper`), the Worker's
 //! scheduled handler, and `POST /api/shows/scrape` in the shows service.
 
+pub mod pace;
 pub mod store;
 mod tvmaze;
 
 use chrono::{DateTime, Utc};
 use kit::table::{Cond, StoreError, Table};
 use kit::{ApiError, Env};
+use pace::{Pacer, Rate};
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -28,7 +30,9 @@ use tvmaze::{Outcome, TvMaze};
 
 /// The scraper's own table: one item, its state.
 pub const STATE_TABLE: &str = "scraper";
-const STATE_KEY: &str = "state";
+/// The state item's partition key: the whole table is this one partition (on Workers,
+/// one Durable Object, which also runs the scraper on its alarm).
+pub const STATE_PARTITION: &str = "state";
 /// Staged updates are written out at least this often, so the state item stays small.
 const FLUSH_AT: usize = 100;
 /// Clock skew allowed between us and TvMaze when deciding what changed during a pass.
@@ -72,6 +76,11 @@ pub struct Config {
     pub backoff_max_ms: i64,
     /// Seconds between `/updates/shows` polls once the full pass is done.
     pub updates_interval_s: i64,
+    /// TvMaze's rate limit, which the tick paces its requests to.
+    pub rate: Rate,
+    /// The longest a tick runs: it stops before a request whose paced start falls
+    /// later, so it ends inside its host's limits and before the next scheduled tick.
+    pub tick_max_ms: i64,
 }
 
 fn number<T: std::str::FromStr>(
@@ -109,6 +118,11 @@ impl Config {
             backoff_base_ms: number(env, "scraper_backoff_ms", 10_000)?,
             backoff_max_ms: number(env, "scraper_backoff_max_ms", 600_000)?,
             updates_interval_s: number(env, "scraper_updates_interval_s", 3600)?,
+            rate: Rate {
+                calls: number(env, "scraper_rate_calls", Rate::TVMAZE.calls)?,
+                window_ms: number(env, "scraper_rate_window_ms", Rate::TVMAZE.window_ms)?.max(0),
+            },
+            tick_max_ms: number(env, "scraper_tick_max_ms", 25_000)?,
         })
     }
 }
@@ -155,6 +169,10 @@ pub struct State {
     last_error: Option<String>,
     ticks: u64,
     total_fetches: u64,
+    /// When (host clock, unix ms) the latest requests were answered, for pacing
+    /// ([`pace`]); absent in cursors saved before pacing existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    recent_fetches: Vec<i64>,
 }
 
 /// `GET /api/shows/scrape/status`.
@@ -189,7 +207,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     async fn load(table: &'a dyn Table) -> Result<Self, ScraperError> {
-        let (state, version) = match table.get(STATE_KEY, "").await? {
+        let (state, version) = match table.get(STATE_PARTITION, "").await? {
             Some(item) => (
                 serde_json::from_value(item.value)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -209,7 +227,7 @@ impl<'a> Cursor<'a> {
         let value =
             serde_json::to_value(&self.state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let cond = self.version.map_or(Cond::Absent, Cond::Version);
-        match self.table.put(STATE_KEY, "", value, cond).await {
+        match self.table.put(STATE_PARTITION, "", value, cond).await {
             Ok(version) => {
                 self.version = Some(version);
                 Ok(())
@@ -321,7 +339,13 @@ async fn run_tick(
         report.backed_off = true;
         return status(env).await;
     }
-    let mut api = TvMaze::new(env, &config.base_url);
+    let pacer = Pacer::new(config.rate, &cursor.state.recent_fetches);
+    let mut api = TvMaze::new(env, &config.base_url, pacer);
+    let deadline_ms = env
+        .clock
+        .now()
+        .timestamp_millis()
+        .saturating_add(config.tick_max_ms);
     {
         let s = &mut cursor.state;
         s.ticks += 1;
@@ -335,6 +359,7 @@ async fn run_tick(
         config: &config,
         store: &store,
         now_ms,
+        deadline_ms,
         polled_updates: false,
         shows_written: Cell::new(0),
     };
@@ -355,10 +380,50 @@ async fn run_tick(
     status(env).await
 }
 
+/// One tick for a host that schedules the next one itself (the Worker's scraper
+/// Durable Object, on its alarm); returns when (host clock, unix ms) the next should
+/// start, if there is work left: when the pacer next allows a request while the full
+/// pass or fetched updates are unfinished, at `backoff_until` during a backoff, one
+/// backoff step later after a failed tick (never a tight loop). `None` when caught up:
+/// the host's cron wakes the chain again for the next `/updates` poll.
+pub async fn chained_tick(env: &Env) -> Option<i64> {
+    let result = tick(env, env.clock.now()).await;
+    let clock_ms = env.clock.now().timestamp_millis();
+    let Ok(config) = Config::from_env(env) else {
+        return None;
+    };
+    let retry_later = Some(clock_ms + config.backoff_base_ms.max(1_000));
+    let Ok(status) = result else {
+        return retry_later;
+    };
+    let Ok(table) = env.table(STATE_TABLE) else {
+        return retry_later;
+    };
+    let Ok(cursor) = Cursor::load(table.as_ref()).await else {
+        return retry_later;
+    };
+    let s = cursor.state;
+    if let Some(until) = s.backoff_until.filter(|&until| until > clock_ms) {
+        return Some(until);
+    }
+    let busy = s.phase == Phase::FullPass
+        || s.inflight.is_some()
+        || !s.pending.is_empty()
+        || !s.staged.is_empty();
+    match (busy, status.fetches_last_run) {
+        (false, _) => None,
+        // Work left but nothing fetched (a zero budget): do not spin.
+        (true, 0) => retry_later,
+        (true, _) => Some(Pacer::new(config.rate, &s.recent_fetches).next_slot(clock_ms)),
+    }
+}
+
 struct Tick<'a> {
     config: &'a Config,
     store: &'a ShowStore<'a>,
     now_ms: i64,
+    /// Host-clock instant (unix ms) after which no request starts.
+    deadline_ms: i64,
     /// Shows written to (or removed from) the shows table so far.
     shows_written: Cell<usize>,
     /// `/updates/shows` is polled at most once per tick, whatever the interval.
@@ -385,7 +450,7 @@ impl Tick<'_> {
             // Storage-only steps first: they cost no fetch and free up state.
             let step = if let Some(step) = self.write_step(&mut cursor.state).await? {
                 step
-            } else if api.fetches >= self.config.budget {
+            } else if api.fetches >= self.config.budget || api.next_slot() > self.deadline_ms {
                 Step::Idle
             } else {
                 let before = api.fetches;
@@ -394,6 +459,7 @@ impl Tick<'_> {
                     cursor.state.backoff_level = 0;
                 }
                 cursor.state.fetches_last_run = api.fetches;
+                cursor.state.recent_fetches = api.pacer.recent();
                 step
             };
             match step {

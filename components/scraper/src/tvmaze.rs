@@ -1,5 +1,6 @@
 //! The parts of TvMaze's JSON the scraper reads, and its client over the host's fetch.
 
+use crate::pace::Pacer;
 use crate::store::{order_cast, CastMember, StoredShow};
 use bytes::Bytes;
 use kit::{Env, FetchError};
@@ -66,10 +67,12 @@ pub enum Outcome<T> {
     Retry(String),
 }
 
-/// TvMaze at `base` through the host's outbound fetch; counts every request.
+/// TvMaze at `base` through the host's outbound fetch; counts every request and paces
+/// them to the rate limit.
 pub struct TvMaze<'a> {
     env: &'a Env,
     base: String,
+    pub pacer: Pacer,
     pub fetches: u32,
     /// What the last refusal's `Retry-After` asked for, in milliseconds.
     pub retry_after_ms: Option<i64>,
@@ -96,16 +99,31 @@ fn retry_after_ms(headers: &http::HeaderMap) -> Option<i64> {
 const USER_AGENT: &str = "edge-backends-scraper/0.1 (TvMaze show and cast mirror; rust, wasm)";
 
 impl<'a> TvMaze<'a> {
-    pub fn new(env: &'a Env, base: &str) -> Self {
+    pub fn new(env: &'a Env, base: &str, pacer: Pacer) -> Self {
         Self {
             env,
             base: base.trim_end_matches('/').to_owned(),
+            pacer,
             fetches: 0,
             retry_after_ms: None,
         }
     }
 
+    fn clock_ms(&self) -> i64 {
+        self.env.clock.now().timestamp_millis()
+    }
+
+    /// When the next request may start (host clock, unix ms).
+    pub fn next_slot(&self) -> i64 {
+        self.pacer.next_slot(self.clock_ms())
+    }
+
     async fn get(&mut self, path: &str) -> Outcome<Bytes> {
+        let slot = self.next_slot();
+        let wait = slot - self.clock_ms();
+        if wait > 0 {
+            self.env.clock.sleep(wait.unsigned_abs()).await;
+        }
         self.fetches += 1;
         let req = http::Request::builder()
             .method("GET")
@@ -117,7 +135,15 @@ impl<'a> TvMaze<'a> {
             Ok(req) => req,
             Err(e) => return Outcome::Retry(format!("bad request for {path}: {e}")),
         };
-        match self.env.fetch.fetch(req).await {
+        let response = self.env.fetch.fetch(req).await;
+        // Paced by when each answer came back, not when its request left: TvMaze saw
+        // the request before that, so a window counted from it never overlaps its own
+        // count there, whatever the network's jitter (costs one round trip per window).
+        // Rounded up: the clock reads whole milliseconds, and an answer noted early
+        // would let a request start inside the window it ended.
+        let done = (self.clock_ms() + 1).max(slot);
+        self.pacer.record(done);
+        match response {
             Ok(resp) if resp.status().is_success() => Outcome::Ok(resp.into_body()),
             Ok(resp) if resp.status() == http::StatusCode::NOT_FOUND => Outcome::NotFound,
             Ok(resp) => {

@@ -57,29 +57,36 @@ pub mod app {
         }
     }
 
-    /// The cron trigger: one scraper tick, which writes its own log line. The next
-    /// tick resumes from the saved cursor whether this one failed or not.
-    pub async fn scheduled(env: &Env) -> Result<(), String> {
-        let now = env.clock.now();
-        scraper::tick(env, now)
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("scraper tick failed: {e}"))
+    /// The Durable Object that owns the scraper's cursor (the `scraper` table's one
+    /// partition) and runs the scraper on its alarm.
+    pub const SCRAPER_OBJECT: (&str, &str) = (scraper::STATE_TABLE, scraper::STATE_PARTITION);
+
+    /// The path the cron handler posts to the scraper's object to wake it.
+    pub const WAKE_PATH: &str = "/.scraper/wake";
+
+    /// The scraper object's alarm: one paced tick (it writes its own log line), then
+    /// when the next should run, if there is work left (see `scraper::chained_tick`).
+    pub async fn scraper_alarm(env: &Env) -> Option<i64> {
+        scraper::chained_tick(env).await
     }
 }
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod entry {
+    use super::app::{BINDINGS, SCRAPER_OBJECT, WAKE_PATH};
     use worker::{
         durable_object, event, Context, DurableObject, Env, Request, Response, Result,
         ScheduleContext, ScheduledEvent, State,
     };
 
+    /// The cron trigger is the scraper's watchdog: it wakes the scraper's object, which
+    /// runs ticks on its own alarm chain (paced to TvMaze's rate, each alarm with its
+    /// own subrequest budget) and arms an alarm now if none is pending.
     #[event(scheduled)]
     async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-        let env = kit::host::workers::env(env, super::app::BINDINGS);
-        if let Err(line) = super::app::scheduled(&env).await {
-            worker::console_error!("{line}");
+        let (table, partition) = SCRAPER_OBJECT;
+        if let Err(e) = kit::host::workers::call_object(&env, table, partition, WAKE_PATH).await {
+            worker::console_error!("waking the scraper failed: {e}");
         }
     }
 
@@ -92,18 +99,24 @@ mod entry {
 
     /// One object per `(table, partition)`, running that partition's table operations
     /// on its own SQLite-backed storage one at a time; or, for the tables kept in one
-    /// object, the raw key-value operations the Worker's partition layer sends.
-    #[durable_object(fetch)]
+    /// object, the raw key-value operations the Worker's partition layer sends. The
+    /// scraper's object also runs the scraper on its alarm.
+    // Every event: workers-rs 0.8 takes one event name or none, and this needs two.
+    #[durable_object]
     pub struct TablePartition {
         state: State,
+        env: Env,
     }
 
     impl DurableObject for TablePartition {
-        fn new(state: State, _env: Env) -> Self {
-            Self { state }
+        fn new(state: State, env: Env) -> Self {
+            Self { state, env }
         }
 
         async fn fetch(&self, mut req: Request) -> Result<Response> {
+            if req.path() == WAKE_PATH {
+                return self.wake().await;
+            }
             let body = req.bytes().await?;
             let storage = self.state.storage();
             let out = if req.path() == kit::table::workers::KV_OP_PATH {
@@ -112,6 +125,36 @@ mod entry {
                 kit::table::workers::serve_partition_op(storage, &body).await
             };
             Response::from_bytes(out)
+        }
+
+        /// A scraper tick with this object's storage as the cursor's home (a local
+        /// write, not a subrequest), then the next alarm if there is work left.
+        async fn alarm(&self) -> Result<Response> {
+            let storage = self.state.storage();
+            let env = kit::host::workers::object_env(
+                self.env.clone(),
+                BINDINGS,
+                SCRAPER_OBJECT.0,
+                storage,
+            );
+            if let Some(at) = super::app::scraper_alarm(&env).await {
+                let offset = at - env.clock.now().timestamp_millis();
+                self.state.storage().set_alarm(offset.max(0)).await?;
+            }
+            Response::ok("")
+        }
+    }
+
+    impl TablePartition {
+        /// Arms an alarm now unless one is pending (a running alarm's own next one, or
+        /// a backoff's), so the cron never doubles the chain and always restarts it.
+        async fn wake(&self) -> Result<Response> {
+            let storage = self.state.storage();
+            let armed = storage.get_alarm().await?.is_some();
+            if !armed {
+                storage.set_alarm(0).await?;
+            }
+            Response::ok(if armed { "already armed" } else { "armed" })
         }
     }
 }

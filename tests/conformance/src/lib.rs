@@ -79,7 +79,17 @@ impl Host {
     }
 }
 
-/// Fires one scheduled scraper tick on `host` through `api`, as its scheduler would.
+impl Host {
+    /// Whether the scraper runs its ticks back to back by itself once its scheduler
+    /// fires: on Workers the cron only wakes the scraper's Durable Object, which then
+    /// ticks on its own alarm chain while it has work left.
+    pub fn chains_scraper_ticks(self) -> bool {
+        self == Host::Workerd
+    }
+}
+
+/// Fires one scheduled scraper tick on `host` through `api`, as its scheduler would
+/// (on a host that [chains ticks](Host::chains_scraper_ticks), wakes the chain).
 pub async fn fire_cron(api: &Api, host: Host) -> Result<()> {
     let trigger = host.cron_trigger();
     let auth = format!("Bearer {}", api.admin_token);

@@ -1,5 +1,5 @@
 //! The native host: the Worker's platform-neutral router (`edge_worker::app`) behind
-//! hyper on one thread, with the in-memory backend. The speed ceiling the wasm hosts
+//! hyper on one thread, with the in-memory backend and the static files on disk. The speed ceiling the wasm hosts
 //! are measured against.
 
 use anyhow::{Context, Result};
@@ -74,6 +74,7 @@ fn serve(
             kv: MemoryKv::new(),
             config: MapConfig(config),
             fetch: HyperFetch::new(),
+            files: kit::DirFiles::new(crate::root().join(STATIC_FILES)),
         });
         loop {
             let (stream, _) = tokio::select! {
@@ -91,17 +92,23 @@ fn serve(
     })
 }
 
+/// The deployment's static files (the `/docs` files), under the workspace root: what
+/// `scripts/docs-assets.sh` makes, Spin mounts and wrangler uploads as assets.
+pub const STATIC_FILES: &str = "build/docs-assets";
+
 /// What every request's environment is made from.
 struct Deployment {
     kv: MemoryKv,
     config: MapConfig,
     fetch: HyperFetch,
+    files: kit::DirFiles,
 }
 
 impl Deployment {
     fn env(&self) -> kit::Env {
         let mut env = kit::host::native::env(self.kv.clone(), self.config.clone());
         env.fetch = Box::new(self.fetch.clone());
+        env.files = Box::new(self.files.clone());
         env.log = keep_log;
         env
     }

@@ -3,7 +3,9 @@
 //! - `wrangler deploy --dry-run` bundles the Worker for the top level of wrangler.toml
 //!   and for each deployed environment (`staging`, `production`);
 //! - every environment repeats the top level's bindings (wrangler does not inherit
-//!   `vars`, `kv_namespaces` or `durable_objects`) and has its own KV namespace;
+//!   `vars`, `kv_namespaces` or `durable_objects`) and has its own KV namespace, and
+//!   inherits the static assets (`[assets]`, the `ASSETS` binding of the `/docs`
+//!   files, which wrangler does inherit) unchanged;
 //! - the GitHub workflows validate against GitHub's workflow schema (check-jsonschema,
 //!   whose schemas are vendored, from `.venv`);
 //! - `scripts/deploy.sh` rolls out in steps and rolls back when a gate fails, and
@@ -125,6 +127,11 @@ fn dry_run_deploy(env: Option<&str>) -> Result<()> {
         "wrangler did not bind TABLES_KV to {id}: {}",
         show(&out)
     );
+    ensure!(
+        stdout.contains("env.ASSETS"),
+        "wrangler did not bind the static assets as ASSETS: {}",
+        show(&out)
+    );
     ensure!(stdout.contains("--dry-run: exiting now."), "{}", show(&out));
     Ok(())
 }
@@ -150,6 +157,19 @@ fn dry_run_deploy_succeeds_for_production() -> Result<()> {
 fn environments_repeat_the_top_level_bindings_with_their_own_names_and_namespaces() -> Result<()> {
     let config = wrangler_toml()?;
     let top_vars = table(&config, &["vars"])?;
+    // The /docs files: every request through the Worker, which reads them by binding.
+    let assets = table(&config, &["assets"])?;
+    for (key, want) in [
+        ("directory", toml::Value::from("build/docs-assets")),
+        ("binding", toml::Value::from("ASSETS")),
+        ("run_worker_first", toml::Value::from(true)),
+        ("html_handling", toml::Value::from("none")),
+    ] {
+        ensure!(
+            assets.get(key) == Some(&want),
+            "[assets] {key} is not {want:?}"
+        );
+    }
     let mut ids = vec![kv_id(&config)?];
     for (env, name) in [
         ("staging", "edge-backends-staging"),
@@ -187,6 +207,10 @@ fn environments_repeat_the_top_level_bindings_with_their_own_names_and_namespace
         ensure!(
             section.get("triggers").is_some() && section.get("observability").is_some(),
             "[env.{env}] needs its own triggers and observability"
+        );
+        ensure!(
+            section.get("assets").is_none(),
+            "[env.{env}] must inherit [assets] (wrangler does), not override it"
         );
         ids.push(kv_id(section)?);
     }

@@ -52,13 +52,14 @@ async fn scraper_tick_writes_one_log_line_with_its_work(api: Api, host: Host) ->
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // A host that chains ticks (Workers) may have run more than the one woken.
     ensure!(
-        ticks.len() == before + 1,
+        ticks.len() == before + 1 || (host.chains_scraper_ticks() && ticks.len() > before),
         "{}: {} tick lines after one tick, {before} before",
         host.name(),
         ticks.len()
     );
-    let line = &ticks[ticks.len() - 1];
+    let line = &ticks[before];
     for field in ["fetches", "shows_written", "duration_ms"] {
         ensure!(line[field].is_number(), "{field}: {line}");
     }

@@ -142,6 +142,8 @@ fn env(fake: &FakeTvMaze, kv: &MemoryKv, kill: &Rc<Kill>) -> Env {
         ("scraper_backoff_ms", "1"),
         ("scraper_backoff_max_ms", "5"),
         ("scraper_updates_interval_s", "0"),
+        // The fake has no rate limit here: no pacing.
+        ("scraper_rate_calls", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -94,11 +94,15 @@ impl App {
                 .collect::<Result<Vec<_>>>()
                 .and_then(|hosts| AllowedHosts::parse(&hosts))
                 .with_context(|| format!("component {id:?}"))?;
+            let mounts = decl
+                .mounts(app_dir)
+                .with_context(|| format!("component {id:?}"))?;
             let config = Arc::new(ComponentConfig {
                 id: id.clone(),
                 key_value_stores: decl.key_value_stores.clone(),
                 allowed_hosts,
                 variables,
+                mounts,
             });
             let source = app_dir.join(&decl.source);
             let component = Component::from_file(&engine, &source)
@@ -162,11 +166,15 @@ impl App {
     /// it completes even if the caller stops waiting.
     pub async fn fire_cron(&self, component: &str) -> Option<Result<(), String>> {
         let cron = self.crons.get(component)?;
-        let state = HostState::new(cron.config.clone(), self.stores.clone());
-        let event = crate::cron::fire(cron.pre.clone(), state, unix_now());
-        let result = match tokio::spawn(event).await {
-            Ok(result) => result,
-            Err(e) => Err(format!("the cron event's task failed: {e}")),
+        let result = match HostState::new(cron.config.clone(), self.stores.clone()) {
+            Ok(state) => {
+                let event = crate::cron::fire(cron.pre.clone(), state, unix_now());
+                match tokio::spawn(event).await {
+                    Ok(result) => result,
+                    Err(e) => Err(format!("the cron event's task failed: {e}")),
+                }
+            }
+            Err(e) => Err(format!("{e:#}")),
         };
         if let Err(e) = &result {
             eprintln!("spin-host: cron component {component:?} failed: {e}");
@@ -329,7 +337,7 @@ impl App {
         component: &Loaded,
         req: Request<Incoming>,
     ) -> Result<Response<HyperOutgoingBody>> {
-        let state = HostState::new(component.config.clone(), self.stores.clone());
+        let state = HostState::new(component.config.clone(), self.stores.clone())?;
         let mut store = Store::new(component.pre.engine(), state);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store

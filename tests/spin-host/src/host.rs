@@ -2,13 +2,15 @@
 //! `fermyon:spin/key-value`, `fermyon:spin/variables` and `wasi:keyvalue`.
 
 use crate::kv::{Cas, KvStore, KvStores, Op, TABLE_CAPACITY};
+use crate::manifest::DirMount;
 use crate::outbound::AllowedHosts;
+use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable, ResourceType};
 use wasmtime::Result;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
@@ -126,6 +128,8 @@ pub struct ComponentConfig {
     pub allowed_hosts: AllowedHosts,
     /// `[component.X.variables]` with templates already resolved.
     pub variables: BTreeMap<String, String>,
+    /// `files` directories, preopened read-only in every instance.
+    pub mounts: Vec<DirMount>,
 }
 
 /// The resource behind both a Spin `store` and a `wasi:keyvalue` bucket.
@@ -145,15 +149,22 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(config: Arc<ComponentConfig>, stores: Arc<KvStores>) -> Self {
-        let wasi = WasiCtx::builder()
-            // Guest stdout goes to our stderr: our stdout is reserved for the
-            // "listening" line a test harness reads.
-            .stdout(wasmtime_wasi::cli::stderr())
-            .inherit_stderr()
-            .build();
+    /// Fails when a `files` directory can no longer be opened.
+    pub fn new(config: Arc<ComponentConfig>, stores: Arc<KvStores>) -> anyhow::Result<Self> {
+        let mut wasi = WasiCtx::builder();
+        // Guest stdout goes to our stderr: our stdout is reserved for the
+        // "listening" line a test harness reads.
+        wasi.stdout(wasmtime_wasi::cli::stderr()).inherit_stderr();
+        // Like Spin's `files`: read-only (Spin's `allow_transient_write` is not
+        // supported), each directory at its destination.
+        for mount in &config.mounts {
+            wasi.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("mounting {} at {}", mount.host.display(), mount.guest))?;
+        }
+        let wasi = wasi.build();
         stores.stats().record(&config.id, Op::Request);
-        Self {
+        Ok(Self {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
@@ -162,7 +173,7 @@ impl HostState {
             stores,
             open_stores: 0,
             open_cas: 0,
-        }
+        })
     }
 
     /// Spin's order of checks: not listed for the component → access denied,

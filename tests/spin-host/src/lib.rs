@@ -2,7 +2,9 @@
 //! the Spin CLI cannot be installed. It reads a Spin manifest v2, serves the
 //! HTTP triggers (one fresh component instance per request, via
 //! `wasi:http/incoming-handler`), and provides the Spin key-value, variables
-//! and `wasi:keyvalue` interfaces with stores persisted under a state dir.
+//! and `wasi:keyvalue` interfaces with stores persisted under a state dir, and
+//! each component's `files` directories preopened read-only (`{ source,
+//! destination }` entries; glob patterns are refused at load).
 //! Cron components (`[[trigger.cron]]`, world `fermyon:spin-cron/spin-cron`)
 //! fire on `POST /.spin-host/cron/{component}`, and on their schedules with
 //! `--cron`; see [`app`] and [`cron`].

@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Deserialize)]
 pub struct Manifest {
@@ -59,6 +60,65 @@ pub struct ComponentDecl {
     pub allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// Static files the component sees in its WASI filesystem.
+    #[serde(default)]
+    pub files: Vec<FilesMount>,
+}
+
+/// An entry of a component's `files`: a glob of files relative to the application
+/// directory, placed at the same relative path under `/`, or a directory placed at a
+/// guest path. This host mounts directories only (see [`ComponentDecl::mounts`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum FilesMount {
+    Pattern(String),
+    Placement { source: String, destination: String },
+}
+
+/// A directory of the host preopened read-only in the guest, as Spin mounts a
+/// `{ source = "dir", destination = "/path" }` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirMount {
+    /// The host directory: `source` resolved against the application directory.
+    pub host: PathBuf,
+    /// Where the guest sees it: an absolute path.
+    pub guest: String,
+}
+
+impl ComponentDecl {
+    /// The component's `files`, resolved against `app_dir`. Like `spin up`, a source
+    /// that is not a directory is an error naming it. Glob patterns are refused: Spin
+    /// copies the files they match into the guest's `/`, which this host does not do.
+    pub fn mounts(&self, app_dir: &Path) -> Result<Vec<DirMount>> {
+        self.files
+            .iter()
+            .map(|mount| match mount {
+                FilesMount::Pattern(pattern) => bail!(
+                    "files pattern {pattern:?}: spin-host mounts only directories, \
+                     `{{ source = \"dir\", destination = \"/path\" }}`"
+                ),
+                FilesMount::Placement {
+                    source,
+                    destination,
+                } => {
+                    if !destination.starts_with('/') {
+                        bail!("files destination {destination:?} must be an absolute path");
+                    }
+                    let host = app_dir.join(source);
+                    if !host.is_dir() {
+                        bail!(
+                            "files source {source:?}: {} is not a directory",
+                            host.display()
+                        );
+                    }
+                    Ok(DirMount {
+                        host,
+                        guest: destination.clone(),
+                    })
+                }
+            })
+            .collect()
+    }
 }
 
 impl Manifest {

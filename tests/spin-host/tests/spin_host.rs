@@ -9,7 +9,7 @@
 use spin_host::app::App;
 use spin_host::cron::Schedule;
 use spin_host::kv::{Cas, KvStores};
-use spin_host::manifest::{render_template, Manifest};
+use spin_host::manifest::{render_template, DirMount, FilesMount, Manifest};
 use spin_host::outbound::AllowedHosts;
 use spin_host::routes::{RouteMatch, Router};
 use std::collections::BTreeMap;
@@ -599,6 +599,92 @@ fn built(component: &str) -> Option<PathBuf> {
         eprintln!("skipped: {} is not built", path.display());
         None
     }
+}
+
+#[test]
+fn files_mounts_resolve_against_the_app_dir() {
+    let app = temp_dir("mounts");
+    std::fs::create_dir_all(app.join("build/assets")).unwrap();
+    let manifest = |files: &str| {
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"x\"\n\
+             [component.docs]\nsource = \"docs.wasm\"\nfiles = {files}\n"
+        )
+    };
+    let mounts = |files: &str| {
+        let m = Manifest::parse(&manifest(files))?;
+        m.component["docs"].mounts(&app)
+    };
+    let m = Manifest::parse(&manifest(
+        r#"[{ source = "build/assets", destination = "/docs" }, "static/*.txt"]"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        m.component["docs"].files,
+        [
+            FilesMount::Placement {
+                source: "build/assets".into(),
+                destination: "/docs".into()
+            },
+            FilesMount::Pattern("static/*.txt".into()),
+        ]
+    );
+    assert_eq!(
+        mounts(r#"[{ source = "build/assets", destination = "/docs" }]"#).unwrap(),
+        [DirMount {
+            host: app.join("build/assets"),
+            guest: "/docs".into()
+        }]
+    );
+    assert!(mounts("[]").unwrap().is_empty());
+    // No `files`: nothing mounted.
+    let bare = Manifest::parse(MANIFEST).unwrap();
+    assert!(bare.component["hello"].mounts(&app).unwrap().is_empty());
+    // A missing source is an error naming it, as in `spin up`.
+    let err = mounts(r#"[{ source = "build/nope", destination = "/docs" }]"#).unwrap_err();
+    assert!(format!("{err:#}").contains("build/nope"), "{err:#}");
+    let err = mounts(r#"[{ source = "build/assets", destination = "docs" }]"#).unwrap_err();
+    assert!(format!("{err:#}").contains("absolute"), "{err:#}");
+    let err = mounts(r#"["static/*.txt"]"#).unwrap_err();
+    assert!(format!("{err:#}").contains("static/*.txt"), "{err:#}");
+    std::fs::remove_dir_all(&app).unwrap();
+}
+
+/// The docs component (when built) reads its files from a `files` mount, read-only.
+#[test]
+fn a_component_reads_its_files_mount() {
+    let Some(docs) = built("docs") else {
+        return;
+    };
+    let assets = temp_dir("assets");
+    std::fs::create_dir_all(&assets).unwrap();
+    std::fs::write(assets.join("swagger-ui.css"), ".mounted { color: red }").unwrap();
+    let manifest = |source: &Path| {
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"x\"\n\
+             [[trigger.http]]\nroute = \"/docs/...\"\ncomponent = \"docs\"\n\
+             [component.docs]\nsource = {:?}\n\
+             files = [{{ source = {:?}, destination = \"/docs\" }}]\n",
+            docs.display().to_string(),
+            source.display().to_string()
+        )
+    };
+    let app = serve(&manifest(&assets), &[]).unwrap();
+    let (status, body) = request(app.addr, "GET", "/docs/swagger-ui.css");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(".mounted { color: red }"), "{body}");
+    // A listed file the mount lacks: the component's 500 naming it.
+    let (status, body) = request(app.addr, "GET", "/docs/swagger-ui-bundle.js");
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("docs/swagger-ui-bundle.js"), "{body}");
+    // A source that is not there stops the host from starting, naming it.
+    let missing = assets.join("missing");
+    let err = serve(&manifest(&missing), &[]).err().unwrap();
+    assert!(
+        format!("{err:#}").contains(&missing.display().to_string()),
+        "{err:#}"
+    );
+    std::fs::remove_dir_all(&assets).unwrap();
 }
 
 #[test]

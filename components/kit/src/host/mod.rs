@@ -35,9 +35,82 @@ pub fn discard_log(_line: &str) {}
 pub struct SystemClock;
 
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+#[async_trait::async_trait(?Send)]
 impl crate::Clock for SystemClock {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         chrono::DateTime::from(std::time::SystemTime::now())
+    }
+
+    /// On WASI a blocking sleep (`wasi:clocks` subscribe + poll): a Spin instance
+    /// serves one request, so there is nothing else to run meanwhile.
+    #[cfg(target_os = "wasi")]
+    async fn sleep(&self, ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+
+    /// Natively a timer thread wakes the task, so no executor thread is blocked and
+    /// the core needs no async runtime of its own.
+    #[cfg(not(target_os = "wasi"))]
+    async fn sleep(&self, ms: u64) {
+        ThreadSleep::new(std::time::Duration::from_millis(ms)).await;
+    }
+}
+
+/// A future that is ready once a timer thread has slept for its duration.
+#[cfg(not(target_arch = "wasm32"))]
+struct ThreadSleep {
+    duration: std::time::Duration,
+    state: std::sync::Arc<std::sync::Mutex<SleepState>>,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Default)]
+struct SleepState {
+    started: bool,
+    done: bool,
+    waker: Option<std::task::Waker>,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl ThreadSleep {
+    fn new(duration: std::time::Duration) -> Self {
+        Self {
+            duration,
+            state: Default::default(),
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl std::future::Future for ThreadSleep {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        // A poisoned lock only means a timer thread panicked; treat the wait as over.
+        let Ok(mut state) = self.state.lock() else {
+            return std::task::Poll::Ready(());
+        };
+        if state.done || self.duration.is_zero() {
+            return std::task::Poll::Ready(());
+        }
+        state.waker = Some(cx.waker().clone());
+        if !state.started {
+            state.started = true;
+            let (shared, duration) = (self.state.clone(), self.duration);
+            std::thread::spawn(move || {
+                std::thread::sleep(duration);
+                if let Ok(mut state) = shared.lock() {
+                    state.done = true;
+                    if let Some(waker) = state.waker.take() {
+                        waker.wake();
+                    }
+                }
+            });
+        }
+        std::task::Poll::Pending
     }
 }
 

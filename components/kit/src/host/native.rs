@@ -15,15 +15,18 @@ impl Tables for MemoryKv {
     }
 }
 
-/// An environment over `kv` with `config`, the system clock and OS randomness, and no
-/// outbound HTTP (a host that has a client sets `fetch`). Its round trips are counted
-/// apart from other environments over the same store.
+/// An environment over `kv` with `config`, the system clock and OS randomness, no
+/// outbound HTTP (a host that has a client sets `fetch`) and no static files (a host
+/// that serves `/docs` sets `files`, e.g. to a [`crate::DirFiles`] on
+/// `build/docs-assets`). Its round trips are counted apart from other environments over
+/// the same store.
 pub fn env(kv: MemoryKv, config: MapConfig) -> Env {
     Env {
         tables: Box::new(kv.counted()),
         config: Box::new(config),
         clock: Box::new(super::SystemClock),
         fetch: Box::new(crate::NoFetch),
+        files: Box::new(crate::NoFiles),
         random: super::os_random,
         log: super::stdout_log,
     }

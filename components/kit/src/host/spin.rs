@@ -1,5 +1,6 @@
 //! The Spin host adapter: request conversion, variables as config, the key-value store
-//! `default` as every table's backend.
+//! `default` as every table's backend, the component's `files` mounts as its static
+//! files.
 
 use crate::table::spin::SpinKv;
 use crate::table::{RoundTrips, StoreError, Table};
@@ -80,6 +81,11 @@ impl Fetch for SpinFetch {
     }
 }
 
+/// Where a component's static files are: its `files` mounts in `spin.toml` are WASI
+/// preopens, and `std::fs` resolves absolute paths through them (`docs/swagger-ui.css`
+/// is the guest's `/docs/swagger-ui.css`).
+pub const FILES_ROOT: &str = "/";
+
 /// The environment of one Spin request.
 pub fn env() -> Env {
     Env {
@@ -87,6 +93,7 @@ pub fn env() -> Env {
         config: Box::new(SpinVariables),
         clock: Box::new(super::SystemClock),
         fetch: Box::new(SpinFetch),
+        files: Box::new(crate::DirFiles::new(FILES_ROOT)),
         random: super::os_random,
         log: super::stdout_log,
     }

@@ -1,8 +1,9 @@
 //! The Cloudflare Workers host adapter: vars and secrets as config, the JS clock and
-//! randomness, and the table bindings (Durable Objects by default, KV for the tables
-//! the Worker names as read-mostly).
+//! randomness, the table bindings (Durable Objects by default, KV for the tables the
+//! Worker names as read-mostly), and the static assets binding as the static files.
 
-use crate::table::workers::{DoClient, DoKv, KvBackend};
+use crate::files::{check_path, Files, FilesError};
+use crate::table::workers::{local_table, object_name, DoClient, DoKv, KvBackend};
 use crate::table::{PartitionTable, RemoteTable, RoundTrips, StoreError, Table};
 use crate::{Backend, Bytes, Clock, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use std::rc::Rc;
@@ -11,6 +12,9 @@ use std::rc::Rc;
 pub const DO_BINDING: &str = "TABLES";
 /// The KV namespace binding of the read-mostly tables.
 pub const KV_BINDING: &str = "TABLES_KV";
+/// The static assets binding (`[assets]` in `wrangler.toml`): the deployment's static
+/// files, `build/docs-assets` at deploy time.
+pub const ASSETS_BINDING: &str = "ASSETS";
 
 /// Config keys are snake_case; Workers vars and secrets are their UPPER_CASE.
 pub struct WorkerConfig(worker::Env);
@@ -29,11 +33,17 @@ impl Config for WorkerConfig {
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerClock;
 
+#[async_trait::async_trait(?Send)]
 impl Clock for WorkerClock {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         let millis = worker::Date::now().as_millis();
         chrono::DateTime::from_timestamp_millis(i64::try_from(millis).unwrap_or(i64::MAX))
             .unwrap_or_default()
+    }
+
+    /// `setTimeout`: waiting costs wall time, not CPU time, on every plan.
+    async fn sleep(&self, ms: u64) {
+        worker::Delay::from(std::time::Duration::from_millis(ms)).await;
     }
 }
 
@@ -59,6 +69,9 @@ pub struct WorkerTables {
     env: worker::Env,
     bindings: Bindings,
     trips: RoundTrips,
+    /// Inside a Durable Object: the table whose partition is this object's own
+    /// storage.
+    local: Option<(&'static str, Rc<dyn Table>)>,
 }
 
 impl WorkerTables {
@@ -99,7 +112,9 @@ impl WorkerTables {
 
 impl Tables for WorkerTables {
     fn open(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
-        if self.bindings.kv.contains(&name) {
+        if let Some((_, table)) = self.local.as_ref().filter(|(local, _)| *local == name) {
+            Ok(table.clone())
+        } else if self.bindings.kv.contains(&name) {
             self.kv(name)
         } else if self.bindings.one_object.contains(&name) {
             self.one_object(name)
@@ -176,8 +191,76 @@ impl Fetch for WorkerFetch {
     }
 }
 
+/// Static files from the Workers static assets behind [`ASSETS_BINDING`]. With
+/// `run_worker_first = true` every request reaches the Worker, which reads a file
+/// through the binding and answers with the headers the contract asks for.
+pub struct WorkerAssets(worker::Env);
+
+#[async_trait::async_trait(?Send)]
+impl Files for WorkerAssets {
+    async fn read(&self, path: &str) -> Result<Option<Bytes>, FilesError> {
+        check_path(path)?;
+        let unavailable = |e: worker::Error| FilesError::Unavailable(format!("{path}: {e}"));
+        let assets = self
+            .0
+            .assets(ASSETS_BINDING)
+            .map_err(|e| FilesError::Unavailable(format!("binding {ASSETS_BINDING}: {e}")))?;
+        // The asset server looks at the path only; the host is a placeholder.
+        let mut resp = assets
+            .fetch(format!("https://assets.invalid/{path}"), None)
+            .await
+            .map_err(unavailable)?;
+        match resp.status_code() {
+            200 => Ok(Some(Bytes::from(resp.bytes().await.map_err(unavailable)?))),
+            404 => Ok(None),
+            status => Err(FilesError::Unavailable(format!(
+                "{path}: {ASSETS_BINDING} answered {status}"
+            ))),
+        }
+    }
+}
+
 /// The environment of one Worker invocation.
 pub fn env(env: worker::Env, bindings: Bindings) -> Env {
+    env_with(env, bindings, None)
+}
+
+/// The environment of code running inside the Durable Object that holds partition
+/// `partition` of `table` (`storage` is the object's own): that table is read and
+/// written locally, every other one as in [`env`].
+pub fn object_env(
+    env: worker::Env,
+    bindings: Bindings,
+    table: &'static str,
+    storage: worker::durable::Storage,
+) -> Env {
+    let local: Rc<dyn Table> = Rc::new(local_table(storage, table));
+    env_with(env, bindings, Some((table, local)))
+}
+
+/// Sends `POST path` to the Durable Object holding partition `partition` of `table`
+/// (the cron handler waking the scraper's object).
+pub async fn call_object(
+    env: &worker::Env,
+    table: &str,
+    partition: &str,
+    path: &str,
+) -> worker::Result<worker::Response> {
+    let stub = env
+        .durable_object(DO_BINDING)?
+        .id_from_name(&object_name(table, partition))?
+        .get_stub()?;
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::Post);
+    let request = worker::Request::new_with_init(&format!("https://object{path}"), &init)?;
+    stub.fetch_with_request(request).await
+}
+
+fn env_with(
+    env: worker::Env,
+    bindings: Bindings,
+    local: Option<(&'static str, Rc<dyn Table>)>,
+) -> Env {
     // `REQUEST_LOG = "false"` turns the log lines off (a deployment that keeps no
     // Workers Logs need not pay for them).
     let log: fn(&str) = match env.var("REQUEST_LOG") {
@@ -189,7 +272,9 @@ pub fn env(env: worker::Env, bindings: Bindings) -> Env {
             env: env.clone(),
             bindings,
             trips: RoundTrips::default(),
+            local,
         }),
+        files: Box::new(WorkerAssets(env.clone())),
         config: Box::new(WorkerConfig(env)),
         clock: Box::new(WorkerClock),
         fetch: Box::new(WorkerFetch),

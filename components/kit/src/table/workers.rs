@@ -132,6 +132,19 @@ pub async fn serve_partition_op(storage: Storage, body: &[u8]) -> Vec<u8> {
     serde_json::to_vec(&result).unwrap_or_default()
 }
 
+/// The name of the Durable Object holding partition `partition` of `table`. NUL cannot
+/// appear in a table name, so each (table, partition) maps to one name.
+pub fn object_name(table: &str, partition: &str) -> String {
+    format!("{table}\u{0}{partition}")
+}
+
+/// A table in this Durable Object's own storage, in the layout [`serve_partition_op`]
+/// keeps: code running inside the object reads and writes its partition locally, with
+/// no subrequest. Only the object's own partition of `table` may be used through it.
+pub fn local_table(storage: Storage, table: &str) -> PartitionTable<DoStorageKv> {
+    PartitionTable::new(DoStorageKv { storage }, table)
+}
+
 /// The Worker side of a Durable-Object-backed table: one round trip (a fetch to the
 /// partition's object) per operation.
 pub struct DoClient {
@@ -153,9 +166,8 @@ impl DoClient {
 #[async_trait(?Send)]
 impl RemoteOps for DoClient {
     async fn call(&self, op: TableOp) -> Result<TableOpResult, StoreError> {
-        // NUL cannot appear in a table name, so (table, partition) maps to one name.
         self.trips.bump();
-        let name = format!("{}\u{0}{}", self.table, op.partition());
+        let name = object_name(&self.table, op.partition());
         let stub = self
             .namespace
             .id_from_name(&name)

@@ -81,6 +81,7 @@ fn main() -> Result<()> {
         ("admin_token", "bench"),
         ("tvmaze_base_url", fake.base_url()),
         ("scraper_fetch_budget", "200"),
+        ("scraper_rate_calls", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

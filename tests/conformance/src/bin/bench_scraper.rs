@@ -51,6 +51,8 @@ fn main() -> Result<()> {
             ("tvmaze_base_url", fake.base_url().to_owned()),
             ("scraper_fetch_budget", budget.to_string()),
             ("scraper_updates_interval_s", "3600".to_owned()),
+            // No limit at the fake: this measures request count and CPU, not pacing.
+            ("scraper_rate_calls", "0".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -359,6 +359,7 @@ fn main() -> Result<()> {
         ("storage_stats_header", "true"),
         ("tvmaze_base_url", fake.base_url()),
         ("scraper_fetch_budget", "50"),
+        ("scraper_rate_calls", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
