@@ -47,5 +47,14 @@ fi
 rm -f "$stamp"
 cd "$root/components/worker"
 worker-build --release
+# worker-build keeps the wasm's function names (wasm-opt --debuginfo) for stack traces:
+# 300 KB raw, 75 KB gzip of the 2.3 MB. Panics still log their message and source
+# location; a trace shows function indexes instead of names. The features are
+# worker-build's own list, so wasm-opt emits nothing workerd cannot load.
+"$WASM_OPT_BIN" --strip-debug --strip-producers \
+  --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
+  --enable-bulk-memory --enable-multivalue --enable-reference-types \
+  --enable-exception-handling \
+  "$out/index_bg.wasm" -o "$out/index_bg.wasm"
 echo "$hash" >"$stamp"
 echo "build-worker: built; inputs sha256 ${hash:0:12} saved in ${stamp#"$root"/}"
