@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Gathers the files GET /docs serves into build/docs-assets/docs/ (gitignored): the page
 # and its initializer from components/docs/static/, and Swagger UI's CSS, bundle and
-# favicons from npm swagger-ui-dist (node_modules/, `npm ci`). They are static files of
-# the deployment, not part of any wasm: Spin mounts the folder into the docs component
-# (spin.toml `files`), wrangler uploads build/docs-assets as the Worker's static assets
-# (wrangler.toml `[assets]`), the native test server reads it from disk.
+# favicons from npm swagger-ui-dist (node_modules/, `npm ci`); and the OpenAPI document
+# (components/movies/src/openapi.json) into build/docs-assets/api/. They are static files
+# of the deployment, not part of any wasm: Spin mounts docs/ into the docs component and
+# api/ into the movies component (spin.toml `files`), wrangler uploads build/docs-assets
+# as the Worker's static assets (wrangler.toml `[assets]`), the native test server reads
+# it from disk.
 #
 # Run by scripts/setup.sh, scripts/build-worker.sh and `make components`. A file whose
 # content is already in place is left alone (wrangler dev watches the folder); files
@@ -40,4 +42,13 @@ for path in "$out"/* "$out"/.[!.]*; do
   name=$(basename "$path")
   case "$keep" in *" $name "*) ;; *) rm -rf "$path" ;; esac
 done
-find "$root/build/docs-assets" -mindepth 1 -maxdepth 1 ! -name docs -exec rm -rf {} +
+# The OpenAPI document (GET /api/movies/openapi.json, the movies crate's OPENAPI_PATH),
+# in a folder of its own: on Spin only the movies component mounts it.
+api=$root/build/docs-assets/api
+mkdir -p "$api"
+if ! cmp -s "$root/components/movies/src/openapi.json" "$api/openapi.json"; then
+  cp "$root/components/movies/src/openapi.json" "$api/.openapi.json.tmp"
+  mv -f "$api/.openapi.json.tmp" "$api/openapi.json"
+fi
+find "$api" -mindepth 1 ! -name openapi.json -exec rm -rf {} +
+find "$root/build/docs-assets" -mindepth 1 -maxdepth 1 ! -name docs ! -name api -exec rm -rf {} +

@@ -124,20 +124,9 @@ async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, ApiError> {
     }
 }
 
-/// The file's bytes from the deployment's static files; a listed file that is not
-/// there means the deployment was made without its assets, a server fault.
+/// The file's bytes from the deployment's static files.
 async fn read(env: &kit::Env, asset: &Asset) -> Result<Bytes, ApiError> {
-    let path = format!("{DIR}/{}", asset.name);
-    match env.files.read(&path).await {
-        Ok(Some(body)) => Ok(body),
-        Ok(None) => Err(ApiError::internal(format_args!(
-            "the Swagger UI file {path} is missing from this deployment's static files \
-             (build them with scripts/docs-assets.sh, into build/docs-assets)"
-        ))),
-        Err(e) => Err(ApiError::internal(format_args!(
-            "the Swagger UI file {path} could not be read ({e})"
-        ))),
-    }
+    kit::files::shipped(env, &format!("{DIR}/{}", asset.name), "the Swagger UI file").await
 }
 
 fn file(body: Bytes, asset: &Asset, cache: &'static str) -> Response {

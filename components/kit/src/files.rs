@@ -29,6 +29,22 @@ pub trait Files {
     async fn read(&self, path: &str) -> Result<Option<Bytes>, FilesError>;
 }
 
+/// A file the deployment must ship (`what` names it for the error): a file that is not
+/// there means the deployment was made without its static files, a server fault, so
+/// both absence and a read error are a 500 `internal` saying which file and why.
+pub async fn shipped(env: &crate::Env, path: &str, what: &str) -> Result<Bytes, crate::ApiError> {
+    match env.files.read(path).await {
+        Ok(Some(body)) => Ok(body),
+        Ok(None) => Err(crate::ApiError::internal(format_args!(
+            "{what} {path} is missing from this deployment's static files \
+             (build them with scripts/docs-assets.sh, into build/docs-assets)"
+        ))),
+        Err(e) => Err(crate::ApiError::internal(format_args!(
+            "{what} {path} could not be read ({e})"
+        ))),
+    }
+}
+
 /// For hosts and tests that ship no static files: every file is absent.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoFiles;

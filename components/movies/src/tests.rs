@@ -4,18 +4,31 @@
 use super::*;
 use futures::executor::block_on;
 use kit::table::memory::MemoryKv;
+use kit::Bytes;
 use kit::MapConfig;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
 const TOKEN: &str = "test-token";
 
+/// The deployment's static files as these tests need them: the OpenAPI document.
+struct Document;
+
+#[async_trait::async_trait(?Send)]
+impl kit::Files for Document {
+    async fn read(&self, path: &str) -> Result<Option<Bytes>, kit::FilesError> {
+        Ok((path == OPENAPI_PATH).then(|| Bytes::from_static(include_bytes!("openapi.json"))))
+    }
+}
+
 fn env_with(token: Option<&str>) -> kit::Env {
     let mut config = HashMap::new();
     if let Some(token) = token {
         config.insert("admin_token".to_owned(), token.to_owned());
     }
-    kit::host::native::env(MemoryKv::new(), MapConfig(config))
+    let mut env = kit::host::native::env(MemoryKv::new(), MapConfig(config));
+    env.files = Box::new(Document);
+    env
 }
 
 struct Reply {
@@ -343,6 +356,12 @@ fn openapi_document_is_served_as_openapi_3_1_json() {
     );
     let doc = reply.json();
     assert_eq!(doc["openapi"], json!("3.1.0"));
+    // A deployment made without its static files says so instead of serving nothing.
+    let mut bare = env_with(None);
+    bare.files = Box::new(kit::NoFiles);
+    let reply = call(&bare, "GET", "/api/movies/openapi.json", None, vec![]);
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.code(), "internal");
     assert!(doc["paths"]["/api/movies/{year}/{title}"]["put"].is_object());
 }
 
