@@ -426,6 +426,28 @@ fn start_workerd(vars: &Vars) -> Result<Running> {
         stop_process_group(&mut child);
         return Err(e.context("wrangler dev did not come up"));
     }
+    // wrangler dev may rebuild and reload once just after it first serves (its file
+    // watcher firing on start: "... changed, restarting build..."), which cuts every
+    // request in flight. Wait until it has been quiet for a few seconds.
+    let rebuilds = |logs: &Logs| {
+        logs.lines()
+            .iter()
+            .filter(|l| l.contains("restarting build"))
+            .count()
+    };
+    let mut seen = rebuilds(&logs);
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_secs(3));
+        let now = rebuilds(&logs);
+        if now == seen {
+            break;
+        }
+        seen = now;
+        if let Err(e) = wait_healthy(&base, &mut child, Duration::from_secs(300)) {
+            stop_process_group(&mut child);
+            return Err(e.context("wrangler dev did not come back after a rebuild"));
+        }
+    }
     Ok(Running {
         host: Host::Workerd,
         base,

@@ -167,11 +167,13 @@ fn main() -> ExitCode {
                     // runtime, which it does now and then under bursts of concurrent
                     // requests (~1 burst in 10 of 40 racing writers, 2026-12-02): a
                     // fault of the dev tool, not of the Worker. The case runs again,
-                    // on fresh data, at most twice, and says so.
-                    for _ in 0..2 {
+                    // on fresh data, at most four times, each after a longer pause (the
+                    // proxy needs a moment to reconnect), and says so.
+                    for attempt in 1..=4u64 {
                         match &result {
                             Err(e) if host == Host::Workerd && is_dev_proxy_restart(e) => {
                                 println!("   retry {suite}::{name}: wrangler dev restarted the Worker mid-request");
+                                std::thread::sleep(std::time::Duration::from_secs(2 * attempt));
                                 result = runtime.block_on(case(api.clone(), host));
                             }
                             _ => break,
