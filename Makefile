@@ -20,10 +20,10 @@ test: setup lint deny components worker spin-host
 setup:
 	bash scripts/setup.sh
 
-## The wasm components, and the docs component's static files (spin.toml `files`).
+## The wasm components, shrunk by wasm-opt, in build/components/ (what spin.toml runs),
+## and the /docs and OpenAPI static files (spin.toml `files`).
 components:
-	bash scripts/docs-assets.sh
-	$(CARGO) build --release --target wasm32-wasip2 $(COMPONENTS)
+	bash scripts/build-components.sh
 
 worker:
 	bash scripts/build-worker.sh

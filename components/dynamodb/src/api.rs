@@ -155,7 +155,7 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         catalog,
         body: &body,
     };
-    match operation.as_str() {
+    let result = match operation.as_str() {
         "CreateTable" => ops.create_table().await,
         "DescribeTable" => ops.describe_table().await,
         "ListTables" => ops.list_tables().await,
@@ -168,6 +168,27 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         "BatchGetItem" => ops.batch_get().await,
         "Scan" => ops.scan().await,
         _ => ops.delete_item().await,
+    };
+    // The movies API caches its reads of `Movies` at the edge by the table's generation
+    // (kit::cache): a write here starts a new one, as the API's own writes do. Failed
+    // writes too, since a batch may have stored part of itself.
+    for table in written_tables(&operation, &body) {
+        kit::cache::invalidate(ctx.env, table).await;
+    }
+    result
+}
+
+/// The tables a write operation's request names (none for a read).
+fn written_tables<'b>(operation: &str, body: &'b Value) -> Vec<&'b str> {
+    match operation {
+        "PutItem" | "UpdateItem" | "DeleteItem" | "DeleteTable" => {
+            body["TableName"].as_str().into_iter().collect()
+        }
+        "BatchWriteItem" => body["RequestItems"]
+            .as_object()
+            .map(|items| items.keys().map(String::as_str).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
     }
 }
 

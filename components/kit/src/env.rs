@@ -106,6 +106,9 @@ pub struct Env {
     /// The deployment's static files (the `/docs` page's assets): Spin's `files`
     /// mounts, a folder natively, the `ASSETS` binding on Workers; see [`crate::files`].
     pub files: Box<dyn crate::Files>,
+    /// The data centre's cache for public reads (the Workers Cache API; an in-process
+    /// map natively; [`crate::NoCache`] on Spin); see [`crate::cache`].
+    pub cache: Box<dyn crate::EdgeCache>,
     /// A random u64 from the host (WASI random, `crypto`/`Math.random` on Workers).
     pub random: fn() -> u64,
     /// Writes one log line where the host keeps logs (stdout on Spin, the console on

@@ -9,6 +9,7 @@
 //! model with one trait and a backend per host; `cargo test -p kit` runs the shared backend
 //! suite on the in-memory backend.
 
+pub mod cache;
 pub mod env;
 pub mod error;
 pub mod files;
@@ -19,6 +20,7 @@ pub mod service;
 pub mod table;
 
 pub use bytes::Bytes;
+pub use cache::{EdgeCache, EdgeCaching, NoCache};
 pub use env::{
     Backend, Clock, Config, Ctx, Env, Fetch, FetchError, FixedClock, MapConfig, NoFetch, Tables,
 };
@@ -28,8 +30,8 @@ pub use files::DirFiles;
 pub use files::{Files, FilesError, NoFiles};
 pub use router::{Params, Router};
 pub use service::{
-    empty, error_response, json, parse_json, require_admin, revalidated, serve, BodyLimit,
-    REVALIDATE_ALWAYS,
+    empty, error_response, json, parse_json, require_admin, revalidated, serve, serve_cached,
+    BodyLimit, REVALIDATE_ALWAYS,
 };
 
 /// The request every handler receives: the whole body already read by the host.

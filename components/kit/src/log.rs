@@ -28,6 +28,10 @@ pub struct RequestLine<'a> {
     pub latency_ms: f64,
     /// The error code of API.md's error body (or DynamoDB's error name), `null` on success.
     pub error: Option<&'static str>,
+    /// `hit` when the edge cache answered (no route ran, so `route` is `null`), `miss`
+    /// when a cacheable read went to storage; absent where no edge cache applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
 }
 
 /// The error code a response carries, set where the error body is made, so that the

@@ -2,6 +2,7 @@
 //! the test clock, admin auth, the headers every response carries, the request's log
 //! line, and the one mapping of [`ApiError`] to a response.
 
+use crate::cache::{self, EdgeCaching};
 use crate::log::{self, ErrorCode};
 use crate::{ApiError, Bytes, Ctx, Env, Request, Response};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -43,16 +44,53 @@ where
     F: FnOnce(Request, Ctx<'e>) -> Fut,
     Fut: Future<Output = Result<Response, ApiError>> + 'e,
 {
+    serve_cached(req, env, service, limit, None, handler).await
+}
+
+/// [`serve`] with the host's edge cache in front of the service's public reads (see
+/// [`crate::cache`]): a `GET` is answered from the cache when the table's current
+/// generation has it, a [`revalidated`] `200` is stored, and an acknowledged write
+/// (any other method, `2xx`) starts a new generation of `caching.table`.
+pub async fn serve_cached<'e, F, Fut>(
+    req: Request,
+    env: &'e Env,
+    service: &'static str,
+    limit: BodyLimit,
+    caching: Option<EdgeCaching>,
+    handler: F,
+) -> Response
+where
+    F: FnOnce(Request, Ctx<'e>) -> Fut,
+    Fut: Future<Output = Result<Response, ApiError>> + 'e,
+{
     let started = env.clock.now();
     let request_id = request_id(&req, env);
     let method = req.method().clone();
     let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
     let route = Rc::new(Cell::new(None));
+    let caching = caching.filter(|_| cache::enabled(env));
+    let cache_key = match caching {
+        Some(caching) if method == Method::GET => Some(cache_key(env, caching, &req).await),
+        _ => None,
+    };
+    let mut cache_status = None;
     let result = match prepare(&req, env, limit, route.clone()) {
-        Ok(ctx) => handler(req, ctx).await,
+        Ok(ctx) => match cached_answer(env, cache_key.as_deref()).await {
+            Some(hit) => {
+                cache_status = Some("hit");
+                Ok(hit)
+            }
+            None => handler(req, ctx).await,
+        },
         Err(err) => Err(err),
     };
     let mut response = result.unwrap_or_else(error_response);
+    if let Some(caching) = caching {
+        if cache_status.is_none() {
+            cache_status =
+                after_handler(env, caching, cache_key.as_deref(), &method, &response).await;
+        }
+    }
     if response.extensions().get::<Revalidate>().is_some()
         && response.status() == StatusCode::OK
         && (method == Method::GET || method == Method::HEAD)
@@ -89,9 +127,51 @@ where
             status,
             latency_ms: log::millis_between(started, env.clock.now()),
             error: response.extensions().get::<ErrorCode>().map(|c| c.0),
+            cache: cache_status,
         },
     );
     response
+}
+
+// The edge cache's steps, apart from `serve_cached` and not generic, so that they are
+// compiled once however many handlers a binary serves (the Worker links them all).
+
+/// The cache key of a `GET` under the current generation of `caching.table`.
+async fn cache_key(env: &Env, caching: EdgeCaching, req: &Request) -> String {
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    cache::entry_key(env, caching.table, target).await
+}
+
+/// The answer stored under `key`, ready for [`serve_cached`]'s ETag step.
+async fn cached_answer(env: &Env, key: Option<&str>) -> Option<Response> {
+    let mut hit = cache::decode(&env.cache.get(key?).await?)?;
+    hit.extensions_mut().insert(Revalidate);
+    Some(hit)
+}
+
+/// After a handler ran: stores a cacheable read's answer (and says `miss`), or starts a
+/// new generation of the table after an acknowledged write.
+async fn after_handler(
+    env: &Env,
+    caching: EdgeCaching,
+    key: Option<&str>,
+    method: &Method,
+    response: &Response,
+) -> Option<&'static str> {
+    if let Some(key) = key {
+        if response.status() == StatusCode::OK
+            && response.extensions().get::<Revalidate>().is_some()
+        {
+            env.cache
+                .put(key, cache::encode(response), caching.ttl_secs)
+                .await;
+        }
+        return Some("miss");
+    }
+    if method != Method::GET && method != Method::HEAD && response.status().is_success() {
+        cache::invalidate(env, caching.table).await;
+    }
+    None
 }
 
 /// Marks a public read: any cache may keep it under `cache_control` (a `no-cache` one

@@ -84,8 +84,16 @@ pub async fn handle(req: Request, env: &kit::Env) -> Response {
         Ok((Route::Import, _)) => BodyLimit::BULK,
         _ => BodyLimit::DEFAULT,
     };
-    kit::serve(req, env, "movies", limit, dispatch).await
+    kit::serve_cached(req, env, "movies", limit, Some(EDGE_CACHING), dispatch).await
 }
+
+/// Public reads are kept in the edge cache (Workers) under the `Movies` table's
+/// generation, which every write starts anew (see `kit::cache`): other data centres
+/// may serve a read up to 10 s older than a write, the one that took it never.
+pub const EDGE_CACHING: kit::EdgeCaching = kit::EdgeCaching {
+    table: ddb_model::schema::MOVIES,
+    ttl_secs: 10,
+};
 
 async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError> {
     let (route, params) = ctx.resolve(&router(), &req)?;

@@ -366,6 +366,10 @@ async fn run_tick(
     let result = tick.run(&mut cursor, &mut api).await;
     report.fetches = api.fetches;
     report.shows_written = tick.shows_written.get();
+    if report.shows_written > 0 {
+        // The shows API's edge-cached reads (kit::cache) must not hide these.
+        kit::cache::invalidate(env, SHOWS_TABLE).await;
+    }
     // Count what was spent even when the tick stopped on an error.
     cursor.state.fetches_last_run = api.fetches;
     cursor.state.total_fetches += u64::from(api.fetches);

@@ -60,9 +60,25 @@ impl From<ShowsError> for ApiError {
     }
 }
 
+/// Public reads are kept in the edge cache (Workers) under the shows table's
+/// generation, which a scraper tick that stored shows starts anew (see `kit::cache`):
+/// the data centre that ran the tick serves the new shows at once, others within 60 s.
+pub const EDGE_CACHING: kit::EdgeCaching = kit::EdgeCaching {
+    table: scraper::store::SHOWS_TABLE,
+    ttl_secs: 60,
+};
+
 /// Serves one request of the shows API.
 pub async fn handle(req: Request, env: &kit::Env) -> Response {
-    kit::serve(req, env, "shows", BodyLimit::DEFAULT, dispatch).await
+    kit::serve_cached(
+        req,
+        env,
+        "shows",
+        BodyLimit::DEFAULT,
+        Some(EDGE_CACHING),
+        dispatch,
+    )
+    .await
 }
 
 async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, ApiError> {

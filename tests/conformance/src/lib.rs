@@ -86,6 +86,12 @@ impl Host {
     pub fn chains_scraper_ticks(self) -> bool {
         self == Host::Workerd
     }
+
+    /// Whether the host keeps an edge cache in front of public reads (kit::cache): the
+    /// Workers Cache API on workerd, an in-process one natively; Spin has none.
+    pub fn has_edge_cache(self) -> bool {
+        matches!(self, Host::Workerd | Host::Native)
+    }
 }
 
 /// Fires one scheduled scraper tick on `host` through `api`, as its scheduler would

@@ -75,6 +75,7 @@ fn serve(
             config: MapConfig(config),
             fetch: HyperFetch::new(),
             files: kit::DirFiles::new(crate::root().join(STATIC_FILES)),
+            cache: kit::cache::MemoryCache::default(),
         });
         loop {
             let (stream, _) = tokio::select! {
@@ -102,6 +103,8 @@ struct Deployment {
     config: MapConfig,
     fetch: HyperFetch,
     files: kit::DirFiles,
+    /// The deployment's edge cache, as a Worker's data centre has one (kit::cache).
+    cache: kit::cache::MemoryCache,
 }
 
 impl Deployment {
@@ -109,6 +112,7 @@ impl Deployment {
         let mut env = kit::host::native::env(self.kv.clone(), self.config.clone());
         env.fetch = Box::new(self.fetch.clone());
         env.files = Box::new(self.files.clone());
+        env.cache = Box::new(self.cache.clone());
         env.log = keep_log;
         env
     }

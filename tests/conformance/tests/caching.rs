@@ -2,7 +2,9 @@
 //! movies by year and by key, the OpenAPI document and the `/docs` files carry a strong
 //! `ETag` and answer a matching `If-None-Match` with 304 and no body; a write changes
 //! the tag, so a cache that revalidates never serves a stale answer. Everything else is
-//! `no-store` and has no tag.
+//! `no-store` and has no tag. Where the host has an edge cache (Workers' Cache API, the
+//! native host's), repeated public reads are answered from it, and a write through the
+//! movies API or the DynamoDB API is seen by the next read all the same.
 
 use crate::movies::{item_path, put_movie};
 use anyhow::{ensure, Context, Result};
@@ -15,6 +17,7 @@ pub fn cases() -> Vec<crate::common::Case> {
         public_reads_answer_304_to_their_own_etag_only,
         a_movie_write_changes_the_etag_of_its_item_and_its_year,
         writes_and_errors_are_no_store_without_an_etag,
+        movie_reads_come_from_the_edge_cache_until_a_write_through_either_door,
     ]
 }
 
@@ -129,5 +132,165 @@ async fn writes_and_errors_are_no_store_without_an_etag(api: Api, _: Host) -> Re
             reply.header("etag")
         );
     }
+    Ok(())
+}
+
+/// The `cache` field of the request log line of the request with id `id`.
+async fn cache_outcome(id: &str) -> Result<Option<String>> {
+    let logs = crate::logs::host_logs()?;
+    // Workers' log lines reach the harness through wrangler's output, a little later.
+    for _ in 0..50 {
+        let lines = crate::logs::lines_of_kind(&logs.lines(), "request");
+        if let Some(line) = lines.iter().find(|l| l["request_id"] == id) {
+            return Ok(line["cache"].as_str().map(str::to_owned));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("no request log line with id {id}")
+}
+
+/// A DynamoDB API call with an SDK's signature.
+async fn dynamodb_call(api: &Api, operation: &str, body: serde_json::Value) -> Result<Reply> {
+    let target = format!("DynamoDB_20120810.{operation}");
+    let body = serde_json::to_vec(&body)?;
+    let headers = crate::dynamodb::signed_headers(&api.base, &target, &body);
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    api.send(reqwest::Method::POST, "/dynamodb", &headers, Some(body))
+        .await
+}
+
+async fn movie_reads_come_from_the_edge_cache_until_a_write_through_either_door(
+    api: Api,
+    host: Host,
+) -> Result<()> {
+    static NEXT: AtomicU16 = AtomicU16::new(8500);
+    let year = NEXT.fetch_add(1, Ordering::Relaxed);
+    let title = "Edge Of Tomorrow";
+    let item = item_path(year, title);
+    // A query variant a purge by URL would never know of.
+    let list = format!("/api/movies?year={year}&limit=7");
+    let mut n = 0;
+    // Reads `path` with a fresh request id; its body, etag and the log line's outcome.
+    let mut read = |path: String| {
+        n += 1;
+        let id = format!("edge-{year}-{n}");
+        let api = api.clone();
+        async move {
+            let reply = api.get(&path, &[("x-request-id", &id)]).await?;
+            ensure!(
+                reply.header("x-request-id") == Some(id.as_str()),
+                "{path}: x-request-id {:?}, sent {id}",
+                reply.header("x-request-id")
+            );
+            let outcome = cache_outcome(&id).await?;
+            anyhow::Ok((reply, outcome))
+        }
+    };
+    let expect_hit = if host.has_edge_cache() { "hit" } else { "miss" };
+    let rating = |reply: &Reply, pointer: &str| reply.json().ok()?.pointer(pointer).cloned();
+
+    ensure!(
+        put_movie(&api, year, title, &json!({"rating": 1.5}))
+            .await?
+            .status
+            == 200
+    );
+    for (path, pointer) in [(&item, "/info/rating"), (&list, "/items/0/info/rating")] {
+        let (first, outcome) = read(path.clone()).await?;
+        ensure!(first.status == 200, "{path}: {}", first.status);
+        ensure!(
+            outcome.as_deref() == Some("miss"),
+            "{path} first read: {outcome:?}"
+        );
+        let (again, outcome) = read(path.clone()).await?;
+        ensure!(
+            outcome.as_deref() == Some(expect_hit),
+            "{path} second read on {}: {outcome:?}",
+            host.name()
+        );
+        ensure!(
+            again.status == 200
+                && again.body == first.body
+                && again.header("etag") == first.header("etag")
+                && again.header("content-type") == Some("application/json"),
+            "{path}: a cached answer differs from the stored one"
+        );
+        ensure!(
+            rating(&again, pointer) == Some(json!(1.5)),
+            "{path}: rating"
+        );
+    }
+
+    // Through the movies API...
+    ensure!(
+        put_movie(&api, year, title, &json!({"rating": 2.5}))
+            .await?
+            .status
+            == 200
+    );
+    for (path, pointer) in [(&item, "/info/rating"), (&list, "/items/0/info/rating")] {
+        let (reply, outcome) = read(path.clone()).await?;
+        ensure!(
+            rating(&reply, pointer) == Some(json!(2.5)),
+            "{path} after a PUT: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        ensure!(
+            outcome.as_deref() == Some("miss"),
+            "{path} after a PUT: {outcome:?}"
+        );
+    }
+    // ...and through the DynamoDB API, the other door to the same table.
+    for (path, _) in [(&item, ()), (&list, ())] {
+        read(path.clone()).await?;
+    }
+    let key = json!({"year": {"N": year.to_string()}, "title": {"S": title}});
+    let put = dynamodb_call(
+        &api,
+        "UpdateItem",
+        json!({
+            "TableName": "Movies",
+            "Key": key,
+            "UpdateExpression": "SET info.rating = :r",
+            "ExpressionAttributeValues": {":r": {"N": "3.5"}},
+        }),
+    )
+    .await?;
+    ensure!(
+        put.status == 200,
+        "UpdateItem: {} {:?}",
+        put.status,
+        String::from_utf8_lossy(&put.body)
+    );
+    for (path, pointer) in [(&item, "/info/rating"), (&list, "/items/0/info/rating")] {
+        let (reply, _) = read(path.clone()).await?;
+        ensure!(
+            rating(&reply, pointer) == Some(json!(3.5)),
+            "{path} after a DynamoDB UpdateItem: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    let delete = dynamodb_call(
+        &api,
+        "DeleteItem",
+        json!({"TableName": "Movies", "Key": key}),
+    )
+    .await?;
+    ensure!(delete.status == 200, "DeleteItem: {}", delete.status);
+    let (gone, _) = read(item.clone()).await?;
+    ensure!(
+        gone.status == 404,
+        "the item after DeleteItem: {}",
+        gone.status
+    );
+    let (empty, _) = read(list.clone()).await?;
+    ensure!(
+        empty.json()?["items"] == json!([]),
+        "the year after DeleteItem: {}",
+        String::from_utf8_lossy(&empty.body)
+    );
     Ok(())
 }

@@ -20,7 +20,7 @@ pub fn cases() -> Vec<crate::common::Case> {
     ]
 }
 
-fn host_logs() -> Result<Logs> {
+pub fn host_logs() -> Result<Logs> {
     HOST_LOGS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -29,7 +29,7 @@ fn host_logs() -> Result<Logs> {
 }
 
 /// Our JSON lines of `kind` among `lines`, parsed.
-fn lines_of_kind(lines: &[String], kind: &str) -> Vec<Value> {
+pub fn lines_of_kind(lines: &[String], kind: &str) -> Vec<Value> {
     let needle = format!("\"kind\":\"{kind}\"");
     lines
         .iter()

@@ -591,7 +591,7 @@ fn cron_hook_answers_404_for_components_without_a_cron_trigger() {
 /// A release build of a component, if one exists (`make` builds them).
 fn built(component: &str) -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/wasm32-wasip2/release")
+        .join("../../build/components")
         .join(format!("{component}.wasm"));
     if path.exists() {
         Some(path)

@@ -27,6 +27,7 @@ pub fn env(kv: MemoryKv, config: MapConfig) -> Env {
         clock: Box::new(super::SystemClock),
         fetch: Box::new(crate::NoFetch),
         files: Box::new(crate::NoFiles),
+        cache: Box::new(crate::NoCache),
         random: super::os_random,
         log: super::stdout_log,
     }

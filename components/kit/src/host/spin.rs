@@ -94,6 +94,7 @@ pub fn env() -> Env {
         clock: Box::new(super::SystemClock),
         fetch: Box::new(SpinFetch),
         files: Box::new(crate::DirFiles::new(FILES_ROOT)),
+        cache: Box::new(crate::NoCache),
         random: super::os_random,
         log: super::stdout_log,
     }

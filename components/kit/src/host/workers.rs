@@ -220,6 +220,43 @@ impl Files for WorkerAssets {
     }
 }
 
+/// The data centre's Cache API (`caches.default`), the [`crate::EdgeCache`] of public
+/// reads. Entries are opaque bodies with their own `max-age`, so the Cache API's header
+/// semantics (`ETag`, `Vary`, `Set-Cookie`) never apply to what we store. A failure is
+/// a miss: the read goes to storage. (The Cache API does nothing on `*.workers.dev`
+/// hosts; there every read is a miss, as on Spin.)
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerCache;
+
+#[async_trait::async_trait(?Send)]
+impl crate::EdgeCache for WorkerCache {
+    async fn get(&self, key: &str) -> Option<Bytes> {
+        let mut found = worker::Cache::default().get(key, false).await.ok()??;
+        if found.status_code() != 200 {
+            return None;
+        }
+        found.bytes().await.ok().map(Bytes::from)
+    }
+
+    async fn put(&self, key: &str, value: Bytes, ttl_secs: u32) {
+        let headers = worker::Headers::new();
+        let stored = headers
+            .set("cache-control", &format!("public, max-age={ttl_secs}"))
+            .and_then(|()| worker::Response::from_bytes(value.to_vec()));
+        let result = match stored {
+            Ok(response) => {
+                worker::Cache::default()
+                    .put(key, response.with_headers(headers))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            worker::console_warn!("edge cache put {key}: {e}");
+        }
+    }
+}
+
 /// The environment of one Worker invocation.
 pub fn env(env: worker::Env, bindings: Bindings) -> Env {
     env_with(env, bindings, None)
@@ -278,6 +315,7 @@ fn env_with(
         config: Box::new(WorkerConfig(env)),
         clock: Box::new(WorkerClock),
         fetch: Box::new(WorkerFetch),
+        cache: Box::new(WorkerCache),
         random,
         log,
     }

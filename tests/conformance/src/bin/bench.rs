@@ -1,4 +1,5 @@
-//! Benchmark of reads on every host: `GET /hello/{user}` and `GET /api/shows` (after a
+//! Benchmark of reads on every host: `GET /healthz` (the storage-free reference),
+//! `GET /hello/{user}` and `GET /api/shows` (after a
 //! scrape of the fake TvMaze server; also revalidated with its `ETag`, answered 304),
 //! requests/s and p50/p99 latency under a bounded
 //! closed-loop load on loopback, the wasm/native ratios, and the sizes of the Spin
@@ -56,11 +57,10 @@ async fn seed_shows(api: &Api, host: Host) -> Result<()> {
 fn print_sizes() -> Result<()> {
     let root = conformance::root();
     println!("\nsizes (raw / gzip -9):");
-    let mut files: Vec<std::path::PathBuf> =
-        std::fs::read_dir(root.join("target/wasm32-wasip2/release"))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-            .collect();
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("build/components"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
     files.sort();
     files.push(root.join("components/worker/build/index_bg.wasm"));
     for path in files {
@@ -94,7 +94,16 @@ fn main() -> Result<()> {
             .collect(),
     );
     let mut results = Vec::new();
+    let healthz: Arc<Vec<String>> = Arc::new(vec!["/healthz".to_owned()]);
     bench::on_each_host(&vars, |host, api| {
+        // The reference: the same host's storage-free route, in the same run.
+        results.push(runtime.block_on(bench::measure_gets(
+            host,
+            &api,
+            "GET /healthz",
+            healthz.clone(),
+            4000,
+        ))?);
         runtime.block_on(seed_hello(&api))?;
         results.push(runtime.block_on(bench::measure_gets(
             host,
@@ -121,5 +130,27 @@ fn main() -> Result<()> {
         Ok(())
     })?;
     bench::print_table("reads", &results);
+    println!("\nthroughput / the same host's GET /healthz:");
+    for host in bench::hosts() {
+        let rate = |endpoint: &str| {
+            results
+                .iter()
+                .find(|m| m.host == host && m.endpoint == endpoint)
+                .map(|m| m.per_second)
+        };
+        let Some(reference) = rate("GET /healthz") else {
+            continue;
+        };
+        for endpoint in ["GET /hello/{user}", "GET /api/shows?size=25"] {
+            if let Some(r) = rate(endpoint) {
+                println!(
+                    "  {:<10} {:<24} {:>7.3}",
+                    host.name(),
+                    endpoint,
+                    r / reference
+                );
+            }
+        }
+    }
     print_sizes()
 }

@@ -3,7 +3,9 @@
 //! empty table, then again over the stored copy, which merges every year), and
 //! requests/s with p50/p99 latency of `GET /api/movies?year=Y` (one year's first page
 //! of 50, cycling over every year of the file) and `GET /api/movies/{year}/{title}`
-//! (cycling over every movie), under a bounded closed-loop load.
+//! (cycling over a hot set of 200 movies), under a bounded closed-loop load, each
+//! host deployed without the edge cache and with it (`edge_cache`, kit::cache), beside
+//! the storage-free `GET /healthz` of the same deployment as the reference.
 //!
 //! Build what is measured first (`make components worker spin-host`), then
 //! `cargo run --release -p conformance --bin bench_movies`. Knobs: `BENCH_HOSTS`
@@ -58,9 +60,12 @@ fn main() -> Result<()> {
             .map(|y| format!("/api/movies?year={y}"))
             .collect(),
     );
+    // A hot set of 200 items, as a real read load has: cycling over all 4,609 would read
+    // each once in a run, which no cache helps.
     let key_paths: Arc<Vec<String>> = Arc::new(
         items
             .iter()
+            .take(200)
             .map(|i| {
                 format!(
                     "/api/movies/{}/{}",
@@ -73,29 +78,56 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let vars = vec![("admin_token".to_owned(), "bench".to_owned())];
+    // Each host twice: without the edge cache (every read goes to storage), then with it
+    // (kit::cache; it serves repeated reads on workerd and natively, Spin has none).
+    let healthz: Arc<Vec<String>> = Arc::new(vec!["/healthz".to_owned()]);
     let mut imports = Vec::new();
     let mut results = Vec::new();
-    bench::on_each_host(&vars, |host, api| {
-        let first = runtime.block_on(import(&api, &body))?;
-        let again = runtime.block_on(import(&api, &body))?;
-        imports.push(Imported { host, first, again });
-        results.push(runtime.block_on(bench::measure_gets(
-            host,
-            &api,
-            "GET /api/movies?year=Y",
-            year_paths.clone(),
-            3000,
-        ))?);
-        results.push(runtime.block_on(bench::measure_gets(
-            host,
-            &api,
-            "GET /api/movies/{year}/{title}",
-            key_paths.clone(),
-            3000,
-        ))?);
-        Ok(())
-    })?;
+    for cached in [false, true] {
+        for host in bench::hosts() {
+            // Spin has no edge cache, nor the variable: measured once, as "off".
+            let spin = matches!(host, Host::SpinHost | Host::Spin);
+            if cached && spin {
+                continue;
+            }
+            let mut vars = vec![("admin_token".to_owned(), "bench".to_owned())];
+            if !cached && !spin {
+                vars.push(("edge_cache".to_owned(), "false".to_owned()));
+            }
+            let Some(running) = conformance::start(host, &vars)? else {
+                println!("{}: not installed here, skipped", host.name());
+                continue;
+            };
+            println!("measuring {} ...", running.describe());
+            let api = Api::new(&running.base, "bench")?;
+            let first = runtime.block_on(import(&api, &body))?;
+            if !cached {
+                let again = runtime.block_on(import(&api, &body))?;
+                imports.push(Imported { host, first, again });
+            }
+            let labels = if cached {
+                [
+                    "GET /healthz (cache on)",
+                    "GET /api/movies?year=Y (cache on)",
+                    "GET /api/movies/{y}/{t} (cache on)",
+                ]
+            } else {
+                [
+                    "GET /healthz",
+                    "GET /api/movies?year=Y",
+                    "GET /api/movies/{year}/{title}",
+                ]
+            };
+            for (label, paths) in
+                labels
+                    .into_iter()
+                    .zip([healthz.clone(), year_paths.clone(), key_paths.clone()])
+            {
+                results
+                    .push(runtime.block_on(bench::measure_gets(host, &api, label, paths, 3000))?);
+            }
+        }
+    }
     println!(
         "\nimport of moviedata.json ({} items, {:.1} MiB, {} years) in one request:",
         items.len(),
@@ -112,5 +144,56 @@ fn main() -> Result<()> {
         );
     }
     bench::print_table("reads", &results);
+    print_cache_ratios(&results);
     Ok(())
+}
+
+/// Per host: each read's throughput with the edge cache over without it, and both over
+/// the host's storage-free `/healthz` measured in the same deployment.
+fn print_cache_ratios(results: &[bench::Measured]) {
+    let rate = |host: Host, endpoint: &str| {
+        results
+            .iter()
+            .find(|m| m.host == host && m.endpoint == endpoint)
+            .map(|m| m.per_second)
+    };
+    println!(
+        "
+edge cache, throughput ratios (same run):"
+    );
+    println!(
+        "  {:<10} {:<18} {:>12} {:>14} {:>14}",
+        "host", "read", "on / off", "off / healthz", "on / healthz"
+    );
+    for host in bench::hosts() {
+        for (read, off, on) in [
+            (
+                "year page",
+                "GET /api/movies?year=Y",
+                "GET /api/movies?year=Y (cache on)",
+            ),
+            (
+                "item",
+                "GET /api/movies/{year}/{title}",
+                "GET /api/movies/{y}/{t} (cache on)",
+            ),
+        ] {
+            let (Some(off), Some(on), Some(h_off), Some(h_on)) = (
+                rate(host, off),
+                rate(host, on),
+                rate(host, "GET /healthz"),
+                rate(host, "GET /healthz (cache on)"),
+            ) else {
+                continue;
+            };
+            println!(
+                "  {:<10} {:<18} {:>12.3} {:>14.3} {:>14.3}",
+                host.name(),
+                read,
+                on / off,
+                off / h_off,
+                on / h_on
+            );
+        }
+    }
 }

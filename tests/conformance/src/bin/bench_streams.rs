@@ -259,5 +259,5 @@ fn main() -> Result<()> {
     }
     println!("  (latencies in ms; on workerd each attempt is 2 Durable Object round trips)");
     println!("\nsize (raw / gzip -9):");
-    bench::print_size(&conformance::root().join("target/wasm32-wasip2/release/streams.wasm"))
+    bench::print_size(&conformance::root().join("build/components/streams.wasm"))
 }

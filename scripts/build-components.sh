@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the Spin components as deployed: `cargo build --release --target wasm32-wasip2`,
+# then each component shrunk by scripts/shrink-component.py (binaryen's wasm-opt -Os over
+# its core module, debugging names dropped) into build/components/NAME.wasm, which is
+# what spin.toml's `source`s name. With no arguments, every component; else the named
+# ones (spin.toml's per-component `spin build` commands).
+#
+# wasm-opt takes 10-30 s a component, so a component whose cargo output is unchanged
+# since its last shrink (sha256 kept beside it) is left alone, and two run at a time.
+# The /docs and OpenAPI static files (spin.toml `files`) are refreshed first.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+wasm_opt=${WASM_OPT_BIN:-$root/node_modules/.bin/wasm-opt}
+all=(hello health shows scraper streams movies docs dynamodb graph)
+components=("$@")
+[ ${#components[@]} -gt 0 ] || components=("${all[@]}")
+
+if [ ! -x "$wasm_opt" ]; then
+  echo "build-components: $wasm_opt is missing: run \`npm ci\` (scripts/setup.sh does)" >&2
+  exit 1
+fi
+
+bash scripts/docs-assets.sh
+cargo build --release --target wasm32-wasip2 $(printf -- '-p %s ' "${components[@]}")
+
+out=build/components
+mkdir -p "$out"
+shrink() { # component
+  local built=target/wasm32-wasip2/release/$1.wasm shrunk=$out/$1.wasm
+  local hash
+  hash=$({ sha256sum <"$built"; sha256sum <scripts/shrink-component.py; "$wasm_opt" --version; } | sha256sum | cut -d' ' -f1)
+  if [ -f "$shrunk" ] && [ "$(cat "$shrunk.inputs-sha256" 2>/dev/null)" = "$hash" ]; then
+    return 0
+  fi
+  rm -f "$shrunk.inputs-sha256"
+  python3 scripts/shrink-component.py "$wasm_opt" "$built" "$shrunk"
+  echo "$hash" >"$shrunk.inputs-sha256"
+  echo "build-components: $1.wasm $(stat -c %s "$built") -> $(stat -c %s "$shrunk") bytes"
+}
+
+running=0
+for component in "${components[@]}"; do
+  if [ "$running" -ge 2 ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+  shrink "$component" &
+  running=$((running + 1))
+done
+# `wait` alone would hide a failed shrink; each job's own status counts.
+while [ "$running" -gt 0 ]; do
+  wait -n
+  running=$((running - 1))
+done
