@@ -38,10 +38,7 @@ pub fn signed_headers(
     let mut headers = vec![
         ("content-type".to_owned(), CONTENT_TYPE.to_owned()),
         ("host".to_owned(), host.to_owned()),
-        (
-            "x-amz-date".to_owned(),
-            at.format("%Y%m%dT%H%M%SZ").to_string(),
-        ),
+        ("x-amz-date".to_owned(), kit::time::format_amz_date(at)),
         ("x-amz-target".to_owned(), target.to_owned()),
     ];
     let authorization = sigv4::authorization(

@@ -9,7 +9,7 @@
 //! every service but S3); the payload hash is always computed from the body received,
 //! never taken from the client.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -317,9 +317,8 @@ pub fn verify(
     let amz_date = header("x-amz-date").ok_or_else(|| {
         AuthError::Incomplete("Authorization requires the x-amz-date header".into())
     })?;
-    let signed_at = NaiveDateTime::parse_from_str(amz_date, "%Y%m%dT%H%M%SZ")
-        .map_err(|_| AuthError::Incomplete("x-amz-date is not YYYYMMDDTHHMMSSZ".into()))?
-        .and_utc();
+    let signed_at = kit::time::parse_amz_date(amz_date)
+        .ok_or_else(|| AuthError::Incomplete("x-amz-date is not YYYYMMDDTHHMMSSZ".into()))?;
     let credentials = match credentials {
         Some(c) if constant_time_eq(c.access_key_id.as_bytes(), auth.access_key_id.as_bytes()) => c,
         _ => return Err(AuthError::UnknownKey),
@@ -333,7 +332,7 @@ pub fn verify(
     if skew.abs() > MAX_SKEW_SECONDS {
         return Err(AuthError::BadSignature(format!(
             "Signature expired: {amz_date} is now earlier than {} (15 minutes either side of the server's time)",
-            (now - chrono::Duration::seconds(MAX_SKEW_SECONDS)).format("%Y%m%dT%H%M%SZ")
+            kit::time::format_amz_date(now - chrono::Duration::seconds(MAX_SKEW_SECONDS))
         )));
     }
     let canonical = canonical_request(
@@ -384,8 +383,8 @@ pub fn authorization(
     body: &[u8],
     at: DateTime<Utc>,
 ) -> String {
-    let amz_date = at.format("%Y%m%dT%H%M%SZ").to_string();
-    let date = at.format("%Y%m%d").to_string();
+    let amz_date = kit::time::format_amz_date(at);
+    let date = kit::time::format_amz_day(at);
     let names: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
     let canonical = canonical_request(method, path, "", headers, &names, &sha256_hex(body));
     let scope = format!("{date}/{region}/{service}/aws4_request");

@@ -94,15 +94,15 @@ impl DateOfBirth {
         if !shape_ok {
             return Err(HelloError::InvalidDateOfBirth);
         }
-        NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        kit::time::parse_date(raw)
             .map(Self)
-            .map_err(|_| HelloError::InvalidDateOfBirth)
+            .ok_or(HelloError::InvalidDateOfBirth)
     }
 }
 
 impl fmt::Display for DateOfBirth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d"))
+        f.write_str(&kit::time::format_date(self.0))
     }
 }
 

@@ -18,6 +18,7 @@ pub mod log;
 pub mod router;
 pub mod service;
 pub mod table;
+pub mod time;
 
 pub use bytes::Bytes;
 pub use cache::{EdgeCache, EdgeCaching, NoCache};

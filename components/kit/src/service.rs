@@ -5,7 +5,7 @@
 use crate::cache::{self, EdgeCaching};
 use crate::log::{self, ErrorCode};
 use crate::{ApiError, Bytes, Ctx, Env, Request, Response};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use http::{header, HeaderValue, Method, StatusCode};
 use serde::Serialize;
 use std::cell::Cell;
@@ -272,7 +272,7 @@ fn parse_test_now(value: &HeaderValue) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
         return Ok(instant.with_timezone(&Utc));
     }
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| bad())?;
+    let date = crate::time::parse_date(text).ok_or_else(bad)?;
     Ok(date.and_hms_opt(12, 0, 0).ok_or_else(bad)?.and_utc())
 }
 
