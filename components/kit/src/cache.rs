@@ -24,6 +24,12 @@ use http::{HeaderName, HeaderValue, StatusCode};
 pub trait EdgeCache {
     async fn get(&self, key: &str) -> Option<Bytes>;
     async fn put(&self, key: &str, value: Bytes, ttl_secs: u32);
+
+    /// Whether anything is kept at all: a host without a cache skips the lookups, the
+    /// generations (and the randomness they draw) and the log line's `cache` field.
+    fn active(&self) -> bool {
+        true
+    }
 }
 
 /// For hosts without an edge cache (Spin): every read is a miss, nothing is kept.
@@ -36,6 +42,10 @@ impl EdgeCache for NoCache {
         None
     }
     async fn put(&self, _key: &str, _value: Bytes, _ttl_secs: u32) {}
+
+    fn active(&self) -> bool {
+        false
+    }
 }
 
 /// How a service's public reads are cached: the table they read, and how long an entry
@@ -54,9 +64,10 @@ const GENERATION_TTL_SECS: u32 = 7 * 24 * 3600;
 /// Keys live under a host name of their own, apart from any URL the deployment serves.
 const KEY_ORIGIN: &str = "https://edge-cache.invalid";
 
-/// Config `edge_cache = "false"` turns the cache off (the caching benchmark compares).
+/// Whether the host has an edge cache and config `edge_cache = "false"` does not turn it
+/// off (the caching benchmark compares).
 pub fn enabled(env: &Env) -> bool {
-    env.config("edge_cache").as_deref() != Some("false")
+    env.cache.active() && env.config("edge_cache").as_deref() != Some("false")
 }
 
 fn generation_key(table: &str) -> String {

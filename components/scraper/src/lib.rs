@@ -243,12 +243,16 @@ pub async fn status(env: &Env) -> Result<Status, ScraperError> {
     let config = Config::from_env(env)?;
     let state_table = env.table(STATE_TABLE)?;
     let cursor = Cursor::load(state_table.as_ref()).await?;
+    status_of(env, &config, &cursor.state).await
+}
+
+/// The status of cursor state `s`, with the shows stored now.
+async fn status_of(env: &Env, config: &Config, s: &State) -> Result<Status, ScraperError> {
     let shows_table = env.table(SHOWS_TABLE)?;
     let stored = ShowStore::new(shows_table.as_ref(), config.page_size)
         .directory()
         .await?
         .total();
-    let s = cursor.state;
     Ok(Status {
         shows_stored: stored,
         phase: s.phase,
@@ -257,10 +261,10 @@ pub async fn status(env: &Env) -> Result<Status, ScraperError> {
         backoff_until: rfc3339_ms(s.backoff_until),
         fetch_budget: config.budget,
         next_index_page: s.next_page,
-        shows_in_flight: s.inflight.map_or(0, |i| i.done.len()),
+        shows_in_flight: s.inflight.as_ref().map_or(0, |i| i.done.len()),
         pending_updates: s.pending.len() + s.staged.len(),
         full_pass_completed_at: rfc3339_ms(s.full_pass_completed_at),
-        last_error: s.last_error,
+        last_error: s.last_error.clone(),
         ticks: s.ticks,
         total_fetches: s.total_fetches,
     })
@@ -293,13 +297,18 @@ struct TickLine<'a> {
 
 /// Runs one tick at `now`; returns the status after it. Writes the tick's log line.
 pub async fn tick(env: &Env, now: DateTime<Utc>) -> Result<Status, ScraperError> {
+    tick_with_state(env, now).await.map(|(status, _)| status)
+}
+
+/// [`tick`], also answering the cursor state it saved.
+async fn tick_with_state(env: &Env, now: DateTime<Utc>) -> Result<(Status, State), ScraperError> {
     let started = env.clock.now();
     let mut report = Report::default();
     let result = run_tick(env, now, &mut report).await;
-    let status = result.as_ref().ok();
+    let status = result.as_ref().ok().map(|(status, _)| status);
     let error = match &result {
         Err(e) => Some(e.to_string()),
-        Ok(status) => status.last_error.clone(),
+        Ok((status, _)) => status.last_error.clone(),
     };
     kit::log::write(
         env,
@@ -324,7 +333,7 @@ async fn run_tick(
     env: &Env,
     now: DateTime<Utc>,
     report: &mut Report,
-) -> Result<Status, ScraperError> {
+) -> Result<(Status, State), ScraperError> {
     let config = Config::from_env(env)?;
     let state_table = env.table(STATE_TABLE)?;
     let shows_table = env.table(SHOWS_TABLE)?;
@@ -337,7 +346,7 @@ async fn run_tick(
         .is_some_and(|until| until > now_ms)
     {
         report.backed_off = true;
-        return status(env).await;
+        return Ok((status_of(env, &config, &cursor.state).await?, cursor.state));
     }
     let pacer = Pacer::new(config.rate, &cursor.state.recent_fetches);
     let mut api = TvMaze::new(env, &config.base_url, pacer);
@@ -381,7 +390,7 @@ async fn run_tick(
         _ => cursor.save().await?,
     }
     result?;
-    status(env).await
+    Ok((status_of(env, &config, &cursor.state).await?, cursor.state))
 }
 
 /// One tick for a host that schedules the next one itself (the Worker's scraper
@@ -391,22 +400,15 @@ async fn run_tick(
 /// backoff step later after a failed tick (never a tight loop). `None` when caught up:
 /// the host's cron wakes the chain again for the next `/updates` poll.
 pub async fn chained_tick(env: &Env) -> Option<i64> {
-    let result = tick(env, env.clock.now()).await;
+    let result = tick_with_state(env, env.clock.now()).await;
     let clock_ms = env.clock.now().timestamp_millis();
     let Ok(config) = Config::from_env(env) else {
         return None;
     };
     let retry_later = Some(clock_ms + config.backoff_base_ms.max(1_000));
-    let Ok(status) = result else {
+    let Ok((status, s)) = result else {
         return retry_later;
     };
-    let Ok(table) = env.table(STATE_TABLE) else {
-        return retry_later;
-    };
-    let Ok(cursor) = Cursor::load(table.as_ref()).await else {
-        return retry_later;
-    };
-    let s = cursor.state;
     if let Some(until) = s.backoff_until.filter(|&until| until > clock_ms) {
         return Some(until);
     }
