@@ -391,17 +391,23 @@ pub fn start_spin_host_in(vars: &Vars, state: tempfile::TempDir) -> Result<Runni
 }
 
 fn start_workerd(vars: &Vars) -> Result<Running> {
-    let root = root();
-    let wrangler = root.join("node_modules/.bin/wrangler");
-    require(&wrangler, "npm ci")?;
     require(
-        &root.join("components/worker/build/index.js"),
+        &root().join("components/worker/build/index.js"),
         "make worker",
     )?;
+    start_wrangler_dev(&root(), vars)
+}
+
+/// `wrangler dev` of the `wrangler.toml` in `dir` (the Worker at the root, or the hot
+/// path's JavaScript reference in `tests/reference-worker`), on a free loopback port
+/// with its own fresh state, once it answers `GET /healthz`.
+pub fn start_wrangler_dev(dir: &Path, vars: &Vars) -> Result<Running> {
+    let wrangler = root().join("node_modules/.bin/wrangler");
+    require(&wrangler, "npm ci")?;
     let state = tempfile::tempdir()?;
     let port = free_port()?;
     let mut cmd = Command::new(wrangler);
-    cmd.current_dir(&root)
+    cmd.current_dir(dir)
         .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
         // No devtools proxy: it relays an event per subrequest and, under a burst of
         // Durable Object calls (40 racing requests), loses its connection to the

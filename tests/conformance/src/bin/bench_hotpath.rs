@@ -1,0 +1,124 @@
+//! Where the time of `GET /hello/{user}` goes on workerd: the Worker against a plain
+//! JavaScript reference of the same route (`tests/reference-worker`: one Durable Object
+//! per user, reading one key, no wasm, no framework), both under `wrangler dev` at once
+//! and measured in alternating rounds. Each prints requests/s of `GET /healthz` (no
+//! storage) and of `GET /hello/{user}` (one Durable Object round trip); the ratios say
+//! how much of the gap to `/healthz` is the platform's (the reference's own ratio) and
+//! how much is ours.
+//!
+//! Build the Worker first (`make worker`), then
+//! `cargo run --release -p conformance --bin bench_hotpath`. Knobs: `BENCH_REQUESTS`
+//! (default 2000 per measurement), `BENCH_SECONDS` (default 20, the cap of each),
+//! `BENCH_CONCURRENCY` (default 8), `BENCH_ROUNDS` (default 2).
+
+use anyhow::{ensure, Result};
+use conformance::{bench, Api, Host};
+use std::sync::Arc;
+
+const USERS: usize = 50;
+
+fn user(i: usize) -> String {
+    let mut name = String::from("hot");
+    let mut n = i;
+    loop {
+        name.push(char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+        if n == 0 {
+            return name;
+        }
+    }
+}
+
+async fn seed(api: &Api) -> Result<()> {
+    for i in 0..USERS {
+        let body =
+            serde_json::json!({"dateOfBirth": format!("1990-{:02}-{:02}", i % 12 + 1, i % 28 + 1)});
+        let reply = api
+            .put_json(&format!("/hello/{}", user(i)), &body, &[])
+            .await?;
+        ensure!(reply.status == 204, "seeding: {}", reply.status);
+        let read = api.get(&format!("/hello/{}", user(i)), &[]).await?;
+        ensure!(
+            read.status == 200 && read.json()?["message"].is_string(),
+            "reading back: {} {}",
+            read.status,
+            String::from_utf8_lossy(&read.body)
+        );
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let ours = conformance::start(Host::Workerd, &Vec::new())?
+        .ok_or_else(|| anyhow::anyhow!("workerd cannot run here"))?;
+    let reference = conformance::start_wrangler_dev(
+        &conformance::root().join("tests/reference-worker"),
+        &Vec::new(),
+    )?;
+    println!(
+        "ours: {}\nreference: {}",
+        ours.describe(),
+        reference.describe()
+    );
+    let apis = [
+        ("ours", Api::new(&ours.base, "bench")?),
+        ("reference", Api::new(&reference.base, "bench")?),
+    ];
+    for (_, api) in &apis {
+        runtime.block_on(seed(api))?;
+    }
+    let healthz = Arc::new(vec!["/healthz".to_owned()]);
+    let hello = Arc::new(
+        (0..USERS)
+            .map(|i| format!("/hello/{}", user(i)))
+            .collect::<Vec<_>>(),
+    );
+    let rounds = bench::env_number("BENCH_ROUNDS", 2).max(1);
+    // (worker, route) -> requests/s of each round.
+    let mut rates: Vec<(&str, &str, Vec<f64>)> = Vec::new();
+    for _ in 0..rounds {
+        for (name, api) in &apis {
+            for (route, paths) in [("GET /healthz", &healthz), ("GET /hello/{user}", &hello)] {
+                let m = runtime.block_on(bench::measure_gets(
+                    Host::Workerd,
+                    api,
+                    "",
+                    paths.clone(),
+                    2000,
+                ))?;
+                ensure!(m.errors == 0, "{name} {route}: {} errors", m.errors);
+                match rates.iter_mut().find(|(n, r, _)| n == name && *r == route) {
+                    Some((_, _, list)) => list.push(m.per_second),
+                    None => rates.push((name, route, vec![m.per_second])),
+                }
+            }
+        }
+    }
+    let mean = |name: &str, route: &str| {
+        rates
+            .iter()
+            .find(|(n, r, _)| *n == name && *r == route)
+            .map_or(0.0, |(_, _, l)| l.iter().sum::<f64>() / l.len() as f64)
+    };
+    println!(
+        "\nworkerd under wrangler dev, {} clients, {rounds} alternating rounds (req/s, mean):",
+        bench::concurrency()
+    );
+    println!(
+        "  {:<10} {:>12} {:>18} {:>18}",
+        "worker", "GET /healthz", "GET /hello/{user}", "hello / healthz"
+    );
+    for name in ["ours", "reference"] {
+        let (h, u) = (mean(name, "GET /healthz"), mean(name, "GET /hello/{user}"));
+        println!("  {name:<10} {h:>12.0} {u:>18.0} {:>18.3}", u / h);
+    }
+    println!(
+        "  ours / reference: /healthz {:.3}, /hello {:.3}",
+        mean("ours", "GET /healthz") / mean("reference", "GET /healthz"),
+        mean("ours", "GET /hello/{user}") / mean("reference", "GET /hello/{user}")
+    );
+    Ok(())
+}
