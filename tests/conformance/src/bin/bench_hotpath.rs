@@ -4,7 +4,9 @@
 //! and measured in alternating rounds. Each prints requests/s of `GET /healthz` (no
 //! storage) and of `GET /hello/{user}` (one Durable Object round trip); the ratios say
 //! how much of the gap to `/healthz` is the platform's (the reference's own ratio) and
-//! how much is ours.
+//! how much is ours. The Worker runs three ways: as deployed, without its request log
+//! line (`REQUEST_LOG=false`), and also without `[assets]` (whose local router sits in
+//! front of every request under `wrangler dev`).
 //!
 //! Build the Worker first (`make worker`), then
 //! `cargo run --release -p conformance --bin bench_hotpath`. Knobs: `BENCH_REQUESTS`
@@ -48,6 +50,34 @@ async fn seed(api: &Api) -> Result<()> {
     Ok(())
 }
 
+/// The root `wrangler.toml` without `[build]` (the Worker is built) and `[assets]`, its
+/// `main` made absolute, for a `wrangler dev` run from another folder.
+fn bare_config() -> Result<String> {
+    let root = conformance::root();
+    let text = std::fs::read_to_string(root.join("wrangler.toml"))?;
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            skipping = line == "[build]" || line == "[assets]";
+        }
+        if skipping {
+            continue;
+        }
+        match line.strip_prefix("main = ") {
+            Some(main) => {
+                let main = root.join(main.trim_matches('"'));
+                out.push_str(&format!("main = {:?}\n", main.display().to_string()));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -63,15 +93,22 @@ fn main() -> Result<()> {
     let quiet_vars = vec![("request_log".to_owned(), "false".to_owned())];
     let quiet = conformance::start(Host::Workerd, &quiet_vars)?
         .ok_or_else(|| anyhow::anyhow!("workerd cannot run here"))?;
+    // ...and also without `[assets]`: `wrangler dev` then drops the asset router and RPC
+    // proxy it otherwise puts in front of the Worker (production has no such hop).
+    let bare_dir = tempfile::tempdir()?;
+    std::fs::write(bare_dir.path().join("wrangler.toml"), bare_config()?)?;
+    let bare = conformance::start_wrangler_dev(bare_dir.path(), &quiet_vars)?;
     println!(
-        "ours: {}\nours, no log: {}\nreference: {}",
+        "ours: {}\nours, no log: {}\nours, no log, no assets: {}\nreference: {}",
         ours.describe(),
         quiet.describe(),
+        bare.describe(),
         reference.describe()
     );
     let apis = [
         ("ours", Api::new(&ours.base, "bench")?),
         ("ours, no log", Api::new(&quiet.base, "bench")?),
+        ("ours, bare", Api::new(&bare.base, "bench")?),
         ("reference", Api::new(&reference.base, "bench")?),
     ];
     for (_, api) in &apis {
@@ -115,14 +152,14 @@ fn main() -> Result<()> {
         bench::concurrency()
     );
     println!(
-        "  {:<14} {:>12} {:>18} {:>18}",
+        "  {:<12} {:>12} {:>18} {:>18}",
         "worker", "GET /healthz", "GET /hello/{user}", "hello / healthz"
     );
-    for name in ["ours", "ours, no log", "reference"] {
+    for name in ["ours", "ours, no log", "ours, bare", "reference"] {
         let (h, u) = (mean(name, "GET /healthz"), mean(name, "GET /hello/{user}"));
-        println!("  {name:<14} {h:>12.0} {u:>18.0} {:>18.3}", u / h);
+        println!("  {name:<12} {h:>12.0} {u:>18.0} {:>18.3}", u / h);
     }
-    for name in ["ours", "ours, no log"] {
+    for name in ["ours", "ours, no log", "ours, bare"] {
         println!(
             "  {name} / reference: /healthz {:.3}, /hello {:.3}",
             mean(name, "GET /healthz") / mean("reference", "GET /healthz"),
