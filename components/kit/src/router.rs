@@ -169,9 +169,40 @@ impl Params {
     }
 }
 
+/// `/path?query` of an absolute URL (`https://host/path?query#fragment`); `/` when it
+/// has no path.
+pub fn path_and_query(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let start = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    let end = url[start..].find('#').map_or(url.len(), |i| start + i);
+    match &url[start..end] {
+        "" => "/",
+        target => target,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_and_query_returns_the_target_of_an_absolute_url() {
+        for (url, target) in [
+            ("https://h.example/hello/x?y=1", "/hello/x?y=1"),
+            (
+                "http://127.0.0.1:8787/api/movies?year=2013&limit=5#top",
+                "/api/movies?year=2013&limit=5",
+            ),
+            ("https://h.example", "/"),
+            ("https://h.example/", "/"),
+            ("https://h.example/a%20b/?q=%2F", "/a%20b/?q=%2F"),
+            ("https://h.example?x", "/"),
+        ] {
+            assert_eq!(path_and_query(url), target, "{url}");
+        }
+    }
 
     #[derive(Debug, Clone, Copy, PartialEq)]
     enum T {

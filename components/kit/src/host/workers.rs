@@ -329,14 +329,14 @@ fn console_log(line: &str) {
 
 /// Reads a Worker request into the core's request type.
 pub async fn request(mut req: worker::Request) -> worker::Result<Request> {
+    let method = req.method();
     let body = req.bytes().await?;
-    let url = req.url()?;
-    let path_and_query = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    };
+    // The runtime's URL is already WHATWG-serialised; its path and query are taken as
+    // they are, without a second `Url::parse` (`req.url()`) per request.
+    let url = req.inner().url();
+    let path_and_query = crate::router::path_and_query(&url);
     let mut builder = http::Request::builder()
-        .method(req.method().as_ref())
+        .method(method.as_ref())
         .uri(path_and_query);
     for (name, value) in req.headers().entries() {
         builder = builder.header(name, value);
