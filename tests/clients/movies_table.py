@@ -1,6 +1,9 @@
 """`Movies` is one table, whether boto3 or the movies API (API.md §4) reaches it.
 
-Usage: movies_table.py BASE_URL ACCESS_KEY_ID SECRET_ACCESS_KEY ADMIN_TOKEN YEAR
+Usage: movies_table.py BASE_URL ACCESS_KEY_ID SECRET_ACCESS_KEY ADMIN_TOKEN YEAR [IN_FLIGHT]
+
+IN_FLIGHT (default 40, a divisor of 40) caps the racing writers at once (10 under
+`wrangler dev`, as dynamodb_concurrency.py).
 
 boto3's put_item into Movies is served by GET /api/movies; a PUT or an import through
 the movies API is what boto3 gets, queries and scans (typed as boto3 would have
@@ -22,6 +25,8 @@ from botocore.config import Config
 from checks import check, error_code
 
 base, key_id, secret, admin, first_year = sys.argv[1:6]
+in_flight = int(sys.argv[6]) if len(sys.argv) > 6 else 40
+check(40 % in_flight == 0, f"IN_FLIGHT {in_flight} must divide 40")
 session = dict(endpoint_url=base + "/dynamodb", region_name="us-east-1", aws_access_key_id=key_id,
                aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}, max_pool_connections=40))
 dynamodb = boto3.resource("dynamodb", **session)
@@ -95,7 +100,7 @@ check("Item" not in movies.get_item(Key={"year": year, "title": "Through boto3"}
 
 # Concurrent writers through both doors, into one fresh year: nothing lost.
 race = year + 2
-barrier = threading.Barrier(40)
+barrier = threading.Barrier(in_flight)
 
 
 def write(i):
@@ -108,7 +113,7 @@ def write(i):
                                                   "info": {"M": {"n": {"N": str(i)}}}})
 
 
-with ThreadPoolExecutor(max_workers=40) as pool:
+with ThreadPoolExecutor(max_workers=in_flight) as pool:
     list(pool.map(write, range(40)))
 status, page = api("GET", f"/api/movies?year={race}&limit=500")
 titles = [m["title"] for m in page["items"]]
