@@ -27,6 +27,31 @@ pub fn hosts() -> Vec<Host> {
     }
 }
 
+/// Saves the birthdays of 50 users (`PUT /hello/{user}`, each answered 204) and
+/// answers their `/hello/{user}` paths, the read the benchmarks load.
+pub async fn seed_hello(api: &Api) -> Result<Vec<String>> {
+    let mut paths = Vec::new();
+    for i in 0..50usize {
+        let mut name = String::from("bench");
+        let mut n = i;
+        loop {
+            name.push(char::from(b'a' + (n % 26) as u8));
+            n /= 26;
+            if n == 0 {
+                break;
+            }
+        }
+        let path = format!("/hello/{name}");
+        let body = serde_json::json!({
+            "dateOfBirth": format!("1990-{:02}-{:02}", i % 12 + 1, i % 28 + 1)
+        });
+        let reply = api.put_json(&path, &body, &[]).await?;
+        anyhow::ensure!(reply.status == 204, "seeding {path}: {}", reply.status);
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
 /// Concurrent clients of a load (`BENCH_CONCURRENCY`, default 8).
 pub fn concurrency() -> usize {
     env_number("BENCH_CONCURRENCY", 8).max(1)

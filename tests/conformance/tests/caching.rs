@@ -149,19 +149,6 @@ async fn cache_outcome(id: &str) -> Result<Option<String>> {
     anyhow::bail!("no request log line with id {id}")
 }
 
-/// A DynamoDB API call with an SDK's signature.
-async fn dynamodb_call(api: &Api, operation: &str, body: serde_json::Value) -> Result<Reply> {
-    let target = format!("DynamoDB_20120810.{operation}");
-    let body = serde_json::to_vec(&body)?;
-    let headers = crate::dynamodb::signed_headers(&api.base, &target, &body);
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    api.send(reqwest::Method::POST, "/dynamodb", &headers, Some(body))
-        .await
-}
-
 async fn movie_reads_come_from_the_edge_cache_until_a_write_through_either_door(
     api: Api,
     host: Host,
@@ -253,10 +240,10 @@ async fn movie_reads_come_from_the_edge_cache_until_a_write_through_either_door(
         read(path.clone()).await?;
     }
     let key = json!({"year": {"N": year.to_string()}, "title": {"S": title}});
-    let put = dynamodb_call(
+    let put = crate::dynamodb::call(
         &api,
         "UpdateItem",
-        json!({
+        &json!({
             "TableName": "Movies",
             "Key": key,
             "UpdateExpression": "SET info.rating = :r",
@@ -278,10 +265,10 @@ async fn movie_reads_come_from_the_edge_cache_until_a_write_through_either_door(
             String::from_utf8_lossy(&reply.body)
         );
     }
-    let delete = dynamodb_call(
+    let delete = crate::dynamodb::call(
         &api,
         "DeleteItem",
-        json!({"TableName": "Movies", "Key": key}),
+        &json!({"TableName": "Movies", "Key": key}),
     )
     .await?;
     ensure!(delete.status == 200, "DeleteItem: {}", delete.status);

@@ -186,7 +186,7 @@ async fn boto3_and_the_aws_cli_run_tables_items_updates_queries_and_batches(
 }
 
 /// Headers of a request signed as an SDK signs it, for `body` to `target` on `base`.
-pub fn signed_headers(base: &str, target: &str, body: &[u8]) -> Vec<(String, String)> {
+fn signed_headers(base: &str, target: &str, body: &[u8]) -> Vec<(String, String)> {
     let credentials = sigv4::Credentials {
         access_key_id: ACCESS_KEY_ID.to_owned(),
         secret_access_key: SECRET_ACCESS_KEY.to_owned(),

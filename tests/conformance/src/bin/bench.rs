@@ -13,34 +13,6 @@ use anyhow::Result;
 use conformance::{bench, Api, Host};
 use std::sync::Arc;
 
-const USERS: usize = 50;
-
-fn user(i: usize) -> String {
-    let mut name = String::from("bench");
-    let mut n = i;
-    loop {
-        name.push(char::from(b'a' + (n % 26) as u8));
-        n /= 26;
-        if n == 0 {
-            return name;
-        }
-    }
-}
-
-async fn seed_hello(api: &Api) -> Result<()> {
-    for i in 0..USERS {
-        let reply = api
-            .put_json(
-                &format!("/hello/{}", user(i)),
-                &serde_json::json!({"dateOfBirth": format!("1990-{:02}-{:02}", i % 12 + 1, i % 28 + 1)}),
-                &[],
-            )
-            .await?;
-        anyhow::ensure!(reply.status == 204, "seeding: {}", reply.status);
-    }
-    Ok(())
-}
-
 /// Scrapes the fake until the full pass is done.
 async fn seed_shows(api: &Api, host: Host) -> Result<()> {
     for _ in 0..2_000 {
@@ -86,8 +58,6 @@ fn main() -> Result<()> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    let hello_paths: Arc<Vec<String>> =
-        Arc::new((0..USERS).map(|i| format!("/hello/{}", user(i))).collect());
     let shows_paths: Arc<Vec<String>> = Arc::new(
         (0..20)
             .map(|p| format!("/api/shows?page={p}&size=25"))
@@ -104,12 +74,12 @@ fn main() -> Result<()> {
             healthz.clone(),
             4000,
         ))?);
-        runtime.block_on(seed_hello(&api))?;
+        let hello_paths = Arc::new(runtime.block_on(bench::seed_hello(&api))?);
         results.push(runtime.block_on(bench::measure_gets(
             host,
             &api,
             "GET /hello/{user}",
-            hello_paths.clone(),
+            hello_paths,
             4000,
         ))?);
         runtime.block_on(seed_shows(&api, host))?;

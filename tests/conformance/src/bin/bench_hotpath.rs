@@ -17,37 +17,19 @@ use anyhow::{ensure, Result};
 use conformance::{bench, Api, Host};
 use std::sync::Arc;
 
-const USERS: usize = 50;
-
-fn user(i: usize) -> String {
-    let mut name = String::from("hot");
-    let mut n = i;
-    loop {
-        name.push(char::from(b'a' + (n % 26) as u8));
-        n /= 26;
-        if n == 0 {
-            return name;
-        }
-    }
-}
-
-async fn seed(api: &Api) -> Result<()> {
-    for i in 0..USERS {
-        let body =
-            serde_json::json!({"dateOfBirth": format!("1990-{:02}-{:02}", i % 12 + 1, i % 28 + 1)});
-        let reply = api
-            .put_json(&format!("/hello/{}", user(i)), &body, &[])
-            .await?;
-        ensure!(reply.status == 204, "seeding: {}", reply.status);
-        let read = api.get(&format!("/hello/{}", user(i)), &[]).await?;
+/// The shared seed, then each user read back: the reference answers as ours does.
+async fn seed(api: &Api) -> Result<Vec<String>> {
+    let paths = bench::seed_hello(api).await?;
+    for path in &paths {
+        let read = api.get(path, &[]).await?;
         ensure!(
             read.status == 200 && read.json()?["message"].is_string(),
-            "reading back: {} {}",
+            "reading back {path}: {} {}",
             read.status,
             String::from_utf8_lossy(&read.body)
         );
     }
-    Ok(())
+    Ok(paths)
 }
 
 /// The root `wrangler.toml` without `[build]` (the Worker is built) and `[assets]`, its
@@ -111,15 +93,13 @@ fn main() -> Result<()> {
         ("ours, bare", Api::new(&bare.base, "bench")?),
         ("reference", Api::new(&reference.base, "bench")?),
     ];
+    let mut hello = Vec::new();
     for (_, api) in &apis {
-        runtime.block_on(seed(api))?;
+        // The same paths on every worker.
+        hello = runtime.block_on(seed(api))?;
     }
     let healthz = Arc::new(vec!["/healthz".to_owned()]);
-    let hello = Arc::new(
-        (0..USERS)
-            .map(|i| format!("/hello/{}", user(i)))
-            .collect::<Vec<_>>(),
-    );
+    let hello = Arc::new(hello);
     let rounds = bench::env_number("BENCH_ROUNDS", 2).max(1);
     // (worker, route) -> requests/s of each round.
     let mut rates: Vec<(&str, &str, Vec<f64>)> = Vec::new();
