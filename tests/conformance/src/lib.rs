@@ -5,7 +5,7 @@
 //! through `wrangler dev` on the built Worker, the Spin-compatible wasmtime host in
 //! `tests/spin-host` on the built components, and real `spin up` when `spin` is on
 //! PATH. `cargo test -p conformance` (after the builds the README's test command does)
-//! runs the suite on each; `cargo run --release -p conformance --bin bench` measures.
+//! runs the suite on each; `cargo run --release -p conformance --features bench --bin bench` measures.
 
 pub mod bench;
 pub mod client;

@@ -3,7 +3,7 @@
 //! restart. Runs `make run` itself (setup checks included) on a free port, three times,
 //! then stops it.
 //!
-//! `cargo run -p conformance --bin bench_devloop` after `make test` (or `make components
+//! `cargo run -p conformance --features bench --bin bench_devloop` after `make test` (or `make components
 //! worker`; it only times a subprocess, so a debug build measures the same). Knob:
 //! `BENCH_RUNS` (default 3).
 

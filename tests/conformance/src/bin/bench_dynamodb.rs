@@ -8,7 +8,7 @@
 //! header) and, on the Spin-compatible host, the SQL reads and writes behind them.
 //!
 //! Build what is measured first (`make components worker spin-host`), then
-//! `cargo run --release -p conformance --bin bench_dynamodb`. Knobs: `BENCH_HOSTS`
+//! `cargo run --release -p conformance --features bench --bin bench_dynamodb`. Knobs: `BENCH_HOSTS`
 //! (default `native,spin-host,workerd,spin`), `BENCH_REQUESTS` (default 2000 per
 //! server and operation), `BENCH_SECONDS` (default 20, the cap per server and
 //! operation), `BENCH_CONCURRENCY` (default 8).

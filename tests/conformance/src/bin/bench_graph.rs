@@ -15,7 +15,7 @@
 //!    reads, round trips and bytes per query, and throughput next to `/healthz`.
 //!
 //! Build first (`make components worker spin-host`), then
-//! `cargo run --release -p conformance --bin bench_graph`. Knobs: `BENCH_HOSTS`,
+//! `cargo run --release -p conformance --features bench --bin bench_graph`. Knobs: `BENCH_HOSTS`,
 //! `BENCH_REQUESTS` (default 1000), `BENCH_SECONDS`, `BENCH_CONCURRENCY` (default 8),
 //! `BENCH_PAIRS` (default 200), `BENCH_SCALE` (default 100), `BENCH_HTTP_PAIRS` (pairs
 //! of the generated graph asked over HTTP one at a time, default 50).

@@ -9,7 +9,7 @@
 //! front of every request under `wrangler dev`).
 //!
 //! Build the Worker first (`make worker`), then
-//! `cargo run --release -p conformance --bin bench_hotpath`. Knobs: `BENCH_REQUESTS`
+//! `cargo run --release -p conformance --features bench --bin bench_hotpath`. Knobs: `BENCH_REQUESTS`
 //! (default 2000 per measurement), `BENCH_SECONDS` (default 20, the cap of each),
 //! `BENCH_CONCURRENCY` (default 8), `BENCH_ROUNDS` (default 2).
 

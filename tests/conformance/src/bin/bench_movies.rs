@@ -8,7 +8,7 @@
 //! the storage-free `GET /healthz` of the same deployment as the reference.
 //!
 //! Build what is measured first (`make components worker spin-host`), then
-//! `cargo run --release -p conformance --bin bench_movies`. Knobs: `BENCH_HOSTS`
+//! `cargo run --release -p conformance --features bench --bin bench_movies`. Knobs: `BENCH_HOSTS`
 //! (default `native,spin-host,workerd,spin`), `BENCH_REQUESTS` (default 3000 per host
 //! and endpoint), `BENCH_SECONDS` (default 20, the cap per host and endpoint),
 //! `BENCH_CONCURRENCY` (default 8).

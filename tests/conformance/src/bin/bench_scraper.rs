@@ -5,7 +5,7 @@
 //!
 //! Runs the real tick natively (memory tables, hyper client) against the fake TvMaze
 //! server with no rate limit, so it measures the scraper's own request count and CPU.
-//! `cargo run --release -p conformance --bin bench_scraper`; knobs `BENCH_SHOWS`
+//! `cargo run --release -p conformance --features bench --bin bench_scraper`; knobs `BENCH_SHOWS`
 //! (default `1000,10000,100000`) and `BENCH_BUDGET` (default 20).
 
 use anyhow::Result;

@@ -13,7 +13,7 @@
 //!   its own alarm chain, each alarm one tick of `BENCH_DO_BUDGET` requests (default
 //!   20, the deployed default), until it has nothing left.
 //!
-//! `cargo run --profile bench-host -p conformance --bin bench_scraper_rate` after
+//! `cargo run --profile bench-host -p conformance --features bench --bin bench_scraper_rate` after
 //! `make components worker spin-host`. Knobs: `BENCH_HOSTS`, `BENCH_SHOWS` (default
 //! 1295), `BENCH_WINDOW_MS` (1000), `BENCH_DO_BUDGET` (20).
 

@@ -11,7 +11,7 @@
 //! one at a time, after its setup.
 //!
 //! Build what is measured first (`make components worker spin-host`), then
-//! `cargo run --release -p conformance --bin bench_storage`. `BENCH_HOSTS` picks hosts.
+//! `cargo run --release -p conformance --features bench --bin bench_storage`. `BENCH_HOSTS` picks hosts.
 
 use anyhow::{ensure, Context, Result};
 use conformance::{bench, encode_segment, Api, Host, Reply};

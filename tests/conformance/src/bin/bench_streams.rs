@@ -9,7 +9,7 @@
 //! read → conditional put loop is two Durable Object round trips (get, put).
 //!
 //! Build what is measured first (`make components worker spin-host`), then
-//! `cargo run --release -p conformance --bin bench_streams`. Knobs: `BENCH_HOSTS`
+//! `cargo run --release -p conformance --features bench --bin bench_streams`. Knobs: `BENCH_HOSTS`
 //! (default `native,spin-host,workerd,spin`), `BENCH_REQUESTS` (default 2000 per host
 //! and load), `BENCH_SECONDS` (default 20, the cap per host and load),
 //! `BENCH_CONCURRENCY` (default 8), `BENCH_USERS` (default 50, the spread load's users).
