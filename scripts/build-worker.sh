@@ -13,9 +13,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export WASM_BINDGEN_BIN=${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}
 export WASM_OPT_BIN=${WASM_OPT_BIN:-$root/node_modules/.bin/wasm-opt}
 export ESBUILD_BIN=${ESBUILD_BIN:-$root/node_modules/.bin/esbuild}
-# The wasm is built for size: opt-level "z" over Cargo.toml's release "s", which the
-# native release builds (benchmarks) keep. Measured 2026-12-03: see the README's sizes.
-export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-z}
+# Cargo.toml's release opt-level ("s"): "z" makes this wasm 7.7% smaller gzipped but
+# its CPU-heavy routes slower (the movie import ~1.5x under workerd, 2026-12-03).
+# CARGO_PROFILE_RELEASE_OPT_LEVEL overrides it, and is part of the inputs' hash.
 out=$root/components/worker/build
 stamp=$out/.inputs-sha256
 
@@ -35,7 +35,8 @@ inputs_hash() {
     # ...and what turns them into the Worker.
     printf 'wasm-bindgen %s\n' "$("$WASM_BINDGEN_BIN" --version 2>/dev/null || echo none)"
     printf 'worker-build %s\n' "$(worker-build --version 2>/dev/null || echo none)"
-    printf 'RUSTFLAGS=%s NO_MINIFY=%s OPT_LEVEL=%s\n' "${RUSTFLAGS:-}" "${NO_MINIFY:-}" "$CARGO_PROFILE_RELEASE_OPT_LEVEL"
+    printf 'RUSTFLAGS=%s NO_MINIFY=%s OPT_LEVEL=%s KEEP_NAMES=%s\n' "${RUSTFLAGS:-}" "${NO_MINIFY:-}" \
+      "${CARGO_PROFILE_RELEASE_OPT_LEVEL:-}" "${KEEP_NAMES:-0}"
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -54,7 +55,8 @@ worker-build --release
 # 300 KB raw, 75 KB gzip of the 2.3 MB. Panics still log their message and source
 # location; a trace shows function indexes instead of names. The features are
 # worker-build's own list, so wasm-opt emits nothing workerd cannot load.
-"$WASM_OPT_BIN" --strip-debug --strip-producers \
+# KEEP_NAMES=1 keeps them, for a profile by function name (scripts/profile-worker.mjs).
+[ "${KEEP_NAMES:-0}" = 1 ] || "$WASM_OPT_BIN" --strip-debug --strip-producers \
   --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
   --enable-bulk-memory --enable-multivalue --enable-reference-types \
   --enable-exception-handling \
