@@ -23,7 +23,8 @@ fi
 
 bash scripts/docs-assets.sh
 # Built for size: opt-level "z" over Cargo.toml's release "s" (which the native release
-# builds, the benchmarks, keep); with wasm-opt -Os after it, 3.6-4.2% smaller than "s".
+# builds, the benchmarks, keep); with wasm-opt -Os after it, 3.3-6.2% smaller than "s"
+# (2026-12-03), and no slower on spin-host.
 export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-z}
 cargo build --release --target wasm32-wasip2 $(printf -- '-p %s ' "${components[@]}")
 

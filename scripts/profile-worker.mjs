@@ -6,8 +6,9 @@
 //   node scripts/profile-worker.mjs http://127.0.0.1:8799/healthz 9239 [REQUESTS] [CLIENTS]
 //
 // Build the Worker with KEEP_NAMES=1 (scripts/build-worker.sh) so that wasm functions
-// are profiled by name instead of by index. Prints self time per function (top 40), then
-// per kind: our wasm, wasm-bindgen's JavaScript glue, the runtime's own code.
+// are profiled by name instead of by index. Prints self time per kind (our wasm; the
+// JavaScript of worker-build's shim and wasm-bindgen's glue; the runtime's own code,
+// its wasm<->JS trampolines included; idle), then per function (top 40).
 import http from "node:http";
 import { createRequire } from "node:module";
 
@@ -73,26 +74,27 @@ agent.destroy();
 
 const { nodes, samples, timeDeltas } = result.profile;
 const byId = new Map(nodes.map((n) => [n.id, n]));
-const self = new Map();
-let total = 0;
-samples.forEach((id, i) => {
-  const n = byId.get(id);
-  const f = n.callFrame;
-  const key = `${f.functionName || "(anonymous)"}  ${f.url ? f.url.replace(/^.*\//, "") : ""}`;
-  const dt = timeDeltas[i] ?? 0;
-  self.set(key, (self.get(key) ?? 0) + dt);
-  total += dt;
-});
-const kind = (key) =>
-  key.includes("(idle)")
+// By the frame's script, not its name: wasm frames come from a `wasm://` URL (named or
+// not), and the runtime's `wasm-to-js` trampolines have none.
+const kind = ({ functionName, url: script }) =>
+  functionName === "(idle)"
     ? "idle"
-    : /wasm/.test(key)
+    : script.startsWith("wasm:")
       ? "wasm"
-      : /\.js\b|\.mjs\b/.test(key)
+      : /\.m?js$/.test(script)
         ? "javascript"
         : "runtime";
+const add = (map, key, us) => map.set(key, (map.get(key) ?? 0) + us);
+const self = new Map();
 const kinds = new Map();
-for (const [key, us] of self) kinds.set(kind(key), (kinds.get(kind(key)) ?? 0) + us);
+let total = 0;
+samples.forEach((id, i) => {
+  const f = byId.get(id).callFrame;
+  const dt = timeDeltas[i] ?? 0;
+  add(self, `${f.functionName || "(anonymous)"}  ${f.url ? f.url.replace(/^.*\//, "") : ""}`, dt);
+  add(kinds, kind(f), dt);
+  total += dt;
+});
 
 console.log(`${requests} GETs of ${url} in ${seconds.toFixed(1)} s (${(Number(requests) / seconds).toFixed(0)} req/s), ${clients} clients`);
 console.log("self time by kind (ms, % of sampled):");

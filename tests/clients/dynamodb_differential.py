@@ -9,8 +9,8 @@ timestamps, ARNs, capacity figures, error messages; Scan and BatchGetItem order)
 
 1. AWS's DynamoDB Getting Started flow for Python, written fresh: Movies-shaped tables,
    all of MOVIEDATA_JSON loaded with batch_writer and every eighth movie with put_item
-   (the same items through the same codec, at an eighth of the ~5,000 signed calls per
-   server that dominated the case's time), get, the update
+   (the same items through the same codec, at an eighth of the ~4,600 signed calls per
+   server), get, the update
    steps, a conditional delete, queries by year and by year and title range with a
    projection, a filtered scan of a year range paged by LastEvaluatedKey, and the
    same steps again through the aws CLI (v1).
