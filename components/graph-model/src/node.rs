@@ -105,12 +105,53 @@ pub const MAX_NAME_BYTES: usize = 512;
 
 /// A movie node as stored: its cast, or `gone` once the movie was deleted. The node
 /// itself is never deleted, so its version — the revision its edges carry — only grows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "MovieNodeJson")]
 pub struct MovieNode {
-    #[serde(flatten)]
     pub cast: Cast,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gone: bool,
+}
+
+/// A [`MovieNode`] as stored: the cast's fields beside `gone`. Spelled out rather than
+/// `#[serde(flatten)]`, which reads every node through serde's generic buffering: a
+/// second copy per node read, and a large share of the wasm.
+#[derive(Deserialize)]
+struct MovieNodeJson {
+    a: Vec<String>,
+    d: Vec<String>,
+    #[serde(default)]
+    gone: bool,
+}
+
+#[derive(Serialize)]
+struct MovieNodeRef<'a> {
+    a: &'a [String],
+    d: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    gone: bool,
+}
+
+impl From<MovieNodeJson> for MovieNode {
+    fn from(j: MovieNodeJson) -> Self {
+        Self {
+            cast: Cast {
+                actors: j.a,
+                directors: j.d,
+            },
+            gone: j.gone,
+        }
+    }
+}
+
+impl Serialize for MovieNode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        MovieNodeRef {
+            a: &self.cast.actors,
+            d: &self.cast.directors,
+            gone: self.gone,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// A person node as stored: each movie the person is in, with the revision of the
@@ -256,5 +297,44 @@ impl Graph {
                 None => Ok(None),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(actors: &[&str], gone: bool) -> MovieNode {
+        MovieNode {
+            cast: Cast {
+                actors: actors.iter().map(|a| a.to_string()).collect(),
+                directors: vec!["D".into()],
+            },
+            gone,
+        }
+    }
+
+    /// Nodes already stored must keep reading back: the format is data, not code.
+    #[test]
+    fn movie_node_keeps_its_stored_format() {
+        let live = node(&["A", "B"], false);
+        assert_eq!(
+            encode(&live).expect("encodes"),
+            json!({"a": ["A", "B"], "d": ["D"]})
+        );
+        let gone = node(&[], true);
+        assert_eq!(
+            encode(&gone).expect("encodes"),
+            json!({"a": [], "d": ["D"], "gone": true})
+        );
+        for n in [live, gone] {
+            let item = Item {
+                sk: "m:x".into(),
+                value: encode(&n).expect("encodes"),
+                version: 1,
+            };
+            assert_eq!(decode::<MovieNode>(&item).expect("decodes"), n);
+        }
     }
 }

@@ -14,6 +14,7 @@
 pub mod memory;
 mod partition;
 pub mod suite;
+pub mod wire;
 
 #[cfg(target_os = "wasi")]
 pub mod spin;
@@ -246,8 +247,9 @@ pub trait Table {
 
 /// A table operation as data, for backends that run the operation elsewhere (a Durable
 /// Object executes it next to its storage).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[serde(try_from = "wire::TableOpWire")]
 pub enum TableOp {
     Get {
         pk: String,
@@ -284,8 +286,9 @@ pub enum TableOp {
 }
 
 /// The result of a [`TableOp`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "ok", rename_all = "snake_case")]
+#[serde(try_from = "wire::TableOpResultWire")]
 pub enum TableOpResult {
     Item { item: Option<Item> },
     Items { items: Vec<Option<Item>> },

@@ -10,6 +10,7 @@
 //!   own transactional storage; the object handles one event at a time and its input
 //!   gates keep a read-modify-write atomic, which is DynamoDB's per-item atomicity.
 
+use super::wire::{decode_answer, KvOp, KvOpResult};
 use super::{PartitionTable, RawKv, RemoteOps, RoundTrips, StoreError, TableOp, TableOpResult};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -183,40 +184,8 @@ impl RemoteOps for DoClient {
         let request = Request::new_with_init("https://partition/op", &init).map_err(backend)?;
         let mut response = stub.fetch_with_request(request).await.map_err(backend)?;
         let bytes = response.bytes().await.map_err(backend)?;
-        serde_json::from_slice::<Result<TableOpResult, StoreError>>(&bytes)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        decode_answer(&bytes)
     }
-}
-
-/// A raw key-value operation on one Durable Object's storage: what [`DoKv`] ships.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum KvOp {
-    ReadMany {
-        keys: Vec<String>,
-    },
-    Load {
-        key: String,
-    },
-    /// Stores `value` if the key's write count is still `token`.
-    Swap {
-        key: String,
-        token: u64,
-        value: String,
-    },
-    Write {
-        key: String,
-        value: String,
-    },
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "ok", rename_all = "snake_case")]
-pub enum KvOpResult {
-    Values { values: Vec<Option<String>> },
-    Loaded { value: Option<String>, token: u64 },
-    Swapped { swapped: bool },
-    Done,
 }
 
 /// The most keys one Durable Object storage `get` takes.
@@ -346,8 +315,7 @@ impl DoKv {
         let request = Request::new_with_init(&url, &init).map_err(backend)?;
         let mut response = stub.fetch_with_request(request).await.map_err(backend)?;
         let bytes = response.bytes().await.map_err(backend)?;
-        serde_json::from_slice::<Result<KvOpResult, StoreError>>(&bytes)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        decode_answer(&bytes)
     }
 }
 
