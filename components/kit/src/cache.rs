@@ -54,6 +54,18 @@ impl EdgeCache for NoCache {
 pub struct EdgeCaching {
     pub table: &'static str,
     pub ttl_secs: u32,
+    /// Path prefixes the cache stays out of: neither looked up (an answer that is never
+    /// stored would pay for the lookups on every request) nor invalidated after a
+    /// write (a route listed here starts the table's new generation itself, and only
+    /// when it wrote something).
+    pub uncached: &'static [&'static str],
+}
+
+impl EdgeCaching {
+    /// Whether requests for `path` go through the cache.
+    pub fn covers(&self, path: &str) -> bool {
+        !self.uncached.iter().any(|prefix| path.starts_with(prefix))
+    }
 }
 
 /// How long a generation is kept: far longer than any entry it keys, so an entry can

@@ -68,7 +68,7 @@ where
     let method = req.method().clone();
     let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
     let route = Rc::new(Cell::new(None));
-    let caching = caching.filter(|_| cache::enabled(env));
+    let caching = caching.filter(|c| cache::enabled(env) && c.covers(req.uri().path()));
     let cache_key = match caching {
         Some(caching) if method == Method::GET => Some(cache_key(env, caching, &req).await),
         _ => None,

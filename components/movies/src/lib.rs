@@ -93,6 +93,7 @@ pub async fn handle(req: Request, env: &kit::Env) -> Response {
 pub const EDGE_CACHING: kit::EdgeCaching = kit::EdgeCaching {
     table: ddb_model::schema::MOVIES,
     ttl_secs: 10,
+    uncached: &[],
 };
 
 async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError> {

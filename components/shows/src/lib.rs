@@ -63,9 +63,12 @@ impl From<ShowsError> for ApiError {
 /// Public reads are kept in the edge cache (Workers) under the shows table's
 /// generation, which a scraper tick that stored shows starts anew (see `kit::cache`):
 /// the data centre that ran the tick serves the new shows at once, others within 60 s.
+/// The scraper's routes stay out of it: its status is never cached, and the admin tick
+/// starts a new generation itself when it stored shows.
 pub const EDGE_CACHING: kit::EdgeCaching = kit::EdgeCaching {
     table: scraper::store::SHOWS_TABLE,
     ttl_secs: 60,
+    uncached: &["/api/shows/scrape"],
 };
 
 /// Serves one request of the shows API.

@@ -27,21 +27,26 @@ pub fn hosts() -> Vec<Host> {
     }
 }
 
+/// The `i`th of a benchmark's user names: `prefix` and `i` in base-26 letters, since
+/// the birthday API takes letters only.
+pub fn user_name(prefix: &str, i: usize) -> String {
+    let mut name = String::from(prefix);
+    let mut n = i;
+    loop {
+        name.push(char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+        if n == 0 {
+            return name;
+        }
+    }
+}
+
 /// Saves the birthdays of 50 users (`PUT /hello/{user}`, each answered 204) and
 /// answers their `/hello/{user}` paths, the read the benchmarks load.
 pub async fn seed_hello(api: &Api) -> Result<Vec<String>> {
     let mut paths = Vec::new();
     for i in 0..50usize {
-        let mut name = String::from("bench");
-        let mut n = i;
-        loop {
-            name.push(char::from(b'a' + (n % 26) as u8));
-            n /= 26;
-            if n == 0 {
-                break;
-            }
-        }
-        let path = format!("/hello/{name}");
+        let path = format!("/hello/{}", user_name("bench", i));
         let body = serde_json::json!({
             "dateOfBirth": format!("1990-{:02}-{:02}", i % 12 + 1, i % 28 + 1)
         });

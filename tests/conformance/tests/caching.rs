@@ -18,6 +18,7 @@ pub fn cases() -> Vec<crate::common::Case> {
         a_movie_write_changes_the_etag_of_its_item_and_its_year,
         writes_and_errors_are_no_store_without_an_etag,
         movie_reads_come_from_the_edge_cache_until_a_write_through_either_door,
+        scrape_status_is_never_looked_up_in_the_edge_cache,
     ]
 }
 
@@ -283,6 +284,39 @@ async fn movie_reads_come_from_the_edge_cache_until_a_write_through_either_door(
         empty.json()?["items"] == json!([]),
         "the year after DeleteItem: {}",
         String::from_utf8_lossy(&empty.body)
+    );
+    Ok(())
+}
+
+/// The scraper's status is never stored in the edge cache, so it must not pay for cache
+/// lookups either: its log line has no `cache` outcome, while a shows page read beside
+/// it does (where the host has an edge cache).
+async fn scrape_status_is_never_looked_up_in_the_edge_cache(api: Api, host: Host) -> Result<()> {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let page_id = format!("status-page-{n}");
+    let status_id = format!("status-{n}");
+    let page = api
+        .get("/api/shows?page=0", &[("x-request-id", &page_id)])
+        .await?;
+    ensure!(page.status == 200, "shows page: {}", page.status);
+    let status = api
+        .get("/api/shows/scrape/status", &[("x-request-id", &status_id)])
+        .await?;
+    ensure!(status.status == 200, "status: {}", status.status);
+    let page_outcome = cache_outcome(&page_id).await?;
+    if host.has_edge_cache() {
+        ensure!(
+            matches!(page_outcome.as_deref(), Some("hit" | "miss")),
+            "a shows page on {}: {page_outcome:?}",
+            host.name()
+        );
+    }
+    let status_outcome = cache_outcome(&status_id).await?;
+    ensure!(
+        status_outcome.is_none(),
+        "the scraper status on {} went through the edge cache: {status_outcome:?}",
+        host.name()
     );
     Ok(())
 }

@@ -39,7 +39,7 @@ fn get(path: String) -> Req {
 }
 
 fn user(i: usize) -> String {
-    format!("storage{}", char::from(b'a' + (i % 26) as u8)).repeat(1 + i / 26)
+    conformance::bench::user_name("storage", i)
 }
 
 fn ip(i: usize) -> String {
