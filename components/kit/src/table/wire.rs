@@ -278,17 +278,12 @@ mod tests {
         }
     }
 
+    /// Every variant's format is pinned by the stored-format fixture
+    /// (`tests/conformance/tests/stored_format.rs`); these are the values a flat reader
+    /// could get wrong.
     #[test]
-    fn every_table_op_reads_back_as_written() {
+    fn table_ops_read_back_with_null_values_and_values_that_look_like_tags() {
         let ops = [
-            TableOp::Get {
-                pk: "p".into(),
-                sk: "s".into(),
-            },
-            TableOp::GetMany {
-                pk: "p".into(),
-                sks: vec!["a".into(), "b".into()],
-            },
             TableOp::Put {
                 pk: "p".into(),
                 sk: "s".into(),
@@ -299,11 +294,6 @@ mod tests {
                 pk: "p".into(),
                 sk: "".into(),
                 value: json!({"op": "delete", "nested": [1, {"ok": "done"}]}),
-                cond: Cond::Absent,
-            },
-            TableOp::Delete {
-                pk: "p".into(),
-                sk: "s".into(),
                 cond: Cond::Any,
             },
             TableOp::Query {
@@ -311,18 +301,9 @@ mod tests {
                 after: None,
                 limit: 10,
             },
-            TableOp::Query {
-                pk: "p".into(),
-                after: Some("k".into()),
-                limit: 1,
-            },
             TableOp::PutPartition {
                 pk: "p".into(),
-                items: vec![("a".into(), json!(1)), ("b".into(), Value::Null)],
-            },
-            TableOp::PutItems {
-                pk: "p".into(),
-                items: vec![],
+                items: vec![("a".into(), Value::Null)],
             },
         ];
         for op in ops {
