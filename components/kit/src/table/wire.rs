@@ -5,8 +5,8 @@
 //! the other, so both must read what both write. But serde's derived reader for an
 //! internally tagged enum first buffers the whole object in its private `Content` tree
 //! and then reads the variant from that copy: every item value of every operation
-//! crossed the envelope twice, and the generic buffering code was ~6% of the Worker's
-//! wasm. Here each envelope is read in one pass into a flat struct of every variant's
+//! crossed the envelope twice, and without the generic buffering code (also gone from
+//! the two `flatten` readers it served) the Worker's wasm is 4.4% smaller. Here each envelope is read in one pass into a flat struct of every variant's
 //! fields, then checked into its variant.
 
 use super::{Cond, Item, Page, StoreError, TableOp, TableOpResult};
