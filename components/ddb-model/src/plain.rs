@@ -31,7 +31,8 @@ pub fn to_item(fields: &Map<String, Value>) -> Result<Item, DynamoError> {
     fields
         .iter()
         .map(|(k, v)| Ok((k.clone(), to_attr(v)?)))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .map(kit::sorted::map)
 }
 
 /// The plain JSON of a typed value.
@@ -43,11 +44,9 @@ pub fn from_attr(value: &AttrValue) -> Value {
         AttrValue::B(b) => bytes(b),
         AttrValue::Bool(b) => Value::Bool(*b),
         AttrValue::Null => Value::Null,
-        AttrValue::M(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), from_attr(v)))
-                .collect::<Map<_, _>>(),
-        ),
+        AttrValue::M(m) => Value::Object(kit::sorted::object(
+            m.iter().map(|(k, v)| (k.clone(), from_attr(v))).collect(),
+        )),
         AttrValue::L(l) => Value::Array(l.iter().map(from_attr).collect()),
         AttrValue::Ss(s) => Value::Array(s.iter().cloned().map(Value::String).collect()),
         AttrValue::Ns(n) => Value::Array(n.iter().map(number).collect()),

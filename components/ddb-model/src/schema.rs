@@ -298,10 +298,12 @@ impl TableDef {
     /// The key attributes of `item` (a `LastEvaluatedKey`).
     pub fn key_attributes(&self, item: &Item) -> Item {
         let names = self.key_names();
-        item.iter()
-            .filter(|(k, _)| names.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        kit::sorted::map(
+            item.iter()
+                .filter(|(k, _)| names.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
     }
 
     /// The table-layer key of an item or a `Key`: (partition, sort key). Checks that

@@ -428,7 +428,8 @@ impl AttrValue {
                     .ok_or_else(|| wrong_json("an object", key))?
                     .iter()
                     .map(|(k, v)| Ok((k.clone(), AttrValue::from_json(v)?)))
-                    .collect::<Result<_, DynamoError>>()?,
+                    .collect::<Result<Vec<_>, DynamoError>>()
+                    .map(kit::sorted::map)?,
             ),
             "L" => AttrValue::L(
                 value
@@ -486,7 +487,9 @@ impl AttrValue {
             AttrValue::Null => one("NULL", Value::Bool(true)),
             AttrValue::M(m) => one(
                 "M",
-                Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+                Value::Object(kit::sorted::object(
+                    m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+                )),
             ),
             AttrValue::L(l) => one(
                 "L",
@@ -554,11 +557,14 @@ pub fn item_from_json(json: &Value) -> Result<Item, DynamoError> {
         .ok_or_else(|| DynamoError::serialization("An item must be an object"))?
         .iter()
         .map(|(k, v)| Ok((k.clone(), AttrValue::from_json(v)?)))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .map(kit::sorted::map)
 }
 
 pub fn item_to_json(item: &Item) -> Value {
-    Value::Object(item.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+    Value::Object(kit::sorted::object(
+        item.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+    ))
 }
 
 /// DynamoDB's item size: each attribute's name plus its value.

@@ -60,12 +60,14 @@ pub struct Cast {
 impl Cast {
     /// Everyone in the movie, actors and directors alike, once each.
     pub fn people(&self) -> BTreeSet<&str> {
-        self.actors
-            .iter()
-            .chain(&self.directors)
-            .map(String::as_str)
-            .filter(|p| !p.is_empty())
-            .collect()
+        kit::sorted::set(
+            self.actors
+                .iter()
+                .chain(&self.directors)
+                .map(String::as_str)
+                .filter(|p| !p.is_empty())
+                .collect(),
+        )
     }
 
     /// The cast of a movie as the `Movies` table stores it (DynamoDB's typed JSON):

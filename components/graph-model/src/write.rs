@@ -60,7 +60,7 @@ struct Moved {
 }
 
 fn people_of(cast: Option<&Cast>) -> BTreeSet<String> {
-    cast.map(|c| c.people().into_iter().map(str::to_owned).collect())
+    cast.map(|c| kit::sorted::set(c.people().into_iter().map(str::to_owned).collect()))
         .unwrap_or_default()
 }
 

@@ -17,6 +17,7 @@ pub mod host;
 pub mod log;
 pub mod router;
 pub mod service;
+pub mod sorted;
 pub mod table;
 pub mod time;
 

@@ -10,6 +10,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 use serde::Serialize;
 use std::cell::Cell;
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -41,7 +42,7 @@ pub async fn serve<'e, F, Fut>(
     handler: F,
 ) -> Response
 where
-    F: FnOnce(Request, Ctx<'e>) -> Fut,
+    F: FnOnce(Request, Ctx<'e>) -> Fut + 'e,
     Fut: Future<Output = Result<Response, ApiError>> + 'e,
 {
     serve_cached(req, env, service, limit, None, handler).await
@@ -60,9 +61,29 @@ pub async fn serve_cached<'e, F, Fut>(
     handler: F,
 ) -> Response
 where
-    F: FnOnce(Request, Ctx<'e>) -> Fut,
+    F: FnOnce(Request, Ctx<'e>) -> Fut + 'e,
     Fut: Future<Output = Result<Response, ApiError>> + 'e,
 {
+    let handler: BoxedHandler<'e> = Box::new(move |req, ctx| Box::pin(handler(req, ctx)));
+    serve_boxed(req, env, service, limit, caching, handler).await
+}
+
+/// A handler behind a box, so that [`serve_cached`]'s body is compiled once however
+/// many services a binary links (the Worker links nine; generic, it was a copy of the
+/// whole wrapper per service), for one allocation per request.
+type BoxedHandler<'e> = Box<
+    dyn FnOnce(Request, Ctx<'e>) -> Pin<Box<dyn Future<Output = Result<Response, ApiError>> + 'e>>
+        + 'e,
+>;
+
+async fn serve_boxed<'e>(
+    req: Request,
+    env: &'e Env,
+    service: &'static str,
+    limit: BodyLimit,
+    caching: Option<EdgeCaching>,
+    handler: BoxedHandler<'e>,
+) -> Response {
     let started = env.clock.now();
     let request_id = request_id(&req, env);
     let method = req.method().clone();

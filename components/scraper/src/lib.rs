@@ -527,13 +527,14 @@ impl Tick<'_> {
                 .push((id, change));
         }
         for (n, changes) in by_chunk {
-            let mut shows: BTreeMap<u64, StoredShow> = self
-                .store
-                .chunk(n)
-                .await?
-                .into_iter()
-                .map(|s| (s.id, s))
-                .collect();
+            let mut shows: BTreeMap<u64, StoredShow> = kit::sorted::map(
+                self.store
+                    .chunk(n)
+                    .await?
+                    .into_iter()
+                    .map(|s| (s.id, s))
+                    .collect(),
+            );
             let written = changes.len();
             for (id, change) in changes {
                 match change {
