@@ -48,12 +48,11 @@ impl MovieRef {
     }
 }
 
-/// The people of one movie, as its item in the movies table names them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The people of one movie, as its item in the movies table names them. Stored only
+/// inside a [`MovieNode`], whose serde code names its fields (`a`, `d`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cast {
-    #[serde(rename = "a")]
     pub actors: Vec<String>,
-    #[serde(rename = "d")]
     pub directors: Vec<String>,
 }
 
