@@ -657,7 +657,7 @@ impl Ops<'_> {
                 .copied()
                 .filter(|b| start.is_none_or(|s| *b > s)),
         );
-        names.sort_unstable();
+        kit::sorted::sort(&mut names);
         names.dedup();
         let more = page.next.is_some() || names.len() > limit;
         names.truncate(limit);

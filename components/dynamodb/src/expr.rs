@@ -394,7 +394,8 @@ pub fn refuse_nested_key_paths<'p>(
 /// The substitutions of a request, with what the parsed expressions used of them.
 #[derive(Debug)]
 pub struct Substitutions {
-    names: BTreeMap<String, String>,
+    /// Alias → name, by alias: read from a JSON object, whose keys come in order.
+    names: Vec<(String, String)>,
     values: BTreeMap<String, AttrValue>,
     used_names: RefCell<BTreeSet<String>>,
     used_values: RefCell<BTreeSet<String>>,
@@ -403,7 +404,7 @@ pub struct Substitutions {
 impl Substitutions {
     /// Parses `ExpressionAttributeNames` and `ExpressionAttributeValues` of a request.
     pub fn from_request(body: &Value) -> Result<Self, DynamoError> {
-        let mut names = BTreeMap::new();
+        let mut names = Vec::new();
         if let Some(map) = body.get("ExpressionAttributeNames") {
             let map = map.as_object().ok_or_else(|| {
                 DynamoError::serialization("ExpressionAttributeNames must be a map")
@@ -417,7 +418,8 @@ impl Substitutions {
                         "ExpressionAttributeNames contains invalid key: Syntax error; key: \"{k}\""
                     ))
                 })?;
-                names.insert(key.to_owned(), v.to_owned());
+                // Every key starts with `#`, so stripping it keeps the object's order.
+                names.push((key.to_owned(), v.to_owned()));
             }
         }
         let mut values = BTreeMap::new();
@@ -443,7 +445,13 @@ impl Substitutions {
     }
 
     fn name(&self, alias: &str) -> Result<String, DynamoError> {
-        let name = self.names.get(alias).ok_or_else(|| {
+        let name = self
+            .names
+            .binary_search_by(|(a, _)| a.as_str().cmp(alias))
+            .ok()
+            .and_then(|i| self.names.get(i))
+            .map(|(_, name)| name)
+            .ok_or_else(|| {
             invalid(format!(
                 "Value provided in ExpressionAttributeNames unused in expressions or an expression attribute name used in the document path is not defined; attribute name: #{alias}"
             ))
@@ -472,7 +480,7 @@ impl Substitutions {
                 .collect()
         };
         let names = unused(
-            self.names.keys().cloned().collect(),
+            self.names.iter().map(|(alias, _)| alias.clone()).collect(),
             &self.used_names.borrow(),
             "#",
         );

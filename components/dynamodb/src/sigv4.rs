@@ -199,7 +199,7 @@ pub fn canonical_query(query: &str) -> String {
             (n, v)
         })
         .collect();
-    pairs.sort();
+    kit::sorted::sort(&mut pairs);
     pairs
         .iter()
         .map(|(n, v)| format!("{n}={v}"))

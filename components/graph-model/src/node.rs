@@ -174,7 +174,7 @@ impl PersonNode {
             .keys()
             .filter_map(|id| MovieRef::from_id(id))
             .collect();
-        movies.sort();
+        kit::sorted::sort(&mut movies);
         movies
     }
 

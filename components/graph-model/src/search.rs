@@ -189,7 +189,7 @@ pub async fn find_path(
             return Ok((PathOutcome::NoPath, stats));
         }
         let mut frontier = std::mem::take(&mut sides[x].frontier);
-        frontier.sort();
+        kit::sorted::sort(&mut frontier);
         if stats.reads + 2 > bound.max_reads || stats.nodes + frontier.len() > bound.max_nodes {
             return Ok((PathOutcome::BoundHit, stats));
         }

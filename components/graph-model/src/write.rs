@@ -23,7 +23,7 @@ use ddb_model::value::Number;
 use kit::table::{Change, StoreError};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 /// Compare-and-swap attempts per shard write.
 const ATTEMPTS: u32 = 32;
@@ -64,15 +64,16 @@ fn people_of(cast: Option<&Cast>) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// Groups `((shard, sk), value)` pairs by shard.
+/// Groups `((shard, sk), value)` pairs by shard, in shard order.
 fn by_shard<T>(
     items: impl IntoIterator<Item = ((String, String), T)>,
-) -> BTreeMap<String, Vec<(String, T)>> {
-    let mut shards: BTreeMap<String, Vec<(String, T)>> = BTreeMap::new();
-    for ((pk, sk), value) in items {
-        shards.entry(pk).or_default().push((sk, value));
-    }
-    shards
+) -> Vec<(String, Vec<(String, T)>)> {
+    kit::sorted::group(
+        items
+            .into_iter()
+            .map(|((pk, sk), value)| (pk, (sk, value)))
+            .collect(),
+    )
 }
 
 /// Applies `changes` (each movie's cast now, `None` when deleted) to the graph: the
@@ -83,10 +84,12 @@ pub async fn apply(
 ) -> Result<WriteStats, StoreError> {
     let mut stats = WriteStats::default();
     // The last change of a movie wins, as in the table.
-    let mut latest: BTreeMap<&MovieRef, Option<&Cast>> = BTreeMap::new();
-    for (movie, cast) in changes {
-        latest.insert(movie, cast.as_ref());
-    }
+    let latest = kit::sorted::last_of_each(
+        changes
+            .iter()
+            .map(|(movie, cast)| (movie, cast.as_ref()))
+            .collect(),
+    );
     let keyed = latest
         .into_iter()
         .map(|(m, c)| (graph.movie_key(m), (m, c)));
@@ -96,11 +99,11 @@ pub async fn apply(
         let wanted: HashMap<&str, (&MovieRef, Option<&Cast>)> =
             movies.iter().map(|(sk, v)| (sk.as_str(), *v)).collect();
         // Refilled on every attempt: only the attempt that lands counts.
-        let mut recorded: BTreeMap<String, Moved> = BTreeMap::new();
+        let mut recorded: Vec<(String, Moved)> = Vec::new();
         graph
             .table
             .update_items(&shard, &sks, ATTEMPTS, &mut |sk, item| {
-                recorded.remove(sk);
+                recorded.retain(|(recorded, _)| recorded != sk);
                 let Some(&(movie, cast)) = wanted.get(sk) else {
                     return Ok(Change::Keep);
                 };
@@ -119,7 +122,7 @@ pub async fn apply(
                         gone: true,
                     },
                 };
-                recorded.insert(
+                recorded.push((
                     sk.to_owned(),
                     Moved {
                         id: movie.id(),
@@ -127,7 +130,7 @@ pub async fn apply(
                         before: people_of(old_cast),
                         after: people_of(cast),
                     },
-                );
+                ));
                 Ok(Change::Put(encode(&node)?))
             })
             .await?;
@@ -135,25 +138,21 @@ pub async fn apply(
             stats.shard_writes += 1;
             stats.movie_nodes += recorded.len();
         }
-        moved.extend(recorded.into_values());
+        moved.extend(recorded.into_iter().map(|(_, m)| m));
     }
     // Pass 2: each person's links and unlinks, (movie id, revision, linked).
-    let mut edges: BTreeMap<String, Vec<(String, u64, bool)>> = BTreeMap::new();
+    let mut edges: Vec<(String, (String, u64, bool))> = Vec::new();
     for m in &moved {
         for p in m.after.difference(&m.before) {
-            edges
-                .entry(p.clone())
-                .or_default()
-                .push((m.id.clone(), m.rev, true));
+            edges.push((p.clone(), (m.id.clone(), m.rev, true)));
         }
         for p in m.before.difference(&m.after) {
-            edges
-                .entry(p.clone())
-                .or_default()
-                .push((m.id.clone(), m.rev, false));
+            edges.push((p.clone(), (m.id.clone(), m.rev, false)));
         }
     }
-    let keyed = edges.into_iter().map(|(p, e)| (graph.person_key(&p), e));
+    let keyed = kit::sorted::group(edges)
+        .into_iter()
+        .map(|(p, e)| (graph.person_key(&p), e));
     for (shard, people) in by_shard(keyed) {
         let sks: Vec<String> = people.iter().map(|(sk, _)| sk.clone()).collect();
         let wanted: HashMap<&str, &Vec<(String, u64, bool)>> =
@@ -239,6 +238,9 @@ pub async fn movies_changed(
     }
 }
 
+/// One shard's name and its items (sort key, value).
+pub type Shard = (String, Vec<(String, Value)>);
+
 /// The whole graph of `movies`, shard by shard, as items to store: each movie node at
 /// the version after `versions[sk]` (its current one, 0 when new), which is also the
 /// revision its people's edges carry. Movie nodes in `versions` but not in `movies`
@@ -247,28 +249,21 @@ pub fn build_shards(
     graph: &Graph,
     movies: &[(MovieRef, Cast)],
     versions: &HashMap<String, u64>,
-) -> Result<BTreeMap<String, Vec<(String, Value)>>, StoreError> {
-    let mut shards: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
-    let mut people: BTreeMap<String, PersonNode> = BTreeMap::new();
+) -> Result<Vec<Shard>, StoreError> {
+    let mut nodes: Vec<((String, String), Value)> = Vec::new();
+    let mut links: Vec<(String, (String, u64))> = Vec::new();
     let mut present = BTreeSet::new();
     for (movie, cast) in movies {
         let (pk, sk) = graph.movie_key(movie);
         let rev = versions.get(&sk).copied().unwrap_or(0) + 1;
         for p in cast.people() {
-            people
-                .entry(p.to_owned())
-                .or_default()
-                .m
-                .insert(movie.id(), rev);
+            links.push((p.to_owned(), (movie.id(), rev)));
         }
         let node = MovieNode {
             cast: cast.clone(),
             gone: false,
         };
-        shards
-            .entry(pk)
-            .or_default()
-            .push((sk.clone(), encode(&node)?));
+        nodes.push(((pk, sk.clone()), encode(&node)?));
         present.insert(sk);
     }
     for sk in versions
@@ -279,16 +274,16 @@ pub fn build_shards(
             cast: Cast::default(),
             gone: true,
         };
-        shards
-            .entry(graph.shard_of(sk))
-            .or_default()
-            .push((sk.clone(), encode(&gone)?));
+        nodes.push(((graph.shard_of(sk), sk.clone()), encode(&gone)?));
     }
-    for (name, node) in people {
-        let (pk, sk) = graph.person_key(&name);
-        shards.entry(pk).or_default().push((sk, encode(&node)?));
+    for (name, movies) in kit::sorted::group(links) {
+        let mut node = PersonNode::default();
+        for (id, rev) in movies {
+            node.m.insert(id, rev);
+        }
+        nodes.push((graph.person_key(&name), encode(&node)?));
     }
-    Ok(shards)
+    Ok(by_shard(nodes))
 }
 
 /// What [`rebuild`] did.
@@ -364,14 +359,18 @@ pub async fn rebuild(env: &kit::Env) -> Result<Rebuilt, StoreError> {
             }
         }
     }
-    let shards = build_shards(&graph, &movies, &versions)?;
+    let mut shards = build_shards(&graph, &movies, &versions)?;
     let mut rebuilt = Rebuilt {
         movies: movies.len(),
         ..Rebuilt::default()
     };
     for n in 0..graph.shards {
         let shard = format!("s{n}");
-        let nodes = shards.get(&shard).cloned().unwrap_or_default();
+        let nodes = shards
+            .iter_mut()
+            .find(|(name, _)| *name == shard)
+            .map(|(_, nodes)| std::mem::take(nodes))
+            .unwrap_or_default();
         rebuilt.people += nodes.iter().filter(|(sk, _)| sk.starts_with("p:")).count();
         graph.table.put_partition(&shard, nodes).await?;
         rebuilt.shards += 1;

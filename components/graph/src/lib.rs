@@ -21,7 +21,7 @@ use kit::table::Change;
 use kit::{BodyLimit, Ctx, Params, Request, Response, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The table of users' own data: one item per user.
 pub const USERS_TABLE: &str = "graph_users";
@@ -140,22 +140,22 @@ async fn actor(env: &kit::Env, params: &Params) -> Result<Response, GraphError> 
         .ok_or_else(|| GraphError::ActorNotFound(name.clone()))?;
     let movies = node.movies();
     let casts = graph.movies(&movies).await?;
-    let mut together: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut together: Vec<(&str, ())> = Vec::new();
     for cast in casts.iter().flatten() {
         for p in cast.people() {
             if p != name {
-                *together.entry(p).or_default() += 1;
+                together.push((p, ()));
             }
         }
     }
-    let mut costars: Vec<Costar> = together
+    let mut costars: Vec<Costar> = kit::sorted::group(together)
         .into_iter()
-        .map(|(name, n)| Costar {
+        .map(|(name, movies)| Costar {
             name: name.to_owned(),
-            movies_together: n,
+            movies_together: movies.len(),
         })
         .collect();
-    costars.sort_by(|a, b| {
+    kit::sorted::sort_by(&mut costars, |a, b| {
         b.movies_together
             .cmp(&a.movies_together)
             .then(a.name.cmp(&b.name))
@@ -389,15 +389,33 @@ async fn circle(
     Ok((me, names.into_iter().zip(friends).collect()))
 }
 
-/// Movie id → the friends who watched it.
-fn watched_by(friends: &[(String, UserData)]) -> BTreeMap<String, BTreeSet<String>> {
-    let mut by: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (name, data) in friends {
-        for id in &data.watched {
-            by.entry(id.clone()).or_default().insert(name.clone());
+/// Movie id → the friends who watched it (in name order), by movie id.
+struct WatchedBy(Vec<(String, Vec<String>)>);
+
+impl WatchedBy {
+    /// `friends` come in name order, once each (from a set), so each movie's list is
+    /// in name order without duplicates.
+    fn new(friends: &[(String, UserData)]) -> Self {
+        let mut pairs = Vec::new();
+        for (name, data) in friends {
+            for id in &data.watched {
+                pairs.push((id.clone(), name.clone()));
+            }
         }
+        Self(kit::sorted::group(pairs))
     }
-    by
+
+    fn movies(&self) -> impl Iterator<Item = MovieRef> + '_ {
+        self.0.iter().filter_map(|(id, _)| MovieRef::from_id(id))
+    }
+
+    fn get(&self, id: &str) -> Option<&[String]> {
+        self.0
+            .binary_search_by(|(movie, _)| movie.as_str().cmp(id))
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|(_, friends)| friends.as_slice())
+    }
 }
 
 /// Movies the user's friends watched, most-watched first (then newest year, then
@@ -410,16 +428,16 @@ async fn friends_watched(
     let user = Username::parse(params.get("user"))?;
     let limit = limit(&query_pairs(req.uri().query())?)?;
     let (_, friends) = circle(env, &user).await?;
-    let by = watched_by(&friends);
-    let movies: Vec<MovieRef> = by.keys().filter_map(|id| MovieRef::from_id(id)).collect();
+    let by = WatchedBy::new(&friends);
+    let movies: Vec<MovieRef> = by.movies().collect();
     let casts = Graph::open(env)?.movies(&movies).await?;
-    let mut items: Vec<(MovieRef, &BTreeSet<String>)> = movies
+    let mut items: Vec<(MovieRef, &[String])> = movies
         .into_iter()
         .zip(casts)
         .filter(|(_, c)| c.is_some())
         .filter_map(|(m, _)| by.get(&m.id()).map(|w| (m, w)))
         .collect();
-    items.sort_by(|(ma, wa), (mb, wb)| {
+    kit::sorted::sort_by(&mut items, |(ma, wa), (mb, wb)| {
         wb.len()
             .cmp(&wa.len())
             .then(mb.year.cmp(&ma.year))
@@ -438,7 +456,7 @@ struct Ranked<'a> {
     score: usize,
     movie: MovieRef,
     actors: Vec<&'a str>,
-    friends: &'a BTreeSet<String>,
+    friends: &'a [String],
 }
 
 /// Unwatched movies ranked by score = friends who watched it + favourite actors in it,
@@ -452,18 +470,16 @@ async fn recommendations(
     let limit = limit(&query_pairs(req.uri().query())?)?;
     let (me, friends) = circle(env, &user).await?;
     let graph = Graph::open(env)?;
-    let by = watched_by(&friends);
+    let by = WatchedBy::new(&friends);
     let favorites: Vec<String> = me.favorite_actors.iter().cloned().collect();
     let nodes = graph.people(&favorites).await?;
-    let mut candidates: BTreeSet<MovieRef> =
-        by.keys().filter_map(|id| MovieRef::from_id(id)).collect();
+    let mut candidates: BTreeSet<MovieRef> = kit::sorted::set(by.movies().collect());
     for node in nodes.iter().flatten() {
         candidates.extend(node.movies());
     }
     candidates.retain(|m| !me.watched.contains(&m.id()));
     let movies: Vec<MovieRef> = candidates.into_iter().collect();
     let casts = graph.movies(&movies).await?;
-    let none = BTreeSet::new();
     let mut items: Vec<Ranked<'_>> = movies
         .into_iter()
         .zip(casts)
@@ -475,7 +491,7 @@ async fn recommendations(
                 .map(String::as_str)
                 .filter(|f| people.contains(f))
                 .collect();
-            let friends = by.get(&movie.id()).unwrap_or(&none);
+            let friends = by.get(&movie.id()).unwrap_or_default();
             let score = friends.len() + actors.len();
             (score > 0).then_some(Ranked {
                 score,
@@ -485,7 +501,7 @@ async fn recommendations(
             })
         })
         .collect();
-    items.sort_by(|a, b| {
+    kit::sorted::sort_by(&mut items, |a, b| {
         b.score
             .cmp(&a.score)
             .then(b.friends.len().cmp(&a.friends.len()))

@@ -6,7 +6,6 @@ use kit::table::StoreError;
 use kit::ApiError;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 use std::fmt;
 
 use ddb_model::value::{
@@ -310,25 +309,28 @@ fn title_note(title: &str) -> String {
     }
 }
 
-/// Groups movies by year into each partition's (title → stored item); a later item
-/// with the same year and title replaces an earlier one. The first movie DynamoDB
-/// could not hold is the error, by its index.
-pub fn group_by_year(
-    movies: Vec<Movie>,
-) -> Result<BTreeMap<Year, BTreeMap<String, Value>>, MoviesError> {
-    let mut groups: BTreeMap<Year, BTreeMap<String, Value>> = BTreeMap::new();
+/// A year's partition and its items (title, stored item).
+pub type YearItems = (Year, Vec<(String, Value)>);
+
+/// Groups movies by year into each partition's (title, stored item), years and titles
+/// in order; a later item with the same year and title replaces an earlier one. The
+/// first movie DynamoDB could not hold is the error, by its index.
+pub fn group_by_year(movies: Vec<Movie>) -> Result<Vec<YearItems>, MoviesError> {
+    let mut items = Vec::with_capacity(movies.len());
     for (index, movie) in movies.into_iter().enumerate() {
         let stored = movie.stored().map_err(|reason| MoviesError::InvalidItem {
             index,
             title: title_note(movie.title.as_str()),
             reason,
         })?;
-        groups
-            .entry(movie.year)
-            .or_default()
-            .insert(movie.title.into_string(), stored);
+        items.push(((movie.year, movie.title.into_string()), stored));
     }
-    Ok(groups)
+    Ok(kit::sorted::group(
+        kit::sorted::last_of_each(items)
+            .into_iter()
+            .map(|((year, title), stored)| (year, (title, stored)))
+            .collect(),
+    ))
 }
 
 /// The filters of `GET /api/movies`, applied before paging.
@@ -716,14 +718,17 @@ mod tests {
         )
         .unwrap();
         let groups = group_by_year(movies).unwrap();
-        assert_eq!(groups.len(), 2);
+        let years: Vec<Year> = groups.iter().map(|(y, _)| *y).collect();
+        assert_eq!(years, vec![Year(2000), Year(2001)]);
+        assert_eq!(groups[0].1.len(), 1, "one item per title");
+        assert_eq!(groups[0].1[0].0, "a");
+        assert_eq!(groups[0].1[0].1["info"], json!({"M": {"n": {"N": "2"}}}));
         assert_eq!(
-            groups[&Year(2000)]["a"]["info"],
-            json!({"M": {"n": {"N": "2"}}})
-        );
-        assert_eq!(
-            groups[&Year(2001)]["a"],
-            json!({"year": {"N": "2001"}, "title": {"S": "a"}})
+            groups[1].1,
+            vec![(
+                "a".to_owned(),
+                json!({"year": {"N": "2001"}, "title": {"S": "a"}})
+            )]
         );
     }
 

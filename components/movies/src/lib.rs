@@ -233,9 +233,7 @@ async fn import(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
             casts.push((movie, Some(graph_model::Cast::from_stored(stored))));
         }
         ddb_model::list_partition(ctx.env, &def, &year.partition()).await?;
-        table
-            .put_items(&year.partition(), movies.into_iter().collect())
-            .await?;
+        table.put_items(&year.partition(), movies).await?;
     }
     graph_model::movies_changed(ctx.env, casts).await?;
     Ok(kit::json(StatusCode::OK, &json!({ "imported": imported })))

@@ -519,31 +519,26 @@ impl Tick<'_> {
 
     /// Applies staged changes chunk by chunk: one read and one write per chunk touched.
     async fn flush(&self, staged: BTreeMap<u64, Option<StoredShow>>) -> Result<(), ScraperError> {
-        let mut by_chunk: BTreeMap<u64, Vec<(u64, Option<StoredShow>)>> = BTreeMap::new();
-        for (id, change) in staged {
-            by_chunk
-                .entry(self.store.chunk_of(id))
-                .or_default()
-                .push((id, change));
-        }
+        let by_chunk = kit::sorted::group(
+            staged
+                .into_iter()
+                .map(|(id, change)| (self.store.chunk_of(id), (id, change)))
+                .collect(),
+        );
         for (n, changes) in by_chunk {
-            let mut shows: BTreeMap<u64, StoredShow> = kit::sorted::map(
-                self.store
-                    .chunk(n)
-                    .await?
-                    .into_iter()
-                    .map(|s| (s.id, s))
-                    .collect(),
-            );
             let written = changes.len();
-            for (id, change) in changes {
-                match change {
-                    Some(show) => shows.insert(id, show),
-                    None => shows.remove(&id),
-                };
-            }
+            // The chunk's shows, then the changes: of one id, the change is last and wins.
+            let mut shows: Vec<(u64, Option<StoredShow>)> = self
+                .store
+                .chunk(n)
+                .await?
+                .into_iter()
+                .map(|s| (s.id, Some(s)))
+                .collect();
+            shows.extend(changes);
+            let shows = kit::sorted::last_of_each(shows);
             self.store
-                .write_chunk(n, shows.into_values().collect())
+                .write_chunk(n, shows.into_iter().filter_map(|(_, s)| s).collect())
                 .await?;
             self.count_written(written);
         }
@@ -656,10 +651,14 @@ impl Tick<'_> {
                 s.last_updates_check = Some(now_s);
                 s.pending = stamps
                     .iter()
-                    .filter(|&(_, &stamp)| stamp > watermark)
-                    .map(|(&id, _)| id)
+                    .filter(|&&(_, stamp)| stamp > watermark)
+                    .map(|&(id, _)| id)
                     .collect();
-                let newest = stamps.values().copied().max().unwrap_or(watermark);
+                let newest = stamps
+                    .iter()
+                    .map(|&(_, stamp)| stamp)
+                    .max()
+                    .unwrap_or(watermark);
                 s.next_watermark = Some(newest.max(watermark));
                 if s.pending.is_empty() {
                     s.watermark = s.next_watermark;

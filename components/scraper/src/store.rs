@@ -55,7 +55,7 @@ impl StoredShow {
 pub fn order_cast(mut cast: Vec<CastMember>) -> Vec<CastMember> {
     let mut seen = std::collections::HashSet::new();
     cast.retain(|member| seen.insert(member.id));
-    cast.sort_by(|a, b| match (&a.birthday, &b.birthday) {
+    kit::sorted::sort_by(&mut cast, |a, b| match (&a.birthday, &b.birthday) {
         (Some(x), Some(y)) => y.cmp(x).then(a.id.cmp(&b.id)),
         (Some(_), None) => std::cmp::Ordering::Less,
         (None, Some(_)) => std::cmp::Ordering::Greater,
@@ -157,7 +157,7 @@ impl<'a> ShowStore<'a> {
     /// directory. Writing the same chunk twice is harmless, which is what lets a tick
     /// that died mid-write simply redo it.
     pub async fn write_chunk(&self, n: u64, mut shows: Vec<StoredShow>) -> Result<(), StoreError> {
-        shows.sort_by_key(|s| s.id);
+        kit::sorted::sort_by_key(&mut shows, |s| s.id);
         shows.dedup_by_key(|s| s.id);
         let count = shows.len();
         let value = serde_json::to_value(Chunk { shows }).map_err(corrupt)?;

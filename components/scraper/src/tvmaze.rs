@@ -5,7 +5,6 @@ use crate::store::{order_cast, CastMember, StoredShow};
 use bytes::Bytes;
 use kit::{Env, FetchError};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
 pub struct IndexShow {
@@ -205,18 +204,29 @@ impl<'a> TvMaze<'a> {
         }
     }
 
-    /// `GET /updates/shows?since=…`: show id → last-updated stamp.
-    pub async fn updates(&mut self, since: &str) -> Outcome<BTreeMap<u64, i64>> {
+    /// `GET /updates/shows?since=…`: (show id, last-updated stamp), by id. Read through
+    /// `serde_json::Map`, whose code every service has, rather than a map of its own.
+    pub async fn updates(&mut self, since: &str) -> Outcome<Vec<(u64, i64)>> {
+        let path = format!("/updates/shows?since={since}");
         match self
-            .get_json::<BTreeMap<String, i64>>(&format!("/updates/shows?since={since}"))
+            .get_json::<serde_json::Map<String, serde_json::Value>>(&path)
             .await
         {
-            Outcome::Ok(map) => Outcome::Ok(
-                map.into_iter()
-                    .filter_map(|(id, stamp)| id.parse().ok().map(|id| (id, stamp)))
-                    .collect(),
-            ),
-            Outcome::NotFound => Outcome::Ok(BTreeMap::new()),
+            Outcome::Ok(map) => {
+                let mut stamps = Vec::with_capacity(map.len());
+                for (id, stamp) in map {
+                    let Some(stamp) = stamp.as_i64() else {
+                        return Outcome::Retry(format!(
+                            "GET {path}: unexpected JSON: stamp of show {id} is not an integer"
+                        ));
+                    };
+                    if let Ok(id) = id.parse() {
+                        stamps.push((id, stamp));
+                    }
+                }
+                Outcome::Ok(kit::sorted::last_of_each(stamps))
+            }
+            Outcome::NotFound => Outcome::Ok(Vec::new()),
             Outcome::Retry(why) => Outcome::Retry(why),
         }
     }

@@ -340,7 +340,7 @@ impl Leases {
     /// in the order they were admitted).
     pub fn active(&self, now_ms: i64) -> Vec<&Lease> {
         let mut active: Vec<&Lease> = self.leases.iter().filter(|l| l.is_active(now_ms)).collect();
-        active.sort_by_key(|l| l.started_ms);
+        kit::sorted::sort_by_key(&mut active, |l| l.started_ms);
         active
     }
 

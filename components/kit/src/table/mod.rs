@@ -382,10 +382,12 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
     /// for just the items wanted.
     async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
         let mut out: Vec<Option<Item>> = vec![None; keys.len()];
-        let mut by_pk: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
-        for (i, (pk, _)) in keys.iter().enumerate() {
-            by_pk.entry(pk.as_str()).or_default().push(i);
-        }
+        let by_pk = crate::sorted::group(
+            keys.iter()
+                .enumerate()
+                .map(|(i, (pk, _))| (pk.as_str(), i))
+                .collect(),
+        );
         for (pk, slots) in by_pk {
             let op = TableOp::GetMany {
                 pk: pk.to_owned(),

@@ -85,15 +85,6 @@ struct Stored {
 
 type Partition = BTreeMap<String, Stored>;
 
-/// A stored item read as text: the value's JSON is borrowed from the partition's bytes.
-#[derive(Deserialize)]
-struct StoredText<'a> {
-    #[serde(rename = "d", borrow)]
-    value: &'a RawValue,
-    #[serde(rename = "f", default = "format_1")]
-    format: u32,
-}
-
 /// A stored item borrowed from a partition's bytes.
 #[derive(Deserialize)]
 struct StoredRef<'a> {
@@ -104,6 +95,10 @@ struct StoredRef<'a> {
     #[serde(rename = "f", default = "format_1")]
     format: u32,
 }
+
+/// A partition read without copying its values: one map type for every borrowed read,
+/// so its decoding is compiled once.
+type BorrowedPartition<'a> = HashMap<Cow<'a, str>, StoredRef<'a>>;
 
 /// Compare-and-swap retries before giving up with [`StoreError::Contention`]. Each retry
 /// means another writer succeeded, so the partition as a whole keeps making progress.
@@ -244,7 +239,7 @@ impl<K: RawKv> Table for PartitionTable<K> {
         let Some(bytes) = self.kv.read(&self.storage_key(pk)).await? else {
             return Ok(None);
         };
-        let partition: BTreeMap<String, StoredText<'_>> =
+        let partition: BorrowedPartition<'_> =
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         match partition.get(sk) {
             Some(stored) => {
@@ -257,7 +252,7 @@ impl<K: RawKv> Table for PartitionTable<K> {
 
     async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
         let mut pks: Vec<&str> = keys.iter().map(|(pk, _)| pk.as_str()).collect();
-        pks.sort_unstable();
+        crate::sorted::sort(&mut pks);
         pks.dedup();
         let raw = self
             .kv
@@ -268,7 +263,7 @@ impl<K: RawKv> Table for PartitionTable<K> {
             )
             .await?;
         // Borrowed from the bytes read: only the items asked for are copied and parsed.
-        let mut partitions: HashMap<&str, HashMap<Cow<'_, str>, StoredRef<'_>>> =
+        let mut partitions: HashMap<&str, BorrowedPartition<'_>> =
             HashMap::with_capacity(pks.len());
         for (pk, bytes) in pks.iter().zip(&raw) {
             if let Some(bytes) = bytes {
