@@ -57,16 +57,20 @@ pub struct Cast {
 }
 
 impl Cast {
-    /// Everyone in the movie, actors and directors alike, once each.
-    pub fn people(&self) -> BTreeSet<&str> {
-        kit::sorted::set(
-            self.actors
-                .iter()
-                .chain(&self.directors)
-                .map(String::as_str)
-                .filter(|p| !p.is_empty())
-                .collect(),
-        )
+    /// Everyone in the movie, actors and directors alike, once each, in byte order.
+    /// A sorted `Vec` rather than a set: casts are small, and a set type of its own
+    /// would compile a tree for it.
+    pub fn people(&self) -> Vec<&str> {
+        let mut people: Vec<&str> = self
+            .actors
+            .iter()
+            .chain(&self.directors)
+            .map(String::as_str)
+            .filter(|p| !p.is_empty())
+            .collect();
+        kit::sorted::sort(&mut people);
+        people.dedup();
+        people
     }
 
     /// The cast of a movie as the `Movies` table stores it (DynamoDB's typed JSON):

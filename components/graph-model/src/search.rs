@@ -17,7 +17,7 @@
 use crate::node::{Graph, MovieRef};
 use kit::table::StoreError;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 /// How much one search may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -229,7 +229,8 @@ pub async fn find_path(
         stats.reads += 1;
         stats.nodes += names.len();
         let nodes = graph.people(&names).await?;
-        let mut new_movies: BTreeSet<MovieRef> = BTreeSet::new();
+        // Only the closest meeting is taken from it, so neither order nor repeats matter.
+        let mut new_movies: Vec<MovieRef> = Vec::new();
         for ((name, dist), node) in reached.iter().zip(nodes) {
             if let Some(node) = node {
                 new_movies.extend(side.reach_movies(name, *dist, node.movies()));

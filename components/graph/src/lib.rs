@@ -473,12 +473,13 @@ async fn recommendations(
     let by = WatchedBy::new(&friends);
     let favorites: Vec<String> = me.favorite_actors.iter().cloned().collect();
     let nodes = graph.people(&favorites).await?;
-    let mut candidates: BTreeSet<MovieRef> = kit::sorted::set(by.movies().collect());
+    let mut movies: Vec<MovieRef> = by.movies().collect();
     for node in nodes.iter().flatten() {
-        candidates.extend(node.movies());
+        movies.extend(node.movies());
     }
-    candidates.retain(|m| !me.watched.contains(&m.id()));
-    let movies: Vec<MovieRef> = candidates.into_iter().collect();
+    movies.retain(|m| !me.watched.contains(&m.id()));
+    kit::sorted::sort(&mut movies);
+    movies.dedup();
     let casts = graph.movies(&movies).await?;
     let mut items: Vec<Ranked<'_>> = movies
         .into_iter()
@@ -489,7 +490,7 @@ async fn recommendations(
             let actors: Vec<&str> = favorites
                 .iter()
                 .map(String::as_str)
-                .filter(|f| people.contains(f))
+                .filter(|f| people.binary_search(f).is_ok())
                 .collect();
             let friends = by.get(&movie.id()).unwrap_or_default();
             let score = friends.len() + actors.len();

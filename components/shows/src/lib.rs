@@ -11,7 +11,6 @@ use http::{header, HeaderValue, Method, StatusCode};
 use kit::{ApiError, BodyLimit, Ctx, Params, Request, Response, Router};
 use scraper::store::{ShowStore, SHOWS_TABLE};
 use scraper::{Config, ScraperError};
-use serde_json::Value;
 
 #[derive(Debug, Clone, Copy)]
 enum Route {
@@ -171,9 +170,8 @@ async fn one(ctx: &Ctx<'_>, params: &Params) -> Result<Response, ShowsError> {
         .show(id)
         .await?
         .ok_or(ShowsError::ShowNotFound)?;
-    let body: Value = serde_json::to_value(show.api()).map_err(ApiError::internal)?;
     Ok(kit::revalidated(
-        kit::json(StatusCode::OK, &body),
+        kit::json(StatusCode::OK, &show.api()),
         kit::REVALIDATE_ALWAYS,
     ))
 }
