@@ -1,11 +1,12 @@
-//! Sorts, ordered maps and ordered sets that compile their sorting code once.
+//! Sorts, groupings, ordered maps and ordered sets that compile their sorting code once.
 //!
 //! Rust's sorts and `BTreeMap`'s `FromIterator` (which sorts its input, then bulk-builds
 //! the tree) are compiled once per element type — and `FromIterator` once per iterator
 //! type. In a wasm binary each copy of the stable sort is about 4 KB, and the Worker had
 //! 17 of them. Here every sort orders *indexes* through one comparator behind `dyn`, so
 //! the sort itself is compiled once, and each element type adds only a small permute
-//! step; maps and sets are built by insertion, whose code each key type compiles anyway.
+//! step; maps and sets are built by insertion, whose code each key type compiles anyway,
+//! and [`group`] and [`last_of_each`] stand in for maps that only group or deduplicate.
 
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
