@@ -140,19 +140,20 @@ async fn actor(env: &kit::Env, params: &Params) -> Result<Response, GraphError> 
         .ok_or_else(|| GraphError::ActorNotFound(name.clone()))?;
     let movies = node.movies();
     let casts = graph.movies(&movies).await?;
-    let mut together: Vec<(&str, ())> = Vec::new();
-    for cast in casts.iter().flatten() {
-        for p in cast.people() {
-            if p != name {
-                together.push((p, ()));
-            }
-        }
-    }
-    let mut costars: Vec<Costar> = kit::sorted::group(together)
-        .into_iter()
-        .map(|(name, movies)| Costar {
-            name: name.to_owned(),
-            movies_together: movies.len(),
+    // Each co-star once per shared movie (a cast lists a person once), counted by run.
+    let mut together: Vec<&str> = casts
+        .iter()
+        .flatten()
+        .flat_map(graph_model::Cast::people)
+        .filter(|p| *p != name)
+        .collect();
+    kit::sorted::sort(&mut together);
+    let mut costars: Vec<Costar> = together
+        .chunk_by(|a, b| a == b)
+        .map(|run| Costar {
+            // A run is never empty.
+            name: run.first().copied().unwrap_or_default().to_owned(),
+            movies_together: run.len(),
         })
         .collect();
     kit::sorted::sort_by(&mut costars, |a, b| {
