@@ -125,10 +125,16 @@ macro_rules! spin_http_component {
         #[allow(unsafe_code)] // the SDK's macro expands to FFI glue
         mod spin_entry {
             #[::spin_sdk::http_component]
-            async fn handle(req: ::http::Request<Vec<u8>>) -> ::http::Response<Vec<u8>> {
+            async fn handle(
+                req: ::spin_sdk::http::IncomingRequest,
+                out: ::spin_sdk::http::ResponseOutparam,
+            ) {
                 let env = ::kit::host::spin::env();
-                let req = ::kit::host::spin::request(req);
-                ::kit::host::spin::response($handle(req, &env).await)
+                let response = match ::kit::host::spin::request(req).await {
+                    Ok(req) => $handle(req, &env).await,
+                    Err(response) => response,
+                };
+                ::kit::host::spin::respond(out, response).await
             }
         }
     };

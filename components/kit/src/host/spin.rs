@@ -4,7 +4,11 @@
 
 use crate::table::spin::SpinKv;
 use crate::table::{RoundTrips, StoreError, Table};
-use crate::{Bytes, Config, Env, Fetch, FetchError, Request, Response, Tables};
+use crate::{ApiError, Bytes, Config, Env, Fetch, FetchError, Request, Response, Tables};
+use http::StatusCode;
+use spin_sdk::http::{
+    Fields, IncomingRequest, OutgoingRequest, OutgoingResponse, ResponseOutparam,
+};
 use std::cell::OnceCell;
 use std::rc::Rc;
 
@@ -57,17 +61,22 @@ pub struct SpinFetch;
 #[async_trait::async_trait(?Send)]
 impl Fetch for SpinFetch {
     async fn fetch(&self, req: Request) -> Result<Response, FetchError> {
-        use spin_sdk::http::{IncomingResponse, SendError};
-        let req = req.map(|b| b.to_vec());
-        let resp: IncomingResponse = spin_sdk::http::send(req).await.map_err(|e| match e {
-            SendError::Http(e) if format!("{e:?}").contains("Denied") => {
-                FetchError::Denied(e.to_string())
-            }
-            other => FetchError::Network(other.to_string()),
-        })?;
+        use spin_sdk::http::{ErrorCode, IncomingResponse, SendError};
+        let resp: IncomingResponse =
+            spin_sdk::http::send(Outgoing(req))
+                .await
+                .map_err(|e| match e {
+                    SendError::Http(ErrorCode::HttpRequestDenied) => {
+                        FetchError::Denied(e.to_string())
+                    }
+                    other => FetchError::Network(other.to_string()),
+                })?;
         let mut builder = http::Response::builder().status(resp.status());
-        for (name, value) in resp.headers().entries() {
-            builder = builder.header(name, value);
+        {
+            let headers = resp.headers();
+            for (name, value) in headers.entries() {
+                builder = builder.header(name, value);
+            }
         }
         // Read the body through the SDK's fallible API: its `http::Response`
         // conversion panics on a broken body stream.
@@ -78,6 +87,63 @@ impl Fetch for SpinFetch {
         builder
             .body(Bytes::from(body))
             .map_err(|e| FetchError::Network(e.to_string()))
+    }
+}
+
+/// A core request on its way out, written straight into `wasi:http` types: the SDK's
+/// `http::Request` conversion would link its method and header conversions and `anyhow`.
+struct Outgoing(Request);
+
+/// The part of an outgoing request `wasi:http` refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid outgoing {0}")]
+struct InvalidOutgoing(&'static str);
+
+impl spin_sdk::http::conversions::TryIntoOutgoingRequest for Outgoing {
+    type Error = InvalidOutgoing;
+
+    fn try_into_outgoing_request(
+        self,
+    ) -> Result<(OutgoingRequest, Option<Vec<u8>>), InvalidOutgoing> {
+        use spin_sdk::http::{Method as M, Scheme};
+        let (parts, body) = self.0.into_parts();
+        let invalid = |what: &'static str| InvalidOutgoing(what);
+        let entries: Vec<(String, Vec<u8>)> = parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect();
+        let request =
+            OutgoingRequest::new(Fields::from_list(&entries).map_err(|_| invalid("header"))?);
+        let method = match parts.method {
+            http::Method::GET => M::Get,
+            http::Method::POST => M::Post,
+            http::Method::PUT => M::Put,
+            http::Method::DELETE => M::Delete,
+            http::Method::PATCH => M::Patch,
+            http::Method::HEAD => M::Head,
+            http::Method::OPTIONS => M::Options,
+            other => M::Other(other.as_str().to_owned()),
+        };
+        let uri = &parts.uri;
+        let scheme = uri.scheme_str().map(|s| match s {
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            other => Scheme::Other(other.to_owned()),
+        });
+        request
+            .set_method(&method)
+            .map_err(|()| invalid("method"))?;
+        request
+            .set_path_with_query(uri.path_and_query().map(|p| p.as_str()))
+            .map_err(|()| invalid("path"))?;
+        request
+            .set_scheme(scheme.as_ref())
+            .map_err(|()| invalid("scheme"))?;
+        request
+            .set_authority(uri.authority().map(|a| a.as_str()))
+            .map_err(|()| invalid("authority"))?;
+        Ok((request, Some(body.to_vec())))
     }
 }
 
@@ -100,12 +166,68 @@ pub fn env() -> Env {
     }
 }
 
-/// Converts Spin's request into the core's.
-pub fn request(req: http::Request<Vec<u8>>) -> Request {
-    req.map(Bytes::from)
+/// Converts Spin's request into the core's, or answers it with a 400 when it cannot be.
+///
+/// It reads the `wasi:http` request itself instead of through the SDK's
+/// `http::Request` conversion, which goes through a `HashMap` of lowercased names: that
+/// keeps one value of a repeated header (two `If-None-Match` lines, say), panics on an
+/// extension method `http` cannot parse, and costs each component its hash map and
+/// Unicode case tables.
+pub async fn request(req: IncomingRequest) -> Result<Request, Response> {
+    use spin_sdk::http::Method as M;
+    let bad = |why: &str| {
+        crate::error_response(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            why,
+        ))
+    };
+    let method = match req.method() {
+        M::Get => http::Method::GET,
+        M::Post => http::Method::POST,
+        M::Put => http::Method::PUT,
+        M::Delete => http::Method::DELETE,
+        M::Patch => http::Method::PATCH,
+        M::Head => http::Method::HEAD,
+        M::Options => http::Method::OPTIONS,
+        M::Connect => http::Method::CONNECT,
+        M::Trace => http::Method::TRACE,
+        M::Other(other) => http::Method::from_bytes(other.as_bytes())
+            .map_err(|_| bad("the request method is not a valid HTTP token"))?,
+    };
+    let mut builder = http::Request::builder().method(method).uri(req.uri());
+    {
+        // A child resource of the request: dropped before the body is consumed.
+        let headers = req.headers();
+        for (name, value) in headers.entries() {
+            builder = builder.header(name, value);
+        }
+    }
+    let body = req
+        .into_body()
+        .await
+        .map_err(|_| bad("the request body could not be read"))?;
+    builder
+        .body(Bytes::from(body))
+        .map_err(|_| bad("the request line or a header is not valid HTTP"))
 }
 
-/// Converts the core's response into one Spin sends.
-pub fn response(res: Response) -> http::Response<Vec<u8>> {
-    res.map(|b| b.to_vec())
+/// Sends the core's response through Spin's response outparam.
+pub async fn respond(out: ResponseOutparam, res: Response) {
+    let (parts, body) = res.into_parts();
+    let entries: Vec<(String, Vec<u8>)> = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    // `http` already checked every name and value; Spin refuses only the forbidden
+    // hop-by-hop ones, which no route sets.
+    let headers = Fields::from_list(&entries).unwrap_or_else(|_| Fields::new());
+    let response = OutgoingResponse::new(headers);
+    // Any `http::StatusCode` is 100-999, which `set-status-code` accepts.
+    let _ = response.set_status_code(parts.status.as_u16());
+    if let Err(e) = out.set_with_body(response, body.to_vec()).await {
+        // The client went away mid-body: nothing is left to answer.
+        eprintln!("could not send the response body: {e}");
+    }
 }
