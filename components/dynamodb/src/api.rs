@@ -939,7 +939,7 @@ impl Ops<'_> {
             .get(CATALOG_PK, name)
             .await?
             .ok_or_else(|| schema::not_found(name))?;
-        let def: TableDef = serde_json::from_value(item.value)
+        let def: TableDef = kit::table::decode(&item.value)
             .map_err(|e| DynamoError::new(Kind::Internal, e.to_string()))?;
         let items = self.ctx.env.table(&def.storage_name())?;
         Ok((def, items))

@@ -328,8 +328,8 @@ pub struct Leases {
 }
 
 impl Leases {
-    pub fn from_value(value: Value) -> Result<Self, StreamsError> {
-        serde_json::from_value(value).map_err(|e| StreamsError::Corrupt(e.to_string()))
+    pub fn from_value(value: &Value) -> Result<Self, StreamsError> {
+        kit::table::decode(value).map_err(|e| StreamsError::Corrupt(e.to_string()))
     }
 
     pub fn to_value(&self) -> Result<Value, StreamsError> {
@@ -818,9 +818,9 @@ mod tests {
         ));
         started(leases.start(at(T0), &settings, None, &meta(""), &id(2)));
         let value = leases.to_value().unwrap();
-        assert_eq!(Leases::from_value(value).unwrap(), leases);
+        assert_eq!(Leases::from_value(&value).unwrap(), leases);
         assert!(matches!(
-            Leases::from_value(json!({"leases": 3})),
+            Leases::from_value(&json!({"leases": 3})),
             Err(StreamsError::Corrupt(_))
         ));
     }

@@ -119,10 +119,7 @@ async fn update<T>(
     let updated = table
         .update(user.as_str(), "", MAX_ATTEMPTS, &mut |item| {
             let decided = item
-                .map_or_else(
-                    || Ok(Leases::default()),
-                    |i| Leases::from_value(i.value.clone()),
-                )
+                .map_or_else(|| Ok(Leases::default()), |i| Leases::from_value(&i.value))
                 .and_then(|mut leases| {
                     let step = change(&mut leases)?;
                     Ok((step, leases))
@@ -160,7 +157,7 @@ async fn update<T>(
 async fn read(ctx: &Ctx<'_>, user: &Identity) -> Result<Leases, StreamsError> {
     let table = ctx.env.table(TABLE)?;
     match table.get(user.as_str(), "").await? {
-        Some(item) => Leases::from_value(item.value),
+        Some(item) => Leases::from_value(&item.value),
         None => Ok(Leases::default()),
     }
 }
