@@ -87,7 +87,14 @@ async fn serve_boxed<'e>(
     let started = env.clock.now();
     let request_id = request_id(&req, env);
     let method = req.method().clone();
-    let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
+    // A list header: several lines mean what one comma-joined line means (RFC 9110
+    // §5.3), which is how workerd hands them over anyway.
+    let if_none_match: Vec<HeaderValue> = req
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .cloned()
+        .collect();
     let route = Rc::new(Cell::new(None));
     let caching = caching.filter(|c| cache::enabled(env) && c.covers(req.uri().path()));
     let cache_key = match caching {
@@ -116,7 +123,7 @@ async fn serve_boxed<'e>(
         && response.status() == StatusCode::OK
         && (method == Method::GET || method == Method::HEAD)
     {
-        response = with_etag(response, if_none_match.as_ref());
+        response = with_etag(response, &if_none_match);
     }
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -248,9 +255,9 @@ fn none_match_hits(value: &HeaderValue, tag: &str) -> bool {
 }
 
 /// Adds the `ETag`, and turns the answer into 304 when the client already has it.
-fn with_etag(mut response: Response, if_none_match: Option<&HeaderValue>) -> Response {
+fn with_etag(mut response: Response, if_none_match: &[HeaderValue]) -> Response {
     let tag = entity_tag(&response);
-    if if_none_match.is_some_and(|v| none_match_hits(v, &tag)) {
+    if if_none_match.iter().any(|v| none_match_hits(v, &tag)) {
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         *response.body_mut() = Bytes::new();
         let headers = response.headers_mut();
@@ -425,12 +432,12 @@ mod tests {
     fn with_etag_answers_304_without_a_body_when_the_tag_matches() {
         let tag = entity_tag(&ok_json("{}"));
         let value = HeaderValue::from_str(&tag).unwrap();
-        let response = with_etag(ok_json("{}"), Some(&value));
+        let response = with_etag(ok_json("{}"), std::slice::from_ref(&value));
         assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
         assert!(response.body().is_empty());
         assert!(response.headers().get(header::CONTENT_TYPE).is_none());
         assert_eq!(response.headers()[header::ETAG], tag.as_str());
-        let fresh = with_etag(ok_json("{\"a\":1}"), Some(&value));
+        let fresh = with_etag(ok_json("{\"a\":1}"), std::slice::from_ref(&value));
         assert_eq!(fresh.status(), StatusCode::OK);
         assert_ne!(fresh.headers()[header::ETAG], tag.as_str());
     }

@@ -67,6 +67,17 @@ async fn public_reads_answer_304_to_their_own_etag_only(api: Api, _: Host) -> Re
             );
             ensure!(etag(&cached, path)? == tag, "{path}: 304 with another tag");
         }
+        // Two If-None-Match lines mean one comma-joined line: the tag on the second hits.
+        let lines = [
+            ("if-none-match", "\"other\""),
+            ("if-none-match", tag.as_str()),
+        ];
+        let second_line = api.get(path, &lines).await?;
+        ensure!(
+            second_line.status == 304,
+            "{path} with the tag on a second If-None-Match line: {}",
+            second_line.status
+        );
         let stale = revalidate(&api, path, "\"0123456789abcdef0123456789abcdef\"").await?;
         ensure!(
             stale.status == 200 && stale.body == first.body,

@@ -166,7 +166,8 @@ pub fn env() -> Env {
     }
 }
 
-/// Converts Spin's request into the core's, or answers it with a 400 when it cannot be.
+/// Converts Spin's request into the core's, or answers it with a 400 when it cannot be
+/// (README, *Cross-cutting behaviour*).
 ///
 /// It reads the `wasi:http` request itself instead of through the SDK's
 /// `http::Request` conversion, which goes through a `HashMap` of lowercased names: that
@@ -203,10 +204,9 @@ pub async fn request(req: IncomingRequest) -> Result<Request, Response> {
             builder = builder.header(name, value);
         }
     }
-    let body = req
-        .into_body()
-        .await
-        .map_err(|_| bad("the request body could not be read"))?;
+    let body = req.into_body().await.map_err(|_| {
+        crate::error_response(ApiError::invalid_body("it could not be read to its end"))
+    })?;
     builder
         .body(Bytes::from(body))
         .map_err(|_| bad("the request line or a header is not valid HTTP"))
