@@ -108,11 +108,7 @@ impl spin_sdk::http::conversions::TryIntoOutgoingRequest for Outgoing {
         use spin_sdk::http::{Method as M, Scheme};
         let (parts, body) = self.0.into_parts();
         let invalid = |what: &'static str| InvalidOutgoing(what);
-        let entries: Vec<(String, Vec<u8>)> = parts
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-            .collect();
+        let entries = field_entries(&parts.headers);
         let request =
             OutgoingRequest::new(Fields::from_list(&entries).map_err(|_| invalid("header"))?);
         let method = match parts.method {
@@ -215,11 +211,7 @@ pub async fn request(req: IncomingRequest) -> Result<Request, Response> {
 /// Sends the core's response through Spin's response outparam.
 pub async fn respond(out: ResponseOutparam, res: Response) {
     let (parts, body) = res.into_parts();
-    let entries: Vec<(String, Vec<u8>)> = parts
-        .headers
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-        .collect();
+    let entries = field_entries(&parts.headers);
     // `http` already checked every name and value; Spin refuses only the forbidden
     // hop-by-hop ones, which no route sets.
     let headers = Fields::from_list(&entries).unwrap_or_else(|_| Fields::new());
@@ -230,4 +222,12 @@ pub async fn respond(out: ResponseOutparam, res: Response) {
         // The client went away mid-body: nothing is left to answer.
         eprintln!("could not send the response body: {e}");
     }
+}
+
+/// A header map as the `(name, value)` list `wasi:http`'s `fields` are made from.
+fn field_entries(headers: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect()
 }
