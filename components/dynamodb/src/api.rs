@@ -139,7 +139,7 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         .filter(|op| SERVED.contains(op))
         .ok_or_else(|| DynamoError::new(Kind::UnknownOperation, ""))?
         .to_owned();
-    let body: Value = serde_json::from_slice(req.body()).map_err(|e| {
+    let body: Value = kit::json::from_bytes(req.body()).map_err(|e| {
         DynamoError::serialization(format!(
             "Start of structure or map found where not expected: {e}"
         ))
@@ -939,7 +939,7 @@ impl Ops<'_> {
             .get(CATALOG_PK, name)
             .await?
             .ok_or_else(|| schema::not_found(name))?;
-        let def: TableDef = kit::table::decode(&item.value)
+        let def: TableDef = kit::json::from_value(&item.value)
             .map_err(|e| DynamoError::new(Kind::Internal, e.to_string()))?;
         let items = self.ctx.env.table(&def.storage_name())?;
         Ok((def, items))

@@ -207,7 +207,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    kit::table::decode(&item.value).map_err(|e| StoreError::Corrupt(e.to_string()))
+    kit::json::from_value(&item.value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 pub(crate) fn encode<T: Serialize>(node: &T) -> Result<Value, StoreError> {

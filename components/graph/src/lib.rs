@@ -228,7 +228,7 @@ struct UserData {
 }
 
 fn decode_user(value: &serde_json::Value) -> Result<UserData, GraphError> {
-    kit::table::decode(value).map_err(|e| GraphError::Corrupt(e.to_string()))
+    kit::json::from_value(value).map_err(|e| GraphError::Corrupt(e.to_string()))
 }
 
 async fn load_users(env: &kit::Env, names: &[String]) -> Result<Vec<UserData>, GraphError> {

@@ -14,6 +14,7 @@ pub mod env;
 pub mod error;
 pub mod files;
 pub mod host;
+pub mod json;
 pub mod log;
 pub mod router;
 pub mod service;

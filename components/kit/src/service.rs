@@ -384,7 +384,7 @@ pub fn error_response(err: ApiError) -> Response {
 /// Parses a JSON body into `T`; malformed JSON, wrong types and missing fields are all
 /// 400 `invalid_body`.
 pub fn parse_json<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    serde_json::from_slice(req.body()).map_err(ApiError::invalid_body)
+    crate::json::from_bytes(req.body()).map_err(ApiError::invalid_body)
 }
 
 #[cfg(test)]

@@ -275,7 +275,7 @@ pub struct PutBody {
 /// Parses an import body: a JSON array of movies, every item checked before anything
 /// is written. The first bad item's index (0-based) and reason are the error.
 pub fn parse_import(body: &[u8]) -> Result<Vec<Movie>, MoviesError> {
-    let value: Value = serde_json::from_slice(body).map_err(ApiError::invalid_body)?;
+    let value: Value = kit::json::from_bytes(body).map_err(ApiError::invalid_body)?;
     let Value::Array(items) = value else {
         return Err(ApiError::invalid_body("the body must be a JSON array of movies").into());
     };

@@ -209,7 +209,8 @@ impl<'a> Cursor<'a> {
     async fn load(table: &'a dyn Table) -> Result<Self, ScraperError> {
         let (state, version) = match table.get(STATE_PARTITION, "").await? {
             Some(item) => (
-                kit::table::decode(&item.value).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                kit::json::from_value(&item.value)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 Some(item.version),
             ),
             None => (State::default(), None),

@@ -131,7 +131,7 @@ impl<'a> ShowStore<'a> {
 
     pub async fn directory(&self) -> Result<Directory, StoreError> {
         match self.table.get(DIRECTORY, "").await? {
-            Some(item) => kit::table::decode(&item.value).map_err(corrupt),
+            Some(item) => kit::json::from_value(&item.value).map_err(corrupt),
             None => Ok(Directory::default()),
         }
     }
@@ -139,7 +139,7 @@ impl<'a> ShowStore<'a> {
     /// The shows of chunk `n`, ordered by id.
     pub async fn chunk(&self, n: u64) -> Result<Vec<StoredShow>, StoreError> {
         match self.table.get(&chunk_key(n), "").await? {
-            Some(item) => Ok(kit::table::decode::<Chunk>(&item.value)
+            Some(item) => Ok(kit::json::from_value::<Chunk>(&item.value)
                 .map_err(corrupt)?
                 .shows),
             None => Ok(Vec::new()),
@@ -171,7 +171,9 @@ impl<'a> ShowStore<'a> {
         self.table
             .update(DIRECTORY, "", 16, &mut |item| {
                 let mut dir = match item {
-                    Some(item) => kit::table::decode::<Directory>(&item.value).map_err(corrupt)?,
+                    Some(item) => {
+                        kit::json::from_value::<Directory>(&item.value).map_err(corrupt)?
+                    }
                     None => Directory::default(),
                 };
                 let before = dir.clone();

@@ -156,7 +156,7 @@ impl<'a> TvMaze<'a> {
     }
 
     fn parse<T: serde::de::DeserializeOwned>(path: &str, body: &[u8]) -> Outcome<T> {
-        match serde_json::from_slice(body) {
+        match kit::json::from_bytes(body) {
             Ok(value) => Outcome::Ok(value),
             Err(e) => Outcome::Retry(format!("GET {path}: unexpected JSON: {e}")),
         }

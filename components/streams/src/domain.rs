@@ -254,7 +254,7 @@ impl Metadata {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
-        let value: Value = serde_json::from_slice(body)
+        let value: Value = kit::json::from_bytes(body)
             .map_err(|e| StreamsError::InvalidBody(format!("not JSON ({e})")))?;
         let Value::Object(map) = value else {
             return Err(StreamsError::InvalidBody(
@@ -329,7 +329,7 @@ pub struct Leases {
 
 impl Leases {
     pub fn from_value(value: &Value) -> Result<Self, StreamsError> {
-        kit::table::decode(value).map_err(|e| StreamsError::Corrupt(e.to_string()))
+        kit::json::from_value(value).map_err(|e| StreamsError::Corrupt(e.to_string()))
     }
 
     pub fn to_value(&self) -> Result<Value, StreamsError> {

@@ -57,16 +57,6 @@ pub struct Item {
     pub version: u64,
 }
 
-/// Reads a stored value as `T` through its JSON text, rather than with
-/// `serde_json::from_value`. Every type a service stores is read from text somewhere
-/// too (a request body, the Durable Object wire, a backend's bytes), so this reuses that
-/// reader; `from_value` would compile a second reader per type on top of serde_json's
-/// whole `Value` deserializer, about 30 KB of each wasm that uses it. The price is one
-/// serialisation of the value, about what `from_value(value.clone())` paid to clone it.
-pub fn decode<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, serde_json::Error> {
-    serde_json::from_slice(&serde_json::to_vec(value)?)
-}
-
 /// When a write may happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Cond {

@@ -166,7 +166,7 @@ fn decode(raw: Option<Vec<u8>>) -> Result<Partition, StoreError> {
         None => Ok(Partition::new()),
         Some(bytes) => {
             let partition: Partition =
-                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                crate::json::from_bytes(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             for stored in partition.values() {
                 readable(stored.format)?;
             }
@@ -240,7 +240,7 @@ impl<K: RawKv> Table for PartitionTable<K> {
             return Ok(None);
         };
         let partition: BorrowedPartition<'_> =
-            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            crate::json::from_bytes(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         match partition.get(sk) {
             Some(stored) => {
                 readable(stored.format)?;
@@ -267,7 +267,7 @@ impl<K: RawKv> Table for PartitionTable<K> {
             HashMap::with_capacity(pks.len());
         for (pk, bytes) in pks.iter().zip(&raw) {
             if let Some(bytes) = bytes {
-                let parsed = serde_json::from_slice(bytes)
+                let parsed = crate::json::from_bytes(bytes)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 partitions.insert(pk, parsed);
             }

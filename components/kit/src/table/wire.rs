@@ -256,7 +256,7 @@ impl TryFrom<KvOpResultWire> for KvOpResult {
 
 /// Decodes a Durable Object's answer, `Result<T, StoreError>` as JSON.
 pub fn decode_answer<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice::<Result<T, StoreError>>(bytes)
+    crate::json::from_bytes::<Result<T, StoreError>>(bytes)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?
 }
 

@@ -125,7 +125,7 @@ pub struct PartitionCall {
 pub async fn serve_partition_op(storage: Storage, body: &[u8]) -> Vec<u8> {
     let result: Result<TableOpResult, StoreError> = async {
         let call: PartitionCall =
-            serde_json::from_slice(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            crate::json::from_bytes(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let table = PartitionTable::new(DoStorageKv { storage }, &call.table);
         call.op.apply(&table).await
     }
@@ -264,7 +264,7 @@ async fn run_kv_op(storage: &Storage, op: KvOp) -> Result<KvOpResult, StoreError
 pub async fn serve_kv_op(storage: Storage, body: &[u8]) -> Vec<u8> {
     let result: Result<KvOpResult, StoreError> = async {
         let op: KvOp =
-            serde_json::from_slice(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            crate::json::from_bytes(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         run_kv_op(&storage, op).await
     }
     .await;
