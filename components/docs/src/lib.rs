@@ -207,7 +207,7 @@ mod tests {
     }
 
     fn error_code(response: &Response) -> String {
-        let body: serde_json::Value = kit::json::from_bytes(response.body()).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         body["error"]["code"].as_str().unwrap().to_owned()
     }
 

@@ -96,13 +96,13 @@ fn split(chunk: &RawValue) -> Result<Vec<&RawValue>, StoreError> {
         #[serde(borrow)]
         shows: Vec<&'a RawValue>,
     }
-    serde_json::from_str::<ChunkText<'_>>(chunk.get())
+    kit::json::from_text::<ChunkText<'_>>(chunk.get())
         .map(|c| c.shows)
         .map_err(corrupt)
 }
 
 fn decode(show: &RawValue) -> Result<StoredShow, StoreError> {
-    serde_json::from_str(show.get()).map_err(corrupt)
+    kit::json::from_text(show.get()).map_err(corrupt)
 }
 
 #[derive(Deserialize)]
@@ -203,7 +203,7 @@ impl<'a> ShowStore<'a> {
         let (mut lo, mut hi) = (0, shows.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let probe: IdOf = serde_json::from_str(shows[mid].get()).map_err(corrupt)?;
+            let probe: IdOf = kit::json::from_text(shows[mid].get()).map_err(corrupt)?;
             match probe.id.cmp(&id) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,

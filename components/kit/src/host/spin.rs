@@ -107,10 +107,10 @@ impl spin_sdk::http::conversions::TryIntoOutgoingRequest for Outgoing {
     ) -> Result<(OutgoingRequest, Option<Vec<u8>>), InvalidOutgoing> {
         use spin_sdk::http::{Method as M, Scheme};
         let (parts, body) = self.0.into_parts();
-        let invalid = |what: &'static str| InvalidOutgoing(what);
         let entries = field_entries(&parts.headers);
-        let request =
-            OutgoingRequest::new(Fields::from_list(&entries).map_err(|_| invalid("header"))?);
+        let request = OutgoingRequest::new(
+            Fields::from_list(&entries).map_err(|_| InvalidOutgoing("header"))?,
+        );
         let method = match parts.method {
             http::Method::GET => M::Get,
             http::Method::POST => M::Post,
@@ -129,16 +129,16 @@ impl spin_sdk::http::conversions::TryIntoOutgoingRequest for Outgoing {
         });
         request
             .set_method(&method)
-            .map_err(|()| invalid("method"))?;
+            .map_err(|()| InvalidOutgoing("method"))?;
         request
             .set_path_with_query(uri.path_and_query().map(|p| p.as_str()))
-            .map_err(|()| invalid("path"))?;
+            .map_err(|()| InvalidOutgoing("path"))?;
         request
             .set_scheme(scheme.as_ref())
-            .map_err(|()| invalid("scheme"))?;
+            .map_err(|()| InvalidOutgoing("scheme"))?;
         request
             .set_authority(uri.authority().map(|a| a.as_str()))
-            .map_err(|()| invalid("authority"))?;
+            .map_err(|()| InvalidOutgoing("authority"))?;
         Ok((request, Some(body.to_vec())))
     }
 }

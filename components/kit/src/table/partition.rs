@@ -219,7 +219,7 @@ fn insert(partition: &mut Partition, sk: &str, value: &Value) -> Result<u64, Sto
 fn item(sk: &str, stored: &Stored) -> Result<Item, StoreError> {
     Ok(Item {
         sk: sk.to_owned(),
-        value: serde_json::from_str(stored.value.get())
+        value: crate::json::from_text(stored.value.get())
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         version: stored.version,
     })
@@ -279,7 +279,7 @@ impl<K: RawKv> Table for PartitionTable<K> {
                         readable(stored.format)?;
                         Ok(Some(Item {
                             sk: sk.clone(),
-                            value: serde_json::from_str(stored.value.get())
+                            value: crate::json::from_text(stored.value.get())
                                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                             version: stored.version,
                         }))

@@ -279,7 +279,7 @@ async fn get_json_returns_the_value_as_json_text(t: &dyn Table) -> CaseResult {
         .await
         .map_err(err)?
         .ok_or("item missing")?;
-    let parsed: Value = serde_json::from_str(text.get()).map_err(|e| e.to_string())?;
+    let parsed: Value = crate::json::from_text(text.get()).map_err(|e| e.to_string())?;
     ensure(parsed == value, || format!("got {}", text.get()))?;
     let missing = t.get_json("p", "c").await.map_err(err)?;
     ensure(missing.is_none(), || "a missing item has text".into())?;
