@@ -9,7 +9,6 @@
 //! `"1e2"` → `"100"`, `"-0"` → `"0"`).
 
 use crate::error::DynamoError;
-use base64::Engine;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -346,13 +345,12 @@ fn wrong_json(what: &str, key: &str) -> DynamoError {
 }
 
 fn base64_decode(text: &str) -> Result<Vec<u8>, DynamoError> {
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|_| DynamoError::serialization("Base64 encoded binary value is invalid"))
+    kit::base64::decode(text, kit::base64::Form::Standard)
+        .ok_or_else(|| DynamoError::serialization("Base64 encoded binary value is invalid"))
 }
 
 pub(crate) fn base64_encode(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    kit::base64::encode(bytes, kit::base64::Form::Standard)
 }
 
 fn no_duplicates<T: PartialEq + std::fmt::Debug>(items: &[T]) -> Result<(), DynamoError> {

@@ -9,6 +9,7 @@
 //! model with one trait and a backend per host; `cargo test -p kit` runs the shared backend
 //! suite on the in-memory backend.
 
+pub mod base64;
 pub mod cache;
 pub mod env;
 pub mod error;

@@ -1,7 +1,7 @@
 //! The in-memory backend: native tests, the native host and benchmarks. Strongly
 //! consistent; clones share one store.
 
-use super::{PartitionTable, RawKv, RoundTrips, StoreError};
+use super::{PartitionTable, RawKv, RoundTrips, StoreError, Token};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,7 +55,7 @@ impl MemoryKv {
     }
 
     /// A table over this store.
-    pub fn table(&self, name: &str) -> PartitionTable<MemoryKv> {
+    pub fn table(&self, name: &str) -> PartitionTable {
         PartitionTable::new(self.clone(), name)
     }
 
@@ -69,9 +69,6 @@ impl MemoryKv {
 
 #[async_trait(?Send)]
 impl RawKv for MemoryKv {
-    /// The stored value's write counter (0 when absent).
-    type Token = u64;
-
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock()?.get(key).map(|(_, v)| v.clone()))
     }
@@ -84,14 +81,17 @@ impl RawKv for MemoryKv {
             .collect())
     }
 
-    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, u64), StoreError> {
-        Ok(match self.lock()?.get(key) {
+    /// The token is the stored value's write counter (0 when absent).
+    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Token), StoreError> {
+        let (value, counter) = match self.lock()?.get(key) {
             Some((counter, value)) => (Some(value.clone()), *counter),
-            None => (None, 0),
-        })
+            None => (None, 0u64),
+        };
+        Ok((value, Token::new(counter)))
     }
 
-    async fn swap(&self, key: &str, token: u64, value: Vec<u8>) -> Result<bool, StoreError> {
+    async fn swap(&self, key: &str, token: Token, value: Vec<u8>) -> Result<bool, StoreError> {
+        let token: u64 = token.get()?;
         let mut map = self.lock()?;
         let counter = map.get(key).map_or(0, |(c, _)| *c);
         if counter != token {

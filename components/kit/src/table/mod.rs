@@ -24,7 +24,7 @@ pub mod spin_keys;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod workers;
 
-pub use partition::{PartitionTable, RawKv, FORMAT};
+pub use partition::{PartitionTable, RawKv, Token, FORMAT};
 
 /// Counts a request's round trips to its storage backend (a call into the host's
 /// key-value interface, a Durable Object fetch, a KV call), for the benchmark's

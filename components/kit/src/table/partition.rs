@@ -9,15 +9,34 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::any::Any;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+
+/// What [`RawKv::load`] observed, for its `swap` to compare against: each store's own
+/// kind (a write counter, the bytes seen, a host compare-and-swap handle), boxed so
+/// that [`PartitionTable`] holds any store as `dyn RawKv` and its code is compiled once
+/// however many stores a build links (the Worker links three, ~11 KB of wasm each).
+pub struct Token(Box<dyn Any>);
+
+impl Token {
+    pub fn new<T: 'static>(seen: T) -> Self {
+        Self(Box::new(seen))
+    }
+
+    /// What `new` was given; a token of another store's kind is a backend error (a
+    /// table only ever hands its store the tokens that store made).
+    pub fn get<T: 'static>(self) -> Result<T, StoreError> {
+        self.0
+            .downcast::<T>()
+            .map(|seen| *seen)
+            .map_err(|_| StoreError::Backend("a swap with another store's token".into()))
+    }
+}
 
 /// What a key-value store must offer [`PartitionTable`].
 #[async_trait(?Send)]
 pub trait RawKv {
-    /// What `load` observed, for `swap` to compare against.
-    type Token;
-
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// The values of `keys`, in order: one round trip where the store has a batched
@@ -30,11 +49,10 @@ pub trait RawKv {
         Ok(values)
     }
 
-    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Self::Token), StoreError>;
+    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Token), StoreError>;
 
     /// Stores `value` if `key` is unchanged since `token`; `Ok(false)` if it changed.
-    async fn swap(&self, key: &str, token: Self::Token, value: Vec<u8>)
-        -> Result<bool, StoreError>;
+    async fn swap(&self, key: &str, token: Token, value: Vec<u8>) -> Result<bool, StoreError>;
 
     /// Stores `value` whatever is there.
     async fn write(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError>;
@@ -113,16 +131,23 @@ enum Outcome<R> {
 }
 
 /// A [`Table`] over any [`RawKv`], one stored value per `(table, partition)`.
-#[derive(Debug)]
-pub struct PartitionTable<K> {
-    kv: K,
+pub struct PartitionTable {
+    kv: Box<dyn RawKv>,
     table: String,
 }
 
-impl<K: RawKv> PartitionTable<K> {
-    pub fn new(kv: K, table: &str) -> Self {
+impl std::fmt::Debug for PartitionTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionTable")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartitionTable {
+    pub fn new(kv: impl RawKv + 'static, table: &str) -> Self {
         Self {
-            kv,
+            kv: Box::new(kv),
             table: table.to_owned(),
         }
     }
@@ -226,7 +251,7 @@ fn item(sk: &str, stored: &Stored) -> Result<Item, StoreError> {
 }
 
 #[async_trait(?Send)]
-impl<K: RawKv> Table for PartitionTable<K> {
+impl Table for PartitionTable {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         self.read_partition(pk)
             .await?
@@ -426,7 +451,7 @@ mod tests {
     use crate::table::{Cond, RawKv, StoreError, Table};
     use futures::executor::block_on;
 
-    fn table_holding(bytes: &str) -> (MemoryKv, PartitionTable<MemoryKv>) {
+    fn table_holding(bytes: &str) -> (MemoryKv, PartitionTable) {
         let kv = MemoryKv::new();
         block_on(kv.write("t/p", bytes.as_bytes().to_vec())).unwrap();
         let table = kv.table("t");

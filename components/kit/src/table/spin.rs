@@ -65,7 +65,7 @@
 //! `set`, the register's `current` and `swap`), and the write after it 3 (it commits).
 
 use super::spin_keys::{data_key, register_key, Data, Register};
-use super::{PartitionTable, RawKv, RoundTrips, StoreError};
+use super::{PartitionTable, RawKv, RoundTrips, StoreError, Token};
 use async_trait::async_trait;
 use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
 use std::collections::HashMap;
@@ -111,7 +111,7 @@ fn missing(key: &str, ticket: u32) -> StoreError {
 const MAX_REGISTER_SWAPS: usize = 64;
 
 /// What [`SpinKv::load`] saw, for [`SpinKv::swap`].
-pub enum Token {
+enum Seen {
     /// No winner yet: the swap must go through creation.
     Absent,
     /// The partition's data key, armed with the value seen.
@@ -134,7 +134,7 @@ impl SpinKv {
         &self.bucket
     }
 
-    pub fn table(&self, name: &str) -> PartitionTable<SpinKv> {
+    pub fn table(&self, name: &str) -> PartitionTable {
         PartitionTable::new(self.clone(), name)
     }
 
@@ -214,8 +214,6 @@ impl SpinKv {
 
 #[async_trait(?Send)]
 impl RawKv for SpinKv {
-    type Token = Token;
-
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let first = data_key(1, key);
         let reg_key = register_key(key);
@@ -305,11 +303,11 @@ impl RawKv for SpinKv {
             .map(Data::decode)
             .transpose()?;
         if let Some(Data::Committed(bytes)) = first_data {
-            return Ok((Some(bytes), Token::Present(cas)));
+            return Ok((Some(bytes), Token::new(Seen::Present(cas))));
         }
         match (self.winner(key)?, first_data) {
-            (None, _) => Ok((None, Token::Absent)),
-            (Some(1), Some(data)) => Ok((Some(data.into_bytes()), Token::Present(cas))),
+            (None, _) => Ok((None, Token::new(Seen::Absent))),
+            (Some(1), Some(data)) => Ok((Some(data.into_bytes()), Token::new(Seen::Present(cas)))),
             (Some(w), first_data) => {
                 if w != 1 && first_data.is_some() {
                     // Ticket 1 lost (or died) and can never win now: its pending data
@@ -321,9 +319,10 @@ impl RawKv for SpinKv {
                 // because its creation finished in between.)
                 let cas = atomics::Cas::new(&self.bucket, &data_key(w, key)).map_err(backend)?;
                 match self.counted(&cas).current().map_err(backend)? {
-                    Some(bytes) => {
-                        Ok((Some(Data::decode(bytes)?.into_bytes()), Token::Present(cas)))
-                    }
+                    Some(bytes) => Ok((
+                        Some(Data::decode(bytes)?.into_bytes()),
+                        Token::new(Seen::Present(cas)),
+                    )),
                     None => Err(missing(key, w)),
                 }
             }
@@ -331,9 +330,9 @@ impl RawKv for SpinKv {
     }
 
     async fn swap(&self, key: &str, token: Token, value: Vec<u8>) -> Result<bool, StoreError> {
-        match token {
-            Token::Absent => self.create(key, &value),
-            Token::Present(cas) => match self.swap_cas(cas, &Data::committed(&value)) {
+        match token.get()? {
+            Seen::Absent => self.create(key, &value),
+            Seen::Present(cas) => match self.swap_cas(cas, &Data::committed(&value)) {
                 Ok(()) => Ok(true),
                 Err(atomics::CasError::CasFailed(_)) => Ok(false),
                 Err(e) => Err(cas_error(e)),

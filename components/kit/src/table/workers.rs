@@ -11,7 +11,9 @@
 //!   gates keep a read-modify-write atomic, which is DynamoDB's per-item atomicity.
 
 use super::wire::{decode_answer, KvOp, KvOpResult};
-use super::{PartitionTable, RawKv, RemoteOps, RoundTrips, StoreError, TableOp, TableOpResult};
+use super::{
+    PartitionTable, RawKv, RemoteOps, RoundTrips, StoreError, TableOp, TableOpResult, Token,
+};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
@@ -45,26 +47,19 @@ impl KvBackend {
 
 #[async_trait(?Send)]
 impl RawKv for KvBackend {
-    /// The bytes `load` saw.
-    type Token = Option<Vec<u8>>;
-
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.trips.bump();
         self.kv.get(key).bytes().await.map_err(backend)
     }
 
-    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Self::Token), StoreError> {
+    /// The token is the bytes `load` saw.
+    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Token), StoreError> {
         let current = self.read(key).await?;
-        Ok((current.clone(), current))
+        Ok((current.clone(), Token::new(current)))
     }
 
-    async fn swap(
-        &self,
-        key: &str,
-        token: Self::Token,
-        value: Vec<u8>,
-    ) -> Result<bool, StoreError> {
-        if self.read(key).await? != token {
+    async fn swap(&self, key: &str, token: Token, value: Vec<u8>) -> Result<bool, StoreError> {
+        if self.read(key).await? != token.get::<Option<Vec<u8>>>()? {
             return Ok(false);
         }
         self.write(key, value).await.map(|()| true)
@@ -88,20 +83,18 @@ pub struct DoStorageKv {
 
 #[async_trait(?Send)]
 impl RawKv for DoStorageKv {
-    /// Nothing: the object runs one operation at a time, so nothing can change between
-    /// `load` and `swap`.
-    type Token = ();
-
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let text: Option<String> = self.storage.get(key).await.map_err(backend)?;
         Ok(text.map(String::into_bytes))
     }
 
-    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, ()), StoreError> {
-        Ok((self.read(key).await?, ()))
+    /// The token is nothing: the object runs one operation at a time, so nothing can
+    /// change between `load` and `swap`.
+    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Token), StoreError> {
+        Ok((self.read(key).await?, Token::new(())))
     }
 
-    async fn swap(&self, key: &str, _token: (), value: Vec<u8>) -> Result<bool, StoreError> {
+    async fn swap(&self, key: &str, _token: Token, value: Vec<u8>) -> Result<bool, StoreError> {
         self.write(key, value).await.map(|()| true)
     }
 
@@ -142,7 +135,7 @@ pub fn object_name(table: &str, partition: &str) -> String {
 /// A table in this Durable Object's own storage, in the layout [`serve_partition_op`]
 /// keeps: code running inside the object reads and writes its partition locally, with
 /// no subrequest. Only the object's own partition of `table` may be used through it.
-pub fn local_table(storage: Storage, table: &str) -> PartitionTable<DoStorageKv> {
+pub fn local_table(storage: Storage, table: &str) -> PartitionTable {
     PartitionTable::new(DoStorageKv { storage }, table)
 }
 
@@ -329,8 +322,6 @@ fn unexpected_kv(result: KvOpResult) -> StoreError {
 
 #[async_trait(?Send)]
 impl RawKv for DoKv {
-    type Token = u64;
-
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .read_many(&[key.to_owned()])
@@ -358,17 +349,20 @@ impl RawKv for DoKv {
         }
     }
 
-    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, u64), StoreError> {
+    /// The token is the object's write counter for the key.
+    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Token), StoreError> {
         match self.call(KvOp::Load { key: key.into() }).await? {
-            KvOpResult::Loaded { value, token } => Ok((value.map(String::into_bytes), token)),
+            KvOpResult::Loaded { value, token } => {
+                Ok((value.map(String::into_bytes), Token::new(token)))
+            }
             other => Err(unexpected_kv(other)),
         }
     }
 
-    async fn swap(&self, key: &str, token: u64, value: Vec<u8>) -> Result<bool, StoreError> {
+    async fn swap(&self, key: &str, token: Token, value: Vec<u8>) -> Result<bool, StoreError> {
         let op = KvOp::Swap {
             key: key.into(),
-            token,
+            token: token.get()?,
             value: text(value)?,
         };
         match self.call(op).await? {

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use conformance::{bench, Host};
 use graph_model::{build_shards, find_path, Bound, Cast, Graph, MovieRef, PathOutcome};
 use kit::table::memory::MemoryKv;
-use kit::table::{PartitionTable, RawKv, StoreError};
+use kit::table::{PartitionTable, RawKv, StoreError, Token};
 use reqwest::Method;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -116,8 +116,6 @@ struct Counting {
 
 #[async_trait(?Send)]
 impl RawKv for Counting {
-    type Token = u64;
-
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let v = self.kv.read(key).await?;
         self.count(v.iter());
@@ -130,11 +128,11 @@ impl RawKv for Counting {
         Ok(v)
     }
 
-    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, u64), StoreError> {
+    async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Token), StoreError> {
         self.kv.load(key).await
     }
 
-    async fn swap(&self, key: &str, token: u64, value: Vec<u8>) -> Result<bool, StoreError> {
+    async fn swap(&self, key: &str, token: Token, value: Vec<u8>) -> Result<bool, StoreError> {
         self.kv.swap(key, token, value).await
     }
 
@@ -171,7 +169,7 @@ fn spread(label: &str, mut v: Vec<f64>, unit: &str) {
 struct Loaded {
     kv: Counting,
     graph: Graph,
-    table: Rc<PartitionTable<Counting>>,
+    table: Rc<PartitionTable>,
     shards: Vec<String>,
 }
 
