@@ -13,9 +13,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export WASM_BINDGEN_BIN=${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}
 export WASM_OPT_BIN=${WASM_OPT_BIN:-$root/node_modules/.bin/wasm-opt}
 export ESBUILD_BIN=${ESBUILD_BIN:-$root/node_modules/.bin/esbuild}
-# Cargo.toml's release opt-level ("s"): "z" makes this wasm 7.7% smaller gzipped but
-# its CPU-heavy routes slower (the movie import ~1.5x under workerd, 2026-12-03).
+# Built for size at opt-level "z" (over Cargo.toml's release "s", which the native
+# release builds keep), as the Spin components are: 6.3% smaller gzipped (527,369 ->
+# 493,895 bytes, 2026-12-03) for a movie import ~6% slower into an empty table and ~15%
+# over the stored copy under workerd (bench_movies, three alternating runs each), with
+# no change bench_hotpath could see. z for all but the CPU-heavy crates (serde_json,
+# kit, movies, ddb-model at "s") kept only 13 KB of the 33 KB gzip. The environment's
 # CARGO_PROFILE_RELEASE_OPT_LEVEL overrides it, and is part of the inputs' hash.
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-z}
 out=$root/components/worker/build
 stamp=$out/.inputs-sha256
 
