@@ -8,6 +8,8 @@ use super::{Change, Cond, StoreError, Table};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 /// Opens a fresh table by name on the backend under test.
@@ -57,47 +59,60 @@ fn err(e: StoreError) -> String {
     format!("unexpected store error: {e}")
 }
 
+/// One case: a future over the table it is given, boxed so that each case is compiled
+/// as its own function rather than inlined into one state machine of every case (which
+/// cost the health component, the only wasm that runs the suite, ~7 KB).
+type CaseFn = for<'t> fn(&'t dyn Table) -> Pin<Box<dyn Future<Output = CaseResult> + 't>>;
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        &[$((stringify!($name), |t| Box::pin($name(t)))),*]
+    };
+}
+
+/// The cases every backend runs.
+const CASES: &[(&str, CaseFn)] = cases![
+    get_returns_none_when_item_is_missing,
+    put_then_get_returns_value_at_version_one,
+    put_again_replaces_value_and_bumps_version,
+    put_if_absent_fails_when_item_exists,
+    put_at_version_fails_when_version_is_stale,
+    delete_reports_whether_item_existed,
+    delete_at_version_fails_when_version_is_stale,
+    query_returns_sort_key_byte_order,
+    query_pages_reassemble_the_partition_exactly,
+    partitions_and_tables_are_isolated,
+    keys_with_unicode_and_slashes_round_trip,
+    put_partition_replaces_the_whole_partition,
+    get_json_returns_the_value_as_json_text,
+    update_writes_what_the_change_decides_and_keeps_when_asked,
+    put_items_merges_into_the_partition_and_keeps_other_items,
+    writes_past_the_partition_limit_are_refused_and_change_nothing,
+    get_many_returns_items_in_the_order_asked_across_partitions,
+    update_items_changes_several_items_of_a_partition_together,
+];
+
+/// The cases only a backend that claims atomic conditional writes runs.
+const ATOMIC_CASES: &[(&str, CaseFn)] = cases![
+    concurrent_update_items_lose_no_update,
+    concurrent_conditional_increments_lose_no_update,
+    concurrent_puts_if_absent_on_fresh_partitions_admit_exactly_one,
+    concurrent_creations_and_increments_of_fresh_partitions_lose_no_update,
+    concurrent_updates_of_fresh_partitions_lose_no_update,
+];
+
 /// Runs every case, each on its own table named `{prefix}{case}` so that a persistent
 /// backend can run the suite again with a new prefix. `atomic` says whether the backend
 /// claims atomic conditional writes under concurrency; only then is that case run.
 pub async fn run_with_prefix(open: Open<'_>, prefix: &str, atomic: bool) -> Report {
+    let atomic_cases: &[(&str, CaseFn)] = if atomic { ATOMIC_CASES } else { &[] };
     let mut cases = Vec::new();
-    macro_rules! case {
-        ($name:ident) => {{
-            let failure = match open(&format!("{prefix}{}", stringify!($name))) {
-                Ok(table) => $name(table.as_ref()).await.err(),
-                Err(e) => Some(err(e)),
-            };
-            cases.push(Case {
-                name: stringify!($name),
-                failure,
-            });
-        }};
-    }
-    case!(get_returns_none_when_item_is_missing);
-    case!(put_then_get_returns_value_at_version_one);
-    case!(put_again_replaces_value_and_bumps_version);
-    case!(put_if_absent_fails_when_item_exists);
-    case!(put_at_version_fails_when_version_is_stale);
-    case!(delete_reports_whether_item_existed);
-    case!(delete_at_version_fails_when_version_is_stale);
-    case!(query_returns_sort_key_byte_order);
-    case!(query_pages_reassemble_the_partition_exactly);
-    case!(partitions_and_tables_are_isolated);
-    case!(keys_with_unicode_and_slashes_round_trip);
-    case!(put_partition_replaces_the_whole_partition);
-    case!(get_json_returns_the_value_as_json_text);
-    case!(update_writes_what_the_change_decides_and_keeps_when_asked);
-    case!(put_items_merges_into_the_partition_and_keeps_other_items);
-    case!(writes_past_the_partition_limit_are_refused_and_change_nothing);
-    case!(get_many_returns_items_in_the_order_asked_across_partitions);
-    case!(update_items_changes_several_items_of_a_partition_together);
-    if atomic {
-        case!(concurrent_update_items_lose_no_update);
-        case!(concurrent_conditional_increments_lose_no_update);
-        case!(concurrent_puts_if_absent_on_fresh_partitions_admit_exactly_one);
-        case!(concurrent_creations_and_increments_of_fresh_partitions_lose_no_update);
-        case!(concurrent_updates_of_fresh_partitions_lose_no_update);
+    for &(name, case) in CASES.iter().chain(atomic_cases) {
+        let failure = match open(&format!("{prefix}{name}")) {
+            Ok(table) => case(table.as_ref()).await.err(),
+            Err(e) => Some(err(e)),
+        };
+        cases.push(Case { name, failure });
     }
     Report { cases }
 }
