@@ -2,7 +2,7 @@
 # Everything else here is a step of those two.
 
 CARGO ?= cargo
-COMPONENTS := -p hello -p health -p shows -p scraper -p streams -p movies -p docs -p dynamodb -p graph
+COMPONENTS := -p hello -p health -p shows -p scraper -p scraper-cron -p streams -p movies -p docs -p dynamodb -p graph
 
 .PHONY: run test setup components worker spin-host lint deny smoke unit conformance bench clean-state
 

@@ -21,7 +21,7 @@
 //! (the assets were not built) is a 500 `internal` naming the file and the fix.
 //!
 //! Its own crate and Spin component: only it gets the `files` mount. Build the
-//! component with `cargo build --release --target wasm32-wasip2 -p docs`; the Worker
+//! component with `bash scripts/build-components.sh docs`; the Worker
 //! routes `/docs` here too. `cargo test -p docs` checks the routes, content types and
 //! errors over in-memory files.
 

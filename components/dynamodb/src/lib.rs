@@ -3,7 +3,7 @@
 //! edge deployment's own tables.
 //!
 //! [`handle`] is the whole service, platform-neutral; `spin` is the Spin component
-//! entry (build with `cargo build --release --target wasm32-wasip2 -p dynamodb`), and
+//! entry (build with `bash scripts/build-components.sh dynamodb`), and
 //! the Worker routes `/dynamodb` here too. `cargo test -p dynamodb` runs the unit tests
 //! and the AWS SigV4 test vectors.
 //!

@@ -7,7 +7,7 @@
 //! per request; a query reads the nodes it needs, a BFS level in one batched read.
 //! Users are one item each in the `graph_users` table, changed atomically. [`handle`]
 //! is the whole service, platform-neutral; the Spin component entry is at the end
-//! (`cargo build --release --target wasm32-wasip2 -p graph`), and the Worker routes
+//! (`bash scripts/build-components.sh graph`), and the Worker routes
 //! `/api/graph` here too. `cargo test -p graph` runs the handler tests.
 
 mod domain;

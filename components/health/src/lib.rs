@@ -5,7 +5,7 @@
 //! requests — on Spin, many component instances — on one fresh key and check the result.
 //!
 //! On Spin this is the component on route `/...` (build with
-//! `cargo build --release --target wasm32-wasip2 -p health`); the Worker calls
+//! `bash scripts/build-components.sh health`); the Worker calls
 //! [`handle`] for every path no other service owns.
 
 use http::{Method, StatusCode};

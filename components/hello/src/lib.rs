@@ -2,7 +2,7 @@
 //! `GET /hello/{username}` says how many days remain until the next birthday.
 //!
 //! [`handle`] is the whole service, platform-neutral; `spin` is the Spin component
-//! entry (build with `cargo build --release --target wasm32-wasip2 -p hello`), and the
+//! entry (build with `bash scripts/build-components.sh hello`), and the
 //! Worker routes `/hello/` here too. `cargo test -p hello` runs the domain tests.
 
 mod domain;

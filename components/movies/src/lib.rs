@@ -14,7 +14,7 @@
 //! each year once, atomically (about 90 writes for the whole sample file), after
 //! listing the year in the table's partition directory. [`handle`] is the whole
 //! service, platform-neutral; `spin` is the Spin component entry (build with
-//! `cargo build --release --target wasm32-wasip2 -p movies`), and the Worker routes
+//! `bash scripts/build-components.sh movies`), and the Worker routes
 //! `/api/movies` here too, with the table in Durable Objects (one per year).
 //! `cargo test -p movies` runs the domain and handler tests.
 

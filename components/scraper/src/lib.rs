@@ -10,9 +10,8 @@
 //! `scraper` (strongly consistent: a Durable Object on Workers) and every save is a
 //! conditional write, so two overlapping ticks cannot both advance it.
 //!
-//! Hosts: the Spin cron component (`entry`, world `fermyon:spin-cron/spin-cron@2.0.0`,
-//! build with `cargo build --release --target wasm32-wasip2 -p scraper`), the Worker's
-//! scheduled handler, and `POST /api/shows/scrape` in the shows service.
+//! Hosts: the Spin cron component (crate `scraper-cron`), the Worker's scheduled
+//! handler, and `POST /api/shows/scrape` in the shows service.
 
 pub mod pace;
 pub mod store;
@@ -669,32 +668,4 @@ impl Tick<'_> {
             Outcome::Retry(why) => Step::Backoff(why),
         }
     }
-}
-
-#[cfg(target_os = "wasi")]
-#[allow(unsafe_code)] // wit-bindgen's export glue
-mod entry {
-    spin_sdk::wit_bindgen::generate!({
-        world: "spin-cron",
-        path: "../../wit/spin-cron.wit",
-        runtime_path: "::spin_sdk::wit_bindgen::rt",
-    });
-
-    struct Cron;
-
-    impl Guest for Cron {
-        fn handle_cron_event(_metadata: Metadata) -> Result<(), Error> {
-            let env = kit::host::spin::env();
-            let now = env.clock.now();
-            spin_sdk::http::run(async move {
-                match super::tick(&env, now).await {
-                    // `tick` wrote the tick's log line.
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(Error::Other(e.to_string())),
-                }
-            })
-        }
-    }
-
-    export!(Cron);
 }

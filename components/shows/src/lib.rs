@@ -4,7 +4,7 @@
 //!
 //! Reads are cheap by construction: a page is one directory read plus the one to three
 //! stored chunks it overlaps, a show is one chunk read (see `scraper::store`). Spin
-//! component: `cargo build --release --target wasm32-wasip2 -p shows`; the Worker
+//! component: `bash scripts/build-components.sh shows`; the Worker
 //! routes `/api/shows` here.
 
 use http::{header, HeaderValue, Method, StatusCode};

@@ -10,7 +10,7 @@
 //! every backend, and expired leases, pruned on every write and skipped on every read,
 //! need no cleanup job. [`handle`] is the whole service, platform-neutral; `spin` is
 //! the Spin component entry (build with
-//! `cargo build --release --target wasm32-wasip2 -p streams`), and the Worker routes
+//! `bash scripts/build-components.sh streams`), and the Worker routes
 //! `/api/v1/stream` and `/api/v1/streams` here too. `cargo test -p streams` runs the
 //! domain and handler tests.
 

@@ -1,79 +1,19 @@
 //! The production Cloudflare Worker: one Worker linking every endpoint crate.
 //!
-//! [`app::handle`] maps a path to its service and is platform-neutral (the native test
-//! server uses it too, so both answer identically); the `entry` module is the
-//! workers-rs glue: the fetch handler and the `TablePartition` Durable Object class
-//! that holds strongly consistent tables. Build with `worker-build --release` in this
-//! folder (the root `wrangler.toml` does it), run with `npx wrangler dev`.
+//! This crate is only the workers-rs glue: the fetch handler, the cron handler and the
+//! `TablePartition` Durable Object class that holds strongly consistent tables; which
+//! service owns a path is `edge_app::handle` (components/app), platform-neutral and
+//! shared with the native test server. Build with `worker-build --release` in this
+//! folder (the root `wrangler.toml` does it), run with `npx wrangler dev`. Its crate type
+//! is `cdylib` alone: beside an `rlib` the same build kept ~150 KB more wasm (see
+//! `edge_app`).
 //!
 //! The one crate whose package name is not its folder's: `worker` is the workers-rs
 //! crate's own name, which worker-build looks up in Cargo.lock, so this is `edge-worker`.
 
-pub mod app {
-    use kit::{Env, Request, Response};
-
-    /// Tables bound to Workers KV: only what a single writer writes (the scraper's show
-    /// chunks), since KV's read-modify-write loses concurrent writes. Every other table
-    /// — movies included, which admins write concurrently — lives in Durable Objects.
-    pub const KV_TABLES: &[&str] = &[scraper::store::SHOWS_TABLE];
-
-    /// Tables kept whole in one Durable Object: the movie graph, whose searches read
-    /// many shards at once — one fetch and one storage `get` per BFS level.
-    pub const ONE_OBJECT_TABLES: &[&str] = &[graph_model::TABLE];
-
-    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-    pub const BINDINGS: kit::host::workers::Bindings = kit::host::workers::Bindings {
-        kv: KV_TABLES,
-        one_object: ONE_OBJECT_TABLES,
-    };
-
-    /// Whether `path` is `prefix` or below it (`/hello`, `/hello/x`, not `/helloo`).
-    fn under(path: &str, prefix: &str) -> bool {
-        path.strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    }
-
-    /// Routes a request to the service that owns its path; everything unclaimed goes to
-    /// `health`, which serves `/healthz` and the JSON 404. Spin routes the same prefixes
-    /// to the same crates through `spin.toml`.
-    pub async fn handle(req: Request, env: &Env) -> Response {
-        let path = req.uri().path();
-        if under(path, "/hello") {
-            hello::handle(req, env).await
-        } else if under(path, "/api/shows") {
-            shows::handle(req, env).await
-        } else if under(path, "/api/v1/stream") || under(path, "/api/v1/streams") {
-            streams::handle(req, env).await
-        } else if under(path, "/api/movies") {
-            movies::handle(req, env).await
-        } else if under(path, "/docs") {
-            docs::handle(req, env).await
-        } else if under(path, "/api/graph") {
-            graph::handle(req, env).await
-        } else if under(path, "/dynamodb") {
-            dynamodb::handle(req, env).await
-        } else {
-            health::handle(req, env).await
-        }
-    }
-
-    /// The Durable Object that owns the scraper's cursor (the `scraper` table's one
-    /// partition) and runs the scraper on its alarm.
-    pub const SCRAPER_OBJECT: (&str, &str) = (scraper::STATE_TABLE, scraper::STATE_PARTITION);
-
-    /// The path the cron handler posts to the scraper's object to wake it.
-    pub const WAKE_PATH: &str = "/.scraper/wake";
-
-    /// The scraper object's alarm: one paced tick (it writes its own log line), then
-    /// when the next should run, if there is work left (see `scraper::chained_tick`).
-    pub async fn scraper_alarm(env: &Env) -> Option<i64> {
-        scraper::chained_tick(env).await
-    }
-}
-
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod entry {
-    use super::app::{BINDINGS, SCRAPER_OBJECT, WAKE_PATH};
+    use edge_app::{BINDINGS, SCRAPER_OBJECT, WAKE_PATH};
     use worker::{
         durable_object, event, Context, DurableObject, Env, Request, Response, Result,
         ScheduleContext, ScheduledEvent, State,
@@ -93,8 +33,8 @@ mod entry {
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         let req = kit::host::workers::request(req).await?;
-        let env = kit::host::workers::env(env, super::app::BINDINGS);
-        kit::host::workers::response(super::app::handle(req, &env).await)
+        let env = kit::host::workers::env(env, BINDINGS);
+        kit::host::workers::response(edge_app::handle(req, &env).await)
     }
 
     /// One object per `(table, partition)`, running that partition's table operations
@@ -137,7 +77,7 @@ mod entry {
                 SCRAPER_OBJECT.0,
                 storage,
             );
-            if let Some(at) = super::app::scraper_alarm(&env).await {
+            if let Some(at) = edge_app::scraper_alarm(&env).await {
                 let offset = at - env.clock.now().timestamp_millis();
                 self.state.storage().set_alarm(offset.max(0)).await?;
             }

@@ -1,4 +1,4 @@
-//! The native host: the Worker's platform-neutral router (`edge_worker::app`) behind
+//! The native host: the Worker's platform-neutral router (`edge_app`) behind
 //! hyper on one thread, with the in-memory backend and the static files on disk. The speed ceiling the wasm hosts
 //! are measured against.
 
@@ -182,6 +182,6 @@ async fn handle(
         Ok(collected) => collected.to_bytes(),
         Err(_) => Bytes::new(),
     };
-    let response = edge_worker::app::handle(http::Request::from_parts(parts, body), &env).await;
+    let response = edge_app::handle(http::Request::from_parts(parts, body), &env).await;
     Ok(response.map(Full::new))
 }

@@ -73,7 +73,7 @@ async fn call(
         req = req.header(*name, *value);
     }
     let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
-    let response = edge_worker::app::handle(req.body(body)?, env).await;
+    let response = edge_app::handle(req.body(body)?, env).await;
     let status = response.status().as_u16();
     let body = response.into_body();
     let json = if body.is_empty() {

@@ -1,0 +1,70 @@
+//! The deployment's router: which service crate owns a path, shared by the Worker
+//! (`components/worker`) and the native test host, so both answer identically; Spin
+//! routes the same prefixes to the same crates through `spin.toml`. Also the Worker's
+//! table bindings and the scraper's Durable Object, named here so that the native host
+//! and the Worker agree on them. `cargo test -p conformance` runs it natively.
+//!
+//! A crate apart from the Worker's entry because rustc builds a crate's `cdylib` and
+//! `rlib` in one session, and a `cdylib` built beside an `rlib` kept ~150 KB more of the
+//! Worker's wasm (1,093,946 bytes raw against 1,247,170, 441,959 gzip against 493,815,
+//! measured 2026-12-03); the native host needs this router as a library.
+
+use kit::{Env, Request, Response};
+
+/// Tables bound to Workers KV: only what a single writer writes (the scraper's show
+/// chunks), since KV's read-modify-write loses concurrent writes. Every other table
+/// — movies included, which admins write concurrently — lives in Durable Objects.
+pub const KV_TABLES: &[&str] = &[scraper::store::SHOWS_TABLE];
+
+/// Tables kept whole in one Durable Object: the movie graph, whose searches read
+/// many shards at once — one fetch and one storage `get` per BFS level.
+pub const ONE_OBJECT_TABLES: &[&str] = &[graph_model::TABLE];
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub const BINDINGS: kit::host::workers::Bindings = kit::host::workers::Bindings {
+    kv: KV_TABLES,
+    one_object: ONE_OBJECT_TABLES,
+};
+
+/// Whether `path` is `prefix` or below it (`/hello`, `/hello/x`, not `/helloo`).
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Routes a request to the service that owns its path; everything unclaimed goes to
+/// `health`, which serves `/healthz` and the JSON 404. Spin routes the same prefixes
+/// to the same crates through `spin.toml`.
+pub async fn handle(req: Request, env: &Env) -> Response {
+    let path = req.uri().path();
+    if under(path, "/hello") {
+        hello::handle(req, env).await
+    } else if under(path, "/api/shows") {
+        shows::handle(req, env).await
+    } else if under(path, "/api/v1/stream") || under(path, "/api/v1/streams") {
+        streams::handle(req, env).await
+    } else if under(path, "/api/movies") {
+        movies::handle(req, env).await
+    } else if under(path, "/docs") {
+        docs::handle(req, env).await
+    } else if under(path, "/api/graph") {
+        graph::handle(req, env).await
+    } else if under(path, "/dynamodb") {
+        dynamodb::handle(req, env).await
+    } else {
+        health::handle(req, env).await
+    }
+}
+
+/// The Durable Object that owns the scraper's cursor (the `scraper` table's one
+/// partition) and runs the scraper on its alarm.
+pub const SCRAPER_OBJECT: (&str, &str) = (scraper::STATE_TABLE, scraper::STATE_PARTITION);
+
+/// The path the cron handler posts to the scraper's object to wake it.
+pub const WAKE_PATH: &str = "/.scraper/wake";
+
+/// The scraper object's alarm: one paced tick (it writes its own log line), then
+/// when the next should run, if there is work left (see `scraper::chained_tick`).
+pub async fn scraper_alarm(env: &Env) -> Option<i64> {
+    scraper::chained_tick(env).await
+}
