@@ -29,10 +29,10 @@ export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-z}
 # A component is the cargo package of its name, but for the scraper, whose cron export is
 # a crate of its own (components/scraper-cron). Each is linked as a `cdylib` by its own
 # `cargo rustc --crate-type cdylib`: the packages are plain libraries (the Worker and
-# the native host link them), and a crate built as `cdylib` and `rlib` in one rustc
-# session came out 12-16% larger than as `cdylib` alone (hello 378,978 -> 317,966 bytes,
-# 2026-12-03). One cargo run per component, since `cargo rustc` takes one package; they
-# share every dependency's build.
+# the native host link them), and cargo passes no `-C lto` to a crate built as `cdylib`
+# and `rlib` together, so such a wasm is linked without the release profile's LTO (hello
+# 378,978 bytes that way, 317,966 with it; 2026-12-03). One cargo run per component,
+# since `cargo rustc` takes one package; they share every dependency's build.
 package() { if [ "$1" = scraper ]; then echo scraper-cron; else echo "$1"; fi; }
 for component in "${components[@]}"; do
   cargo rustc --release --target wasm32-wasip2 --lib --crate-type cdylib -p "$(package "$component")"

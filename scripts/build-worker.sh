@@ -14,11 +14,10 @@ export WASM_BINDGEN_BIN=${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}
 export WASM_OPT_BIN=${WASM_OPT_BIN:-$root/node_modules/.bin/wasm-opt}
 export ESBUILD_BIN=${ESBUILD_BIN:-$root/node_modules/.bin/esbuild}
 # Built for size at opt-level "z" (over Cargo.toml's release "s", which the native
-# release builds keep), as the Spin components are: 6.3% smaller gzipped (527,369 ->
-# 493,895 bytes, 2026-12-03) for a movie import ~6% slower into an empty table and ~15%
-# over the stored copy under workerd (bench_movies, three alternating runs each), with
-# no change bench_hotpath could see. z for all but the CPU-heavy crates (serde_json,
-# kit, movies, ddb-model at "s") kept only 13 KB of the 33 KB gzip. The environment's
+# release builds keep), as the Spin components are: 9.5% smaller gzipped (488,931 ->
+# 442,363 bytes, 2026-12-03) for a movie import over the stored copy ~17% slower under
+# workerd (1,413 -> 1,648 ms, bench_movies, two alternating runs each; into an empty
+# table no slower) and no change bench_hotpath could see. The environment's
 # CARGO_PROFILE_RELEASE_OPT_LEVEL overrides it, and is part of the inputs' hash.
 export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-z}
 out=$root/components/worker/build

@@ -4,10 +4,10 @@
 //! table bindings and the scraper's Durable Object, named here so that the native host
 //! and the Worker agree on them. `cargo test -p conformance` runs it natively.
 //!
-//! A crate apart from the Worker's entry because rustc builds a crate's `cdylib` and
-//! `rlib` in one session, and a `cdylib` built beside an `rlib` kept ~150 KB more of the
-//! Worker's wasm (1,093,946 bytes raw against 1,247,170, 441,959 gzip against 493,815,
-//! measured 2026-12-03); the native host needs this router as a library.
+//! A crate apart from the Worker's entry, which must be a `cdylib` alone: cargo passes no
+//! `-C lto` to a crate built as `cdylib` and `rlib` together, and the Worker linked
+//! without LTO was 1,247,170 bytes raw, 493,815 gzip, against 1,093,970 and 441,907 with
+//! it (2026-12-03). The native host needs this router as a library.
 
 use kit::{Env, Request, Response};
 

@@ -5,8 +5,7 @@
 //! service owns a path is `edge_app::handle` (components/app), platform-neutral and
 //! shared with the native test server. Build with `worker-build --release` in this
 //! folder (the root `wrangler.toml` does it), run with `npx wrangler dev`. Its crate type
-//! is `cdylib` alone: beside an `rlib` the same build kept ~150 KB more wasm (see
-//! `edge_app`).
+//! is `cdylib` alone, or cargo would link it without LTO (see `edge_app`).
 //!
 //! The one crate whose package name is not its folder's: `worker` is the workers-rs
 //! crate's own name, which worker-build looks up in Cargo.lock, so this is `edge-worker`.
