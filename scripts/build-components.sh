@@ -33,10 +33,9 @@ export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-z}
 # and `rlib` together, so such a wasm is linked without the release profile's LTO (hello
 # 378,978 bytes that way, 317,966 with it; 2026-12-03). One cargo run per component,
 # since `cargo rustc` takes one package; they share every dependency's build.
+# Each component's wasm-opt starts as soon as its link is done, beside the next link:
+# both are mostly one thread.
 package() { if [ "$1" = scraper ]; then echo scraper-cron; else echo "$1"; fi; }
-for component in "${components[@]}"; do
-  cargo rustc --release --target wasm32-wasip2 --lib --crate-type cdylib -p "$(package "$component")"
-done
 
 out=build/components
 mkdir -p "$out"
@@ -56,6 +55,7 @@ shrink() { # component
 
 running=0
 for component in "${components[@]}"; do
+  cargo rustc --release --target wasm32-wasip2 --lib --crate-type cdylib -p "$(package "$component")"
   if [ "$running" -ge 2 ]; then
     wait -n
     running=$((running - 1))
