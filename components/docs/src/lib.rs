@@ -139,7 +139,7 @@ fn file(body: Bytes, asset: &Asset, cache: &'static str) -> Response {
 }
 
 // The Spin component entry (wasm32-wasip2 only).
-kit::spin_http_component!(crate::handle);
+kit::spin_http_component!(crate::handle, uses: [files]);
 
 #[cfg(test)]
 mod tests {

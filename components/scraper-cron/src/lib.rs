@@ -20,7 +20,10 @@ mod entry {
 
     impl Guest for Cron {
         fn handle_cron_event(_metadata: Metadata) -> Result<(), Error> {
-            let env = kit::host::spin::env();
+            let env = kit::host::spin::env(kit::host::spin::Uses {
+                fetch: true,
+                files: false,
+            });
             let now = env.clock.now();
             spin_sdk::http::run(async move {
                 match scraper::tick(&env, now).await {

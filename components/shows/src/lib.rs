@@ -177,7 +177,7 @@ async fn one(ctx: &Ctx<'_>, params: &Params) -> Result<Response, ShowsError> {
 }
 
 // The Spin component entry (wasm32-wasip2 only).
-kit::spin_http_component!(crate::handle);
+kit::spin_http_component!(crate::handle, uses: [fetch]);
 
 #[cfg(test)]
 mod tests {

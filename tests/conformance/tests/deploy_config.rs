@@ -6,6 +6,9 @@
 //!   `vars`, `kv_namespaces` or `durable_objects`) and has its own KV namespace, and
 //!   inherits the static assets (`[assets]`, the `ASSETS` binding of the `/docs`
 //!   files, which wrangler does inherit) unchanged;
+//! - each Spin component links outbound HTTP and the static-files reader exactly when
+//!   `spin.toml` grants it outbound hosts and `files` (`kit::spin_http_component!`'s
+//!   `uses:`), so no grant is left dead and no component links what it may not use;
 //! - the GitHub workflows validate against GitHub's workflow schema (check-jsonschema,
 //!   whose schemas are vendored, from `.venv`);
 //! - `scripts/deploy.sh` rolls out in steps and rolls back when a gate fails, and
@@ -40,6 +43,70 @@ fn table<'a>(config: &'a toml::Table, path: &[&str]) -> Result<&'a toml::Table> 
             .with_context(|| format!("wrangler.toml has no table {key} in {path:?}"))?;
     }
     Ok(t)
+}
+
+/// What a component's entry links, read from its crate's `lib.rs`: the `uses: [...]`
+/// of `kit::spin_http_component!`, or the `Uses { .. }` the cron entry builds.
+fn linked_uses(source: &str) -> (bool, bool) {
+    if let Some(start) = source.find("uses: [") {
+        let list = &source[start + 7..];
+        let list = &list[..list.find(']').unwrap_or(list.len())];
+        let named = |what: &str| list.split(',').any(|u| u.trim() == what);
+        return (named("fetch"), named("files"));
+    }
+    (
+        source.contains("fetch: true"),
+        source.contains("files: true"),
+    )
+}
+
+#[test]
+fn spin_components_link_fetch_and_files_exactly_when_spin_toml_grants_them() -> Result<()> {
+    let manifest: toml::Table = std::fs::read_to_string(root().join("spin.toml"))?.parse()?;
+    let components = table(&manifest, &["component"])?;
+    ensure!(
+        components.len() >= 9,
+        "spin.toml lists {} components",
+        components.len()
+    );
+    let mut checked = Vec::new();
+    for (name, component) in components {
+        let component = component.as_table().context("a component is a table")?;
+        let outbound = component
+            .get("allowed_outbound_hosts")
+            .and_then(|v| v.as_array())
+            .is_some_and(|hosts| !hosts.is_empty());
+        let files = component.get("files").is_some();
+        // The scraper's cron entry is a crate of its own (components/scraper-cron).
+        let package = if name == "scraper" {
+            "scraper-cron"
+        } else {
+            name
+        };
+        let source =
+            std::fs::read_to_string(root().join("components").join(package).join("src/lib.rs"))
+                .with_context(|| format!("component {name}: components/{package}/src/lib.rs"))?;
+        let (fetch, reads_files) = linked_uses(&source);
+        ensure!(
+            fetch == outbound,
+            "component {name}: links outbound HTTP: {fetch}, spin.toml allows outbound hosts: {outbound}"
+        );
+        ensure!(
+            reads_files == files,
+            "component {name}: links the files reader: {reads_files}, spin.toml mounts files: {files}"
+        );
+        checked.push((name.clone(), fetch, files));
+    }
+    // The grants this checks are not all the same way: each side of both is covered.
+    ensure!(
+        checked.iter().any(|c| c.1) && checked.iter().any(|c| !c.1),
+        "{checked:?}"
+    );
+    ensure!(
+        checked.iter().any(|c| c.2) && checked.iter().any(|c| !c.2),
+        "{checked:?}"
+    );
+    Ok(())
 }
 
 fn kv_id(env: &toml::Table) -> Result<String> {

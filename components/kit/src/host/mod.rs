@@ -114,13 +114,19 @@ impl std::future::Future for ThreadSleep {
     }
 }
 
-/// Declares an endpoint crate's Spin HTTP component: `kit::spin_http_component!(handle);`
-/// where `handle` is the crate's `async fn(Request, &Env) -> Response`. Expands, on
-/// wasm32-wasip2 only, to the crate's entry module — the one place that names
-/// `spin_sdk` — so every component enters the core the same way.
+/// Declares an endpoint crate's Spin HTTP component:
+/// `kit::spin_http_component!(handle);`, or `kit::spin_http_component!(handle, uses:
+/// [fetch, files]);` for a component that makes outbound requests or serves static
+/// files (see [`spin::Uses`]), where `handle` is the crate's
+/// `async fn(Request, &Env) -> Response`. Expands, on wasm32-wasip2 only, to the
+/// crate's entry module — the one place that names `spin_sdk` — so every component
+/// enters the core the same way.
 #[macro_export]
 macro_rules! spin_http_component {
     ($handle:path) => {
+        $crate::spin_http_component!($handle, uses: []);
+    };
+    ($handle:path, uses: [$($uses:ident),* $(,)?]) => {
         #[cfg(target_os = "wasi")]
         #[allow(unsafe_code)] // the SDK's macro expands to FFI glue
         mod spin_entry {
@@ -129,7 +135,10 @@ macro_rules! spin_http_component {
                 req: ::spin_sdk::http::IncomingRequest,
                 out: ::spin_sdk::http::ResponseOutparam,
             ) {
-                let env = ::kit::host::spin::env();
+                let env = ::kit::host::spin::env(::kit::host::spin::Uses {
+                    $($uses: true,)*
+                    ..::kit::host::spin::Uses::NOTHING
+                });
                 let response = match ::kit::host::spin::request(req).await {
                     Ok(req) => $handle(req, &env).await,
                     Err(response) => response,

@@ -148,14 +148,42 @@ impl spin_sdk::http::conversions::TryIntoOutgoingRequest for Outgoing {
 /// is the guest's `/docs/swagger-ui.css`).
 pub const FILES_ROOT: &str = "/";
 
-/// The environment of one Spin request.
-pub fn env() -> Env {
+/// What a component uses beyond its tables, variables, clock and randomness, as its
+/// `spin.toml` grants it: outbound HTTP (`allowed_outbound_hosts`) and static files
+/// (`files`). What it does not name is not linked into its wasm (fetch is ~12 KB,
+/// files ~6 KB with `std::fs`): outbound requests are refused and every file is
+/// absent, which is what Spin does for a component without those grants.
+#[derive(Debug, Clone, Copy)]
+pub struct Uses {
+    pub fetch: bool,
+    pub files: bool,
+}
+
+impl Uses {
+    pub const NOTHING: Uses = Uses {
+        fetch: false,
+        files: false,
+    };
+}
+
+/// The environment of one Spin request. Inlined so that `uses`, a constant at every
+/// call, decides at compile time which adapters are linked.
+#[inline(always)]
+pub fn env(uses: Uses) -> Env {
     Env {
         tables: Box::new(SpinTables::default()),
         config: Box::new(SpinVariables),
         clock: Box::new(super::SystemClock),
-        fetch: Box::new(SpinFetch),
-        files: Box::new(crate::DirFiles::new(FILES_ROOT)),
+        fetch: if uses.fetch {
+            Box::new(SpinFetch)
+        } else {
+            Box::new(crate::NoFetch)
+        },
+        files: if uses.files {
+            Box::new(crate::DirFiles::new(FILES_ROOT))
+        } else {
+            Box::new(crate::NoFiles)
+        },
         cache: Box::new(crate::NoCache),
         random: super::os_random,
         log: super::stdout_log,
