@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Spin components as deployed: `cargo rustc --release --target wasm32-wasip2`,
-# then each component shrunk by scripts/shrink-component.py (binaryen's wasm-opt -Os over
+# then each component shrunk by scripts/shrink-component.py (binaryen's wasm-opt -Oz over
 # its core module, debugging names dropped) into build/components/NAME.wasm, which is
 # what spin.toml's `source`s name. With no arguments, every component; else the named
 # ones (spin.toml's per-component `spin build` commands).
