@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use std::any::Any;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// What [`RawKv::load`] observed, for its `swap` to compare against: each store's own
 /// kind (a write counter, the bytes seen, a host compare-and-swap handle), boxed so
@@ -102,7 +102,79 @@ struct Stored {
     format: u32,
 }
 
-type Partition = BTreeMap<String, Stored>;
+/// A partition's items in sort-key order, as its stored JSON object lists them.
+///
+/// A sorted `Vec` rather than a `BTreeMap`: the tree's code (insert, remove, rebalance,
+/// and the sort its `FromIterator` compiles) cost every wasm that links the table layer
+/// ~9 KB, and a partition is small enough (at most [`MAX_PARTITION_BYTES`]) that
+/// inserting into a `Vec` costs no more than encoding the partition again.
+#[derive(Debug, Default)]
+struct Partition(Vec<(String, Stored)>);
+
+impl Partition {
+    fn position(&self, sk: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(key, _)| key.as_str().cmp(sk))
+    }
+
+    fn get(&self, sk: &str) -> Option<&Stored> {
+        self.position(sk)
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|(_, s)| s)
+    }
+
+    fn insert(&mut self, sk: String, stored: Stored) {
+        match self.position(&sk) {
+            Ok(i) => {
+                if let Some(slot) = self.0.get_mut(i) {
+                    slot.1 = stored;
+                }
+            }
+            Err(i) => self.0.insert(i, (sk, stored)),
+        }
+    }
+
+    fn remove(&mut self, sk: &str) -> Option<Stored> {
+        let i = self.position(sk).ok()?;
+        Some(self.0.remove(i).1)
+    }
+
+    /// From pairs in any order; of two with one key the later wins, as in a map.
+    fn from_pairs(pairs: Vec<(String, Stored)>) -> Self {
+        Self(crate::sorted::last_of_each(pairs))
+    }
+}
+
+impl Serialize for Partition {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(sk, stored)| (sk, stored)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Partition {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = Partition;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a partition: an object of stored items")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Partition, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry::<String, Stored>()? {
+                    pairs.push(pair);
+                }
+                Ok(Partition::from_pairs(pairs))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
 
 /// A stored item borrowed from a partition's bytes.
 #[derive(Deserialize)]
@@ -189,11 +261,11 @@ impl PartitionTable {
 
 fn decode(raw: Option<Vec<u8>>) -> Result<Partition, StoreError> {
     match raw {
-        None => Ok(Partition::new()),
+        None => Ok(Partition::default()),
         Some(bytes) => {
             let partition: Partition =
                 crate::json::from_bytes(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            for stored in partition.values() {
+            for (_, stored) in &partition.0 {
                 readable(stored.format)?;
             }
             Ok(partition)
@@ -409,6 +481,7 @@ impl Table for PartitionTable {
     async fn query(&self, pk: &str, after: Option<&str>, limit: usize) -> Result<Page, StoreError> {
         let partition = self.read_partition(pk).await?;
         let mut rest = partition
+            .0
             .iter()
             .filter(|(sk, _)| after.is_none_or(|a| sk.as_str() > a));
         let items: Vec<Item> = rest
@@ -425,7 +498,7 @@ impl Table for PartitionTable {
 
     async fn put_partition(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {
         let current = self.read_partition(pk).await?;
-        let partition: Partition = items
+        let pairs = items
             .into_iter()
             .map(|(sk, value)| {
                 let version = current.get(&sk).map_or(1, |s| s.version + 1);
@@ -439,6 +512,7 @@ impl Table for PartitionTable {
                 ))
             })
             .collect::<Result<_, StoreError>>()?;
+        let partition = Partition::from_pairs(pairs);
         self.kv
             .write(&self.storage_key(pk), encode(&partition)?)
             .await
