@@ -155,20 +155,23 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         catalog,
         body: &body,
     };
-    let result = match operation.as_str() {
-        "CreateTable" => ops.create_table().await,
-        "DescribeTable" => ops.describe_table().await,
-        "ListTables" => ops.list_tables().await,
-        "DeleteTable" => ops.delete_table().await,
-        "PutItem" => ops.put_item().await,
-        "GetItem" => ops.get_item().await,
-        "UpdateItem" => ops.update_item().await,
-        "Query" => ops.query().await,
-        "BatchWriteItem" => ops.batch_write().await,
-        "BatchGetItem" => ops.batch_get().await,
-        "Scan" => ops.scan().await,
-        _ => ops.delete_item().await,
+    type Op<'f> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, DynamoError>> + 'f>>;
+    let future: Op<'_> = match operation.as_str() {
+        "CreateTable" => Box::pin(ops.create_table()),
+        "DescribeTable" => Box::pin(ops.describe_table()),
+        "ListTables" => Box::pin(ops.list_tables()),
+        "DeleteTable" => Box::pin(ops.delete_table()),
+        "PutItem" => Box::pin(ops.put_item()),
+        "GetItem" => Box::pin(ops.get_item()),
+        "UpdateItem" => Box::pin(ops.update_item()),
+        "Query" => Box::pin(ops.query()),
+        "BatchWriteItem" => Box::pin(ops.batch_write()),
+        "BatchGetItem" => Box::pin(ops.batch_get()),
+        "Scan" => Box::pin(ops.scan()),
+        _ => Box::pin(ops.delete_item()),
     };
+    let result = future.await;
     // The movies API caches its reads of `Movies` at the edge by the table's generation
     // (kit::cache): a write here starts a new one, as the API's own writes do. Failed
     // writes too, since a batch may have stored part of itself.

@@ -29,7 +29,7 @@ use crate::reserved;
 use crate::value::{AttrValue, Item, Number};
 use serde_json::Value;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 fn invalid(message: impl Into<String>) -> DynamoError {
     DynamoError::validation(message)
@@ -391,14 +391,22 @@ pub fn refuse_nested_key_paths<'p>(
     Ok(())
 }
 
+fn note_used(used: &RefCell<Vec<String>>, alias: &str) {
+    let mut used = used.borrow_mut();
+    if !used.iter().any(|u| u == alias) {
+        used.push(alias.to_owned());
+    }
+}
+
 /// The substitutions of a request, with what the parsed expressions used of them.
 #[derive(Debug)]
 pub struct Substitutions {
     /// Alias → name, by alias: read from a JSON object, whose keys come in order.
     names: Vec<(String, String)>,
     values: BTreeMap<String, AttrValue>,
-    used_names: RefCell<BTreeSet<String>>,
-    used_values: RefCell<BTreeSet<String>>,
+    /// The aliases used (a handful a request: a `Vec`, not a set's compiled tree).
+    used_names: RefCell<Vec<String>>,
+    used_values: RefCell<Vec<String>>,
 }
 
 impl Substitutions {
@@ -456,7 +464,7 @@ impl Substitutions {
                 "Value provided in ExpressionAttributeNames unused in expressions or an expression attribute name used in the document path is not defined; attribute name: #{alias}"
             ))
         })?;
-        self.used_names.borrow_mut().insert(alias.to_owned());
+        note_used(&self.used_names, alias);
         Ok(name.clone())
     }
 
@@ -466,14 +474,14 @@ impl Substitutions {
                 "An expression attribute value used in expression is not defined; attribute value: :{alias}"
             ))
         })?;
-        self.used_values.borrow_mut().insert(alias.to_owned());
+        note_used(&self.used_values, alias);
         Ok(value.clone())
     }
 
     /// After parsing every expression of a request: substitutions nobody used are an
     /// error, as in DynamoDB.
     pub fn check_all_used(&self) -> Result<(), DynamoError> {
-        let unused = |all: Vec<String>, used: &BTreeSet<String>, sigil: &str| -> Vec<String> {
+        let unused = |all: Vec<String>, used: &[String], sigil: &str| -> Vec<String> {
             all.into_iter()
                 .filter(|k| !used.contains(k))
                 .map(|k| format!("{sigil}{k}"))
@@ -941,7 +949,7 @@ impl<'s> Parser<'s> {
 
     fn update(&mut self) -> Result<Vec<Action>, DynamoError> {
         let mut actions = Vec::new();
-        let mut seen = BTreeSet::new();
+        let mut seen: Vec<String> = Vec::new();
         while self.peek().is_some() {
             let clause = match self.next() {
                 Some(Token::Ident(word)) => word.to_ascii_uppercase(),
@@ -952,11 +960,12 @@ impl<'s> Parser<'s> {
             if !["SET", "REMOVE", "ADD", "DELETE"].contains(&clause.as_str()) {
                 return Err(self.unexpected());
             }
-            if !seen.insert(clause.clone()) {
+            if seen.contains(&clause) {
                 return Err(invalid(format!(
                     "Invalid UpdateExpression: The \"{clause}\" section can only be used once in an update expression;"
                 )));
             }
+            seen.push(clause.clone());
             loop {
                 let path = self.path()?;
                 actions.push(match clause.as_str() {

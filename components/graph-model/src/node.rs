@@ -8,7 +8,7 @@
 use kit::table::{Item, StoreError, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// The table the graph's nodes are kept in.
@@ -94,8 +94,8 @@ impl Cast {
                     .collect(),
                 _ => Vec::new(),
             };
-            let mut seen = BTreeSet::new();
-            names.retain(|n| !n.is_empty() && n.len() <= MAX_NAME_BYTES && seen.insert(n.clone()));
+            names.retain(|n| !n.is_empty() && n.len() <= MAX_NAME_BYTES);
+            kit::sorted::dedup_stable(&mut names);
             names
         };
         Self {

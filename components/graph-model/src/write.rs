@@ -23,7 +23,7 @@ use ddb_model::value::Number;
 use kit::table::{Change, StoreError};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 /// Compare-and-swap attempts per shard write.
 const ATTEMPTS: u32 = 32;
@@ -51,17 +51,26 @@ impl std::ops::AddAssign for WriteStats {
     }
 }
 
+/// A link (`true`) or unlink of a person and a movie id at a revision.
+type Edge = (String, u64, bool);
+
 /// One movie's change as pass 1 recorded it.
 struct Moved {
     id: String,
     rev: u64,
-    before: BTreeSet<String>,
-    after: BTreeSet<String>,
+    /// The people before and after, each sorted and distinct (as [`Cast::people`]).
+    before: Vec<String>,
+    after: Vec<String>,
 }
 
-fn people_of(cast: Option<&Cast>) -> BTreeSet<String> {
-    cast.map(|c| kit::sorted::set(c.people().into_iter().map(str::to_owned).collect()))
+fn people_of(cast: Option<&Cast>) -> Vec<String> {
+    cast.map(|c| c.people().into_iter().map(str::to_owned).collect())
         .unwrap_or_default()
+}
+
+/// The people of `a` not in `b` (both sorted).
+fn missing<'p>(a: &'p [String], b: &'p [String]) -> impl Iterator<Item = &'p String> {
+    a.iter().filter(|p| b.binary_search(p).is_err())
 }
 
 /// Groups `((shard, sk), value)` pairs by shard, in shard order.
@@ -141,12 +150,12 @@ pub async fn apply(
         moved.extend(recorded.into_iter().map(|(_, m)| m));
     }
     // Pass 2: each person's links and unlinks, (movie id, revision, linked).
-    let mut edges: Vec<(String, (String, u64, bool))> = Vec::new();
+    let mut edges: Vec<(String, Edge)> = Vec::new();
     for m in &moved {
-        for p in m.after.difference(&m.before) {
+        for p in missing(&m.after, &m.before) {
             edges.push((p.clone(), (m.id.clone(), m.rev, true)));
         }
-        for p in m.before.difference(&m.after) {
+        for p in missing(&m.before, &m.after) {
             edges.push((p.clone(), (m.id.clone(), m.rev, false)));
         }
     }
@@ -155,14 +164,17 @@ pub async fn apply(
         .map(|(p, e)| (graph.person_key(&p), e));
     for (shard, people) in by_shard(keyed) {
         let sks: Vec<String> = people.iter().map(|(sk, _)| sk.clone()).collect();
-        let wanted: HashMap<&str, &Vec<(String, u64, bool)>> =
-            people.iter().map(|(sk, e)| (sk.as_str(), e)).collect();
-        let mut changed = BTreeSet::new();
+        let wanted: HashMap<&str, (usize, &Vec<Edge>)> = people
+            .iter()
+            .enumerate()
+            .map(|(i, (sk, e))| (sk.as_str(), (i, e)))
+            .collect();
+        // Per person, whether the attempt that lands changed their node.
+        let mut changed = vec![false; people.len()];
         graph
             .table
             .update_items(&shard, &sks, ATTEMPTS, &mut |sk, item| {
-                changed.remove(sk);
-                let Some(edges) = wanted.get(sk) else {
+                let Some(&(i, edges)) = wanted.get(sk) else {
                     return Ok(Change::Keep);
                 };
                 let mut node: PersonNode = item.map(decode).transpose()?.unwrap_or_default();
@@ -170,16 +182,19 @@ pub async fn apply(
                 for (id, rev, linked) in edges.iter() {
                     any |= node.apply(id, *rev, *linked);
                 }
+                if let Some(c) = changed.get_mut(i) {
+                    *c = any;
+                }
                 if !any {
                     return Ok(Change::Keep);
                 }
-                changed.insert(sk.to_owned());
                 Ok(Change::Put(encode(&node)?))
             })
             .await?;
-        if !changed.is_empty() {
+        let changed = changed.iter().filter(|c| **c).count();
+        if changed > 0 {
             stats.shard_writes += 1;
-            stats.person_nodes += changed.len();
+            stats.person_nodes += changed;
         }
     }
     Ok(stats)
@@ -252,7 +267,7 @@ pub fn build_shards(
 ) -> Result<Vec<Shard>, StoreError> {
     let mut nodes: Vec<((String, String), Value)> = Vec::new();
     let mut links: Vec<(String, (String, u64))> = Vec::new();
-    let mut present = BTreeSet::new();
+    let mut present: Vec<String> = Vec::new();
     for (movie, cast) in movies {
         let (pk, sk) = graph.movie_key(movie);
         let rev = versions.get(&sk).copied().unwrap_or(0) + 1;
@@ -264,11 +279,12 @@ pub fn build_shards(
             gone: false,
         };
         nodes.push(((pk, sk.clone()), encode(&node)?));
-        present.insert(sk);
+        present.push(sk);
     }
+    kit::sorted::sort(&mut present);
     for sk in versions
         .keys()
-        .filter(|sk| sk.starts_with("m:") && !present.contains(*sk))
+        .filter(|sk| sk.starts_with("m:") && present.binary_search(sk).is_err())
     {
         let gone = MovieNode {
             cast: Cast::default(),
