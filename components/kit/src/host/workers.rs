@@ -167,15 +167,14 @@ impl Fetch for WorkerFetch {
                 headers.append(name.as_str(), value).map_err(network)?;
             }
         }
-        let method = worker::Method::from(req.method().as_str().to_owned());
-        let mut init = worker::RequestInit::new();
-        init.with_method(method).with_headers(headers);
-        if !req.body().is_empty() {
-            let body = js_sys::Uint8Array::from(req.body().as_ref());
-            init.with_body(Some(body.into()));
-        }
-        let request =
-            worker::Request::new_with_init(&req.uri().to_string(), &init).map_err(network)?;
+        let body = Some(req.body().as_ref()).filter(|b| !b.is_empty());
+        let request = js_request(
+            &req.uri().to_string(),
+            req.method().as_str(),
+            Some(&headers),
+            body,
+        )
+        .map_err(network)?;
         let mut resp = worker::Fetch::Request(request)
             .send()
             .await
@@ -189,6 +188,27 @@ impl Fetch for WorkerFetch {
             .body(Bytes::from(body))
             .map_err(|e| FetchError::Network(e.to_string()))
     }
+}
+
+/// A request built on web-sys's `RequestInit` directly. workers-rs's own `RequestInit`
+/// converts through its `cf` properties' `serde_wasm_bindgen` serializer (~7 KB of
+/// wasm) even when they are the defaults; nothing here sets `cf`.
+pub(crate) fn js_request(
+    url: &str,
+    method: &str,
+    headers: Option<&worker::Headers>,
+    body: Option<&[u8]>,
+) -> worker::Result<worker::Request> {
+    let init = worker::web_sys::RequestInit::new();
+    init.set_method(method);
+    if let Some(headers) = headers {
+        init.set_headers(headers.as_ref());
+    }
+    if let Some(body) = body {
+        init.set_body(&js_sys::Uint8Array::from(body).into());
+    }
+    let request = worker::web_sys::Request::new_with_str_and_init(url, &init)?;
+    Ok(worker::Request::from(request))
 }
 
 /// Static files from the Workers static assets behind [`ASSETS_BINDING`]. With
@@ -206,10 +226,9 @@ impl Files for WorkerAssets {
             .assets(ASSETS_BINDING)
             .map_err(|e| FilesError::Unavailable(format!("binding {ASSETS_BINDING}: {e}")))?;
         // The asset server looks at the path only; the host is a placeholder.
-        let mut resp = assets
-            .fetch(format!("https://assets.invalid/{path}"), None)
-            .await
+        let request = js_request(&format!("https://assets.invalid/{path}"), "GET", None, None)
             .map_err(unavailable)?;
+        let mut resp = assets.fetch_request(request).await.map_err(unavailable)?;
         match resp.status_code() {
             200 => Ok(Some(Bytes::from(resp.bytes().await.map_err(unavailable)?))),
             404 => Ok(None),
@@ -287,9 +306,7 @@ pub async fn call_object(
         .durable_object(DO_BINDING)?
         .id_from_name(&object_name(table, partition))?
         .get_stub()?;
-    let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::Post);
-    let request = worker::Request::new_with_init(&format!("https://object{path}"), &init)?;
+    let request = js_request(&format!("https://object{path}"), "POST", None, None)?;
     stub.fetch_with_request(request).await
 }
 

@@ -14,13 +14,42 @@ use super::wire::{decode_answer, KvOp, KvOpResult};
 use super::{
     PartitionTable, RawKv, RemoteOps, RoundTrips, StoreError, TableOp, TableOpResult, Token,
 };
+use crate::host::workers::js_request;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
-use worker::{durable::Storage, kv::KvStore, Method, ObjectNamespace, Request, RequestInit};
+use worker::{durable::Storage, kv::KvStore, ObjectNamespace};
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
+}
+
+/// The text stored at `key` in a Durable Object's storage. Through the raw binding, not
+/// `Storage::get::<String>`, whose `serde_wasm_bindgen` deserializer and its errors'
+/// float formatting cost the Worker ~13 KB of wasm.
+async fn get_text(storage: &Storage, key: &str) -> Result<Option<String>, StoreError> {
+    let promise = storage
+        .as_raw()
+        .get(key)
+        .map_err(|e| backend(worker::Error::from(e)))?;
+    let value = worker::wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(|e| backend(worker::Error::from(e)))?;
+    if value.is_undefined() {
+        return Ok(None);
+    }
+    value
+        .as_string()
+        .map(Some)
+        .ok_or_else(|| StoreError::Corrupt(format!("the value stored at {key} is not text")))
+}
+
+/// Stores `text` at `key` in a Durable Object's storage (as [`get_text`] reads it).
+async fn put_text(storage: &Storage, key: &str, text: &str) -> Result<(), StoreError> {
+    storage
+        .put_raw(key, worker::wasm_bindgen::JsValue::from_str(text))
+        .await
+        .map_err(backend)
 }
 
 /// Workers KV as a [`RawKv`].
@@ -84,8 +113,7 @@ pub struct DoStorageKv {
 #[async_trait(?Send)]
 impl RawKv for DoStorageKv {
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let text: Option<String> = self.storage.get(key).await.map_err(backend)?;
-        Ok(text.map(String::into_bytes))
+        Ok(get_text(&self.storage, key).await?.map(String::into_bytes))
     }
 
     /// The token is nothing: the object runs one operation at a time, so nothing can
@@ -102,7 +130,7 @@ impl RawKv for DoStorageKv {
         // Partitions are JSON, so always UTF-8; storing text keeps them readable in
         // wrangler's local SQLite files.
         let text = String::from_utf8(value).map_err(backend)?;
-        self.storage.put(key, text).await.map_err(backend)
+        put_text(&self.storage, key, &text).await
     }
 }
 
@@ -172,9 +200,8 @@ impl RemoteOps for DoClient {
             op,
         };
         let body = serde_json::to_string(&call).map_err(backend)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(body.into()));
-        let request = Request::new_with_init("https://partition/op", &init).map_err(backend)?;
+        let request = js_request("https://partition/op", "POST", None, Some(body.as_bytes()))
+            .map_err(backend)?;
         let mut response = stub.fetch_with_request(request).await.map_err(backend)?;
         let bytes = response.bytes().await.map_err(backend)?;
         decode_answer(&bytes)
@@ -197,7 +224,7 @@ fn split_counted(stored: String) -> Result<(u64, String), StoreError> {
 }
 
 async fn load_counted(storage: &Storage, key: &str) -> Result<(u64, Option<String>), StoreError> {
-    match storage.get::<String>(key).await.map_err(backend)? {
+    match get_text(storage, key).await? {
         Some(stored) => {
             let (count, text) = split_counted(stored)?;
             Ok((count, Some(text)))
@@ -233,19 +260,13 @@ async fn run_kv_op(storage: &Storage, op: KvOp) -> Result<KvOpResult, StoreError
             let (count, _) = load_counted(storage, &key).await?;
             let swapped = count == token;
             if swapped {
-                storage
-                    .put(&key, format!("{} {value}", count + 1))
-                    .await
-                    .map_err(backend)?;
+                put_text(storage, &key, &format!("{} {value}", count + 1)).await?;
             }
             KvOpResult::Swapped { swapped }
         }
         KvOp::Write { key, value } => {
             let (count, _) = load_counted(storage, &key).await?;
-            storage
-                .put(&key, format!("{} {value}", count + 1))
-                .await
-                .map_err(backend)?;
+            put_text(storage, &key, &format!("{} {value}", count + 1)).await?;
             KvOpResult::Done
         }
     })
@@ -302,10 +323,8 @@ impl DoKv {
             .and_then(|id| id.get_stub())
             .map_err(backend)?;
         let body = serde_json::to_string(&op).map_err(backend)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(body.into()));
         let url = format!("https://table{KV_OP_PATH}");
-        let request = Request::new_with_init(&url, &init).map_err(backend)?;
+        let request = js_request(&url, "POST", None, Some(body.as_bytes())).map_err(backend)?;
         let mut response = stub.fetch_with_request(request).await.map_err(backend)?;
         let bytes = response.bytes().await.map_err(backend)?;
         decode_answer(&bytes)
