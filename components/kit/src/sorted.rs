@@ -1,16 +1,17 @@
-//! Sorts, groupings, ordered maps and ordered sets that compile their sorting code once.
+//! Sorts, groupings, ordered maps and deduplication that compile their sorting code once.
 //!
 //! Rust's sorts and `BTreeMap`'s `FromIterator` (which sorts its input, then bulk-builds
 //! the tree) are compiled once per element type — and `FromIterator` once per iterator
 //! type. In a wasm binary each copy of the stable sort is about 4 KB, and the Worker had
 //! 17 of them. Here every sort orders *indexes* through one comparator behind `dyn`, so
 //! the sort itself is compiled once, and each element type adds only a small permute
-//! step; maps and sets are built by insertion, whose code each key type compiles anyway,
-//! and [`group`] and [`last_of_each`] stand in for maps that only group or deduplicate.
+//! step; maps are built by insertion, whose code each key type compiles anyway, and
+//! [`group`], [`last_of_each`] and [`dedup_stable`] stand in for maps and sets that only
+//! group or deduplicate.
 
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Sorts `items` by `cmp`, stably: of equal items, the first stays first.
 pub fn sort_by<T>(items: &mut Vec<T>, mut cmp: impl FnMut(&T, &T) -> Ordering) {
@@ -124,15 +125,6 @@ pub fn map<K: Ord, V>(pairs: Vec<(K, V)>) -> BTreeMap<K, V> {
     map
 }
 
-/// The set of `items`.
-pub fn set<T: Ord>(items: Vec<T>) -> BTreeSet<T> {
-    let mut set = BTreeSet::new();
-    for item in items {
-        set.insert(item);
-    }
-    set
-}
-
 /// The JSON object of `fields`; of equal names the last wins, as with `collect`.
 pub fn object(fields: Vec<(String, Value)>) -> Map<String, Value> {
     let mut object = Map::new();
@@ -145,13 +137,12 @@ pub fn object(fields: Vec<(String, Value)>) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn builders_order_by_key_and_keep_the_last_of_equal_keys() {
         let m = map(vec![("b", 1), ("a", 2), ("b", 3)]);
         assert_eq!(m.into_iter().collect::<Vec<_>>(), vec![("a", 2), ("b", 3)]);
-        let s = set(vec![3, 1, 3, 2]);
-        assert_eq!(s.into_iter().collect::<Vec<_>>(), vec![1, 2, 3]);
         let o = object(vec![
             ("z".into(), Value::Null),
             ("a".into(), Value::Bool(true)),
