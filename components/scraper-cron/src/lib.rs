@@ -22,7 +22,7 @@ mod entry {
         fn handle_cron_event(_metadata: Metadata) -> Result<(), Error> {
             let env = kit::host::spin::env(kit::host::spin::Uses {
                 fetch: true,
-                files: false,
+                ..kit::host::spin::Uses::NOTHING
             });
             let now = env.clock.now();
             spin_sdk::http::run(async move {
