@@ -8,6 +8,12 @@
 # tools' versions) is kept in components/worker/build/.inputs-sha256. wrangler runs this
 # script before every `wrangler dev` / `wrangler deploy`, so an unchanged tree costs
 # ~0.1 s instead of a cargo + wasm-bindgen + wasm-opt run. FORCE=1 rebuilds anyway.
+#
+# `build-worker.sh` builds the Worker that `wrangler dev` serves and `wrangler deploy`
+# uploads (components/worker/build); `build-worker.sh selftest` the same Worker with the
+# backend suite behind `POST /healthz/storage` (feature `storage-selftest`) into
+# components/worker/build-selftest, which tests/selftest-worker serves to the
+# conformance suite. The suite is ~25 KB of the gzipped wasm and nothing a user calls.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export WASM_BINDGEN_BIN=${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}
@@ -20,7 +26,15 @@ export ESBUILD_BIN=${ESBUILD_BIN:-$root/node_modules/.bin/esbuild}
 # table no slower) and no change bench_hotpath could see. The environment's
 # CARGO_PROFILE_RELEASE_OPT_LEVEL overrides it, and is part of the inputs' hash.
 export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-z}
-out=$root/components/worker/build
+case "${1:-}" in
+  "") variant=deploy dir=build cargo_args=() ;;
+  selftest) variant=selftest dir=build-selftest cargo_args=(--features storage-selftest) ;;
+  *)
+    echo "usage: $0 [selftest]" >&2
+    exit 2
+    ;;
+esac
+out=$root/components/worker/$dir
 stamp=$out/.inputs-sha256
 
 # The Worker's static assets (wrangler.toml `[assets]`: the /docs files), which wrangler
@@ -34,27 +48,27 @@ inputs_hash() {
     # byte order, so the hash does not depend on where the checkout is.
     find Cargo.lock Cargo.toml rust-toolchain.toml package-lock.json \
       scripts/build-worker.sh wit components/*/Cargo.toml components/*/src \
-      components/worker -path components/worker/build -prune -o -type f -print0 \
+      components/worker -path 'components/worker/build*' -prune -o -type f -print0 \
       | LC_ALL=C sort -z -u | xargs -0 sha256sum
     # ...and what turns them into the Worker.
     printf 'wasm-bindgen %s\n' "$("$WASM_BINDGEN_BIN" --version 2>/dev/null || echo none)"
     printf 'worker-build %s\n' "$(worker-build --version 2>/dev/null || echo none)"
-    printf 'RUSTFLAGS=%s NO_MINIFY=%s OPT_LEVEL=%s KEEP_NAMES=%s\n' "${RUSTFLAGS:-}" "${NO_MINIFY:-}" \
-      "${CARGO_PROFILE_RELEASE_OPT_LEVEL:-}" "${KEEP_NAMES:-0}"
+    printf 'RUSTFLAGS=%s NO_MINIFY=%s OPT_LEVEL=%s KEEP_NAMES=%s variant=%s\n' "${RUSTFLAGS:-}" \
+      "${NO_MINIFY:-}" "${CARGO_PROFILE_RELEASE_OPT_LEVEL:-}" "${KEEP_NAMES:-0}" "$variant"
   } | sha256sum | cut -d' ' -f1
 }
 
 hash=$(inputs_hash)
 if [ "${FORCE:-0}" != 1 ] && [ -f "$out/index.js" ] && [ -f "$stamp" ] &&
   [ "$(cat "$stamp")" = "$hash" ]; then
-  echo "build-worker: components/worker/build is up to date (inputs sha256 ${hash:0:12})"
+  echo "build-worker: components/worker/$dir is up to date (inputs sha256 ${hash:0:12})"
   exit 0
 fi
 
 # A failed or interrupted build must not leave a stamp that vouches for its output.
 rm -f "$stamp"
 cd "$root/components/worker"
-worker-build --release
+worker-build --release --out-dir "$dir" "${cargo_args[@]}"
 # A second wasm-opt pass over worker-build's (components/worker/Cargo.toml sets that
 # one to `-Oz --low-memory-unused` too): 422,896 -> 420,526 bytes gzip, ~7 s
 # (2026-12-04). worker-build keeps the wasm's function names (wasm-opt --debuginfo) for
@@ -71,4 +85,4 @@ names=(--strip-debug --strip-producers)
   --enable-exception-handling \
   "$out/index_bg.wasm" -o "$out/index_bg.wasm"
 echo "$hash" >"$stamp"
-echo "build-worker: built; inputs sha256 ${hash:0:12} saved in ${stamp#"$root"/}"
+echo "build-worker: $dir built ($(stat -c %s "$out/index_bg.wasm") bytes, $(gzip -9c "$out/index_bg.wasm" | wc -c) gzip); inputs sha256 ${hash:0:12} saved in ${stamp#"$root"/}"

@@ -1,8 +1,11 @@
 //! Liveness and the catch-all: `GET /healthz` answers `{"status":"ok"}`, any path no
-//! other service claims gets API.md's JSON 404, and `POST /healthz/storage` (admin)
-//! runs the shared table-backend suite against the deployment's own storage;
-//! `POST /healthz/storage/race` and `…/race/check` (admin) let a test race many
-//! requests — on Spin, many component instances — on one fresh key and check the result.
+//! other service claims gets API.md's JSON 404, and `POST /healthz/storage/race` and
+//! `…/race/check` (admin) let a test race many requests — on Spin, many component
+//! instances — on one fresh key and check the result. With the `storage-selftest`
+//! feature, `POST /healthz/storage` (admin) also runs the shared table-backend suite
+//! against the deployment's own storage: the Spin component and the test builds have
+//! it; the Worker that staging and production deploy leaves it out (it is ~25 KB of
+//! the Worker's gzipped wasm, and nothing a user calls).
 //!
 //! On Spin this is the component on route `/...` (build with
 //! `bash scripts/build-components.sh health`); the Worker calls
@@ -16,15 +19,17 @@ use serde_json::json;
 #[derive(Debug, Clone, Copy)]
 enum Route {
     Health,
+    #[cfg(feature = "storage-selftest")]
     StorageSuite,
     RaceWrite,
     RaceCheck,
 }
 
 fn router() -> Router<Route> {
-    Router::new()
-        .route(Method::GET, "/healthz", Route::Health)
-        .route(Method::POST, "/healthz/storage", Route::StorageSuite)
+    let router = Router::new().route(Method::GET, "/healthz", Route::Health);
+    #[cfg(feature = "storage-selftest")]
+    let router = router.route(Method::POST, "/healthz/storage", Route::StorageSuite);
+    router
         .route(Method::POST, "/healthz/storage/race", Route::RaceWrite)
         .route(
             Method::POST,
@@ -47,6 +52,7 @@ async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError>
     let (route, _) = ctx.resolve(&router(), &req)?;
     match route {
         Route::Health => Ok(kit::json(StatusCode::OK, &json!({"status": "ok"}))),
+        #[cfg(feature = "storage-selftest")]
         Route::StorageSuite => storage_suite(&req, &ctx).await,
         Route::RaceWrite => race_write(&req, &ctx).await,
         Route::RaceCheck => race_check(&req, &ctx).await,
@@ -55,6 +61,7 @@ async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError>
 
 /// Runs the backend suite on every backend the host offers, on fresh tables (a new
 /// random prefix per run, so a persistent store never sees leftovers).
+#[cfg(feature = "storage-selftest")]
 async fn storage_suite(req: &Request, ctx: &Ctx<'_>) -> Result<Response, kit::ApiError> {
     kit::require_admin(req, ctx.env)?;
     let mut backends = Vec::new();

@@ -398,6 +398,17 @@ fn start_workerd(vars: &Vars) -> Result<Running> {
     start_wrangler_dev(&root(), vars)
 }
 
+/// The Worker built with the backend suite behind `POST /healthz/storage`
+/// (`tests/selftest-worker`), under `wrangler dev` like [`Host::Workerd`]'s: the
+/// deployed Worker leaves the suite out, so the cases that call it run here.
+pub fn start_workerd_selftest(vars: &Vars) -> Result<Running> {
+    require(
+        &root().join("components/worker/build-selftest/index.js"),
+        "make worker",
+    )?;
+    start_wrangler_dev(&root().join("tests/selftest-worker"), vars)
+}
+
 /// `wrangler dev` of the `wrangler.toml` in `dir` (the Worker at the root, or the hot
 /// path's JavaScript reference in `tests/reference-worker`), on a free loopback port
 /// with its own fresh state, once it answers `GET /healthz`.

@@ -25,11 +25,29 @@ pub fn cases() -> Vec<Case> {
         request_id_is_echoed_or_generated,
         storage_suite_passes_on_every_backend_of_the_host,
         storage_suite_returns_401_without_the_admin_token,
+        deployed_worker_returns_404_for_the_storage_suite,
         concurrent_puts_if_absent_from_40_requests_admit_one_per_fresh_partition,
         concurrent_creations_and_increments_from_40_requests_lose_no_update_per_partition,
         concurrent_updates_from_40_requests_lose_no_update_per_partition,
         hostile_requests_get_json_errors_and_never_a_5xx,
     ]
+}
+
+/// The cases that call the backend suite behind `POST /healthz/storage`. The Worker
+/// that is deployed leaves the suite out, so on workerd these run on its self-test
+/// build (`tests/selftest-worker`); every other host has one build, with the suite.
+pub fn needs_storage_suite(suite: &str, name: &str) -> bool {
+    suite == "common"
+        && matches!(
+            name,
+            "storage_suite_passes_on_every_backend_of_the_host"
+                | "storage_suite_returns_401_without_the_admin_token"
+        )
+}
+
+/// The cases about what the deployed Worker leaves out, run on workerd only.
+pub fn deployed_worker_only(suite: &str, name: &str) -> bool {
+    suite == "common" && name == "deployed_worker_returns_404_for_the_storage_suite"
 }
 
 /// Checks status, JSON content type and `error.code` of an API.md error reply.
@@ -131,6 +149,31 @@ async fn storage_suite_passes_on_every_backend_of_the_host(api: Api, host: Host)
         backends >= 1 && cases >= 12 * backends,
         "too few cases ran: {report}"
     );
+    Ok(())
+}
+
+/// The Worker that `wrangler deploy` uploads has no backend suite: even the admin gets
+/// the 404 of an unknown route, and the race routes beside it are still served.
+async fn deployed_worker_returns_404_for_the_storage_suite(api: Api, _: Host) -> Result<()> {
+    let auth = format!("Bearer {}", api.admin_token);
+    let suite = api
+        .send(
+            Method::POST,
+            "/healthz/storage",
+            &[("authorization", &auth)],
+            None,
+        )
+        .await?;
+    expect_error(&suite, 404, "not_found")?;
+    let race = api
+        .send(
+            Method::POST,
+            "/healthz/storage/race",
+            &[("authorization", &auth)],
+            Some(b"{}".to_vec()),
+        )
+        .await?;
+    expect_error(&race, 400, "invalid_body")?;
     Ok(())
 }
 

@@ -84,6 +84,57 @@ fn is_dev_proxy_restart(e: &anyhow::Error) -> bool {
     format!("{e:#}").contains("Your worker restarted mid-request")
 }
 
+/// Runs every selected case that `runs_here(suite, name)` admits on one started host,
+/// printing each; returns (passed, failed).
+fn run_cases(
+    runtime: &tokio::runtime::Runtime,
+    api: &Api,
+    host: Host,
+    runs_here: impl Fn(&str, &str) -> bool,
+) -> (usize, usize) {
+    let (mut host_passed, mut host_failed) = (0, 0);
+    for (suite, cases) in suites() {
+        for (name, case) in cases {
+            if !selected(suite, name) || !runs_here(suite, name) {
+                continue;
+            }
+            for _ in 0..repeat() {
+                let started = Instant::now();
+                let mut result = runtime.block_on(case(api.clone(), host));
+                // `wrangler dev`'s local proxy answers 503 "Your worker restarted
+                // mid-request" to every non-GET in flight when it reloads its
+                // runtime, which it does now and then under bursts of concurrent
+                // requests (~1 burst in 10 of 40 racing writers, 2026-12-02): a
+                // fault of the dev tool, not of the Worker. The case runs again,
+                // on fresh data, at most four times, each after a longer pause (the
+                // proxy needs a moment to reconnect), and says so.
+                for attempt in 1..=4u64 {
+                    match &result {
+                        Err(e) if host == Host::Workerd && is_dev_proxy_restart(e) => {
+                            println!("   retry {suite}::{name}: wrangler dev restarted the Worker mid-request");
+                            std::thread::sleep(std::time::Duration::from_secs(2 * attempt));
+                            result = runtime.block_on(case(api.clone(), host));
+                        }
+                        _ => break,
+                    }
+                }
+                let took = started.elapsed().as_secs_f64();
+                match result {
+                    Ok(()) => {
+                        host_passed += 1;
+                        println!("   ok   {suite}::{name} ({took:.1}s)");
+                    }
+                    Err(e) => {
+                        host_failed += 1;
+                        println!("   FAIL {suite}::{name} ({took:.1}s): {e:#}");
+                    }
+                }
+            }
+        }
+    }
+    (host_passed, host_failed)
+}
+
 fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -153,47 +204,46 @@ fn main() -> ExitCode {
                 continue;
             }
         };
-        let (mut host_passed, mut host_failed) = (0, 0);
-        for (suite, cases) in suites() {
-            for (name, case) in cases {
-                if !selected(suite, name) {
-                    continue;
+        let (mut host_passed, mut host_failed) = run_cases(&runtime, &api, host, |suite, name| {
+            if host == Host::Workerd {
+                !common::needs_storage_suite(suite, name)
+            } else {
+                !common::deployed_worker_only(suite, name)
+            }
+        });
+        drop(running);
+        // The deployed Worker leaves the backend suite out (scripts/build-worker.sh):
+        // the cases that call it run on its self-test build, started only when one is
+        // selected.
+        let needs_suite = suites().iter().any(|(suite, cases)| {
+            cases
+                .iter()
+                .any(|(name, _)| selected(suite, name) && common::needs_storage_suite(suite, name))
+        });
+        if host == Host::Workerd && needs_suite {
+            let started = Instant::now();
+            match conformance::start_workerd_selftest(&vars)
+                .and_then(|running| Ok((Api::new(&running.base, ADMIN_TOKEN)?, running)))
+            {
+                Ok((api, running)) => {
+                    println!(
+                        "== {}, self-test build (started in {:.1}s)",
+                        running.describe(),
+                        started.elapsed().as_secs_f64()
+                    );
+                    let (p, f) = run_cases(&runtime, &api, host, common::needs_storage_suite);
+                    host_passed += p;
+                    host_failed += f;
                 }
-                for _ in 0..repeat() {
-                    let started = Instant::now();
-                    let mut result = runtime.block_on(case(api.clone(), host));
-                    // `wrangler dev`'s local proxy answers 503 "Your worker restarted
-                    // mid-request" to every non-GET in flight when it reloads its
-                    // runtime, which it does now and then under bursts of concurrent
-                    // requests (~1 burst in 10 of 40 racing writers, 2026-12-02): a
-                    // fault of the dev tool, not of the Worker. The case runs again,
-                    // on fresh data, at most four times, each after a longer pause (the
-                    // proxy needs a moment to reconnect), and says so.
-                    for attempt in 1..=4u64 {
-                        match &result {
-                            Err(e) if host == Host::Workerd && is_dev_proxy_restart(e) => {
-                                println!("   retry {suite}::{name}: wrangler dev restarted the Worker mid-request");
-                                std::thread::sleep(std::time::Duration::from_secs(2 * attempt));
-                                result = runtime.block_on(case(api.clone(), host));
-                            }
-                            _ => break,
-                        }
-                    }
-                    let took = started.elapsed().as_secs_f64();
-                    match result {
-                        Ok(()) => {
-                            host_passed += 1;
-                            println!("   ok   {suite}::{name} ({took:.1}s)");
-                        }
-                        Err(e) => {
-                            host_failed += 1;
-                            println!("   FAIL {suite}::{name} ({took:.1}s): {e:#}");
-                        }
-                    }
+                Err(e) => {
+                    println!(
+                        "== {}, self-test build: FAILED TO START: {e:#}",
+                        host.name()
+                    );
+                    host_failed += 1;
                 }
             }
         }
-        drop(running);
         summary.push(format!(
             "{:<10} {host_passed} passed, {host_failed} failed",
             host.name()

@@ -178,9 +178,20 @@ fn dry_run_deploy(env: Option<&str>) -> Result<()> {
         files.iter().any(|f| f == "index.js"),
         "no index.js in the bundle: {files:?}"
     );
+    // The uploaded wasm is the deploy build, without the backend suite that
+    // components/worker/build-selftest carries for the conformance suite.
+    let wasm = files
+        .iter()
+        .find(|f| f.ends_with(".wasm"))
+        .ok_or_else(|| anyhow::anyhow!("no .wasm in the bundle: {files:?}"))?;
+    let uploaded = std::fs::read(out_dir.path().join(wasm))?;
     ensure!(
-        files.iter().any(|f| f.ends_with(".wasm")),
-        "no .wasm in the bundle: {files:?}"
+        uploaded == std::fs::read(root.join("components/worker/build/index_bg.wasm"))?,
+        "the bundle's {wasm} is not components/worker/build/index_bg.wasm"
+    );
+    ensure!(
+        !contains(&uploaded, b"put_then_get_returns_value_at_version_one"),
+        "the deployed wasm links the backend suite (one of its case names is in it)"
     );
     let config = wrangler_toml()?;
     let section = match env {
@@ -570,4 +581,8 @@ fn kv_namespaces_script_writes_the_new_id_into_its_environment_only() -> Result<
     }
     ensure!(std::fs::read_to_string(&config)? == written);
     Ok(())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -34,7 +34,9 @@ fn print_sizes() -> Result<()> {
         .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
         .collect();
     files.sort();
+    // The Worker as deployed, then with the backend suite the conformance suite runs.
     files.push(root.join("components/worker/build/index_bg.wasm"));
+    files.push(root.join("components/worker/build-selftest/index_bg.wasm"));
     for path in files {
         bench::print_size(&path)?;
     }
