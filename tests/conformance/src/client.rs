@@ -89,6 +89,13 @@ impl Api {
         })
     }
 
+    /// `POST path` as the admin (the bearer token this client was made with).
+    pub async fn admin_post(&self, path: &str, body: Option<Vec<u8>>) -> Result<Reply> {
+        let auth = format!("Bearer {}", self.admin_token);
+        self.send(Method::POST, path, &[("authorization", &auth)], body)
+            .await
+    }
+
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Result<Reply> {
         self.send(Method::GET, path, headers, None).await
     }

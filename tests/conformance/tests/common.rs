@@ -121,15 +121,7 @@ async fn request_id_is_echoed_or_generated(api: Api, _: Host) -> Result<()> {
 }
 
 async fn storage_suite_passes_on_every_backend_of_the_host(api: Api, host: Host) -> Result<()> {
-    let auth = format!("Bearer {}", api.admin_token);
-    let reply = api
-        .send(
-            Method::POST,
-            "/healthz/storage",
-            &[("authorization", &auth)],
-            None,
-        )
-        .await?;
+    let reply = api.admin_post("/healthz/storage", None).await?;
     let report = reply.json()?;
     ensure!(
         reply.status == 200 && report["passed"] == serde_json::json!(true),
@@ -155,23 +147,10 @@ async fn storage_suite_passes_on_every_backend_of_the_host(api: Api, host: Host)
 /// The Worker that `wrangler deploy` uploads has no backend suite: even the admin gets
 /// the 404 of an unknown route, and the race routes beside it are still served.
 async fn deployed_worker_returns_404_for_the_storage_suite(api: Api, _: Host) -> Result<()> {
-    let auth = format!("Bearer {}", api.admin_token);
-    let suite = api
-        .send(
-            Method::POST,
-            "/healthz/storage",
-            &[("authorization", &auth)],
-            None,
-        )
-        .await?;
+    let suite = api.admin_post("/healthz/storage", None).await?;
     expect_error(&suite, 404, "not_found")?;
     let race = api
-        .send(
-            Method::POST,
-            "/healthz/storage/race",
-            &[("authorization", &auth)],
-            Some(b"{}".to_vec()),
-        )
+        .admin_post("/healthz/storage/race", Some(b"{}".to_vec()))
         .await?;
     expect_error(&race, 400, "invalid_body")?;
     Ok(())
@@ -229,7 +208,6 @@ pub const WORKERD_IN_FLIGHT: usize = 10;
 /// [`WORKERD_IN_FLIGHT`] at a time).
 async fn race(api: &Api, host: Host, race: &str, writers: u32) -> Result<()> {
     let table = fresh_race_table();
-    let auth = format!("Bearer {}", api.admin_token);
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(writers as usize));
     let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(if host == Host::Workerd {
         WORKERD_IN_FLIGHT
@@ -238,19 +216,14 @@ async fn race(api: &Api, host: Host, race: &str, writers: u32) -> Result<()> {
     }));
     let mut tasks = Vec::new();
     for writer in 0..writers {
-        let (api, auth, barrier) = (api.clone(), auth.clone(), barrier.clone());
+        let (api, barrier) = (api.clone(), barrier.clone());
         let in_flight = in_flight.clone();
         let body = serde_json::json!({"table": table, "race": race, "writer": writer});
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             let _slot = in_flight.acquire().await?;
             let reply = api
-                .send(
-                    Method::POST,
-                    "/healthz/storage/race",
-                    &[("authorization", &auth)],
-                    Some(serde_json::to_vec(&body)?),
-                )
+                .admin_post("/healthz/storage/race", Some(serde_json::to_vec(&body)?))
                 .await?;
             ensure!(
                 reply.status == 200,
@@ -267,10 +240,8 @@ async fn race(api: &Api, host: Host, race: &str, writers: u32) -> Result<()> {
     }
     let body = serde_json::json!({"table": table, "race": race, "won": won});
     let check = api
-        .send(
-            Method::POST,
+        .admin_post(
             "/healthz/storage/race/check",
-            &[("authorization", &auth)],
             Some(serde_json::to_vec(&body)?),
         )
         .await?;
