@@ -28,7 +28,7 @@ components:
 	bash scripts/build-components.sh
 
 ## The Worker as deployed (components/worker/build), and the same Worker with the
-## backend suite behind POST /healthz/storage (components/worker/build-selftest), which
+## storage self-test, POST /healthz/storage[/race[/check]] (components/worker/build-selftest), which
 ## the conformance suite runs on workerd through tests/selftest-worker.
 worker:
 	bash scripts/build-worker.sh

@@ -11,9 +11,10 @@
 #
 # `build-worker.sh` builds the Worker that `wrangler dev` serves and `wrangler deploy`
 # uploads (components/worker/build); `build-worker.sh selftest` the same Worker with the
-# backend suite behind `POST /healthz/storage` (feature `storage-selftest`) into
-# components/worker/build-selftest, which tests/selftest-worker serves to the
-# conformance suite. The suite is ~25 KB of the gzipped wasm and nothing a user calls.
+# storage self-test (`POST /healthz/storage` and its race routes; feature
+# `storage-selftest`) into components/worker/build-selftest, which tests/selftest-worker
+# serves to the conformance suite. It is ~30 KB of the gzipped wasm, and nothing a user
+# calls.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export WASM_BINDGEN_BIN=${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}

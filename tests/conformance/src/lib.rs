@@ -398,9 +398,9 @@ fn start_workerd(vars: &Vars) -> Result<Running> {
     start_wrangler_dev(&root(), vars)
 }
 
-/// The Worker built with the backend suite behind `POST /healthz/storage`
-/// (`tests/selftest-worker`), under `wrangler dev` like [`Host::Workerd`]'s: the
-/// deployed Worker leaves the suite out, so the cases that call it run here.
+/// The Worker built with the storage self-test (`POST /healthz/storage` and its race
+/// routes; `tests/selftest-worker`), under `wrangler dev` like [`Host::Workerd`]'s: the
+/// deployed Worker leaves it out, so the cases that call it run here.
 pub fn start_workerd_selftest(vars: &Vars) -> Result<Running> {
     require(
         &root().join("components/worker/build-selftest/index.js"),

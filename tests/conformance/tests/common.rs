@@ -1,7 +1,7 @@
 //! Cross-cutting rules of API.md every host must follow: health, JSON errors, 404/405,
 //! request ids, admin auth, and the storage backend suite on the host's own storage.
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use conformance::{Api, Host};
 use reqwest::Method;
 use std::future::Future;
@@ -25,7 +25,7 @@ pub fn cases() -> Vec<Case> {
         request_id_is_echoed_or_generated,
         storage_suite_passes_on_every_backend_of_the_host,
         storage_suite_returns_401_without_the_admin_token,
-        deployed_worker_returns_404_for_the_storage_suite,
+        deployed_worker_returns_404_for_the_storage_selftest,
         concurrent_puts_if_absent_from_40_requests_admit_one_per_fresh_partition,
         concurrent_creations_and_increments_from_40_requests_lose_no_update_per_partition,
         concurrent_updates_from_40_requests_lose_no_update_per_partition,
@@ -33,21 +33,16 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// The cases that call the backend suite behind `POST /healthz/storage`. The Worker
-/// that is deployed leaves the suite out, so on workerd these run on its self-test
-/// build (`tests/selftest-worker`); every other host has one build, with the suite.
-pub fn needs_storage_suite(suite: &str, name: &str) -> bool {
-    suite == "common"
-        && matches!(
-            name,
-            "storage_suite_passes_on_every_backend_of_the_host"
-                | "storage_suite_returns_401_without_the_admin_token"
-        )
+/// The cases that call the storage self-test (`POST /healthz/storage` and its race
+/// routes). The Worker that is deployed leaves it out, so on workerd these run on its
+/// self-test build (`tests/selftest-worker`); every other host has one build, with it.
+pub fn needs_selftest(suite: &str, name: &str) -> bool {
+    suite == "common" && (name.starts_with("storage_suite_") || name.starts_with("concurrent_"))
 }
 
 /// The cases about what the deployed Worker leaves out, run on workerd only.
 pub fn deployed_worker_only(suite: &str, name: &str) -> bool {
-    suite == "common" && name == "deployed_worker_returns_404_for_the_storage_suite"
+    suite == "common" && name == "deployed_worker_returns_404_for_the_storage_selftest"
 }
 
 /// Checks status, JSON content type and `error.code` of an API.md error reply.
@@ -144,15 +139,18 @@ async fn storage_suite_passes_on_every_backend_of_the_host(api: Api, host: Host)
     Ok(())
 }
 
-/// The Worker that `wrangler deploy` uploads has no backend suite: even the admin gets
-/// the 404 of an unknown route, and the race routes beside it are still served.
-async fn deployed_worker_returns_404_for_the_storage_suite(api: Api, _: Host) -> Result<()> {
-    let suite = api.admin_post("/healthz/storage", None).await?;
-    expect_error(&suite, 404, "not_found")?;
-    let race = api
-        .admin_post("/healthz/storage/race", Some(b"{}".to_vec()))
-        .await?;
-    expect_error(&race, 400, "invalid_body")?;
+/// The Worker that `wrangler deploy` uploads has no storage self-test: even the admin
+/// gets the 404 of an unknown route from each of its routes.
+async fn deployed_worker_returns_404_for_the_storage_selftest(api: Api, _: Host) -> Result<()> {
+    let race = serde_json::json!({"table": "t", "race": "put_if_absent", "writer": 0});
+    for (path, body) in [
+        ("/healthz/storage", None),
+        ("/healthz/storage/race", Some(serde_json::to_vec(&race)?)),
+        ("/healthz/storage/race/check", Some(b"{}".to_vec())),
+    ] {
+        let reply = api.admin_post(path, body).await?;
+        expect_error(&reply, 404, "not_found").with_context(|| format!("POST {path}"))?;
+    }
     Ok(())
 }
 

@@ -206,21 +206,21 @@ fn main() -> ExitCode {
         };
         let (mut host_passed, mut host_failed) = run_cases(&runtime, &api, host, |suite, name| {
             if host == Host::Workerd {
-                !common::needs_storage_suite(suite, name)
+                !common::needs_selftest(suite, name)
             } else {
                 !common::deployed_worker_only(suite, name)
             }
         });
         drop(running);
-        // The deployed Worker leaves the backend suite out (scripts/build-worker.sh):
+        // The deployed Worker leaves the storage self-test out (scripts/build-worker.sh):
         // the cases that call it run on its self-test build, started only when one is
         // selected.
-        let needs_suite = suites().iter().any(|(suite, cases)| {
+        let selftest_cases = suites().iter().any(|(suite, cases)| {
             cases
                 .iter()
-                .any(|(name, _)| selected(suite, name) && common::needs_storage_suite(suite, name))
+                .any(|(name, _)| selected(suite, name) && common::needs_selftest(suite, name))
         });
-        if host == Host::Workerd && needs_suite {
+        if host == Host::Workerd && selftest_cases {
             let started = Instant::now();
             match conformance::start_workerd_selftest(&vars)
                 .and_then(|running| Ok((Api::new(&running.base, ADMIN_TOKEN)?, running)))
@@ -231,7 +231,7 @@ fn main() -> ExitCode {
                         running.describe(),
                         started.elapsed().as_secs_f64()
                     );
-                    let (p, f) = run_cases(&runtime, &api, host, common::needs_storage_suite);
+                    let (p, f) = run_cases(&runtime, &api, host, common::needs_selftest);
                     host_passed += p;
                     host_failed += f;
                 }
