@@ -302,6 +302,53 @@ fn environments_repeat_the_top_level_bindings_with_their_own_names_and_namespace
     Ok(())
 }
 
+/// The self-test build's `wrangler dev` config (tests/selftest-worker) must give its
+/// Worker what the root config gives the deployed one — the same Durable Object class
+/// and migrations, KV binding, assets binding and compatibility date — or the backend
+/// suite would run on storage the deployed Worker does not have.
+#[test]
+fn selftest_worker_config_binds_what_the_deployed_worker_binds() -> Result<()> {
+    let config = wrangler_toml()?;
+    let text = std::fs::read_to_string(root().join("tests/selftest-worker/wrangler.toml"))?;
+    let selftest: toml::Table = text.parse()?;
+    for key in ["durable_objects", "migrations", "compatibility_date"] {
+        ensure!(
+            selftest.get(key) == config.get(key),
+            "tests/selftest-worker/wrangler.toml {key} differs from wrangler.toml's"
+        );
+    }
+    let kv_bindings = |t: &toml::Table| -> Vec<String> {
+        t.get("kv_namespaces")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.get("binding").and_then(|b| b.as_str()))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    ensure!(
+        kv_bindings(&selftest) == kv_bindings(&config),
+        "KV bindings {:?} != wrangler.toml's {:?}",
+        kv_bindings(&selftest),
+        kv_bindings(&config)
+    );
+    let (assets, root_assets) = (table(&selftest, &["assets"])?, table(&config, &["assets"])?);
+    for key in ["binding", "run_worker_first", "html_handling"] {
+        ensure!(
+            assets.get(key) == root_assets.get(key),
+            "[assets] {key} differs from wrangler.toml's"
+        );
+    }
+    let main = selftest.get("main").and_then(|v| v.as_str());
+    ensure!(
+        main == Some("../../components/worker/build-selftest/index.js"),
+        "main is {main:?}, not the self-test build"
+    );
+    Ok(())
+}
+
 /// The workflows the test validates; a new one must be added here.
 const WORKFLOWS: &[&str] = &[
     ".github/workflows/ci.yml",
