@@ -36,8 +36,9 @@ export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-z}
 # Each component's wasm-opt starts as soon as its link is done, beside the next link:
 # both are mostly one thread.
 package() { if [ "$1" = scraper ]; then echo scraper-cron; else echo "$1"; fi; }
-# The Spin app keeps health's storage self-test (`POST /healthz/storage`), through which
-# the conformance suite runs the backend suite on the Spin key-value store.
+# The Spin app keeps health's storage self-test (`POST /healthz/storage` and its race
+# routes), through which the conformance suite runs the backend suite and the
+# cross-request races on the Spin key-value store.
 features() { if [ "$1" = health ]; then echo storage-selftest; fi; }
 
 out=build/components

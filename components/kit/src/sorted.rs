@@ -139,6 +139,14 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
+    /// The next of a pseudo-random sequence (a 64-bit LCG) from `seed`.
+    fn noise(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed
+    }
+
     #[test]
     fn builders_order_by_key_and_keep_the_last_of_equal_keys() {
         let m = map(vec![("b", 1), ("a", 2), ("b", 3)]);
@@ -166,15 +174,10 @@ mod tests {
 
     #[test]
     fn dedup_stable_keeps_the_first_of_equal_items_in_their_order() {
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut seed = 11u64;
         for len in 0..60 {
             let items: Vec<u8> = (0..len)
-                .map(|_| {
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    (rng % 9) as u8
-                })
+                .map(|_| (noise(&mut seed) >> 33) as u8 % 9)
                 .collect();
             let mut seen = BTreeSet::new();
             let expected: Vec<u8> = items.iter().copied().filter(|i| seen.insert(*i)).collect();
@@ -190,12 +193,7 @@ mod tests {
         let mut seed = 7u64;
         for len in [0, 1, 2, 3, 17, 100, 1000] {
             let items: Vec<(u8, usize)> = (0..len)
-                .map(|i| {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    ((seed >> 59) as u8, i)
-                })
+                .map(|i| ((noise(&mut seed) >> 59) as u8, i))
                 .collect();
             let mut expected = items.clone();
             expected.sort_by_key(|p| p.0);
