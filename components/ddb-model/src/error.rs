@@ -61,6 +61,8 @@ pub struct DynamoError {
     pub message: String,
     /// `Item` of a `ConditionalCheckFailedException` that asked for it.
     pub item: Option<Value>,
+    /// What went wrong inside, for the request's log line only, never the body.
+    pub detail: Option<String>,
 }
 
 impl DynamoError {
@@ -69,6 +71,18 @@ impl DynamoError {
             kind,
             message: message.into(),
             item: None,
+            detail: None,
+        }
+    }
+
+    /// `InternalServerError`, its body generic; `detail` goes to the log line only.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self {
+            detail: Some(detail.to_string()),
+            ..Self::new(
+                Kind::Internal,
+                format!("Internal server error. {}", kit::SEE_THE_LOG),
+            )
         }
     }
 
@@ -104,7 +118,7 @@ impl From<kit::table::StoreError> for DynamoError {
                     kit::table::MAX_PARTITION_BYTES
                 ),
             ),
-            other => DynamoError::new(Kind::Internal, format!("Internal server error: {other}")),
+            other => DynamoError::internal(other),
         }
     }
 }

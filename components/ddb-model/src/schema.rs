@@ -340,6 +340,22 @@ impl TableDef {
                     attr.name
                 ))
             };
+            let size = match (attr.kind, value) {
+                (KeyType::S, AttrValue::S(s)) => s.len(),
+                (KeyType::B, AttrValue::B(b)) => b.len(),
+                _ => 0,
+            };
+            if !sort && size > MAX_PARTITION_KEY_BYTES {
+                return Err(DynamoError::validation(
+                    // DynamoDB's words, its missing space included.
+                    "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes",
+                ));
+            }
+            if sort && size > MAX_SORT_KEY_BYTES {
+                return Err(DynamoError::validation(
+                    "One or more parameter values were invalid: Aggregated size of all range keys has exceeded the size limit of 1024 bytes",
+                ));
+            }
             match (attr.kind, value) {
                 (KeyType::S, AttrValue::S(s)) if s.is_empty() => Err(empty()),
                 (KeyType::B, AttrValue::B(b)) if b.is_empty() => Err(empty()),
@@ -370,6 +386,10 @@ impl TableDef {
         Ok((pk, sk))
     }
 }
+
+/// DynamoDB's limits on the size of a key's partition and sort values.
+const MAX_PARTITION_KEY_BYTES: usize = 2048;
+const MAX_SORT_KEY_BYTES: usize = 1024;
 
 /// `ResourceNotFoundException` for `name`.
 pub fn not_found(name: &str) -> DynamoError {

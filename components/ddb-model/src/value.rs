@@ -14,6 +14,8 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 const MAX_DIGITS: usize = 38;
+/// DynamoDB's limit on how deep maps and lists nest in an item.
+const MAX_NESTING: usize = 32;
 const MAX_EXPONENT: i64 = 125;
 const MIN_EXPONENT: i64 = -130;
 
@@ -353,15 +355,15 @@ pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     kit::base64::encode(bytes, kit::base64::Form::Standard)
 }
 
-fn no_duplicates<T: PartialEq + std::fmt::Debug>(items: &[T]) -> Result<(), DynamoError> {
-    for (i, a) in items.iter().enumerate() {
-        if items[..i].contains(a) {
-            return Err(DynamoError::validation(format!(
-                "One or more parameter values were invalid: Input collection contains duplicates: {a:?}"
-            )));
-        }
+/// Refuses a set with a repeated member, naming the first repeat; O(n log n), since a
+/// set may have as many members as 400 KB of item holds.
+fn no_duplicates<T: Ord + std::fmt::Debug>(items: &[T]) -> Result<(), DynamoError> {
+    match kit::sorted::first_repeat(items).and_then(|i| items.get(i)) {
+        Some(a) => Err(DynamoError::validation(format!(
+            "One or more parameter values were invalid: Input collection contains duplicates: {a:?}"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn strings<'a>(key: &str, value: &'a Value) -> Result<Vec<&'a str>, DynamoError> {
@@ -386,6 +388,11 @@ fn empty_set(kind: &str) -> DynamoError {
 impl AttrValue {
     /// Parses DynamoDB's JSON form (`{"S": "…"}`, `{"N": "…"}`, …).
     pub fn from_json(json: &Value) -> Result<Self, DynamoError> {
+        Self::from_json_at(json, 0)
+    }
+
+    /// [`Self::from_json`] of a value inside `depth` maps and lists.
+    fn from_json_at(json: &Value, depth: usize) -> Result<Self, DynamoError> {
         let object = json
             .as_object()
             .ok_or_else(|| DynamoError::serialization("An AttributeValue must be an object"))?;
@@ -395,6 +402,11 @@ impl AttrValue {
         if present.next().is_some() {
             return Err(DynamoError::validation(
                 "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
+            ));
+        }
+        if matches!(key.as_str(), "M" | "L") && depth == MAX_NESTING {
+            return Err(DynamoError::validation(
+                "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit",
             ));
         }
         Ok(match key.as_str() {
@@ -425,7 +437,7 @@ impl AttrValue {
                     .as_object()
                     .ok_or_else(|| wrong_json("an object", key))?
                     .iter()
-                    .map(|(k, v)| Ok((k.clone(), AttrValue::from_json(v)?)))
+                    .map(|(k, v)| Ok((k.clone(), AttrValue::from_json_at(v, depth + 1)?)))
                     .collect::<Result<Vec<_>, DynamoError>>()
                     .map(kit::sorted::map)?,
             ),
@@ -434,7 +446,7 @@ impl AttrValue {
                     .as_array()
                     .ok_or_else(|| wrong_json("a list", key))?
                     .iter()
-                    .map(AttrValue::from_json)
+                    .map(|v| AttrValue::from_json_at(v, depth + 1))
                     .collect::<Result<_, _>>()?,
             ),
             "SS" => {
@@ -573,6 +585,46 @@ pub fn item_size(item: &Item) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_json_names_the_first_repeat_of_a_large_set_and_accepts_it_without() {
+        let mut members: Vec<Value> = (0..200_000).map(|i| Value::from(format!("m{i}"))).collect();
+        let distinct = AttrValue::from_json(&serde_json::json!({ "SS": members.clone() }));
+        assert!(matches!(distinct, Ok(AttrValue::Ss(ref s)) if s.len() == 200_000));
+        members.insert(150_000, Value::from("m7"));
+        members.push(Value::from("m3"));
+        let err = AttrValue::from_json(&serde_json::json!({ "SS": members })).unwrap_err();
+        assert!(
+            err.message.ends_with("duplicates: \"m7\""),
+            "{}",
+            err.message
+        );
+        let numbers = serde_json::json!({"NS": ["1", "2", "1.0"]});
+        let err = AttrValue::from_json(&numbers).unwrap_err();
+        assert!(err.message.contains("duplicates"), "{}", err.message);
+    }
+
+    #[test]
+    fn from_json_refuses_maps_and_lists_nested_past_32_levels() {
+        let nested = |depth: usize| {
+            let mut value = serde_json::json!({"N": "1"});
+            for i in 0..depth {
+                value = if i % 2 == 0 {
+                    serde_json::json!({ "L": [value] })
+                } else {
+                    serde_json::json!({ "M": { "k": value } })
+                };
+            }
+            value
+        };
+        assert!(AttrValue::from_json(&nested(32)).is_ok());
+        let err = AttrValue::from_json(&nested(33)).unwrap_err();
+        assert!(
+            err.message.starts_with("Nesting Levels have exceeded"),
+            "{}",
+            err.message
+        );
+    }
     use serde_json::json;
 
     fn n(text: &str) -> Number {

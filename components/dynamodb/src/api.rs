@@ -3,6 +3,7 @@
 
 use crate::error::{DynamoError, Kind};
 use crate::expr::{self, Action, Cmp, Cond, Operand, Path, Step, Substitutions};
+use crate::operation::Operation;
 use crate::schema::{self, TableDef, CATALOG, CATALOG_PK, DIRECTORY_PK};
 use crate::sigv4::{self, AuthError, Credentials, SignedRequest};
 use crate::value::{item_from_json, item_size, item_to_json, AttrValue, Item, MAX_ITEM_BYTES};
@@ -18,23 +19,6 @@ pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 pub const TARGET_PREFIX: &str = "DynamoDB_20120810.";
 /// DynamoDB's request body limit.
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
-
-/// The operations DynamoDB defines that this endpoint does not serve answer with
-/// `UnknownOperationException`, as API.md says.
-const SERVED: [&str; 12] = [
-    "CreateTable",
-    "DescribeTable",
-    "ListTables",
-    "DeleteTable",
-    "PutItem",
-    "GetItem",
-    "UpdateItem",
-    "DeleteItem",
-    "Query",
-    "BatchWriteItem",
-    "BatchGetItem",
-    "Scan",
-];
 
 /// The most partitions one Scan request reads items from once it has read an item:
 /// bounds its storage reads (the directory and one read per partition) whatever
@@ -93,9 +77,16 @@ fn authenticate(req: &Request, ctx: &Ctx<'_>) -> Result<(), DynamoError> {
         headers: &headers,
         body: req.body(),
     };
-    sigv4::verify(&signed, credentials(ctx).as_ref(), ctx.now)
-        .map(|_| ())
-        .map_err(auth_error)
+    let verified =
+        sigv4::verify(&signed, credentials(ctx).as_ref(), ctx.now).map_err(auth_error)?;
+    // A signature for another service (S3, say) must not open DynamoDB, even one made
+    // with the right secret.
+    if verified.service != "dynamodb" {
+        return Err(auth_error(AuthError::BadSignature(
+            "Credential should be scoped to correct service: 'dynamodb'. ".into(),
+        )));
+    }
+    Ok(())
 }
 
 fn respond(status: u16, body: &Value) -> Response {
@@ -118,6 +109,11 @@ pub async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiEr
             let name = e.kind.type_name();
             let name = name.rsplit_once('#').map_or(name, |(_, n)| n);
             response.extensions_mut().insert(kit::log::ErrorCode(name));
+            if let Some(detail) = e.detail {
+                response
+                    .extensions_mut()
+                    .insert(kit::log::ErrorDetail(detail));
+            }
             response
         }
     })
@@ -136,9 +132,8 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-        .filter(|op| SERVED.contains(op))
-        .ok_or_else(|| DynamoError::new(Kind::UnknownOperation, ""))?
-        .to_owned();
+        .and_then(Operation::parse)
+        .ok_or_else(|| DynamoError::new(Kind::UnknownOperation, ""))?;
     let body: Value = kit::json::from_bytes(req.body()).map_err(|e| {
         DynamoError::serialization(format!(
             "Start of structure or map found where not expected: {e}"
@@ -157,41 +152,48 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
     };
     type Op<'f> =
         std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, DynamoError>> + 'f>>;
-    let future: Op<'_> = match operation.as_str() {
-        "CreateTable" => Box::pin(ops.create_table()),
-        "DescribeTable" => Box::pin(ops.describe_table()),
-        "ListTables" => Box::pin(ops.list_tables()),
-        "DeleteTable" => Box::pin(ops.delete_table()),
-        "PutItem" => Box::pin(ops.put_item()),
-        "GetItem" => Box::pin(ops.get_item()),
-        "UpdateItem" => Box::pin(ops.update_item()),
-        "Query" => Box::pin(ops.query()),
-        "BatchWriteItem" => Box::pin(ops.batch_write()),
-        "BatchGetItem" => Box::pin(ops.batch_get()),
-        "Scan" => Box::pin(ops.scan()),
-        _ => Box::pin(ops.delete_item()),
+    let future: Op<'_> = match operation {
+        Operation::CreateTable => Box::pin(ops.create_table()),
+        Operation::DescribeTable => Box::pin(ops.describe_table()),
+        Operation::ListTables => Box::pin(ops.list_tables()),
+        Operation::DeleteTable => Box::pin(ops.delete_table()),
+        Operation::PutItem => Box::pin(ops.put_item()),
+        Operation::GetItem => Box::pin(ops.get_item()),
+        Operation::UpdateItem => Box::pin(ops.update_item()),
+        Operation::DeleteItem => Box::pin(ops.delete_item()),
+        Operation::Query => Box::pin(ops.query()),
+        Operation::Scan => Box::pin(ops.scan()),
+        Operation::BatchWriteItem => Box::pin(ops.batch_write()),
+        Operation::BatchGetItem => Box::pin(ops.batch_get()),
     };
     let result = future.await;
     // The movies API caches its reads of `Movies` at the edge by the table's generation
     // (kit::cache): a write here starts a new one, as the API's own writes do. Failed
     // writes too, since a batch may have stored part of itself.
-    for table in written_tables(&operation, &body) {
+    for table in written_tables(operation, &body) {
         kit::cache::invalidate(ctx.env, table).await;
     }
     result
 }
 
 /// The tables a write operation's request names (none for a read).
-fn written_tables<'b>(operation: &str, body: &'b Value) -> Vec<&'b str> {
+fn written_tables(operation: Operation, body: &Value) -> Vec<&str> {
     match operation {
-        "PutItem" | "UpdateItem" | "DeleteItem" | "DeleteTable" => {
-            body["TableName"].as_str().into_iter().collect()
-        }
-        "BatchWriteItem" => body["RequestItems"]
+        Operation::PutItem
+        | Operation::UpdateItem
+        | Operation::DeleteItem
+        | Operation::DeleteTable => body["TableName"].as_str().into_iter().collect(),
+        Operation::BatchWriteItem => body["RequestItems"]
             .as_object()
             .map(|items| items.keys().map(String::as_str).collect())
             .unwrap_or_default(),
-        _ => Vec::new(),
+        Operation::CreateTable
+        | Operation::DescribeTable
+        | Operation::ListTables
+        | Operation::GetItem
+        | Operation::Query
+        | Operation::Scan
+        | Operation::BatchGetItem => Vec::new(),
     }
 }
 
@@ -286,7 +288,7 @@ fn condition_failed(body: &Value, current: Option<&Value>) -> DynamoError {
 
 /// A stored item, typed again (stored by this endpoint, so it always parses).
 fn stored_item(value: &Value) -> Result<Item, DynamoError> {
-    item_from_json(value).map_err(|e| DynamoError::new(Kind::Internal, e.message))
+    item_from_json(value).map_err(|e| DynamoError::internal(e.message))
 }
 
 /// A Query's key condition: `hash = :v`, optionally `AND` one condition on the sort
@@ -616,8 +618,7 @@ impl Ops<'_> {
         if schema::builtin(&def.name).is_some() {
             return Err(in_use(&def.name));
         }
-        let value = serde_json::to_value(&def)
-            .map_err(|e| DynamoError::new(Kind::Internal, e.to_string()))?;
+        let value = serde_json::to_value(&def).map_err(DynamoError::internal)?;
         match self
             .catalog
             .put(CATALOG_PK, &def.name, value, Written::Absent)
@@ -942,8 +943,7 @@ impl Ops<'_> {
             .get(CATALOG_PK, name)
             .await?
             .ok_or_else(|| schema::not_found(name))?;
-        let def: TableDef = kit::json::from_value(&item.value)
-            .map_err(|e| DynamoError::new(Kind::Internal, e.to_string()))?;
+        let def: TableDef = kit::json::from_value(&item.value).map_err(DynamoError::internal)?;
         let items = self.ctx.env.table(&def.storage_name())?;
         Ok((def, items))
     }

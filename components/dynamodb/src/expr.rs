@@ -530,6 +530,10 @@ struct Parser<'s> {
 const MAX_EXPRESSION_BYTES: usize = 4096;
 /// How deep parentheses and `NOT`s may nest.
 const MAX_DEPTH: usize = 64;
+/// DynamoDB's limit on the operands of one `IN`.
+const MAX_IN_OPERANDS: usize = 100;
+/// DynamoDB's limit on the steps of one document path (`a.b[0].c` has four).
+const MAX_PATH_DEPTH: usize = 32;
 
 const FUNCTIONS: [&str; 8] = [
     "attribute_exists",
@@ -645,6 +649,13 @@ impl<'s> Parser<'s> {
         };
         let mut steps = vec![Step::Name(first)];
         loop {
+            if steps.len() > MAX_PATH_DEPTH {
+                return Err(invalid(format!(
+                    "Invalid {}: The document path has too many nesting levels; nesting levels: {}",
+                    self.kind,
+                    steps.len()
+                )));
+            }
             if self.eat(".") {
                 match self.next() {
                     Some(Token::Ident(name)) => steps.push(Step::Name(self.plain_name(name)?)),
@@ -881,6 +892,13 @@ impl<'s> Parser<'s> {
                 self.expect("(")?;
                 let mut list = vec![self.operand()?];
                 while self.eat(",") {
+                    if list.len() == MAX_IN_OPERANDS {
+                        return Err(invalid(format!(
+                            "Invalid {}: The IN operator is provided with too many operands; number of operands: {}",
+                            self.kind,
+                            list.len() + 1
+                        )));
+                    }
                     list.push(self.operand()?);
                 }
                 self.expect(")")?;

@@ -17,6 +17,7 @@
 
 mod api;
 pub mod expr;
+mod operation;
 mod reserved;
 pub mod sigv4;
 
@@ -24,6 +25,7 @@ pub mod sigv4;
 pub use ddb_model::{error, schema, value};
 
 pub use api::{BODY_LIMIT, CONTENT_TYPE, TARGET_PREFIX};
+pub use operation::Operation;
 
 /// The headers an SDK sends for one call of `target` (the whole `x-amz-target`) on
 /// `host`, signed at `at` for region `us-east-1`: for tests and tools that call the

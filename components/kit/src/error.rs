@@ -3,6 +3,9 @@
 use crate::table::StoreError;
 use http::StatusCode;
 
+/// What a 5xx body says in place of the detail it keeps to the log.
+pub const SEE_THE_LOG: &str = "The server's log has the detail under this response's x-request-id.";
+
 /// An error a client sees: status, fixed snake_case code, human sentence.
 ///
 /// Endpoint crates keep their own closed error enums and convert into this in one
@@ -14,6 +17,9 @@ pub struct ApiError {
     pub message: String,
     /// Methods the route does answer, for 405's `allow` header.
     pub allow: Option<String>,
+    /// What went wrong inside, for the request's log line only: a client is never
+    /// shown a storage or host error's text.
+    pub detail: Option<String>,
 }
 
 impl ApiError {
@@ -23,6 +29,15 @@ impl ApiError {
             code,
             message: message.into(),
             allow: None,
+            detail: None,
+        }
+    }
+
+    /// `self` with `detail` for the log line.
+    pub fn with_detail(self, detail: impl std::fmt::Display) -> Self {
+        Self {
+            detail: Some(detail.to_string()),
+            ..self
         }
     }
 
@@ -85,12 +100,15 @@ impl ApiError {
         )
     }
 
+    /// A 500 whose body says only that, and points at the request id; `detail` goes
+    /// to the request's log line.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
-            format!("Internal error: {detail}."),
+            format!("Internal error. {SEE_THE_LOG}"),
         )
+        .with_detail(detail)
     }
 }
 
@@ -132,8 +150,9 @@ impl From<StoreError> for ApiError {
             other => Self::new(
                 StatusCode::BAD_GATEWAY,
                 "storage_unavailable",
-                format!("The storage backend failed: {other}."),
-            ),
+                format!("The storage backend failed. {SEE_THE_LOG}"),
+            )
+            .with_detail(other),
         }
     }
 }

@@ -28,14 +28,14 @@ pub use cache::{EdgeCache, EdgeCaching, NoCache};
 pub use env::{
     Backend, Clock, Config, Ctx, Env, Fetch, FetchError, FixedClock, MapConfig, NoFetch, Tables,
 };
-pub use error::ApiError;
+pub use error::{ApiError, SEE_THE_LOG};
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub use files::DirFiles;
 pub use files::{Files, FilesError, NoFiles};
 pub use router::{Params, Router};
 pub use service::{
-    empty, error_response, json, parse_json, require_admin, revalidated, serve, serve_cached,
-    BodyLimit, REVALIDATE_ALWAYS,
+    declared_too_large, empty, error_response, json, parse_json, require_admin, revalidated, serve,
+    serve_cached, BodyLimit, BodyTooLarge, REVALIDATE_ALWAYS,
 };
 
 /// The request every handler receives: the whole body already read by the host.

@@ -32,12 +32,20 @@ pub struct RequestLine<'a> {
     /// when a cacheable read went to storage; absent where no edge cache applies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<&'static str>,
+    /// An internal error's detail, which its response body leaves out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'a str>,
 }
 
 /// The error code a response carries, set where the error body is made, so that the
 /// log line names it whichever way the response was built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorCode(pub &'static str);
+
+/// An internal error's detail, set where the error response is made, for the log line
+/// alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorDetail(pub String);
 
 /// The level of a response status.
 pub fn level(status: u16) -> &'static str {

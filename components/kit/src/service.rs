@@ -3,7 +3,7 @@
 //! line, and the one mapping of [`ApiError`] to a response.
 
 use crate::cache::{self, EdgeCaching};
-use crate::log::{self, ErrorCode};
+use crate::log::{self, ErrorCode, ErrorDetail};
 use crate::{ApiError, Bytes, Ctx, Env, Request, Response};
 use chrono::{DateTime, Utc};
 use http::{header, HeaderValue, Method, StatusCode};
@@ -28,7 +28,27 @@ pub struct BodyLimit(pub usize);
 impl BodyLimit {
     pub const DEFAULT: Self = Self(64 * 1024);
     pub const BULK: Self = Self(8 * 1024 * 1024);
+    /// The most any route accepts (DynamoDB's 16 MiB): what a host reads of a body at
+    /// most before answering 413, whatever length the client declared or streams, so
+    /// that no request can make a component buffer more.
+    pub const HOST: Self = Self(16 * 1024 * 1024);
 }
+
+/// Whether a request's declared `content-length` already exceeds [`BodyLimit::HOST`],
+/// so the host can answer 413 without reading any of the body.
+pub fn declared_too_large(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > BodyLimit::HOST.0 as u64)
+}
+
+/// Marks a request whose body a host stopped reading past [`BodyLimit::HOST`]: it
+/// arrives with an empty body and this extension, and [`serve`] answers 413 as for any
+/// body over the route's limit (request id, log line and all).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTooLarge;
 
 /// Runs `handler` of `service` with the cross-cutting rules of API.md applied, turns
 /// its error, if any, into the JSON error body, adds the headers every response
@@ -156,6 +176,10 @@ async fn serve_boxed<'e>(
             latency_ms: log::millis_between(started, env.clock.now()),
             error: response.extensions().get::<ErrorCode>().map(|c| c.0),
             cache: cache_status,
+            detail: response
+                .extensions()
+                .get::<ErrorDetail>()
+                .map(|d| d.0.as_str()),
         },
     );
     response
@@ -276,7 +300,7 @@ fn prepare<'e>(
     limit: BodyLimit,
     route: Rc<Cell<Option<&'static str>>>,
 ) -> Result<Ctx<'e>, ApiError> {
-    if req.body().len() > limit.0 {
+    if req.body().len() > limit.0 || req.extensions().get::<BodyTooLarge>().is_some() {
         return Err(ApiError::payload_too_large(limit.0));
     }
     let now = match req.headers().get(TEST_NOW) {
@@ -378,6 +402,9 @@ pub fn error_response(err: ApiError) -> Response {
         response.headers_mut().insert(header::ALLOW, allow);
     }
     response.extensions_mut().insert(ErrorCode(err.code));
+    if let Some(detail) = err.detail {
+        response.extensions_mut().insert(ErrorDetail(detail));
+    }
     response
 }
 
@@ -440,6 +467,37 @@ mod tests {
         let fresh = with_etag(ok_json("{\"a\":1}"), std::slice::from_ref(&value));
         assert_eq!(fresh.status(), StatusCode::OK);
         assert_ne!(fresh.headers()[header::ETAG], tag.as_str());
+    }
+
+    #[test]
+    fn internal_errors_keep_their_detail_to_the_log_line() {
+        let mut env = crate::host::native::env(
+            crate::table::memory::MemoryKv::default(),
+            crate::MapConfig::default(),
+        );
+        env.log = crate::host::native::capture_log;
+        let req = http::Request::builder()
+            .uri("/x")
+            .header(REQUEST_ID, "leak-check")
+            .body(Bytes::new())
+            .unwrap();
+        let response = futures::executor::block_on(serve(
+            req,
+            &env,
+            "test",
+            BodyLimit::DEFAULT,
+            |_, _| async { Err(ApiError::internal("disk at /var/secret on fire")) },
+        ));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = String::from_utf8_lossy(response.body()).into_owned();
+        assert!(!body.contains("secret"), "{body}");
+        assert!(body.contains("x-request-id"), "{body}");
+        assert_eq!(response.headers()[REQUEST_ID], "leak-check");
+        let line = crate::host::native::captured_log().pop().unwrap();
+        assert!(
+            line.contains("disk at /var/secret on fire") && line.contains("leak-check"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -83,29 +83,36 @@ pub fn last_of_each<K: Ord, V>(mut pairs: Vec<(K, V)>) -> Vec<(K, V)> {
     out
 }
 
+/// The indexes whose item equals an earlier one, in O(n log n).
+fn repeats<T: Ord>(items: &[T]) -> impl Iterator<Item = usize> + '_ {
+    let order = stable_order(
+        items.len(),
+        &mut |a, b| match (items.get(a), items.get(b)) {
+            (Some(a), Some(b)) => a.cmp(b),
+            _ => Ordering::Equal,
+        },
+    );
+    // Equal items are adjacent in `order`, each run in index order: all but a run's
+    // first are the repeats.
+    (1..order.len()).filter_map(move |i| {
+        let (a, b) = (order.get(i - 1)?, order.get(i)?);
+        (items.get(*a) == items.get(*b)).then_some(*b)
+    })
+}
+
+/// The first index whose item equals an earlier one, in O(n log n): what a scan that
+/// checks each item against those before it finds in O(n²).
+pub fn first_repeat<T: Ord>(items: &[T]) -> Option<usize> {
+    repeats(items).min()
+}
+
 /// Drops every item equal to an earlier one and keeps the rest in their order: what
 /// filtering through a `BTreeSet`'s `insert` gives, in O(n log n) without the tree.
 pub fn dedup_stable<T: Ord>(items: &mut Vec<T>) {
-    let order = {
-        let items = &*items;
-        stable_order(
-            items.len(),
-            &mut |a, b| match (items.get(a), items.get(b)) {
-                (Some(a), Some(b)) => a.cmp(b),
-                _ => Ordering::Equal,
-            },
-        )
-    };
-    // Equal items are adjacent in `order`, each run in index order: all but a run's
-    // first are the repeats.
     let mut keep = vec![true; items.len()];
-    for pair in order.windows(2) {
-        if let [a, b] = *pair {
-            if items.get(a) == items.get(b) {
-                if let Some(k) = keep.get_mut(b) {
-                    *k = false;
-                }
-            }
+    for repeat in repeats(items) {
+        if let Some(k) = keep.get_mut(repeat) {
+            *k = false;
         }
     }
     let mut index = 0;
@@ -184,6 +191,18 @@ mod tests {
             let mut got = items.clone();
             dedup_stable(&mut got);
             assert_eq!(got, expected, "{items:?}");
+        }
+    }
+
+    #[test]
+    fn first_repeat_finds_what_a_quadratic_scan_finds() {
+        let mut seed = 13u64;
+        for len in 0..80 {
+            let items: Vec<u8> = (0..len)
+                .map(|_| (noise(&mut seed) >> 33) as u8 % 40)
+                .collect();
+            let expected = (0..items.len()).find(|&i| items[..i].contains(&items[i]));
+            assert_eq!(first_repeat(&items), expected, "{items:?}");
         }
     }
 

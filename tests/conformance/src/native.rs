@@ -177,11 +177,21 @@ async fn handle(
     host: Rc<Deployment>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let env = host.env();
-    let (parts, body) = req.into_parts();
-    let body = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => Bytes::new(),
+    let (mut parts, body) = req.into_parts();
+    // As the wasm hosts do: no body is buffered past the most any route accepts.
+    let limit = kit::BodyLimit::HOST.0;
+    let body = if kit::declared_too_large(&parts.headers) {
+        None
+    } else {
+        match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(collected) => Some(collected.to_bytes()),
+            Err(_) => None,
+        }
     };
+    if body.is_none() {
+        parts.extensions.insert(kit::BodyTooLarge);
+    }
+    let body = body.unwrap_or_default();
     let response = edge_app::handle(http::Request::from_parts(parts, body), &env).await;
     Ok(response.map(Full::new))
 }

@@ -36,6 +36,8 @@ pub fn cases() -> Vec<Case> {
         concurrent_boto3_increments_and_puts_into_one_partition_lose_nothing,
         movies_written_through_dynamodb_are_the_movies_api_data,
         hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx,
+        limits_refuse_deep_items_long_keys_long_in_lists_and_paths_with_validation_errors,
+        request_signed_for_another_service_is_refused_and_deletes_nothing,
     ]
 }
 
@@ -216,22 +218,12 @@ async fn hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx(
         "BillingMode": "PAY_PER_REQUEST",
     })
     .to_string();
-    let ops = [
-        "PutItem",
-        "GetItem",
-        "UpdateItem",
-        "DeleteItem",
-        "Query",
-        "BatchWriteItem",
-        "BatchGetItem",
-        "CreateTable",
-        "DescribeTable",
-        "ListTables",
-        "DeleteTable",
-        "Scan",
-        "TransactWriteItems",
-        "",
-    ];
+    // Every served operation, one DynamoDB has that is not served, and no name at all.
+    let ops: Vec<&str> = dynamodb::Operation::ALL
+        .iter()
+        .map(|op| op.name())
+        .chain(["TransactWriteItems", ""])
+        .collect();
     let expressions = [
         "",
         "#",
@@ -374,4 +366,227 @@ pub async fn call(api: &Api, op: &str, body: &serde_json::Value) -> Result<confo
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     api.send(Method::POST, "/dynamodb", &refs, Some(body)).await
+}
+
+/// Expects DynamoDB's `__type` (after its `#`) and a message containing `says`.
+fn expect_dynamo_error(reply: &conformance::Reply, kind: &str, says: &str) -> Result<()> {
+    let body = reply.json()?;
+    let got = body["__type"].as_str().unwrap_or_default();
+    ensure!(
+        reply.status == 400
+            && got.rsplit_once('#').map(|(_, k)| k) == Some(kind)
+            && body["message"].as_str().is_some_and(|m| m.contains(says)),
+        "expected 400 {kind} saying {says:?}, got {} {body}",
+        reply.status
+    );
+    Ok(())
+}
+
+/// A table `p` (S) + `s` (S) for one case, created and waited for.
+async fn limits_table(api: &Api) -> Result<String> {
+    let table = fresh_table();
+    let made = call(
+        api,
+        "CreateTable",
+        &serde_json::json!({
+            "TableName": table,
+            "KeySchema": [{"AttributeName": "p", "KeyType": "HASH"}, {"AttributeName": "s", "KeyType": "RANGE"}],
+            "AttributeDefinitions": [{"AttributeName": "p", "AttributeType": "S"}, {"AttributeName": "s", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        }),
+    )
+    .await?;
+    ensure!(
+        made.status == 200,
+        "CreateTable: {} {:?}",
+        made.status,
+        made.body
+    );
+    Ok(table)
+}
+
+/// DynamoDB's limits, checked before any work and answered with its errors: maps and
+/// lists nest at most 32 deep, a partition key holds at most 2,048 bytes and a sort
+/// key 1,024, an `IN` takes at most 100 operands and a document path 32 steps. What
+/// is at a limit is accepted; nothing refused is stored.
+async fn limits_refuse_deep_items_long_keys_long_in_lists_and_paths_with_validation_errors(
+    api: Api,
+    _: Host,
+) -> Result<()> {
+    let table = limits_table(&api).await?;
+    let nested = |depth: usize| {
+        let mut value = serde_json::json!({"S": "leaf"});
+        for _ in 0..depth {
+            value = serde_json::json!({"L": [value]});
+        }
+        value
+    };
+    let put = |p: String, s: String, deep: serde_json::Value| serde_json::json!({"TableName": table, "Item": {"p": {"S": p}, "s": {"S": s}, "deep": deep}});
+    let ok = call(&api, "PutItem", &put("a".into(), "b".into(), nested(20))).await?;
+    ensure!(ok.status == 200, "20 levels: {} {:?}", ok.status, ok.body);
+    let deep = call(&api, "PutItem", &put("deep".into(), "b".into(), nested(40))).await?;
+    expect_dynamo_error(&deep, "ValidationException", "Nesting Levels have exceeded")?;
+
+    let at_limit = call(
+        &api,
+        "PutItem",
+        &put("k".repeat(2048), "s".repeat(1024), nested(0)),
+    )
+    .await?;
+    ensure!(
+        at_limit.status == 200,
+        "keys at the limits: {} {:?}",
+        at_limit.status,
+        at_limit.body
+    );
+    let long_pk = call(
+        &api,
+        "PutItem",
+        &put("k".repeat(2049), "b".into(), nested(0)),
+    )
+    .await?;
+    expect_dynamo_error(
+        &long_pk,
+        "ValidationException",
+        "Size of hashkey has exceeded",
+    )?;
+    let long_sk = call(
+        &api,
+        "PutItem",
+        &put("a".into(), "s".repeat(1025), nested(0)),
+    )
+    .await?;
+    expect_dynamo_error(&long_sk, "ValidationException", "range keys has exceeded")?;
+    let get_long = call(
+        &api,
+        "GetItem",
+        &serde_json::json!({"TableName": table, "Key": {"p": {"S": "k".repeat(2049)}, "s": {"S": "b"}}}),
+    )
+    .await?;
+    expect_dynamo_error(
+        &get_long,
+        "ValidationException",
+        "Size of hashkey has exceeded",
+    )?;
+
+    let in_list = |n: usize| {
+        let names: Vec<String> = (0..n).map(|i| format!(":v{i}")).collect();
+        let values: serde_json::Map<String, serde_json::Value> = (0..n)
+            .map(|i| (format!(":v{i}"), serde_json::json!({"S": i.to_string()})))
+            .collect();
+        serde_json::json!({
+            "TableName": table,
+            "FilterExpression": format!("s IN ({})", names.join(", ")),
+            "ExpressionAttributeValues": values,
+        })
+    };
+    let hundred = call(&api, "Scan", &in_list(100)).await?;
+    ensure!(
+        hundred.status == 200,
+        "IN with 100: {} {:?}",
+        hundred.status,
+        hundred.body
+    );
+    let too_many = call(&api, "Scan", &in_list(101)).await?;
+    expect_dynamo_error(&too_many, "ValidationException", "too many operands")?;
+
+    let path = |steps: usize| vec!["a"; steps].join(".");
+    let long_path = call(
+        &api,
+        "Scan",
+        &serde_json::json!({"TableName": table, "ProjectionExpression": path(33)}),
+    )
+    .await?;
+    expect_dynamo_error(&long_path, "ValidationException", "nesting levels")?;
+    let at_path_limit = call(
+        &api,
+        "Scan",
+        &serde_json::json!({"TableName": table, "ProjectionExpression": path(32)}),
+    )
+    .await?;
+    ensure!(
+        at_path_limit.status == 200,
+        "32-step path: {} {:?}",
+        at_path_limit.status,
+        at_path_limit.body
+    );
+
+    let scan = call(&api, "Scan", &serde_json::json!({"TableName": table})).await?;
+    ensure!(
+        scan.json()?["Count"] == 2,
+        "only the two accepted items are stored: {:?}",
+        scan.body
+    );
+    Ok(())
+}
+
+/// SigV4 binds a signature to its service: a request signed with the right secret for
+/// S3 is DynamoDB's `InvalidSignatureException`, and the item it names survives.
+async fn request_signed_for_another_service_is_refused_and_deletes_nothing(
+    api: Api,
+    _: Host,
+) -> Result<()> {
+    let table = limits_table(&api).await?;
+    let key = serde_json::json!({"p": {"S": "kept"}, "s": {"S": "1"}});
+    let put = call(
+        &api,
+        "PutItem",
+        &serde_json::json!({"TableName": table, "Item": key}),
+    )
+    .await?;
+    ensure!(put.status == 200, "PutItem: {} {:?}", put.status, put.body);
+
+    let body = serde_json::to_vec(&serde_json::json!({"TableName": table, "Key": key}))?;
+    let authority = api.base.trim_start_matches("http://");
+    let at = chrono::Utc::now();
+    let mut headers = vec![
+        ("content-type".to_owned(), dynamodb::CONTENT_TYPE.to_owned()),
+        ("host".to_owned(), authority.to_owned()),
+        ("x-amz-date".to_owned(), kit::time::format_amz_date(at)),
+        (
+            "x-amz-target".to_owned(),
+            "DynamoDB_20120810.DeleteItem".to_owned(),
+        ),
+    ];
+    let credentials = sigv4::Credentials {
+        access_key_id: ACCESS_KEY_ID.to_owned(),
+        secret_access_key: SECRET_ACCESS_KEY.to_owned(),
+    };
+    let authorization = sigv4::authorization(
+        &credentials,
+        "us-east-1",
+        "s3",
+        "POST",
+        "/dynamodb",
+        &headers,
+        &body,
+        at,
+    );
+    headers.push(("authorization".to_owned(), authorization));
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let refused = api
+        .send(Method::POST, "/dynamodb", &refs, Some(body))
+        .await?;
+    expect_dynamo_error(
+        &refused,
+        "InvalidSignatureException",
+        "scoped to correct service",
+    )?;
+
+    let read = call(
+        &api,
+        "GetItem",
+        &serde_json::json!({"TableName": table, "Key": key}),
+    )
+    .await?;
+    ensure!(
+        read.status == 200 && read.json()?["Item"] == key,
+        "the item is gone: {} {:?}",
+        read.status,
+        read.body
+    );
+    Ok(())
 }

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -213,7 +215,12 @@ impl App {
         Ok(())
     }
 
-    /// Serves HTTP/1.1 on `listener` until the process is stopped.
+    /// Serves `listener` until the process is stopped, each connection as Spin 4.0.2's
+    /// HTTP trigger serves it (`crates/trigger-http/src/server.rs`): hyper-util's `auto`
+    /// builder (HTTP/1.1, or HTTP/2 with prior knowledge) on the accepted socket as it
+    /// is, `TCP_NODELAY` off. That last part matters to clients: a response whose head
+    /// and body leave in two writes waits for the client's delayed ACK on a kept-alive
+    /// connection, and a test host that set the option would hide it.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<()> {
         let local = listener.local_addr()?;
         loop {
@@ -232,7 +239,7 @@ impl App {
                     let app = app.clone();
                     async move { Ok::<_, Infallible>(app.handle(req, client, local).await) }
                 });
-                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                if let Err(e) = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {

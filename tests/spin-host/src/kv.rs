@@ -59,6 +59,24 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
+    /// Runs `op` on the connection as Spin's SQLite store runs each operation: inside
+    /// `tokio::task::block_in_place` when on a multi-threaded runtime (the host's). The
+    /// worker thread hands its other tasks to another thread while SQLite runs, so a
+    /// task the guest wakes right after (the HTTP connection waiting for the response
+    /// head) runs at once elsewhere, while the guest is still writing its body: the
+    /// interleaving behind Spin's kept-alive stall (README, *Spin and kept-alive
+    /// connections*), which a host that ran the store inline would never show.
+    fn run<T>(&self, op: impl FnOnce(&mut Connection) -> T) -> T {
+        let call = || op(&mut self.lock());
+        #[cfg(feature = "host")]
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+                return tokio::task::block_in_place(call);
+            }
+        }
+        call()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written: every
         // multi-statement change is a transaction.
@@ -126,114 +144,123 @@ pub struct KvStore {
 
 impl KvStore {
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let conn = self.db.lock();
-        let value = conn
-            .prepare_cached(SELECT)?
-            .query_row([&self.name, key], |row| row.get::<_, Vec<u8>>(0))
-            .optional()?;
-        Ok(value)
+        self.db.run(|conn| {
+            let value = conn
+                .prepare_cached(SELECT)?
+                .query_row([&self.name, key], |row| row.get::<_, Vec<u8>>(0))
+                .optional()?;
+            Ok(value)
+        })
     }
 
     pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
-        let conn = self.db.lock();
-        conn.prepare_cached(UPSERT)?
-            .execute(rusqlite::params![&self.name, key, value])?;
-        Ok(())
+        self.db.run(|conn| {
+            conn.prepare_cached(UPSERT)?
+                .execute(rusqlite::params![&self.name, key, value])?;
+            Ok(())
+        })
     }
 
     pub fn delete(&self, key: &str) -> Result<()> {
-        let conn = self.db.lock();
-        conn.prepare_cached("DELETE FROM spin_key_value WHERE store=$1 AND key=$2")?
-            .execute([&self.name, key])?;
-        Ok(())
+        self.db.run(|conn| {
+            conn.prepare_cached("DELETE FROM spin_key_value WHERE store=$1 AND key=$2")?
+                .execute([&self.name, key])?;
+            Ok(())
+        })
     }
 
     pub fn exists(&self, key: &str) -> Result<bool> {
-        let conn = self.db.lock();
-        let found = conn
-            .prepare_cached("SELECT 1 FROM spin_key_value WHERE store=$1 AND key=$2 LIMIT 1")?
-            .exists([&self.name, key])?;
-        Ok(found)
+        self.db.run(|conn| {
+            let found = conn
+                .prepare_cached("SELECT 1 FROM spin_key_value WHERE store=$1 AND key=$2 LIMIT 1")?
+                .exists([&self.name, key])?;
+            Ok(found)
+        })
     }
 
     pub fn keys(&self) -> Result<Vec<String>> {
-        let conn = self.db.lock();
-        let mut stmt = conn.prepare_cached("SELECT key FROM spin_key_value WHERE store=$1")?;
-        let keys = stmt
-            .query_map([&self.name], |row| row.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(keys)
+        self.db.run(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT key FROM spin_key_value WHERE store=$1")?;
+            let keys = stmt
+                .query_map([&self.name], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(keys)
+        })
     }
 
     /// Only the keys that exist come back (Spin's `IN rarray(...)` query), each once,
     /// in whatever order SQLite produces.
     pub fn get_many(&self, keys: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
         let keys: Vec<rusqlite::types::Value> = keys.into_iter().map(Into::into).collect();
-        let conn = self.db.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT key, value FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)",
-        )?;
-        let rows = stmt
-            .query_map(
-                named_params! {":name": &self.name, ":keys": Rc::new(keys)},
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<Vec<u8>>>(1)?)),
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.db.run(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT key, value FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)",
+            )?;
+            let rows = stmt
+                .query_map(
+                    named_params! {":name": &self.name, ":keys": Rc::new(keys)},
+                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<Vec<u8>>>(1)?)),
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
     }
 
     /// One transaction, as in Spin.
     pub fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<()> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
-        for (key, value) in pairs {
-            tx.prepare_cached(UPSERT)?
-                .execute(rusqlite::params![&self.name, key, value])?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.db.run(|conn| {
+            let tx = conn.transaction()?;
+            for (key, value) in pairs {
+                tx.prepare_cached(UPSERT)?
+                    .execute(rusqlite::params![&self.name, key, value])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     pub fn delete_many(&self, keys: Vec<String>) -> Result<()> {
         let keys: Vec<rusqlite::types::Value> = keys.into_iter().map(Into::into).collect();
-        let conn = self.db.lock();
-        conn.prepare_cached(
-            "DELETE FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)",
-        )?
-        .execute(named_params! {":name": &self.name, ":keys": Rc::new(keys)})?;
-        Ok(())
+        self.db.run(|conn| {
+            conn.prepare_cached(
+                "DELETE FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)",
+            )?
+            .execute(named_params! {":name": &self.name, ":keys": Rc::new(keys)})?;
+            Ok(())
+        })
     }
 
     /// 8-byte little-endian i64, missing = 0, in one transaction. Spin panics on a value
     /// of another length; this is an error instead.
     pub fn increment(&self, key: &str, delta: i64) -> Result<i64> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
-        let value: Option<Vec<u8>> = tx
-            .prepare_cached(SELECT)?
-            .query_row([&self.name, key], |row| row.get(0))
-            .optional()?;
-        let current = match value {
-            None => 0,
-            Some(v) => {
-                let len = v.len();
-                let bytes = <[u8; 8]>::try_from(v).map_err(|_| {
-                    anyhow::anyhow!(
-                        "incorrect length: increment of {key:?}, which holds {len} bytes, \
+        self.db.run(|conn| {
+            let tx = conn.transaction()?;
+            let value: Option<Vec<u8>> = tx
+                .prepare_cached(SELECT)?
+                .query_row([&self.name, key], |row| row.get(0))
+                .optional()?;
+            let current = match value {
+                None => 0,
+                Some(v) => {
+                    let len = v.len();
+                    let bytes = <[u8; 8]>::try_from(v).map_err(|_| {
+                        anyhow::anyhow!(
+                            "incorrect length: increment of {key:?}, which holds {len} bytes, \
                          not an 8-byte integer (Spin 4.0.2 panics here)"
-                    )
-                })?;
-                i64::from_le_bytes(bytes)
-            }
-        };
-        let new = current.wrapping_add(delta);
-        tx.prepare_cached(UPSERT)?.execute(rusqlite::params![
-            &self.name,
-            key,
-            new.to_le_bytes()
-        ])?;
-        tx.commit()?;
-        Ok(new)
+                        )
+                    })?;
+                    i64::from_le_bytes(bytes)
+                }
+            };
+            let new = current.wrapping_add(delta);
+            tx.prepare_cached(UPSERT)?.execute(rusqlite::params![
+                &self.name,
+                key,
+                new.to_le_bytes()
+            ])?;
+            tx.commit()?;
+            Ok(new)
+        })
     }
 }
 
@@ -266,31 +293,32 @@ impl Cas {
     /// conditional on that exact value. After an observed absence (or none): Spin's
     /// upsert, which always changes one row.
     pub fn swap(&self, value: &[u8]) -> Result<bool> {
-        let mut conn = self.store.db.lock();
-        let rows = match &self.observed {
-            Some(old) => conn
-                .prepare_cached(
-                    "UPDATE spin_key_value SET value=:new_value \
+        self.store.db.run(|conn| {
+            let rows = match &self.observed {
+                Some(old) => conn
+                    .prepare_cached(
+                        "UPDATE spin_key_value SET value=:new_value \
                      WHERE store=:name and key=:key and value=:old_value",
-                )?
-                .execute(named_params! {
-                    ":name": &self.store.name,
-                    ":key": &self.key,
-                    ":old_value": old,
-                    ":new_value": value,
-                })?,
-            None => {
-                let tx = conn.transaction()?;
-                let rows = tx.prepare_cached(UPSERT)?.execute(rusqlite::params![
-                    &self.store.name,
-                    &self.key,
-                    value
-                ])?;
-                tx.commit()?;
-                rows
-            }
-        };
-        Ok(rows == 1)
+                    )?
+                    .execute(named_params! {
+                        ":name": &self.store.name,
+                        ":key": &self.key,
+                        ":old_value": old,
+                        ":new_value": value,
+                    })?,
+                None => {
+                    let tx = conn.transaction()?;
+                    let rows = tx.prepare_cached(UPSERT)?.execute(rusqlite::params![
+                        &self.store.name,
+                        &self.key,
+                        value
+                    ])?;
+                    tx.commit()?;
+                    rows
+                }
+            };
+            Ok(rows == 1)
+        })
     }
 
     pub fn store(&self) -> &Arc<KvStore> {

@@ -32,3 +32,18 @@ pub fn env(kv: MemoryKv, config: MapConfig) -> Env {
         log: super::stdout_log,
     }
 }
+
+thread_local! {
+    static CAPTURED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A log sink that keeps the lines written on this thread, for [`captured_log`]: unit
+/// tests that check what a request logged.
+pub fn capture_log(line: &str) {
+    CAPTURED.with(|lines| lines.borrow_mut().push(line.to_owned()));
+}
+
+/// The lines [`capture_log`] kept on this thread, taken.
+pub fn captured_log() -> Vec<String> {
+    CAPTURED.with(|lines| std::mem::take(&mut *lines.borrow_mut()))
+}

@@ -7,7 +7,7 @@ use crate::table::{RoundTrips, StoreError, Table};
 use crate::{ApiError, Bytes, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use http::StatusCode;
 use spin_sdk::http::{
-    Fields, IncomingRequest, OutgoingRequest, OutgoingResponse, ResponseOutparam,
+    Fields, IncomingRequest, OutgoingBody, OutgoingRequest, OutgoingResponse, ResponseOutparam,
 };
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -229,27 +229,123 @@ pub async fn request(req: IncomingRequest) -> Result<Request, Response> {
             builder = builder.header(name, value);
         }
     }
-    let body = req.into_body().await.map_err(|_| {
-        crate::error_response(ApiError::invalid_body("it could not be read to its end"))
-    })?;
+    let declared_too_large = builder
+        .headers_ref()
+        .is_some_and(crate::service::declared_too_large);
+    let body = if declared_too_large {
+        None
+    } else {
+        read_body(&req, crate::BodyLimit::HOST.0).map_err(|()| {
+            crate::error_response(ApiError::invalid_body("it could not be read to its end"))
+        })?
+    };
+    if body.is_none() {
+        builder = builder.extension(crate::BodyTooLarge);
+    }
     builder
-        .body(Bytes::from(body))
+        .body(Bytes::from(body.unwrap_or_default()))
         .map_err(|_| bad("the request line or a header is not valid HTTP"))
 }
 
-/// Sends the core's response through Spin's response outparam.
+/// The request's body, read until its end or until it passes `limit` bytes (`None`:
+/// the rest is left unread), so that no body makes the component buffer more than
+/// `limit` whatever it declares or streams. Blocking reads: one request per instance.
+fn read_body(req: &IncomingRequest, limit: usize) -> Result<Option<Vec<u8>>, ()> {
+    let incoming = req.consume()?;
+    let stream = incoming.stream()?;
+    let mut body = Vec::new();
+    loop {
+        // At most one byte past the limit, to tell "exactly the limit" from "more".
+        let want = (limit + 1 - body.len()).min(64 * 1024) as u64;
+        match stream.blocking_read(want) {
+            Ok(chunk) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > limit {
+                    return Ok(None);
+                }
+            }
+            Err(wasi::io::streams::StreamError::Closed) => return Ok(Some(body)),
+            Err(_) => return Err(()),
+        }
+    }
+}
+
+/// Sends the core's response through Spin's response outparam, so that its head and
+/// body leave the host together.
+///
+/// Spin's HTTP trigger serves connections without `TCP_NODELAY`: when the host writes
+/// the head before the body has come (the SDK's `set_with_body` sets the response, then
+/// writes), the body is a second small write that Nagle's algorithm holds until the
+/// client ACKs the head, and a client on a kept-alive connection delays that ACK by
+/// ~40 ms. So the response carries its `content-length`, and the body is written and
+/// finished *before* the response is handed over: hyper then finds head and body ready
+/// at once and sends them in one write. A body larger than the host's buffer (one
+/// chunk of 1 MiB by default in wasmtime's `wasi:http`) gets the head first and streams
+/// the rest as the host drains it.
 pub async fn respond(out: ResponseOutparam, res: Response) {
     let (parts, body) = res.into_parts();
-    let entries = field_entries(&parts.headers);
+    let mut entries = field_entries(&parts.headers);
+    let status = parts.status.as_u16();
+    // 1xx, 204 and 304 carry no body and must not claim one (RFC 9110 §8.6).
+    let bodiless = status < 200 || status == 204 || status == 304;
+    if !bodiless && !parts.headers.contains_key(http::header::CONTENT_LENGTH) {
+        entries.push((
+            "content-length".to_owned(),
+            body.len().to_string().into_bytes(),
+        ));
+    }
     // `http` already checked every name and value; Spin refuses only the forbidden
     // hop-by-hop ones, which no route sets.
     let headers = Fields::from_list(&entries).unwrap_or_else(|_| Fields::new());
     let response = OutgoingResponse::new(headers);
     // Any `http::StatusCode` is 100-999, which `set-status-code` accepts.
-    let _ = response.set_status_code(parts.status.as_u16());
-    if let Err(e) = out.set_with_body(response, body.to_vec()).await {
+    let _ = response.set_status_code(status);
+    // An untaken body is an empty one; a taken one must be finished, not dropped.
+    if body.is_empty() {
+        out.set(response);
+        return;
+    }
+    let Ok(outgoing) = response.body() else {
+        out.set(response);
+        return;
+    };
+    let Ok(stream) = outgoing.write() else {
+        let _ = OutgoingBody::finish(outgoing, None);
+        out.set(response);
+        return;
+    };
+    let mut pending = Some((out, response));
+    let mut sent = 0;
+    while sent < body.len() {
+        match stream.check_write() {
+            Ok(0) => match pending.take() {
+                // The host's buffer is full, and it drains only once it has the response.
+                Some((out, response)) => out.set(response),
+                None => stream.subscribe().block(),
+            },
+            Ok(room) => {
+                let n = usize::try_from(room)
+                    .unwrap_or(usize::MAX)
+                    .min(body.len() - sent);
+                if stream.write(&body[sent..sent + n]).is_err() {
+                    break;
+                }
+                sent += n;
+            }
+            Err(_) => break,
+        }
+    }
+    drop(stream);
+    let finished = OutgoingBody::finish(outgoing, None);
+    if let Some((out, response)) = pending {
+        out.set(response);
+    }
+    if sent < body.len() || finished.is_err() {
         // The client went away mid-body: nothing is left to answer.
-        eprintln!("could not send the response body: {e}");
+        eprintln!(
+            "could not send the whole response body ({sent} of {} bytes)",
+            body.len()
+        );
     }
 }
 

@@ -347,7 +347,7 @@ fn console_log(line: &str) {
 /// Reads a Worker request into the core's request type.
 pub async fn request(mut req: worker::Request) -> worker::Result<Request> {
     let method = req.method();
-    let body = req.bytes().await?;
+    let body = read_body(&mut req, crate::BodyLimit::HOST.0).await?;
     // The runtime's URL is already WHATWG-serialised; its path and query are taken as
     // they are, without a second `Url::parse` (`req.url()`) per request.
     let url = req.inner().url();
@@ -358,9 +358,44 @@ pub async fn request(mut req: worker::Request) -> worker::Result<Request> {
     for (name, value) in req.headers().entries() {
         builder = builder.header(name, value);
     }
+    if body.is_none() {
+        builder = builder.extension(crate::BodyTooLarge);
+    }
     builder
-        .body(Bytes::from(body))
+        .body(Bytes::from(body.unwrap_or_default()))
         .map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+/// The request's body, or `None` once it passes `limit` bytes, so that no body makes
+/// the Worker buffer more than `limit` whatever it declares or streams. A body that
+/// declares more is not read at all; one streamed past the limit is read to its end and
+/// dropped chunk by chunk (the platform caps request bodies at 100 MB or more by plan),
+/// not cancelled: under `wrangler dev` a cancelled chunked upload left the local proxy
+/// holding the next request, from any client, until yet another one came in.
+async fn read_body(req: &mut worker::Request, limit: usize) -> worker::Result<Option<Vec<u8>>> {
+    use futures_core::Stream;
+    let declared = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    if req.inner().body().is_none() {
+        return Ok(Some(Vec::new()));
+    }
+    let mut stream = Box::pin(req.stream()?);
+    let mut body = Some(Vec::new());
+    while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        let chunk = chunk?;
+        if let Some(kept) = body.as_mut() {
+            kept.extend_from_slice(&chunk);
+            if kept.len() > limit {
+                body = None;
+            }
+        }
+    }
+    Ok(body)
 }
 
 /// Writes the core's response as a Worker response.
