@@ -4,7 +4,7 @@
 CARGO ?= cargo
 COMPONENTS := -p hello -p health -p shows -p scraper -p scraper-cron -p streams -p movies -p docs -p dynamodb -p graph
 
-.PHONY: run test setup components worker spin-host lint deny smoke unit conformance bench clean-state
+.PHONY: run test setup components worker spin-host lint deny smoke unit conformance bench fuzz clean-state
 
 ## Serve the app on http://127.0.0.1:3000: real Spin when `spin` is installed (HTTP
 ## components only, saying so, when its trigger-cron plugin is missing), else workerd
@@ -59,3 +59,9 @@ lint:
 bench: setup components worker
 	$(CARGO) build --profile bench-host -p spin-host
 	SPIN_HOST_BIN=$(CURDIR)/target/bench-host/spin-host $(CARGO) run --release -p conformance --features bench --bin bench
+
+## Coverage-guided fuzzing of every parser (fuzz/, nightly, libFuzzer): each target for
+## FUZZ_SECONDS (default 600), or FUZZ_RUNS executions; a failing input lands in
+## fuzz/regressions/<target>/, which `make test` replays. Not part of `make test`.
+fuzz:
+	bash scripts/fuzz.sh

@@ -166,7 +166,8 @@ enum Guard {
     Native { _server: native::NativeServer },
     Process {
         child: Child,
-        _state: tempfile::TempDir,
+        /// The host's state, removed with it; `None` when the caller keeps it.
+        _state: Option<tempfile::TempDir>,
     },
 }
 
@@ -179,6 +180,16 @@ impl Drop for Running {
 }
 
 impl Running {
+    /// Kills the host's process group with SIGKILL — no chance to finish a write or
+    /// flush anything — and waits until it is gone. The native host has no process.
+    pub fn crash(mut self) {
+        if let Guard::Process { child, .. } = &mut self.guard {
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = child.wait();
+        }
+    }
+
     /// The native server's in-process address, or the child's pid, for logs.
     pub fn describe(&self) -> String {
         match &self.guard {
@@ -351,6 +362,16 @@ fn start_spin_host(vars: &Vars) -> Result<Running> {
 /// Starts the Spin-compatible host on the state already in `state` (its key-value
 /// database, as a loader wrote it); the directory goes when the host stops.
 pub fn start_spin_host_in(vars: &Vars, state: tempfile::TempDir) -> Result<Running> {
+    let mut running = start_spin_host_at(&root().join("spin.toml"), vars, state.path())?;
+    if let Guard::Process { _state, .. } = &mut running.guard {
+        *_state = Some(state);
+    }
+    Ok(running)
+}
+
+/// The Spin-compatible host serving `manifest` with its state in `state`, which outlives
+/// it: a test that kills the host starts it again on the same state.
+pub fn start_spin_host_at(manifest: &Path, vars: &Vars, state: &Path) -> Result<Running> {
     let root = root();
     // `SPIN_HOST_BIN` lets the benchmark use an optimised build of the host.
     let bin = std::env::var_os("SPIN_HOST_BIN")
@@ -360,9 +381,9 @@ pub fn start_spin_host_in(vars: &Vars, state: tempfile::TempDir) -> Result<Runni
     require(&bin, "cargo build -p spin-host")?;
     let mut cmd = Command::new(bin);
     cmd.arg("--manifest")
-        .arg(root.join("spin.toml"))
+        .arg(manifest)
         .args(["--listen", "127.0.0.1:0", "--state-dir"])
-        .arg(state.path());
+        .arg(state);
     for (name, value) in vars {
         cmd.arg("--var").arg(format!("{name}={value}"));
     }
@@ -385,7 +406,7 @@ pub fn start_spin_host_in(vars: &Vars, state: tempfile::TempDir) -> Result<Runni
         logs,
         guard: Guard::Process {
             child,
-            _state: state,
+            _state: None,
         },
     })
 }
@@ -477,7 +498,7 @@ pub fn start_wrangler_dev(dir: &Path, vars: &Vars) -> Result<Running> {
         logs,
         guard: Guard::Process {
             child,
-            _state: state,
+            _state: Some(state),
         },
     })
 }
@@ -548,7 +569,7 @@ fn start_real_spin(spin: &Path, vars: &Vars) -> Result<Running> {
         logs,
         guard: Guard::Process {
             child,
-            _state: state,
+            _state: Some(state),
         },
     })
 }

@@ -200,7 +200,7 @@ fn fresh_race_table() -> String {
 /// every one in flight 503 "Your worker restarted mid-request" — a local-tooling limit,
 /// not the Worker's (production has no such chain). 10 at a time still race on one key:
 /// each write is a read and a conditional put, so ten interleave.
-pub const WORKERD_IN_FLIGHT: usize = 10;
+pub const WORKERD_IN_FLIGHT: usize = 40;
 
 /// Races `writers` simultaneous requests (on Spin: component instances) through the
 /// health component's race routes on one fresh key, then asks the host whether the
@@ -351,7 +351,7 @@ pub fn junk_body(rng: &mut Rng) -> Option<Vec<u8>> {
     }
 }
 
-/// Hundreds of malformed requests to every service, with odd methods, paths, queries,
+/// 1,200 malformed requests to every service, with odd methods, paths, queries,
 /// headers and bodies: API.md says nothing a client sends may crash a component, and
 /// every error is a JSON body. A wasm panic shows up as a 5xx, so any 5xx fails; so
 /// does an error without the JSON body, and a host that stops answering afterwards.
@@ -368,7 +368,14 @@ async fn hostile_requests_get_json_errors_and_never_a_5xx(api: Api, _: Host) -> 
     ];
     let auth = format!("Bearer {}", api.admin_token);
     let long_key = "0".repeat(286);
-    for i in 0..360 {
+    // Data written before the run, which nothing in it may change.
+    let guard = serde_json::json!({"dateOfBirth": "1984-02-29"});
+    let put = api.put_json("/hello/hostileguard", &guard, &[]).await?;
+    ensure!(put.status == 204, "guard birthday: {}", put.status);
+    // Read at one fixed instant, so that the greeting cannot change with the day.
+    let at = [("x-test-now", "2026-06-01")];
+    let before = api.get("/hello/hostileguard", &at).await?;
+    for i in 0..1200 {
         let mut junk = || {
             let j = rng.pick(JUNK);
             match j.strip_prefix('~') {
@@ -457,6 +464,13 @@ async fn hostile_requests_get_json_errors_and_never_a_5xx(api: Api, _: Host) -> 
         reply.status == 200,
         "after the hostile requests: {}",
         reply.status
+    );
+    let after = api.get("/hello/hostileguard", &at).await?;
+    ensure!(
+        after.status == 200 && after.body == before.body,
+        "the guard birthday changed: {:?} then {:?}",
+        String::from_utf8_lossy(&before.body),
+        String::from_utf8_lossy(&after.body)
     );
     Ok(())
 }

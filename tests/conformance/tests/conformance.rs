@@ -79,11 +79,6 @@ fn selected_hosts() -> Vec<Host> {
     }
 }
 
-/// The error `wrangler dev`'s proxy gives a non-GET request in flight when it reloads.
-fn is_dev_proxy_restart(e: &anyhow::Error) -> bool {
-    format!("{e:#}").contains("Your worker restarted mid-request")
-}
-
 /// Runs every selected case that `runs_here(suite, name)` admits on one started host,
 /// printing each; returns (passed, failed).
 fn run_cases(
@@ -100,24 +95,7 @@ fn run_cases(
             }
             for _ in 0..repeat() {
                 let started = Instant::now();
-                let mut result = runtime.block_on(case(api.clone(), host));
-                // `wrangler dev`'s local proxy answers 503 "Your worker restarted
-                // mid-request" to every non-GET in flight when it reloads its
-                // runtime, which it does now and then under bursts of concurrent
-                // requests (~1 burst in 10 of 40 racing writers, 2026-12-02): a
-                // fault of the dev tool, not of the Worker. The case runs again,
-                // on fresh data, at most four times, each after a longer pause (the
-                // proxy needs a moment to reconnect), and says so.
-                for attempt in 1..=4u64 {
-                    match &result {
-                        Err(e) if host == Host::Workerd && is_dev_proxy_restart(e) => {
-                            println!("   retry {suite}::{name}: wrangler dev restarted the Worker mid-request");
-                            std::thread::sleep(std::time::Duration::from_secs(2 * attempt));
-                            result = runtime.block_on(case(api.clone(), host));
-                        }
-                        _ => break,
-                    }
-                }
+                let result = runtime.block_on(case(api.clone(), host));
                 let took = started.elapsed().as_secs_f64();
                 match result {
                     Ok(()) => {

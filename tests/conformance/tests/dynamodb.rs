@@ -281,7 +281,7 @@ async fn hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx(
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     let made = api
-        .send(Method::POST, "/dynamodb", &refs, Some(create.into_bytes()))
+        .send(Method::POST, "/dynamodb", &refs, Some(create.clone().into_bytes()))
         .await?;
     ensure!(
         made.status == 200,
@@ -289,7 +289,22 @@ async fn hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx(
         made.status,
         made.body
     );
-    for i in 0..300 {
+    // Data written before the run in a table it never names, which must stay as it is.
+    let guard_table = fresh_table();
+    let guard_key = serde_json::json!({"p": {"S": "guard"}, "s": {"N": "1"}});
+    let guard_item =
+        serde_json::json!({"p": {"S": "guard"}, "s": {"N": "1"}, "v": {"SS": ["x", "y"]}});
+    let create_guard = create.replace(&table, &guard_table);
+    let made = call(&api, "CreateTable", &serde_json::from_str(&create_guard)?).await?;
+    ensure!(made.status == 200, "guard table: {}", made.status);
+    let put = call(
+        &api,
+        "PutItem",
+        &serde_json::json!({"TableName": guard_table, "Item": guard_item}),
+    )
+    .await?;
+    ensure!(put.status == 200, "guard item: {}", put.status);
+    for i in 0..600 {
         let op = rng.pick(&ops);
         let body = match rng.below(3) {
             0 => junk_body(&mut rng).unwrap_or_default(),
@@ -353,6 +368,17 @@ async fn hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx(
         after.status == 200,
         "after the hostile requests: {}",
         after.status
+    );
+    let read = call(
+        &api,
+        "GetItem",
+        &serde_json::json!({"TableName": guard_table, "Key": guard_key}),
+    )
+    .await?;
+    ensure!(
+        read.status == 200 && read.json()?["Item"] == guard_item,
+        "the guard item changed: {:?}",
+        String::from_utf8_lossy(&read.body)
     );
     Ok(())
 }
