@@ -273,6 +273,10 @@ fn spawn(mut cmd: Command, name: &'static str, logs: &Logs) -> Result<Child> {
 }
 
 fn stop_process_group(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        // Already gone (crashed on purpose, or exited).
+        return;
+    }
     let group = format!("-{}", child.id());
     for signal in ["-TERM", "-KILL"] {
         let _ = Command::new("kill").args([signal, "--", &group]).status();

@@ -200,7 +200,7 @@ fn fresh_race_table() -> String {
 /// every one in flight 503 "Your worker restarted mid-request" — a local-tooling limit,
 /// not the Worker's (production has no such chain). 10 at a time still race on one key:
 /// each write is a read and a conditional put, so ten interleave.
-pub const WORKERD_IN_FLIGHT: usize = 40;
+pub const WORKERD_IN_FLIGHT: usize = 10;
 
 /// Races `writers` simultaneous requests (on Spin: component instances) through the
 /// health component's race routes on one fresh key, then asks the host whether the

@@ -281,7 +281,12 @@ async fn hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx(
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     let made = api
-        .send(Method::POST, "/dynamodb", &refs, Some(create.clone().into_bytes()))
+        .send(
+            Method::POST,
+            "/dynamodb",
+            &refs,
+            Some(create.clone().into_bytes()),
+        )
         .await?;
     ensure!(
         made.status == 200,
@@ -369,18 +374,7 @@ async fn hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx(
         "after the hostile requests: {}",
         after.status
     );
-    let read = call(
-        &api,
-        "GetItem",
-        &serde_json::json!({"TableName": guard_table, "Key": guard_key}),
-    )
-    .await?;
-    ensure!(
-        read.status == 200 && read.json()?["Item"] == guard_item,
-        "the guard item changed: {:?}",
-        String::from_utf8_lossy(&read.body)
-    );
-    Ok(())
+    expect_item(&api, &guard_table, &guard_key, &guard_item).await
 }
 
 /// One signed DynamoDB call `op` with `body`, as an SDK sends it.
@@ -602,17 +596,27 @@ async fn request_signed_for_another_service_is_refused_and_deletes_nothing(
         "scoped to correct service",
     )?;
 
+    expect_item(&api, &table, &key, &key).await
+}
+
+/// Expects `GetItem` of `key` in `table` to answer exactly `item`.
+async fn expect_item(
+    api: &Api,
+    table: &str,
+    key: &serde_json::Value,
+    item: &serde_json::Value,
+) -> Result<()> {
     let read = call(
-        &api,
+        api,
         "GetItem",
         &serde_json::json!({"TableName": table, "Key": key}),
     )
     .await?;
     ensure!(
-        read.status == 200 && read.json()?["Item"] == key,
-        "the item is gone: {} {:?}",
+        read.status == 200 && read.json()?["Item"] == *item,
+        "{table}: expected {item}, read {} {:?}",
         read.status,
-        read.body
+        String::from_utf8_lossy(&read.body)
     );
     Ok(())
 }
