@@ -20,6 +20,8 @@ const WRITERS: usize = 8;
 
 /// A manifest with only the two components written to and `health` (which the harness
 /// asks whether the host is up), so that a restart compiles three components, not nine.
+/// Stream leases last a day, so that no admitted stream expires during a long run (100
+/// kills took ~10 minutes on a loaded machine) and reads as lost.
 fn manifest(dir: &std::path::Path) -> Result<std::path::PathBuf> {
     let built = conformance::root().join("build/components");
     let mut text = String::from(
@@ -32,7 +34,7 @@ fn manifest(dir: &std::path::Path) -> Result<std::path::PathBuf> {
         (
             "streams",
             "/api/v1/...",
-            "stream_limit = \"{{ stream_limit }}\"\nstream_lease_seconds = \"600\"\n\
+            "stream_limit = \"{{ stream_limit }}\"\nstream_lease_seconds = \"86400\"\n\
              identity_header = \"x-forwarded-for\"\n",
         ),
     ] {
