@@ -2,7 +2,7 @@
 //! the Spin-compatible host — its key-value store the SQLite file Spin keeps — and the
 //! host's process is killed with SIGKILL at a random moment while they write, then
 //! started again on the same state, `CRASH_KILLS` times (default 10; the 100
-//! with `CRASH_KILLS=100`, ~4 minutes). After every restart:
+//! with `CRASH_KILLS=100`, 4-12 minutes). After every restart:
 //! - every birthday acknowledged (`204`) before any kill reads back (`200`), and every
 //!   one written reads back as a birthday or not at all — never a 5xx (a value that
 //!   does not decode is one);
