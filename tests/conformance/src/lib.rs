@@ -393,7 +393,7 @@ pub fn start_spin_host_at(manifest: &Path, vars: &Vars, state: &Path) -> Result<
     }
     let logs = Logs::default();
     let mut child = spawn(cmd, "spin-host", &logs)?;
-    let base = wait_for_line(
+    let up = wait_for_line(
         &mut child,
         "spin-host",
         &logs,
@@ -402,8 +402,19 @@ pub fn start_spin_host_at(manifest: &Path, vars: &Vars, state: &Path) -> Result<
             line.strip_prefix("spin-host listening on ")
                 .map(|url| url.trim().to_owned())
         },
-    )?;
-    wait_healthy(&base, &mut child, Duration::from_secs(60))?;
+    )
+    .and_then(|base| {
+        wait_healthy(&base, &mut child, Duration::from_secs(60))?;
+        Ok(base)
+    });
+    // A host that never came up is stopped here: no caller will have it to drop.
+    let base = match up {
+        Ok(base) => base,
+        Err(e) => {
+            stop_process_group(&mut child);
+            return Err(e.context("spin-host did not come up"));
+        }
+    };
     Ok(Running {
         host: Host::SpinHost,
         base,
