@@ -585,6 +585,7 @@ pub fn item_size(item: &Item) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn from_json_names_the_first_repeat_of_a_large_set_and_accepts_it_without() {
@@ -625,7 +626,6 @@ mod tests {
             err.message
         );
     }
-    use serde_json::json;
 
     fn n(text: &str) -> Number {
         Number::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"))

@@ -108,12 +108,7 @@ pub async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiEr
             // The log line names the error by DynamoDB's name, after its `#`.
             let name = e.kind.type_name();
             let name = name.rsplit_once('#').map_or(name, |(_, n)| n);
-            response.extensions_mut().insert(kit::log::ErrorCode(name));
-            if let Some(detail) = e.detail {
-                response
-                    .extensions_mut()
-                    .insert(kit::log::ErrorDetail(detail));
-            }
+            kit::log::mark_error(&mut response, name, e.detail);
             response
         }
     })

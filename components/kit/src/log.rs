@@ -47,6 +47,16 @@ pub struct ErrorCode(pub &'static str);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorDetail(pub String);
 
+/// Marks an error response with what its request's log line says of it: the error's
+/// `code`, and the internal `detail` its body leaves out. Every error body, API.md's
+/// or DynamoDB's, is marked here.
+pub fn mark_error(response: &mut crate::Response, code: &'static str, detail: Option<String>) {
+    response.extensions_mut().insert(ErrorCode(code));
+    if let Some(detail) = detail {
+        response.extensions_mut().insert(ErrorDetail(detail));
+    }
+}
+
 /// The level of a response status.
 pub fn level(status: u16) -> &'static str {
     match status {

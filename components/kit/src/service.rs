@@ -401,10 +401,7 @@ pub fn error_response(err: ApiError) -> Response {
     if let Some(allow) = err.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
         response.headers_mut().insert(header::ALLOW, allow);
     }
-    response.extensions_mut().insert(ErrorCode(err.code));
-    if let Some(detail) = err.detail {
-        response.extensions_mut().insert(ErrorDetail(detail));
-    }
+    log::mark_error(&mut response, err.code, err.detail);
     response
 }
 

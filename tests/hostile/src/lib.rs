@@ -253,8 +253,7 @@ pub fn dynamodb_request(data: &[u8]) {
         return;
     };
     dynamodb_answer_is_sound(&response, operation);
-    // The deployment still serves, and the item written before is as it was unless the
-    // input was a write.
+    // The deployment still serves: a Scan of the table answers as DynamoDB would.
     let Some(read) = signed_call(
         &env,
         "Scan",

@@ -347,7 +347,6 @@ fn console_log(line: &str) {
 /// Reads a Worker request into the core's request type.
 pub async fn request(mut req: worker::Request) -> worker::Result<Request> {
     let method = req.method();
-    let body = read_body(&mut req, crate::BodyLimit::HOST.0).await?;
     // The runtime's URL is already WHATWG-serialised; its path and query are taken as
     // they are, without a second `Url::parse` (`req.url()`) per request.
     let url = req.inner().url();
@@ -358,6 +357,14 @@ pub async fn request(mut req: worker::Request) -> worker::Result<Request> {
     for (name, value) in req.headers().entries() {
         builder = builder.header(name, value);
     }
+    let body = if builder
+        .headers_ref()
+        .is_some_and(crate::service::declared_too_large)
+    {
+        None
+    } else {
+        read_body(&mut req, crate::BodyLimit::HOST.0).await?
+    };
     if body.is_none() {
         builder = builder.extension(crate::BodyTooLarge);
     }
@@ -367,20 +374,13 @@ pub async fn request(mut req: worker::Request) -> worker::Result<Request> {
 }
 
 /// The request's body, or `None` once it passes `limit` bytes, so that no body makes
-/// the Worker buffer more than `limit` whatever it declares or streams. A body that
-/// declares more is not read at all; one streamed past the limit is read to its end and
+/// the Worker buffer more than `limit` whatever it streams (one that declares more is
+/// not read at all: [`request`]). One streamed past the limit is read to its end and
 /// dropped chunk by chunk (the platform caps request bodies at 100 MB or more by plan),
 /// not cancelled: under `wrangler dev` a cancelled chunked upload left the local proxy
 /// holding the next request, from any client, until yet another one came in.
 async fn read_body(req: &mut worker::Request, limit: usize) -> worker::Result<Option<Vec<u8>>> {
     use futures_core::Stream;
-    let declared = req
-        .headers()
-        .get("content-length")?
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Ok(None);
-    }
     if req.inner().body().is_none() {
         return Ok(Some(Vec::new()));
     }
