@@ -5,7 +5,8 @@ Usage: dynamodb_concurrency.py BASE_URL ACCESS_KEY_ID SECRET_ACCESS_KEY TABLE_NA
 Creates TABLE_NAME (year N + title S), then 40 concurrent conditional increments of one
 item (read, then write n+1 only if n is still what was read, retried) must end at
 exactly 40, and 40 simultaneous put_item of distinct titles into one year (one
-partition) must all survive. Deletes the table; exits non-zero naming what was lost.
+partition) must all survive, and 40 simultaneous `ADD n :one` updates of one item (no
+client retries) must all succeed and count exactly 40. Deletes the table; exits non-zero naming what was lost.
 IN_FLIGHT (default 40) caps the writers at once: under `wrangler dev`, 10 (its proxy
 drops connections under a burst of 40; see the conformance suite's WORKERD_IN_FLIGHT).
 """
@@ -81,5 +82,26 @@ missing = [
     if "Item" not in client.get_item(TableName=name, Key={"year": {"N": "1977"}, "title": {"S": f"Title {i:02}"}})
 ]
 check(not missing, f"concurrent puts lost: {missing}")
+
+# 40 simultaneous `ADD n :one` on one item, the client retrying nothing: DynamoDB
+# never fails an update for contention, so every one succeeds and the count is exact.
+errors = []
+
+
+def add_one(_):
+    barrier.wait()
+    try:
+        client.update_item(TableName=name, Key={"year": {"N": "2"}, "title": {"S": "adds"}},
+                           UpdateExpression="ADD n :one", ExpressionAttributeValues={":one": {"N": "1"}})
+    except ClientError as e:
+        errors.append(e.response["Error"]["Code"])
+
+
+with ThreadPoolExecutor(max_workers=in_flight) as pool:
+    list(pool.map(add_one, range(40)))
+check(not errors, f"concurrent ADD updates failed: {errors}")
+adds = client.get_item(TableName=name, Key={"year": {"N": "2"}, "title": {"S": "adds"}},
+                       ConsistentRead=True)["Item"]["n"]["N"]
+check(adds == "40", f"40 concurrent ADD updates counted {adds}")
 client.delete_table(TableName=name)
 print("dynamodb concurrency: ok")

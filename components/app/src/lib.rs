@@ -26,6 +26,15 @@ pub const BINDINGS: kit::host::workers::Bindings = kit::host::workers::Bindings 
     one_object: ONE_OBJECT_TABLES,
 };
 
+/// Rebuilds any service's shipped table mutation (`kind` is `<service>.<name>`): what
+/// the Worker's Durable Objects run next to their items.
+pub fn mutations(kind: &str, args: serde_json::Value) -> Option<Box<dyn kit::table::Mutation>> {
+    match kind.split_once('.').map(|(service, _)| service) {
+        Some("dynamodb") => dynamodb::mutation::mutations(kind, args),
+        _ => None,
+    }
+}
+
 /// Whether `path` is `prefix` or below it (`/hello`, `/hello/x`, not `/helloo`).
 fn under(path: &str, prefix: &str) -> bool {
     path.strip_prefix(prefix)

@@ -21,6 +21,26 @@ pub enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 12] = [
+        Kind::Validation,
+        Kind::Serialization,
+        Kind::UnknownOperation,
+        Kind::MissingAuthenticationToken,
+        Kind::UnrecognizedClient,
+        Kind::InvalidSignature,
+        Kind::IncompleteSignature,
+        Kind::ResourceNotFound,
+        Kind::ResourceInUse,
+        Kind::ConditionalCheckFailed,
+        Kind::ItemCollectionSizeLimitExceeded,
+        Kind::Internal,
+    ];
+
+    /// The kind whose [`Kind::type_name`] is `name`.
+    pub fn from_type_name(name: &str) -> Option<Kind> {
+        Self::ALL.into_iter().find(|k| k.type_name() == name)
+    }
+
     /// The `__type` DynamoDB sends.
     pub fn type_name(self) -> &'static str {
         match self {
@@ -118,6 +138,9 @@ impl From<kit::table::StoreError> for DynamoError {
                     kit::table::MAX_PARTITION_BYTES
                 ),
             ),
+            kit::table::StoreError::ItemTooLarge(_) => {
+                DynamoError::validation("Item size has exceeded the maximum allowed size")
+            }
             other => DynamoError::internal(other),
         }
     }

@@ -3,12 +3,13 @@
 
 use crate::error::{DynamoError, Kind};
 use crate::expr::{self, Action, Cmp, Cond, Operand, Path, Step, Substitutions};
+use crate::mutation::{self, Outcome, What, Write};
 use crate::operation::Operation;
 use crate::schema::{self, TableDef, CATALOG, CATALOG_PK, DIRECTORY_PK};
 use crate::sigv4::{self, AuthError, Credentials, SignedRequest};
 use crate::value::{item_from_json, item_size, item_to_json, AttrValue, Item, MAX_ITEM_BYTES};
 use http::{HeaderValue, StatusCode};
-use kit::table::{Change, Cond as Written, StoreError, Table};
+use kit::table::{Cond as Written, StoreError, Table};
 use kit::{Bytes, Ctx, Request, Response};
 use serde_json::{json, Value};
 use std::rc::Rc;
@@ -328,11 +329,6 @@ fn split_key_condition(
     Ok((hash, range))
 }
 
-/// [`stored_item`] inside a table-layer change.
-fn stored(value: &Value) -> Result<Item, StoreError> {
-    item_from_json(value).map_err(|e| StoreError::Corrupt(e.message))
-}
-
 /// A Query or Scan page as it is read: DynamoDB's `Limit` counts the items read (before
 /// the filter), and a page also ends once they reach 1 MB.
 struct Reading<'e> {
@@ -435,37 +431,23 @@ impl Ops<'_> {
         Ok(name)
     }
 
-    /// Makes `change` to one item in one atomic read-modify-write if `condition` holds
-    /// for the item as it is (absent: the empty item); returns the item as it was.
+    /// Writes one item in one atomic read-modify-write, where the item lives, if
+    /// `condition` holds for the item as it is (absent: the empty item); returns the
+    /// item as it was and, for an update, as it is now.
     async fn write_if(
         &self,
         items: &Rc<dyn Table>,
         pk: &str,
         sk: &str,
         condition: Option<&Cond>,
-        change: impl Fn() -> Change,
-    ) -> Result<Option<Value>, DynamoError> {
-        let (mut old, mut refused) = (None, None);
-        items
-            .update(pk, sk, 16, &mut |current| {
-                old = current.map(|i| i.value.clone());
-                refused = None;
-                if let Some(cond) = condition {
-                    let before = match &old {
-                        Some(v) => stored(v)?,
-                        None => Item::new(),
-                    };
-                    if !cond.holds(&before) {
-                        refused = Some(condition_failed(self.body, old.as_ref()));
-                        return Ok(Change::Keep);
-                    }
-                }
-                Ok(change())
-            })
-            .await?;
-        match refused {
-            Some(e) => Err(e),
-            None => Ok(old),
+        what: What,
+    ) -> Result<(Option<Value>, Option<Value>), DynamoError> {
+        let write = Write::new(self.body, condition.cloned(), what);
+        let mutated = items.mutate(pk, sk, &write).await?;
+        match mutation::outcome(mutated.note)? {
+            Outcome::Done { old, new } => Ok((old, new)),
+            Outcome::ConditionFailed { old } => Err(condition_failed(self.body, old.as_ref())),
+            Outcome::Refused(e) => Err(e),
         }
     }
 
@@ -740,10 +722,14 @@ impl Ops<'_> {
         let returns_old = self.returns_old()?;
         let value = item_to_json(&item);
         self.list_partition(&def, &pk).await?;
-        let old = self
-            .write_if(&items, &pk, &sk, exprs.condition.as_ref(), || {
-                Change::Put(value.clone())
-            })
+        let (old, _) = self
+            .write_if(
+                &items,
+                &pk,
+                &sk,
+                exprs.condition.as_ref(),
+                What::Put(value.clone()),
+            )
             .await?;
         self.graph_sync(&def, vec![(&value, Some(&value))]).await?;
         Ok(match (returns_old, old) {
@@ -787,47 +773,18 @@ impl Ops<'_> {
         }
         expr::refuse_key_updates(&exprs.update, &def.key_names())?;
         self.list_partition(&def, &pk).await?;
-        let (mut before, mut after, mut refused) = (None, None, None);
-        items
-            .update(&pk, &sk, 16, &mut |current| {
-                refused = None;
-                let old = match current {
-                    Some(i) => Some(stored(&i.value)?),
-                    None => None,
-                };
-                let base = old.clone().unwrap_or_else(|| key.clone());
-                if let Some(cond) = &exprs.condition {
-                    if !cond.holds(old.as_ref().unwrap_or(&Item::new())) {
-                        refused = Some(condition_failed(self.body, current.map(|i| &i.value)));
-                        return Ok(Change::Keep);
-                    }
-                }
-                let new = match expr::apply(&base, &exprs.update) {
-                    Ok(new) => new,
-                    Err(e) => {
-                        refused = Some(e);
-                        return Ok(Change::Keep);
-                    }
-                };
-                if item_size(&new) > MAX_ITEM_BYTES {
-                    refused = Some(DynamoError::validation(
-                        "Item size to update has exceeded the maximum allowed size",
-                    ));
-                    return Ok(Change::Keep);
-                }
-                before = old;
-                let value = item_to_json(&new);
-                after = Some(new);
-                Ok(Change::Put(value))
-            })
+        let what = What::Update {
+            key,
+            actions: exprs.update.clone(),
+        };
+        let (old, new) = self
+            .write_if(&items, &pk, &sk, exprs.condition.as_ref(), what)
             .await?;
-        if let Some(e) = refused {
-            return Err(e);
+        if let Some(new) = &new {
+            self.graph_sync(&def, vec![(new, Some(new))]).await?;
         }
-        if let Some(new) = &after {
-            let new = item_to_json(new);
-            self.graph_sync(&def, vec![(&new, Some(&new))]).await?;
-        }
+        let before = old.as_ref().map(stored_item).transpose()?;
+        let after = new.as_ref().map(stored_item).transpose()?;
         let paths = expr::updated_paths(&exprs.update);
         let attributes = match (returns, &before, &after) {
             ("ALL_OLD", Some(old), _) => Some(item_to_json(old)),
@@ -1102,10 +1059,8 @@ impl Ops<'_> {
         let (pk, sk) = def.key_of(&key, true)?;
         let returns_old = self.returns_old()?;
         // One atomic read-and-delete, so the old item returned is the one deleted.
-        let old = self
-            .write_if(&items, &pk, &sk, exprs.condition.as_ref(), || {
-                Change::Delete
-            })
+        let (old, _) = self
+            .write_if(&items, &pk, &sk, exprs.condition.as_ref(), What::Delete)
             .await?;
         if old.is_some() {
             self.graph_sync(&def, vec![(&item_to_json(&key), None)])

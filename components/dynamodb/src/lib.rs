@@ -17,6 +17,7 @@
 
 mod api;
 pub mod expr;
+pub mod mutation;
 mod operation;
 mod reserved;
 pub mod sigv4;

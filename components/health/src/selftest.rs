@@ -53,13 +53,34 @@ async fn storage_suite(ctx: &Ctx<'_>) -> Result<Response, kit::ApiError> {
     for backend in ctx.env.tables.backends() {
         let prefix = format!("selftest_{:016x}_", (ctx.env.random)());
         let open = |name: &str| ctx.env.tables.open_on(backend.name, name);
-        let report = kit::table::suite::run_with_prefix(&open, &prefix, backend.atomic).await;
+        let report = kit::table::suite::run_with_prefix(&open, &prefix, backend).await;
         passed &= report.all_passed();
         backends.push(json!({
             "backend": backend.name,
             "atomic": backend.atomic,
+            "whole_partitions": backend.whole_partitions,
             "passed": report.all_passed(),
             "cases": report.cases,
+        }));
+    }
+    if let Some((whole, items)) = ctx.env.tables.layout_move() {
+        let prefix = format!("selftest_{:016x}_move", (ctx.env.random)());
+        let failure = match (
+            ctx.env.tables.open_on(whole, &prefix),
+            ctx.env.tables.open_on(items, &prefix),
+        ) {
+            (Ok(old), Ok(new)) => {
+                kit::table::suite::whole_partitions_move_into_items(old.as_ref(), new.as_ref())
+                    .await
+                    .err()
+            }
+            (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+        };
+        passed &= failure.is_none();
+        backends.push(json!({
+            "backend": format!("{whole} -> {items}"),
+            "passed": failure.is_none(),
+            "cases": [{"name": "whole_partitions_move_into_items", "failure": failure}],
         }));
     }
     let status = if passed {

@@ -65,6 +65,7 @@ pub trait Tables {
         vec![Backend {
             name: "default",
             atomic: true,
+            whole_partitions: false,
         }]
     }
 
@@ -72,6 +73,13 @@ pub trait Tables {
     fn open_on(&self, backend: &str, name: &str) -> Result<Rc<dyn Table>, StoreError> {
         let _ = backend;
         self.open(name)
+    }
+
+    /// A backend keeping partitions whole as older versions did, and the backend of
+    /// this version that moves them into items one by one, over the same storage: the
+    /// storage self-test writes through the first and reads through the second.
+    fn layout_move(&self) -> Option<(&'static str, &'static str)> {
+        None
     }
 
     /// The most conditional writes one request may make, where the host limits it. On
@@ -95,6 +103,10 @@ pub struct Backend {
     pub name: &'static str,
     /// Whether its conditional writes are atomic under concurrent writers.
     pub atomic: bool,
+    /// Whether it keeps each partition as one stored value, and so refuses writes past
+    /// [`crate::table::MAX_PARTITION_BYTES`]; a backend that stores items one by one
+    /// has no cap of its own on a partition.
+    pub whole_partitions: bool,
 }
 
 /// Everything a request handler may touch outside its own code.

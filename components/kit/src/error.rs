@@ -147,6 +147,14 @@ impl From<StoreError> for ApiError {
                     crate::table::MAX_PARTITION_BYTES
                 ),
             ),
+            StoreError::ItemTooLarge(_) => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "item_too_large",
+                format!(
+                    "This write would store an item larger than the {} bytes one item may take; nothing was written.",
+                    crate::table::MAX_ITEM_BYTES
+                ),
+            ),
             other => Self::new(
                 StatusCode::BAD_GATEWAY,
                 "storage_unavailable",

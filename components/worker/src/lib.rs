@@ -61,7 +61,7 @@ mod entry {
             let out = if req.path() == kit::table::workers::KV_OP_PATH {
                 kit::table::workers::serve_kv_op(storage, &body).await
             } else {
-                kit::table::workers::serve_partition_op(storage, &body).await
+                kit::table::workers::serve_partition_op(storage, &body, edge_app::mutations).await
             };
             Response::from_bytes(out)
         }

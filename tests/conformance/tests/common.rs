@@ -138,6 +138,38 @@ async fn storage_suite_passes_on_every_backend_of_the_host(api: Api, host: Host)
         backends >= 1 && cases >= 12 * backends,
         "too few cases ran: {report}"
     );
+    // A backend that stores items one by one has no partition wall, and proves it.
+    let item_backends: Vec<&serde_json::Value> = report["backends"]
+        .as_array()
+        .map(|b| {
+            b.iter()
+                .filter(|b| b["whole_partitions"] == false)
+                .collect()
+        })
+        .unwrap_or_default();
+    for backend in &item_backends {
+        let held = backend["cases"].as_array().is_some_and(|cases| {
+            cases.iter().any(|c| {
+                c["name"] == "a_partition_holds_megabytes_and_reads_back_in_order"
+                    && c["failure"].is_null()
+            })
+        });
+        ensure!(held, "no megabytes partition case: {backend}");
+    }
+    if host == Host::Workerd {
+        ensure!(
+            item_backends
+                .iter()
+                .any(|b| b["backend"] == "durable_object"),
+            "Durable Objects keep whole partitions: {report}"
+        );
+        let moved = report["backends"].as_array().is_some_and(|b| {
+            b.iter().any(|b| {
+                b["backend"] == "durable_object_whole -> durable_object" && b["passed"] == true
+            })
+        });
+        ensure!(moved, "no move from whole partitions into rows: {report}");
+    }
     Ok(())
 }
 

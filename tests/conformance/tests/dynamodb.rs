@@ -108,7 +108,8 @@ async fn boto3_answers_match_dynalite_on_getting_started_and_generated_cases(
 }
 
 /// `tests/clients/dynamodb_concurrency.py`: 40 conditional increments of one item end
-/// at 40, 40 simultaneous puts into one partition all survive.
+/// at 40, 40 simultaneous puts into one partition all survive, 40 simultaneous `ADD`
+/// updates of one item with no client retries all succeed and count 40.
 async fn concurrent_boto3_increments_and_puts_into_one_partition_lose_nothing(
     api: Api,
     host: Host,

@@ -2,7 +2,7 @@
 
 use crate::table::memory::MemoryKv;
 use crate::table::{StoreError, Table};
-use crate::{Env, MapConfig, Tables};
+use crate::{Backend, Env, MapConfig, Tables};
 use std::rc::Rc;
 
 impl Tables for MemoryKv {
@@ -12,6 +12,32 @@ impl Tables for MemoryKv {
 
     fn round_trips(&self) -> u64 {
         MemoryKv::round_trips(self)
+    }
+
+    fn backends(&self) -> Vec<Backend> {
+        vec![
+            Backend {
+                name: "default",
+                atomic: true,
+                whole_partitions: false,
+            },
+            Backend {
+                name: "whole",
+                atomic: true,
+                whole_partitions: true,
+            },
+        ]
+    }
+
+    fn open_on(&self, backend: &str, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        Ok(match backend {
+            "whole" => Rc::new(self.whole_table(name)),
+            _ => Rc::new(self.table(name)),
+        })
+    }
+
+    fn layout_move(&self) -> Option<(&'static str, &'static str)> {
+        Some(("whole", "default"))
     }
 }
 

@@ -3,7 +3,7 @@
 //! Worker names as read-mostly), and the static assets binding as the static files.
 
 use crate::files::{check_path, Files, FilesError};
-use crate::table::workers::{local_table, object_name, DoClient, DoKv, KvBackend};
+use crate::table::workers::{local_table, object_name, DoClient, DoKv, KvBackend, Layout};
 use crate::table::{PartitionTable, RemoteTable, RoundTrips, StoreError, Table};
 use crate::{Backend, Bytes, Clock, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use std::rc::Rc;
@@ -75,16 +75,14 @@ pub struct WorkerTables {
 }
 
 impl WorkerTables {
-    fn durable(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+    fn durable(&self, name: &str, layout: Layout) -> Result<Rc<dyn Table>, StoreError> {
         let namespace = self
             .env
             .durable_object(DO_BINDING)
             .map_err(|e| StoreError::Access(format!("{DO_BINDING}: {e}")))?;
-        Ok(Rc::new(RemoteTable(DoClient::new(
-            namespace,
-            name,
-            self.trips.clone(),
-        ))))
+        Ok(Rc::new(RemoteTable(
+            DoClient::new(namespace, name, self.trips.clone()).with_layout(layout),
+        )))
     }
 
     fn one_object(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
@@ -119,7 +117,7 @@ impl Tables for WorkerTables {
         } else if self.bindings.one_object.contains(&name) {
             self.one_object(name)
         } else {
-            self.durable(name)
+            self.durable(name, Layout::Rows)
         }
     }
 
@@ -128,23 +126,36 @@ impl Tables for WorkerTables {
             Backend {
                 name: "durable_object",
                 atomic: true,
+                whole_partitions: false,
             },
             Backend {
                 name: "durable_object_table",
                 atomic: true,
+                whole_partitions: true,
+            },
+            Backend {
+                name: "durable_object_whole",
+                atomic: true,
+                whole_partitions: true,
             },
             Backend {
                 name: "kv",
                 atomic: false,
+                whole_partitions: true,
             },
         ]
+    }
+
+    fn layout_move(&self) -> Option<(&'static str, &'static str)> {
+        Some(("durable_object_whole", "durable_object"))
     }
 
     fn open_on(&self, backend: &str, name: &str) -> Result<Rc<dyn Table>, StoreError> {
         match backend {
             "kv" => self.kv(name),
             "durable_object_table" => self.one_object(name),
-            _ => self.durable(name),
+            "durable_object_whole" => self.durable(name, Layout::Whole),
+            _ => self.durable(name, Layout::Rows),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The in-memory backend: native tests, the native host and benchmarks. Strongly
 //! consistent; clones share one store.
 
-use super::{PartitionTable, RawKv, RoundTrips, StoreError, Token};
+use super::{PagedTable, PartitionTable, RawKv, RoundTrips, StoreError, Token};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,7 +55,14 @@ impl MemoryKv {
     }
 
     /// A table over this store.
-    pub fn table(&self, name: &str) -> PartitionTable {
+    /// A table over this store, in pages ([`PagedTable`]).
+    pub fn table(&self, name: &str) -> PagedTable {
+        PagedTable::new(self.clone(), name, crate::host::os_random)
+    }
+
+    /// A table over this store with each partition one value ([`PartitionTable`]), as
+    /// versions before pages kept them.
+    pub fn whole_table(&self, name: &str) -> PartitionTable {
         PartitionTable::new(self.clone(), name)
     }
 
@@ -107,6 +114,11 @@ impl RawKv for MemoryKv {
         map.insert(key.to_owned(), (counter + 1, value));
         Ok(())
     }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.lock()?.remove(key);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -114,14 +126,45 @@ mod tests {
     use super::*;
     use crate::table::suite;
 
+    fn suite_on(kv: &MemoryKv, whole: bool) -> suite::Report {
+        let backend = crate::Backend {
+            name: "memory",
+            atomic: true,
+            whole_partitions: whole,
+        };
+        futures::executor::block_on(suite::run(
+            &|name| {
+                Ok(if whole {
+                    std::rc::Rc::new(kv.whole_table(name)) as std::rc::Rc<dyn crate::table::Table>
+                } else {
+                    std::rc::Rc::new(kv.table(name))
+                })
+            },
+            backend,
+        ))
+    }
+
     #[test]
-    fn memory_backend_passes_the_shared_suite() {
-        let kv = MemoryKv::new();
-        let report = futures::executor::block_on(suite::run(&|name| {
-            Ok(std::rc::Rc::new(kv.table(name)) as std::rc::Rc<dyn crate::table::Table>)
-        }));
+    fn memory_backend_passes_the_shared_suite_in_pages() {
+        let report = suite_on(&MemoryKv::new(), false);
         assert!(report.all_passed(), "{report}");
         assert!(report.cases.len() >= 8, "{report}");
+    }
+
+    #[test]
+    fn memory_backend_passes_the_shared_suite_with_whole_partitions() {
+        let report = suite_on(&MemoryKv::new(), true);
+        assert!(report.all_passed(), "{report}");
+    }
+
+    #[test]
+    fn whole_partitions_move_into_pages() {
+        let kv = MemoryKv::new();
+        futures::executor::block_on(suite::whole_partitions_move_into_items(
+            &kv.whole_table("t"),
+            &kv.table("t"),
+        ))
+        .unwrap();
     }
 
     /// The suite's races with one OS thread per writer, so writers really overlap.

@@ -6,12 +6,16 @@
 //! on the item being absent or at a known version — the one primitive every
 //! consistency need in this project is built from.
 //!
-//! Key-value backends (memory, Spin, Workers KV, Durable Object storage) share
-//! [`PartitionTable`], which keeps one partition in one stored value and makes every
-//! write a compare-and-swap of that value; a backend only supplies [`RawKv`]. The
-//! shared [`suite`] is what every backend must pass.
+//! Items are stored one by one, ordered by sort key, and each operation runs where its
+//! data lives: rows of the partition's Durable Object ([`rows`]), bounded pages of a
+//! partition on a key-value store with compare-and-swap ([`PagedTable`]: Spin, memory).
+//! [`PartitionTable`] keeps a partition in one stored value, the layout of the tables
+//! that are read whole (Workers KV's read cache, the graph's one-object table) and of
+//! versions before pages. A key-value backend only supplies [`RawKv`]. The shared
+//! [`suite`] is what every backend must pass.
 
 pub mod memory;
+mod paged;
 mod partition;
 pub mod suite;
 pub mod wire;
@@ -20,11 +24,14 @@ pub mod wire;
 pub mod spin;
 // The Spin backend's key layout, platform-neutral so that it is unit-tested natively
 // and so that a native loader can write a Spin store the backend reads.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub mod rows;
 pub mod spin_keys;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod workers;
 
-pub use partition::{PartitionTable, RawKv, Token, FORMAT};
+pub use paged::{PagedTable, PAGE_BYTES};
+pub use partition::{v1_items, PartitionTable, RawKv, Token, FORMAT};
 
 /// Counts a request's round trips to its storage backend (a call into the host's
 /// key-value interface, a Durable Object fetch, a KV call), for the benchmark's
@@ -88,6 +95,49 @@ pub struct Updated {
     pub retries: u32,
 }
 
+/// A read-modify-write of one item as data, so that it can run where the item lives
+/// (inside a Durable Object) instead of as a read and a conditional write from afar.
+///
+/// A service defines its mutations and one [`Mutations`] function that rebuilds them
+/// from their [`Mutation::kind`] and [`Mutation::args`]; the Worker hands that function
+/// to its objects. Where the table is local, [`Table::mutate`] simply runs
+/// [`Mutation::decide`] inside a [`Table::update`].
+pub trait Mutation {
+    /// The name [`Mutations`] knows it by.
+    fn kind(&self) -> &'static str;
+
+    /// Everything [`Mutation::decide`] depends on besides the item, as JSON.
+    fn args(&self) -> Value;
+
+    /// Decides what becomes of the item as it is (`None` when absent), and notes what
+    /// the caller needs to answer (carried back as JSON from wherever this ran). It may
+    /// run more than once (a local backend retrying a lost race), so it must only
+    /// decide.
+    fn decide(&self, current: Option<&Item>) -> Result<(Change, Value), StoreError>;
+}
+
+/// Rebuilds a shipped [`Mutation`] from its kind and arguments; `None` for a kind it
+/// does not know. What a Durable Object is given to run [`TableOp::Mutate`].
+pub type Mutations = fn(&str, Value) -> Option<Box<dyn Mutation>>;
+
+/// Knows no mutation: for hosts whose tables are all local.
+pub fn no_mutations(_kind: &str, _args: Value) -> Option<Box<dyn Mutation>> {
+    None
+}
+
+/// How a [`Table::mutate`] ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mutated {
+    /// The version written, `None` when the mutation kept or deleted the item.
+    pub version: Option<u64>,
+    /// What [`Mutation::decide`] noted on the run that counted.
+    pub note: Value,
+}
+
+/// Attempts a local [`Table::mutate`] makes against concurrent writers: each lost race
+/// is another writer's success.
+const MUTATE_ATTEMPTS: u32 = 64;
+
 /// One page of a query: items in sort-key order and, when more remain, the sort key to
 /// resume after.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,7 +168,16 @@ pub enum StoreError {
     /// ([`MAX_PARTITION_BYTES`]); nothing was written.
     #[error("the partition would hold {0} bytes, over the {MAX_PARTITION_BYTES} a partition may")]
     PartitionFull(usize),
+    /// The item would take more than the backend can store as one item
+    /// ([`MAX_ITEM_BYTES`]); nothing was written.
+    #[error("the item would take {0} bytes, over the {MAX_ITEM_BYTES} one item may")]
+    ItemTooLarge(usize),
 }
+
+/// The most one item may take (keys and value), on backends that store items one by
+/// one: a Durable Object's SQLite row holds at most 2 MB. DynamoDB's own 400 KB cap
+/// is far below, so only the services' larger items could reach it.
+pub const MAX_ITEM_BYTES: usize = 2_000_000;
 
 /// The most a partition may hold, in stored bytes, on every backend: a partition is one
 /// stored value, and a Durable Object stores at most 2 MB under one key (key and value
@@ -222,6 +281,29 @@ pub trait Table {
         Err(StoreError::Contention)
     }
 
+    /// Runs `mutation` on one item atomically, where the item lives: one call to a
+    /// Durable Object, which runs it next to its storage; elsewhere an
+    /// [`Table::update`] (retried on a lost race).
+    async fn mutate(
+        &self,
+        pk: &str,
+        sk: &str,
+        mutation: &dyn Mutation,
+    ) -> Result<Mutated, StoreError> {
+        let mut note = Value::Null;
+        let updated = self
+            .update(pk, sk, MUTATE_ATTEMPTS, &mut |current| {
+                let (change, noted) = mutation.decide(current)?;
+                note = noted;
+                Ok(change)
+            })
+            .await?;
+        Ok(Mutated {
+            version: updated.version,
+            note,
+        })
+    }
+
     /// Read-modify-write of several items of partition `pk` as one atomic change:
     /// `change` sees each of `sks` (`None` when absent) and decides, as in
     /// [`Table::update`]; a lost race runs every decision again on fresh items. Returns
@@ -283,6 +365,13 @@ pub enum TableOp {
         pk: String,
         items: Vec<(String, Value)>,
     },
+    /// A [`Mutation`] by kind and arguments.
+    Mutate {
+        pk: String,
+        sk: String,
+        kind: String,
+        args: Value,
+    },
 }
 
 /// The result of a [`TableOp`].
@@ -296,6 +385,7 @@ pub enum TableOpResult {
     Existed { existed: bool },
     Page { page: Page },
     Done,
+    Mutated { mutated: Mutated },
 }
 
 impl TableOp {
@@ -308,12 +398,17 @@ impl TableOp {
             | TableOp::Delete { pk, .. }
             | TableOp::Query { pk, .. }
             | TableOp::PutPartition { pk, .. }
-            | TableOp::PutItems { pk, .. } => pk,
+            | TableOp::PutItems { pk, .. }
+            | TableOp::Mutate { pk, .. } => pk,
         }
     }
 
-    /// Runs the operation on `table`.
-    pub async fn apply(self, table: &dyn Table) -> Result<TableOpResult, StoreError> {
+    /// Runs the operation on `table`, rebuilding a mutation with `mutations`.
+    pub async fn apply(
+        self,
+        table: &dyn Table,
+        mutations: Mutations,
+    ) -> Result<TableOpResult, StoreError> {
         Ok(match self {
             TableOp::Get { pk, sk } => TableOpResult::Item {
                 item: table.get(&pk, &sk).await?,
@@ -346,6 +441,14 @@ impl TableOp {
             TableOp::PutItems { pk, items } => {
                 table.put_items(&pk, items).await?;
                 TableOpResult::Done
+            }
+            TableOp::Mutate { pk, sk, kind, args } => {
+                let mutation = mutations(&kind, args).ok_or_else(|| {
+                    StoreError::Corrupt(format!("a mutation of unknown kind {kind:?}"))
+                })?;
+                TableOpResult::Mutated {
+                    mutated: table.mutate(&pk, &sk, mutation.as_ref()).await?,
+                }
             }
         })
     }
@@ -453,6 +556,43 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
         {
             TableOpResult::Done => Ok(()),
             other => Err(unexpected(other)),
+        }
+    }
+
+    /// Shipped to where the item lives. An object of the version before mutations
+    /// were shipped refuses the operation; then the mutation runs here, as that
+    /// version ran it (a read and conditional writes), so a gradual deploy keeps working.
+    async fn mutate(
+        &self,
+        pk: &str,
+        sk: &str,
+        mutation: &dyn Mutation,
+    ) -> Result<Mutated, StoreError> {
+        let op = TableOp::Mutate {
+            pk: pk.into(),
+            sk: sk.into(),
+            kind: mutation.kind().to_owned(),
+            args: mutation.args(),
+        };
+        match self.0.call(op).await {
+            Ok(TableOpResult::Mutated { mutated }) => Ok(mutated),
+            Ok(other) => Err(unexpected(other)),
+            Err(StoreError::Corrupt(message))
+                if message.starts_with("unknown variant `mutate`") =>
+            {
+                let mut note = Value::Null;
+                let updated = Table::update(self, pk, sk, MUTATE_ATTEMPTS, &mut |current| {
+                    let (change, noted) = mutation.decide(current)?;
+                    note = noted;
+                    Ok(change)
+                })
+                .await?;
+                Ok(Mutated {
+                    version: updated.version,
+                    note,
+                })
+            }
+            Err(e) => Err(e),
         }
     }
 

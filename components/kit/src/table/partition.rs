@@ -57,6 +57,21 @@ pub trait RawKv {
 
     /// Stores `value` whatever is there.
     async fn write(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Stores `value` under a key nobody else knows yet (a new page under a random
+    /// name), as `swap` and `load` will find it. Where creating a key safely takes
+    /// more than that (Spin's store), a backend may do less, since no writer races it.
+    async fn write_new(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.write(key, value).await
+    }
+
+    /// Removes `key`; only ever asked of keys that nothing refers to (a new page that
+    /// was never published, or one no directory names any more). A store that cannot
+    /// delete keeps them: unreachable bytes, never read.
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let _ = key;
+        Ok(())
+    }
 }
 
 /// The stored format this code writes, and the newest it reads. An item carries its
@@ -76,7 +91,7 @@ fn format_1() -> u32 {
 }
 
 /// Refuses an item of a format this code does not know.
-fn readable(format: u32) -> Result<(), StoreError> {
+pub(super) fn readable(format: u32) -> Result<(), StoreError> {
     if format > FORMAT {
         return Err(StoreError::Corrupt(format!(
             "an item of stored format {format}; this version reads formats up to {FORMAT}"
@@ -89,17 +104,17 @@ fn readable(format: u32) -> Result<(), StoreError> {
 /// decoded and encoded again around a write: a write then costs about one pass over
 /// the partition's bytes, not a parse and print of every item in it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Stored {
+pub(super) struct Stored {
     #[serde(rename = "v")]
-    version: u64,
+    pub(super) version: u64,
     #[serde(rename = "d")]
-    value: Box<RawValue>,
+    pub(super) value: Box<RawValue>,
     #[serde(
         rename = "f",
         default = "format_1",
         skip_serializing_if = "is_format_1"
     )]
-    format: u32,
+    pub(super) format: u32,
 }
 
 /// A partition's items in sort-key order, as its stored JSON object lists them.
@@ -109,21 +124,21 @@ struct Stored {
 /// ~9 KB, and a partition is small enough (at most [`MAX_PARTITION_BYTES`]) that
 /// inserting into a `Vec` costs no more than encoding the partition again.
 #[derive(Debug, Default)]
-struct Partition(Vec<(String, Stored)>);
+pub(super) struct Partition(pub(super) Vec<(String, Stored)>);
 
 impl Partition {
-    fn position(&self, sk: &str) -> Result<usize, usize> {
+    pub(super) fn position(&self, sk: &str) -> Result<usize, usize> {
         self.0.binary_search_by(|(key, _)| key.as_str().cmp(sk))
     }
 
-    fn get(&self, sk: &str) -> Option<&Stored> {
+    pub(super) fn get(&self, sk: &str) -> Option<&Stored> {
         self.position(sk)
             .ok()
             .and_then(|i| self.0.get(i))
             .map(|(_, s)| s)
     }
 
-    fn insert(&mut self, sk: String, stored: Stored) {
+    pub(super) fn insert(&mut self, sk: String, stored: Stored) {
         match self.position(&sk) {
             Ok(i) => {
                 if let Some(slot) = self.0.get_mut(i) {
@@ -134,13 +149,13 @@ impl Partition {
         }
     }
 
-    fn remove(&mut self, sk: &str) -> Option<Stored> {
+    pub(super) fn remove(&mut self, sk: &str) -> Option<Stored> {
         let i = self.position(sk).ok()?;
         Some(self.0.remove(i).1)
     }
 
     /// From pairs in any order; of two with one key the later wins, as in a map.
-    fn from_pairs(pairs: Vec<(String, Stored)>) -> Self {
+    pub(super) fn from_pairs(pairs: Vec<(String, Stored)>) -> Self {
         Self(crate::sorted::last_of_each(pairs))
     }
 }
@@ -178,22 +193,22 @@ impl<'de> Deserialize<'de> for Partition {
 
 /// A stored item borrowed from a partition's bytes.
 #[derive(Deserialize)]
-struct StoredRef<'a> {
+pub(super) struct StoredRef<'a> {
     #[serde(rename = "v")]
-    version: u64,
+    pub(super) version: u64,
     #[serde(rename = "d", borrow)]
-    value: &'a RawValue,
+    pub(super) value: &'a RawValue,
     #[serde(rename = "f", default = "format_1")]
-    format: u32,
+    pub(super) format: u32,
 }
 
 /// A partition read without copying its values: one map type for every borrowed read,
 /// so its decoding is compiled once.
-type BorrowedPartition<'a> = HashMap<Cow<'a, str>, StoredRef<'a>>;
+pub(super) type BorrowedPartition<'a> = HashMap<Cow<'a, str>, StoredRef<'a>>;
 
 /// Compare-and-swap retries before giving up with [`StoreError::Contention`]. Each retry
 /// means another writer succeeded, so the partition as a whole keeps making progress.
-const MAX_SWAPS: u32 = 64;
+pub(super) const MAX_SWAPS: u32 = 64;
 
 /// What a change to a partition decided.
 enum Outcome<R> {
@@ -259,7 +274,18 @@ impl PartitionTable {
     }
 }
 
-fn decode(raw: Option<Vec<u8>>) -> Result<Partition, StoreError> {
+/// The items of a partition stored whole (format 1, as [`PartitionTable`] writes it),
+/// as (sort key, version, value as JSON text) in sort-key order: what a backend that
+/// keeps items one by one moves in when it first meets such a partition.
+pub fn v1_items(bytes: Vec<u8>) -> Result<Vec<(String, u64, String)>, StoreError> {
+    Ok(decode(Some(bytes))?
+        .0
+        .into_iter()
+        .map(|(sk, stored)| (sk, stored.version, stored.value.get().to_owned()))
+        .collect())
+}
+
+pub(super) fn decode(raw: Option<Vec<u8>>) -> Result<Partition, StoreError> {
     match raw {
         None => Ok(Partition::default()),
         Some(bytes) => {
@@ -282,7 +308,7 @@ fn encode(partition: &Partition) -> Result<Vec<u8>, StoreError> {
     Ok(bytes)
 }
 
-fn check(current: Option<&Stored>, cond: Cond) -> Result<(), StoreError> {
+pub(super) fn check(current: Option<&Stored>, cond: Cond) -> Result<(), StoreError> {
     let holds = match cond {
         Cond::Any => true,
         Cond::Absent => current.is_none(),
@@ -295,12 +321,16 @@ fn check(current: Option<&Stored>, cond: Cond) -> Result<(), StoreError> {
     }
 }
 
-fn raw(value: &Value) -> Result<Box<RawValue>, StoreError> {
+pub(super) fn raw(value: &Value) -> Result<Box<RawValue>, StoreError> {
     serde_json::value::to_raw_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Stores `value` at `sk` one version past the current one; returns that version.
-fn insert(partition: &mut Partition, sk: &str, value: &Value) -> Result<u64, StoreError> {
+pub(super) fn insert(
+    partition: &mut Partition,
+    sk: &str,
+    value: &Value,
+) -> Result<u64, StoreError> {
     let version = partition.get(sk).map_or(1, |s| s.version + 1);
     let value = raw(value)?;
     partition.insert(
@@ -314,7 +344,7 @@ fn insert(partition: &mut Partition, sk: &str, value: &Value) -> Result<u64, Sto
     Ok(version)
 }
 
-fn item(sk: &str, stored: &Stored) -> Result<Item, StoreError> {
+pub(super) fn item(sk: &str, stored: &Stored) -> Result<Item, StoreError> {
     Ok(Item {
         sk: sk.to_owned(),
         value: crate::json::from_text(stored.value.get())
@@ -529,7 +559,7 @@ mod tests {
     fn table_holding(bytes: &str) -> (MemoryKv, PartitionTable) {
         let kv = MemoryKv::new();
         block_on(kv.write("t/p", bytes.as_bytes().to_vec())).unwrap();
-        let table = kv.table("t");
+        let table = kv.whole_table("t");
         (kv, table)
     }
 

@@ -5,6 +5,7 @@
 //! `POST /healthz/storage`, on the backends of each wasm host.
 
 use super::{Change, Cond, StoreError, Table};
+use crate::Backend;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::fmt;
@@ -45,7 +46,7 @@ impl fmt::Display for Report {
     }
 }
 
-type CaseResult = Result<(), String>;
+pub type CaseResult = Result<(), String>;
 
 fn ensure(cond: bool, what: impl FnOnce() -> String) -> CaseResult {
     if cond {
@@ -87,10 +88,16 @@ const CASES: &[(&str, CaseFn)] = cases![
     get_json_returns_the_value_as_json_text,
     update_writes_what_the_change_decides_and_keeps_when_asked,
     put_items_merges_into_the_partition_and_keeps_other_items,
-    writes_past_the_partition_limit_are_refused_and_change_nothing,
     get_many_returns_items_in_the_order_asked_across_partitions,
     update_items_changes_several_items_of_a_partition_together,
 ];
+
+/// The cases of a backend that keeps each partition as one stored value.
+const WHOLE_PARTITION_CASES: &[(&str, CaseFn)] =
+    cases![writes_past_the_partition_limit_are_refused_and_change_nothing];
+
+/// The cases of a backend that stores items one by one.
+const ITEM_CASES: &[(&str, CaseFn)] = cases![a_partition_holds_megabytes_and_reads_back_in_order];
 
 /// The cases only a backend that claims atomic conditional writes runs.
 const ATOMIC_CASES: &[(&str, CaseFn)] = cases![
@@ -101,13 +108,19 @@ const ATOMIC_CASES: &[(&str, CaseFn)] = cases![
     concurrent_updates_of_fresh_partitions_lose_no_update,
 ];
 
-/// Runs every case, each on its own table named `{prefix}{case}` so that a persistent
-/// backend can run the suite again with a new prefix. `atomic` says whether the backend
-/// claims atomic conditional writes under concurrency; only then is that case run.
-pub async fn run_with_prefix(open: Open<'_>, prefix: &str, atomic: bool) -> Report {
-    let atomic_cases: &[(&str, CaseFn)] = if atomic { ATOMIC_CASES } else { &[] };
+/// Runs every case `backend` claims, each on its own table named `{prefix}{case}` so
+/// that a persistent backend can run the suite again with a new prefix: the
+/// concurrency cases only where it claims atomic conditional writes, and the cases of
+/// its storage layout (partitions whole or items one by one).
+pub async fn run_with_prefix(open: Open<'_>, prefix: &str, backend: Backend) -> Report {
+    let atomic_cases: &[(&str, CaseFn)] = if backend.atomic { ATOMIC_CASES } else { &[] };
+    let layout_cases = if backend.whole_partitions {
+        WHOLE_PARTITION_CASES
+    } else {
+        ITEM_CASES
+    };
     let mut cases = Vec::new();
-    for &(name, case) in CASES.iter().chain(atomic_cases) {
+    for &(name, case) in CASES.iter().chain(layout_cases).chain(atomic_cases) {
         let failure = match open(&format!("{prefix}{name}")) {
             Ok(table) => case(table.as_ref()).await.err(),
             Err(e) => Some(err(e)),
@@ -117,9 +130,9 @@ pub async fn run_with_prefix(open: Open<'_>, prefix: &str, atomic: bool) -> Repo
     Report { cases }
 }
 
-/// [`run_with_prefix`] with the prefix `suite_`, for a backend with atomic conditions.
-pub async fn run(open: Open<'_>) -> Report {
-    run_with_prefix(open, "suite_", true).await
+/// [`run_with_prefix`] with the prefix `suite_`, for `backend`.
+pub async fn run(open: Open<'_>, backend: Backend) -> Report {
+    run_with_prefix(open, "suite_", backend).await
 }
 
 async fn get_returns_none_when_item_is_missing(t: &dyn Table) -> CaseResult {
@@ -635,6 +648,108 @@ async fn writes_past_the_partition_limit_are_refused_and_change_nothing(
         .await
         .map_err(err)?;
     Ok(())
+}
+
+/// Past the 2 MB a partition stored whole may hold: 3 MB under one partition key, read
+/// back in order through pages whose edges fall between the large items.
+async fn a_partition_holds_megabytes_and_reads_back_in_order(t: &dyn Table) -> CaseResult {
+    const ITEMS: usize = 24;
+    let value = |i: usize| json!({"i": i, "fill": "x".repeat(128 * 1024)});
+    for i in 0..ITEMS {
+        // Written out of order, so order on reading is the table's doing.
+        let i = (i * 7) % ITEMS;
+        t.put("big", &format!("{i:03}"), value(i), Cond::Absent)
+            .await
+            .map_err(err)?;
+    }
+    let mut after = None;
+    let mut seen = Vec::new();
+    loop {
+        let page = t.query("big", after.as_deref(), 5).await.map_err(err)?;
+        for item in &page.items {
+            let i = seen.len();
+            ensure(
+                item.sk == format!("{i:03}") && item.value == value(i),
+                || format!("item {i} read back as {:?}", item.sk),
+            )?;
+            seen.push(item.sk.clone());
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    ensure(seen.len() == ITEMS, || {
+        format!("read back {} items", seen.len())
+    })?;
+    let last = t
+        .get("big", &format!("{:03}", ITEMS - 1))
+        .await
+        .map_err(err)?;
+    ensure(last.is_some_and(|i| i.value == value(ITEMS - 1)), || {
+        "the last item by get".to_owned()
+    })
+}
+
+/// Partitions written whole by the older layout (`whole`) read and write through the
+/// layout that keeps items one by one (`items`) over the same storage: values and
+/// versions kept, order kept, conditional writes on the old versions honoured, and a
+/// partition larger than one page of the new layout (200 KB) read back whole and in
+/// order after a write through the new layout.
+pub async fn whole_partitions_move_into_items(whole: &dyn Table, items: &dyn Table) -> CaseResult {
+    whole
+        .put("p", "a", json!(1), Cond::Absent)
+        .await
+        .map_err(err)?;
+    whole
+        .put("p", "a", json!({"n": 2}), Cond::Version(1))
+        .await
+        .map_err(err)?;
+    whole
+        .put("p", "b", json!("x"), Cond::Any)
+        .await
+        .map_err(err)?;
+    whole
+        .put("p", "c", Value::Null, Cond::Any)
+        .await
+        .map_err(err)?;
+    whole.delete("p", "c", Cond::Any).await.map_err(err)?;
+    let fill = |i: usize| json!({"i": i, "fill": "y".repeat(10_000)});
+    let big: Vec<(String, Value)> = (0..20).map(|i| (format!("k{i:02}"), fill(i))).collect();
+    whole.put_items("q", big).await.map_err(err)?;
+    let a = items.get("p", "a").await.map_err(err)?;
+    ensure(
+        a.as_ref()
+            .is_some_and(|a| a.value == json!({"n": 2}) && a.version == 2),
+        || format!("moved a: {a:?}"),
+    )?;
+    let page = items.query("p", None, 10).await.map_err(err)?;
+    let keys: Vec<&str> = page.items.iter().map(|i| i.sk.as_str()).collect();
+    ensure(keys == ["a", "b"], || {
+        format!("moved partition holds {keys:?}")
+    })?;
+    let stale = items.put("p", "a", json!(3), Cond::Version(1)).await;
+    ensure(stale == Err(StoreError::ConditionFailed), || {
+        format!("a put at a stale old version: {stale:?}")
+    })?;
+    let v = items
+        .put("p", "a", json!(3), Cond::Version(2))
+        .await
+        .map_err(err)?;
+    ensure(v == 3, || format!("version after the move: {v}"))?;
+    items
+        .put("q", "k20", fill(20), Cond::Absent)
+        .await
+        .map_err(err)?;
+    let page = items.query("q", None, 100).await.map_err(err)?;
+    let got: Vec<(String, Value)> = page.items.into_iter().map(|i| (i.sk, i.value)).collect();
+    let wanted: Vec<(String, Value)> = (0..21).map(|i| (format!("k{i:02}"), fill(i))).collect();
+    ensure(got == wanted && page.next.is_none(), || {
+        format!(
+            "the large moved partition reads back as {} items",
+            got.len()
+        )
+    })
 }
 
 /// A race among writers of fresh partitions, each writer one call of [`race_write`],

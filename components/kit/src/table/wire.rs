@@ -33,6 +33,7 @@ enum TableOpKind {
     Query,
     PutPartition,
     PutItems,
+    Mutate,
 }
 
 /// Every field any [`TableOp`] has.
@@ -48,6 +49,9 @@ pub(super) struct TableOpWire {
     after: Option<String>,
     limit: Option<usize>,
     items: Option<Vec<(String, Value)>>,
+    kind: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    args: Option<Value>,
 }
 
 impl TryFrom<TableOpWire> for TableOp {
@@ -88,6 +92,12 @@ impl TryFrom<TableOpWire> for TableOp {
                 pk,
                 items: items("put_items")?,
             },
+            TableOpKind::Mutate => TableOp::Mutate {
+                pk,
+                sk: sk("mutate")?,
+                kind: w.kind.ok_or_else(|| missing("mutate", "kind"))?,
+                args: w.args.ok_or_else(|| missing("mutate", "args"))?,
+            },
         })
     }
 }
@@ -101,6 +111,7 @@ enum TableOpResultKind {
     Existed,
     Page,
     Done,
+    Mutated,
 }
 
 /// Every field any [`TableOpResult`] has.
@@ -112,6 +123,7 @@ pub(super) struct TableOpResultWire {
     version: Option<u64>,
     existed: Option<bool>,
     page: Option<Page>,
+    mutated: Option<super::Mutated>,
 }
 
 impl TryFrom<TableOpResultWire> for TableOpResult {
@@ -134,6 +146,9 @@ impl TryFrom<TableOpResultWire> for TableOpResult {
                 page: w.page.ok_or_else(|| missing("page", "page"))?,
             },
             TableOpResultKind::Done => TableOpResult::Done,
+            TableOpResultKind::Mutated => TableOpResult::Mutated {
+                mutated: w.mutated.ok_or_else(|| missing("mutated", "mutated"))?,
+            },
         })
     }
 }
@@ -305,6 +320,12 @@ mod tests {
                 pk: "p".into(),
                 items: vec![("a".into(), Value::Null)],
             },
+            TableOp::Mutate {
+                pk: "p".into(),
+                sk: "s".into(),
+                kind: "svc.add".into(),
+                args: Value::Null,
+            },
         ];
         for op in ops {
             assert_eq!(round_trip(&op), op);
@@ -330,6 +351,12 @@ mod tests {
                 },
             },
             TableOpResult::Done,
+            TableOpResult::Mutated {
+                mutated: super::super::Mutated {
+                    version: None,
+                    note: json!({"old": null}),
+                },
+            },
         ];
         for result in results {
             assert_eq!(round_trip(&result), result);
@@ -411,11 +438,23 @@ mod tests {
                 "put without `value`",
             ),
             (r#"{"op":"query","pk":"u"}"#, "query without `limit`"),
+            (
+                r#"{"op":"mutate","pk":"u","sk":""}"#,
+                "mutate without `kind`",
+            ),
             (r#"{"op":"drop","pk":"u"}"#, "unknown variant `drop`"),
         ] {
             let err = serde_json::from_str::<TableOp>(text).expect_err(text);
             assert!(err.to_string().contains(wanted), "{text}: {err}");
         }
+        // What an object of a version without an operation answers, and how
+        // `RemoteTable::mutate` recognises it.
+        let err = serde_json::from_str::<TableOp>(r#"{"op":"mutate_more","pk":"u"}"#)
+            .expect_err("unknown op");
+        assert!(
+            err.to_string().starts_with("unknown variant `mutate_more`"),
+            "{err}"
+        );
         let err = serde_json::from_str::<KvOp>(r#"{"op":"swap","key":"k","value":"v"}"#)
             .expect_err("no token");
         assert!(err.to_string().contains("swap without `token`"), "{err}");

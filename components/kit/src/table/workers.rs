@@ -7,12 +7,15 @@
 //!   Objects.
 //! - [`DoClient`] + [`serve_partition_op`]: one Durable Object per `(table, partition)`.
 //!   The Worker ships each [`TableOp`] to the partition's object, which runs it on its
-//!   own transactional storage; the object handles one event at a time and its input
-//!   gates keep a read-modify-write atomic, which is DynamoDB's per-item atomicity.
+//!   items, rows of its SQLite database ([`RowTable`]); the object handles one event at
+//!   a time and its input gates keep a read-modify-write atomic, which is DynamoDB's
+//!   per-item atomicity.
 
+use super::rows::RowTable;
 use super::wire::{decode_answer, KvOp, KvOpResult};
 use super::{
-    PartitionTable, RawKv, RemoteOps, RoundTrips, StoreError, TableOp, TableOpResult, Token,
+    Mutations, PartitionTable, RawKv, RemoteOps, RoundTrips, StoreError, TableOp, TableOpResult,
+    Token,
 };
 use crate::host::workers::js_request;
 use async_trait::async_trait;
@@ -27,7 +30,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 /// The text stored at `key` in a Durable Object's storage. Through the raw binding, not
 /// `Storage::get::<String>`, whose `serde_wasm_bindgen` deserializer and its errors'
 /// float formatting cost the Worker ~13 KB of wasm.
-async fn get_text(storage: &Storage, key: &str) -> Result<Option<String>, StoreError> {
+pub(super) async fn get_text(storage: &Storage, key: &str) -> Result<Option<String>, StoreError> {
     let promise = storage
         .as_raw()
         .get(key)
@@ -105,7 +108,10 @@ impl RawKv for KvBackend {
     }
 }
 
-/// A Durable Object's own storage as a [`RawKv`]; only used inside the object.
+/// A partition stored whole in its Durable Object's key-value storage, as versions
+/// before [`RowTable`] kept it: what the storage self-test's `durable_object_whole`
+/// backend runs, so that the move into rows is tested against the code that wrote the
+/// old layout. Only used inside the object.
 pub struct DoStorageKv {
     storage: Storage,
 }
@@ -134,21 +140,50 @@ impl RawKv for DoStorageKv {
     }
 }
 
+/// How a partition object keeps the partition an operation names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// Items one by one, rows of the object's SQLite database ([`RowTable`]).
+    #[default]
+    Rows,
+    /// The whole partition as one value ([`DoStorageKv`]), as older versions kept it.
+    Whole,
+}
+
+impl Layout {
+    fn is_rows(&self) -> bool {
+        *self == Layout::Rows
+    }
+}
+
 /// What the Worker sends a partition object.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PartitionCall {
     pub table: String,
     pub op: TableOp,
+    #[serde(default, skip_serializing_if = "Layout::is_rows")]
+    pub layout: Layout,
 }
 
-/// Runs one [`PartitionCall`] (JSON) on the object's storage; returns the JSON of
-/// `Result<TableOpResult, StoreError>`. Called from the Durable Object class's `fetch`.
-pub async fn serve_partition_op(storage: Storage, body: &[u8]) -> Vec<u8> {
+/// Runs one [`PartitionCall`] (JSON) on the object's storage, rebuilding a shipped
+/// mutation with `mutations` (the Worker's, which knows every service's); returns the
+/// JSON of `Result<TableOpResult, StoreError>`. Called from the Durable Object class's
+/// `fetch`.
+pub async fn serve_partition_op(storage: Storage, body: &[u8], mutations: Mutations) -> Vec<u8> {
     let result: Result<TableOpResult, StoreError> = async {
         let call: PartitionCall =
             crate::json::from_bytes(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let table = PartitionTable::new(DoStorageKv { storage }, &call.table);
-        call.op.apply(&table).await
+        match call.layout {
+            Layout::Rows => {
+                let table = RowTable::new(storage, &call.table);
+                call.op.apply(&table, mutations).await
+            }
+            Layout::Whole => {
+                let table = PartitionTable::new(DoStorageKv { storage }, &call.table);
+                call.op.apply(&table, mutations).await
+            }
+        }
     }
     .await;
     serde_json::to_vec(&result).unwrap_or_default()
@@ -163,8 +198,8 @@ pub fn object_name(table: &str, partition: &str) -> String {
 /// A table in this Durable Object's own storage, in the layout [`serve_partition_op`]
 /// keeps: code running inside the object reads and writes its partition locally, with
 /// no subrequest. Only the object's own partition of `table` may be used through it.
-pub fn local_table(storage: Storage, table: &str) -> PartitionTable {
-    PartitionTable::new(DoStorageKv { storage }, table)
+pub fn local_table(storage: Storage, table: &str) -> RowTable {
+    RowTable::new(storage, table)
 }
 
 /// The Worker side of a Durable-Object-backed table: one round trip (a fetch to the
@@ -173,6 +208,7 @@ pub struct DoClient {
     namespace: ObjectNamespace,
     table: String,
     trips: RoundTrips,
+    layout: Layout,
 }
 
 impl DoClient {
@@ -181,7 +217,13 @@ impl DoClient {
             namespace,
             table: table.to_owned(),
             trips,
+            layout: Layout::Rows,
         }
+    }
+
+    /// The same, asking the objects to keep `layout` (the self-test's old layout).
+    pub fn with_layout(self, layout: Layout) -> Self {
+        Self { layout, ..self }
     }
 }
 
@@ -198,6 +240,7 @@ impl RemoteOps for DoClient {
         let call = PartitionCall {
             table: self.table.clone(),
             op,
+            layout: self.layout,
         };
         let body = serde_json::to_string(&call).map_err(backend)?;
         let request = js_request("https://partition/op", "POST", None, Some(body.as_bytes()))
