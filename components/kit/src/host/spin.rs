@@ -4,7 +4,7 @@
 
 use crate::table::spin::SpinKv;
 use crate::table::{RoundTrips, StoreError, Table};
-use crate::{ApiError, Bytes, Config, Env, Fetch, FetchError, Request, Response, Tables};
+use crate::{ApiError, Backend, Bytes, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use http::StatusCode;
 use spin_sdk::http::{
     Fields, IncomingRequest, OutgoingBody, OutgoingRequest, OutgoingResponse, ResponseOutparam,
@@ -30,16 +30,48 @@ pub struct SpinTables {
     trips: RoundTrips,
 }
 
-impl Tables for SpinTables {
-    fn open(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
-        let kv = match self.kv.get() {
-            Some(kv) => kv,
+impl SpinTables {
+    fn kv(&self) -> Result<&SpinKv, StoreError> {
+        match self.kv.get() {
+            Some(kv) => Ok(kv),
             None => {
                 let kv = SpinKv::open("default", self.trips.clone())?;
-                self.kv.get_or_init(|| kv)
+                Ok(self.kv.get_or_init(|| kv))
             }
-        };
-        Ok(Rc::new(kv.table(name)))
+        }
+    }
+}
+
+impl Tables for SpinTables {
+    fn open(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        Ok(Rc::new(self.kv()?.table(name)))
+    }
+
+    fn backends(&self) -> Vec<Backend> {
+        vec![
+            Backend {
+                name: "default",
+                atomic: true,
+                whole_partitions: false,
+            },
+            Backend {
+                name: "whole",
+                atomic: true,
+                whole_partitions: true,
+            },
+        ]
+    }
+
+    fn open_on(&self, backend: &str, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        let kv = self.kv()?;
+        Ok(match backend {
+            "whole" => Rc::new(kv.whole_table(name)),
+            _ => Rc::new(kv.table(name)),
+        })
+    }
+
+    fn layout_move(&self) -> Option<(&'static str, &'static str)> {
+        Some(("whole", "default"))
     }
 
     fn round_trips(&self) -> u64 {

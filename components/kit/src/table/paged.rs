@@ -760,3 +760,157 @@ impl Table for PagedTable {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{decode_root, encode_directory, Root, PAGE_BYTES};
+    use crate::table::memory::MemoryKv;
+    use crate::table::{Cond, RawKv, Table};
+    use futures::executor::block_on;
+    use serde_json::{json, Value};
+
+    fn value(i: usize) -> Value {
+        json!({"i": i, "fill": "z".repeat(1000)})
+    }
+
+    fn key(i: usize) -> String {
+        format!("{i:05}")
+    }
+
+    /// `n` items of ~1 KB in partition `p` of table `t`, written in batches.
+    fn filled(n: usize) -> MemoryKv {
+        let kv = MemoryKv::new();
+        let table = kv.table("t");
+        let items: Vec<(String, Value)> = (0..n).map(|i| (key(i), value(i))).collect();
+        for batch in items.chunks(500) {
+            block_on(table.put_items("p", batch.to_vec())).unwrap();
+        }
+        kv
+    }
+
+    fn directory(kv: &MemoryKv) -> Vec<(String, String)> {
+        match decode_root(block_on(kv.read("t/p")).unwrap()).unwrap() {
+            Root::Directory(entries) => entries,
+            Root::Whole(_) => panic!("not paged"),
+        }
+    }
+
+    fn all(kv: &MemoryKv, limit: usize) -> Vec<String> {
+        let table = kv.table("t");
+        let mut after: Option<String> = None;
+        let mut keys = Vec::new();
+        loop {
+            let page = block_on(table.query("p", after.as_deref(), limit)).unwrap();
+            keys.extend(page.items.into_iter().map(|i| i.sk));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return keys,
+            }
+        }
+    }
+
+    #[test]
+    fn a_partition_past_one_page_splits_into_bounded_pages_read_in_order() {
+        let kv = filled(1000);
+        let pages = directory(&kv);
+        assert!(
+            pages.len() >= 1000 * 1000 / PAGE_BYTES,
+            "{} pages",
+            pages.len()
+        );
+        for (_, bytes) in kv.snapshot() {
+            assert!(
+                bytes.len() <= PAGE_BYTES + 1100,
+                "a page of {} bytes",
+                bytes.len()
+            );
+        }
+        let wanted: Vec<String> = (0..1000).map(key).collect();
+        for limit in [1, 7, 64, 1000] {
+            assert_eq!(all(&kv, limit), wanted, "limit {limit}");
+        }
+    }
+
+    #[test]
+    fn a_directory_missing_a_split_is_followed_and_then_repaired() {
+        let kv = filled(400);
+        let mut entries = directory(&kv);
+        // A writer that died between swapping a split page and updating the directory.
+        let (lost_low, _) = entries.pop().unwrap();
+        block_on(kv.write("t/p", encode_directory(&entries).unwrap())).unwrap();
+        let table = kv.table("t");
+        let last = block_on(table.get("p", &key(399))).unwrap().unwrap();
+        assert_eq!(last.value, value(399));
+        let wanted: Vec<String> = (0..400).map(key).collect();
+        assert_eq!(all(&kv, 50), wanted);
+        let got =
+            block_on(table.get_many(&[("p".into(), key(399)), ("p".into(), key(0))])).unwrap();
+        assert!(got.iter().all(Option::is_some));
+        // A write that had to follow the link puts the entry back.
+        block_on(table.put("p", &key(399), json!(1), Cond::Any)).unwrap();
+        assert!(directory(&kv).iter().any(|(low, _)| *low == lost_low));
+    }
+
+    #[test]
+    fn writers_on_threads_split_pages_of_one_partition_and_lose_nothing() {
+        const WRITERS: usize = 8;
+        const EACH: usize = 100;
+        let kv = MemoryKv::new();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(WRITERS));
+        let handles: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (kv, barrier) = (kv.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let table = kv.table("t");
+                    barrier.wait();
+                    for i in 0..EACH {
+                        let n = i * WRITERS + w;
+                        block_on(table.put("p", &key(n), value(n), Cond::Absent)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let wanted: Vec<String> = (0..WRITERS * EACH).map(key).collect();
+        assert_eq!(all(&kv, 100), wanted);
+        assert!(directory(&kv).len() > 4);
+    }
+
+    #[test]
+    fn round_trips_of_one_item_stay_flat_as_the_partition_grows() {
+        let mut seen = Vec::new();
+        for n in [10, 3000] {
+            let kv = filled(n);
+            let counted = kv.counted();
+            let table = counted.table("t");
+            block_on(table.get("p", &key(n / 2))).unwrap();
+            let get = counted.round_trips();
+            block_on(table.put("p", &key(n / 2), json!(1), Cond::Any)).unwrap();
+            let put = counted.round_trips() - get;
+            seen.push((get, put));
+        }
+        // One value while small; the directory and one page once paged.
+        assert_eq!(seen, [(1, 2), (2, 3)]);
+    }
+
+    #[test]
+    fn twenty_megabytes_fit_in_one_partition_and_read_back_in_order() {
+        let kv = filled(20_000);
+        let wanted: Vec<String> = (0..20_000).map(key).collect();
+        assert_eq!(all(&kv, 1000), wanted);
+        let table = kv.table("t");
+        let item = block_on(table.get("p", &key(12_345))).unwrap().unwrap();
+        assert_eq!(item.value, value(12_345));
+    }
+
+    #[test]
+    fn put_partition_replaces_a_paged_partition_and_drops_its_pages() {
+        let kv = filled(300);
+        let table = kv.table("t");
+        block_on(table.put_partition("p", vec![("only".into(), json!(1))])).unwrap();
+        assert_eq!(all(&kv, 10), ["only"]);
+        assert_eq!(kv.snapshot().len(), 1, "pages left behind");
+    }
+}

@@ -65,7 +65,7 @@
 //! `set`, the register's `current` and `swap`), and the write after it 3 (it commits).
 
 use super::spin_keys::{data_key, register_key, Data, Register};
-use super::{PartitionTable, RawKv, RoundTrips, StoreError, Token};
+use super::{PagedTable, PartitionTable, RawKv, RoundTrips, StoreError, Token};
 use async_trait::async_trait;
 use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
 use std::collections::HashMap;
@@ -134,7 +134,14 @@ impl SpinKv {
         &self.bucket
     }
 
-    pub fn table(&self, name: &str) -> PartitionTable {
+    /// A table over this store, in pages ([`PagedTable`]).
+    pub fn table(&self, name: &str) -> PagedTable {
+        PagedTable::new(self.clone(), name, crate::host::os_random)
+    }
+
+    /// A table over this store with each partition one value, as versions before
+    /// pages kept them (the storage self-test's old layout).
+    pub fn whole_table(&self, name: &str) -> PartitionTable {
         PartitionTable::new(self.clone(), name)
     }
 
@@ -338,6 +345,21 @@ impl RawKv for SpinKv {
                 Err(e) => Err(cas_error(e)),
             },
         }
+    }
+
+    /// A key nobody else knows: written settled at once — register won by ticket 1,
+    /// data committed, as a creation that ran to the end leaves it — in one `set-many`
+    /// instead of the creation's four round trips. A crash part-way leaves a key that
+    /// nothing refers to.
+    async fn write_new(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        let pairs = super::spin_keys::committed_partition(key, &value);
+        batch::set_many(self.store(), &pairs).map_err(backend)
+    }
+
+    /// Only ever a key written by [`SpinKv::write_new`] and never published, or one no
+    /// directory names any more: its register and ticket-1 data are all it has.
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        batch::delete_many(self.store(), &[data_key(1, key), register_key(key)]).map_err(backend)
     }
 
     /// Unconditional: over the winner's data, or as a creation that, if it loses,
