@@ -8,6 +8,11 @@ pub mod spin;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod workers;
 
+/// The Workers runtime's randomness (no OS source there), under the name the other
+/// hosts' has.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub use workers::random as os_random;
+
 /// A random u64 from std's per-process random hasher keys, which come from the OS
 /// (`getrandom`, or WASI `random` on wasip2).
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
