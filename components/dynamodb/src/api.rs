@@ -329,6 +329,36 @@ fn split_key_condition(
     Ok((hash, range))
 }
 
+/// The most items a forward Query asks the table layer for at once.
+const READ_CHUNK: usize = 256;
+
+/// The table-layer sort key where the matches of a Query's sort-key condition start,
+/// when the condition has a lower bound (`=`, `>`, `>=`, `BETWEEN`, `begins_with`).
+fn range_start(def: &TableDef, key: &Item, range: &Cond) -> Option<String> {
+    let value = match range {
+        Cond::Compare(_, Cmp::Eq | Cmp::Gt | Cmp::Ge, Operand::Value(v))
+        | Cond::Between(_, Operand::Value(v), _)
+        | Cond::BeginsWith(_, Operand::Value(v)) => v,
+        _ => return None,
+    };
+    let mut bound = key.clone();
+    bound.insert(def.range.as_ref()?.name.clone(), value.clone());
+    def.key_of(&bound, false).ok().map(|(_, sk)| sk)
+}
+
+/// A sort key just below `sk`, so that reading after it starts at `sk`. Keys between
+/// the two (`sk`'s last character one lower, then U+10FFFF, then more) are read too if
+/// any exist; the key condition still filters them out.
+fn just_before(sk: &str) -> Option<String> {
+    let mut out = sk.to_owned();
+    let last = out.pop()?;
+    if let Some(lower) = (0..u32::from(last)).rev().find_map(char::from_u32) {
+        out.push(lower);
+        out.push(char::MAX);
+    }
+    Some(out)
+}
+
 /// A Query or Scan page as it is read: DynamoDB's `Limit` counts the items read (before
 /// the filter), and a page also ends once they reach 1 MB.
 struct Reading<'e> {
@@ -854,21 +884,26 @@ impl Ops<'_> {
                 ));
             }
         }
-        // A key-value partition is one stored value: the whole partition is one read.
+        if forward {
+            self.read_forward(
+                &items,
+                &pk,
+                &def,
+                &key,
+                range_condition.as_ref(),
+                start,
+                &mut reading,
+            )
+            .await?;
+            return Ok(reading.answer(&def, count_only));
+        }
+        // Backwards, the table layer has no reverse read yet: the whole partition.
         let page = items.query(&pk, None, usize::MAX).await?;
         let mut stored: Vec<_> = page.items;
-        if !forward {
-            stored.reverse();
-        }
-        let rest = stored.into_iter().skip_while(|i| {
-            start.as_ref().is_some_and(|start| {
-                if forward {
-                    i.sk <= start.sk
-                } else {
-                    i.sk >= start.sk
-                }
-            })
-        });
+        stored.reverse();
+        let rest = stored
+            .into_iter()
+            .skip_while(|i| start.as_ref().is_some_and(|start| i.sk >= start.sk));
         for stored_item_ in rest {
             let item = stored_item(&stored_item_.value)?;
             if range_condition
@@ -882,6 +917,52 @@ impl Ops<'_> {
             }
         }
         Ok(reading.answer(&def, count_only))
+    }
+
+    /// A forward Query's reading: from where the key condition's matches start (or
+    /// after `ExclusiveStartKey`), in chunks of the partition, until the page is full or
+    /// the matches end — what it reads does not grow with the partition.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_forward(
+        &self,
+        items: &Rc<dyn Table>,
+        pk: &str,
+        def: &TableDef,
+        key: &Item,
+        range: Option<&Cond>,
+        start: Option<StartKey>,
+        reading: &mut Reading<'_>,
+    ) -> Result<(), DynamoError> {
+        let lower = range
+            .and_then(|cond| range_start(def, key, cond))
+            .and_then(|sk| just_before(&sk));
+        let mut after = match (start.map(|s| s.sk), lower) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let mut matched = false;
+        loop {
+            let chunk = reading.limit.saturating_add(1).clamp(2, READ_CHUNK);
+            let page = items.query(pk, after.as_deref(), chunk).await?;
+            for stored_item_ in page.items {
+                let item = stored_item(&stored_item_.value)?;
+                if range.is_some_and(|cond| !cond.holds(&item)) {
+                    // The matches of a key condition are one run in sort-key order.
+                    if matched {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                matched = true;
+                if !reading.read(item) {
+                    return Ok(());
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(()),
+            }
+        }
     }
 
     async fn table_named(&self, name: &str) -> Result<(TableDef, Rc<dyn Table>), DynamoError> {

@@ -385,7 +385,7 @@ fn delete_table_clears_the_items_of_its_partitions() {
 }
 
 #[test]
-fn puts_past_the_partition_limit_are_item_collection_size_limit_exceeded() {
+fn items_of_one_partition_key_are_not_capped_in_total() {
     let kv = MemoryKv::new();
     op(&kv, "CreateTable", films_table());
     let plot = "p".repeat(390 * 1024);
@@ -393,16 +393,31 @@ fn puts_past_the_partition_limit_are_item_collection_size_limit_exceeded() {
         let item = json!({"year": {"N": "1999"}, "title": {"S": title}, "plot": {"S": plot}});
         op(&kv, "PutItem", json!({"TableName": "Films", "Item": item}))
     };
-    // Five items of 390 KiB fit in the 2,000,000 bytes of a partition; a sixth does not.
-    for title in ["a", "b", "c", "d", "e"] {
+    // DynamoDB caps an item at 400 KB and an item collection (without a local
+    // secondary index) not at all: 12 items of 390 KiB, 4.8 MB, under one key.
+    let titles: Vec<String> = (0..12).map(|i| format!("t{i:02}")).collect();
+    for title in &titles {
         assert_eq!(put(title).0, 200, "{title}");
     }
-    let (status, kind, _) = put("f");
-    assert_eq!(
-        (status, kind.as_str()),
-        (400, "ItemCollectionSizeLimitExceededException")
+    let (status, _, got) = op(
+        &kv,
+        "Query",
+        json!({"TableName": "Films", "KeyConditionExpression": "#y = :y",
+            "ExpressionAttributeNames": {"#y": "year"},
+            "ExpressionAttributeValues": {":y": {"N": "1999"}},
+            "ProjectionExpression": "title"}),
     );
-    let key = json!({"year": {"N": "1999"}, "title": {"S": "f"}});
-    let (_, _, got) = op(&kv, "GetItem", json!({"TableName": "Films", "Key": key}));
-    assert_eq!(got, json!({}), "nothing written");
+    assert_eq!(status, 200);
+    let read: Vec<&str> = got["Items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"]["S"].as_str().unwrap())
+        .collect();
+    // A Query page stops at 1 MB read: three of the items, in order, and a resume key.
+    assert_eq!(
+        read,
+        titles[..3].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(got["LastEvaluatedKey"]["title"]["S"], "t02");
 }

@@ -307,3 +307,101 @@ pub fn on_each_host(
     }
     Ok(())
 }
+
+/// The access key the DynamoDB benchmarks sign with (the hosts get it as config).
+pub const KEY_ID: &str = "AKIDBENCH";
+/// Its secret.
+pub const SECRET: &str = "bench/secret";
+
+/// One DynamoDB server a benchmark measures: a host's `/dynamodb`, or dynalite's `/`.
+#[derive(Clone)]
+pub struct DynamoServer {
+    pub name: String,
+    pub host: Option<Host>,
+    pub api: Api,
+    pub path: &'static str,
+}
+
+impl DynamoServer {
+    pub fn host(host: Host, api: Api) -> Self {
+        Self {
+            name: host.name().into(),
+            host: Some(host),
+            api,
+            path: "/dynamodb",
+        }
+    }
+
+    pub fn dynalite(dynalite: &crate::Dynalite) -> Result<Self> {
+        Ok(Self {
+            name: "dynalite".into(),
+            host: None,
+            api: Api::new(&dynalite.url, "bench")?,
+            path: "/",
+        })
+    }
+
+    /// One call of `operation`, signed as an SDK signs it (for `/dynamodb`; dynalite
+    /// checks that a request is signed, not how).
+    pub async fn call(&self, operation: &str, body: &[u8]) -> Result<crate::Reply> {
+        let credentials = dynamodb::sigv4::Credentials {
+            access_key_id: KEY_ID.to_owned(),
+            secret_access_key: SECRET.to_owned(),
+        };
+        let headers = dynamodb::signed_headers(
+            &credentials,
+            self.api.base.trim_start_matches("http://"),
+            &format!("DynamoDB_20120810.{operation}"),
+            body,
+            chrono::Utc::now(),
+        );
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        self.api
+            .send(reqwest::Method::POST, self.path, &refs, Some(body.to_vec()))
+            .await
+    }
+
+    /// [`DynamoServer::call`], which must answer 200.
+    pub async fn ok(&self, operation: &str, body: &serde_json::Value) -> Result<crate::Reply> {
+        let reply = self.call(operation, body.to_string().as_bytes()).await?;
+        anyhow::ensure!(
+            reply.status == 200,
+            "{operation} on {}: {} {}",
+            self.name,
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        );
+        Ok(reply)
+    }
+
+    /// Creates `table` with key `(hash, range)`, each `(name, type)`, and waits for it
+    /// to be ACTIVE (dynalite flips the state asynchronously).
+    pub async fn create_table(
+        &self,
+        table: &str,
+        hash: (&str, &str),
+        range: (&str, &str),
+    ) -> Result<()> {
+        self.ok(
+            "CreateTable",
+            &serde_json::json!({"TableName": table,
+                "KeySchema": [{"AttributeName": hash.0, "KeyType": "HASH"}, {"AttributeName": range.0, "KeyType": "RANGE"}],
+                "AttributeDefinitions": [{"AttributeName": hash.0, "AttributeType": hash.1}, {"AttributeName": range.0, "AttributeType": range.1}],
+                "BillingMode": "PAY_PER_REQUEST"}),
+        )
+        .await?;
+        for _ in 0..50 {
+            let reply = self
+                .ok("DescribeTable", &serde_json::json!({"TableName": table}))
+                .await?;
+            if reply.json()?["Table"]["TableStatus"] == "ACTIVE" {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("{table} did not become ACTIVE on {}", self.name)
+    }
+}

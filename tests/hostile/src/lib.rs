@@ -355,11 +355,30 @@ pub fn http_request(data: &[u8]) {
     }
 }
 
-/// Arbitrary bytes where a stored value is expected: a partition of the table layer, a
-/// Spin partition register or data value, a Durable Object's answer. Each decodes or is
-/// `Corrupt` — never a panic, another error, or a write over what could not be read.
+/// Arbitrary bytes where a stored value is expected: a partition of the table layer (a
+/// whole partition or a page directory), a page that a directory names, a Spin
+/// register or data value, a Durable Object's answer. Each decodes or is `Corrupt` —
+/// never a panic, a hang, another error, or a write over what could not be read.
 pub fn stored_bytes(data: &[u8]) {
-    let kv = MemoryKv::from_snapshot([("t/p".to_owned(), data.to_vec())]);
+    stored_at(data, Vec::new(), "t/p");
+    // The same bytes as the one page of a paged partition.
+    let page = "t~0000000000000001/p";
+    stored_at(
+        data,
+        vec![("t/p".to_owned(), br#"D[["","0000000000000001"]]"#.to_vec())],
+        page,
+    );
+    let _ = kit::table::spin_keys::Register::decode(data);
+    let _ = kit::table::spin_keys::Data::decode(data.to_vec());
+    let _ = kit::table::wire::decode_answer::<kit::table::TableOpResult>(data);
+    let _ = kit::json::from_bytes::<kit::table::TableOp>(data);
+    let _ = AttrValue::from_json(&serde_json::from_slice(data).unwrap_or(Value::Null));
+}
+
+/// `data` stored at `key` beside `others`, read and written through the table layer.
+fn stored_at(data: &[u8], mut others: Vec<(String, Vec<u8>)>, key: &str) {
+    others.push((key.to_owned(), data.to_vec()));
+    let kv = MemoryKv::from_snapshot(others);
     let table = kv.table("t");
     let corrupt_or_ok = |what: &str, result: Result<(), StoreError>| {
         assert!(
@@ -374,16 +393,11 @@ pub fn stored_bytes(data: &[u8]) {
     let put = futures::executor::block_on(table.put("p", "y", json!(1), Cond::Any));
     corrupt_or_ok("put", put.map(|_| ()));
     if read.is_err() {
-        // A partition that could not be read is never overwritten.
+        // What could not be read is never overwritten.
         assert_eq!(
-            kv.snapshot().get("t/p").map(Vec::as_slice),
+            kv.snapshot().get(key).map(Vec::as_slice),
             Some(data),
-            "a corrupt partition was rewritten"
+            "corrupt stored bytes were rewritten"
         );
     }
-    let _ = kit::table::spin_keys::Register::decode(data);
-    let _ = kit::table::spin_keys::Data::decode(data.to_vec());
-    let _ = kit::table::wire::decode_answer::<kit::table::TableOpResult>(data);
-    let _ = kit::json::from_bytes::<kit::table::TableOp>(data);
-    let _ = AttrValue::from_json(&serde_json::from_slice(data).unwrap_or(Value::Null));
 }

@@ -325,6 +325,9 @@ impl PagedTable {
                     }
                     match (page.high, page.next) {
                         (Some(high), Some(next)) => {
+                            if missed.last().is_some_and(|(prev, _)| *prev >= high) {
+                                return Err(unordered(&id));
+                            }
                             missed.push((high, next.clone()));
                             id = next;
                         }
@@ -439,8 +442,10 @@ impl PagedTable {
         };
         let mut next = start.map(|(_, id)| id.clone());
         let mut out = Vec::new();
+        let mut bound: Option<String> = None;
         while let Some(id) = next.take() {
             let page = decode_page(&self.read_page(pk, &id).await?)?;
+            bound = ordered(&id, bound, &page)?;
             for (sk, stored) in page.items.0 {
                 if out.len() == wanted {
                     return Ok(out);
@@ -473,17 +478,45 @@ impl PagedTable {
         let mut id = entry_for(&entries, sk)
             .map(|(_, id)| id.clone())
             .ok_or_else(|| corrupt("a partition directory without its first page"))?;
+        let mut bound: Option<String> = None;
         loop {
             let bytes = self.read_page(pk, &id).await?;
             let page: PageRef<'_> = crate::json::from_bytes(&bytes).map_err(corrupt)?;
-            if page.high.as_deref().is_none_or(|high| sk < high) {
+            let Some(high) = page.high.as_deref() else {
+                return Ok(Some(bytes));
+            };
+            if sk < high {
                 return Ok(Some(bytes));
             }
+            if bound.as_deref().is_some_and(|prev| prev >= high) {
+                return Err(unordered(&id));
+            }
+            bound = Some(high.to_owned());
             match page.next {
                 Some(next) => id = next.into_owned(),
                 None => return Err(corrupt(format!("page {id} ends without a link"))),
             }
         }
+    }
+}
+
+/// A link chain whose bounds do not grow: corrupt, and never-ending if followed.
+fn unordered(id: &str) -> StoreError {
+    corrupt(format!(
+        "page {id} does not lie past the page linking to it"
+    ))
+}
+
+/// Checks that `page` (reached along the links, after pages up to `bound`) lies past
+/// them and that only the last page has no bound; returns its bound.
+fn ordered(id: &str, bound: Option<String>, page: &PageData) -> Result<Option<String>, StoreError> {
+    match (&page.high, &page.next) {
+        (Some(high), Some(_)) if bound.as_ref().is_none_or(|b| b < high) => Ok(Some(high.clone())),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(unordered(id)),
+        _ => Err(corrupt(format!(
+            "page {id} has a bound without a link or a link without one"
+        ))),
     }
 }
 
@@ -765,7 +798,7 @@ impl Table for PagedTable {
 mod tests {
     use super::{decode_root, encode_directory, Root, PAGE_BYTES};
     use crate::table::memory::MemoryKv;
-    use crate::table::{Cond, RawKv, Table};
+    use crate::table::{Cond, RawKv, StoreError, Table};
     use futures::executor::block_on;
     use serde_json::{json, Value};
 
@@ -903,6 +936,28 @@ mod tests {
         let table = kv.table("t");
         let item = block_on(table.get("p", &key(12_345))).unwrap().unwrap();
         assert_eq!(item.value, value(12_345));
+    }
+
+    #[test]
+    fn corrupt_link_chains_are_refused_not_followed_forever() {
+        for page in [
+            // Linked to itself.
+            r#"{"h":"a","n":"0000000000000001","i":{}}"#,
+            // A bound without a link.
+            r#"{"h":"a","i":{}}"#,
+        ] {
+            let kv = MemoryKv::from_snapshot([
+                ("t/p".to_owned(), br#"D[["","0000000000000001"]]"#.to_vec()),
+                ("t~0000000000000001/p".to_owned(), page.as_bytes().to_vec()),
+            ]);
+            let table = kv.table("t");
+            let corrupt = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Corrupt(_)));
+            assert!(corrupt(block_on(table.get("p", "x")).map(|_| ())), "{page}");
+            assert!(corrupt(block_on(table.query("p", None, 10)).map(|_| ())), "{page}");
+            assert!(corrupt(
+                block_on(table.put("p", "x", json!(1), Cond::Any)).map(|_| ())
+            ));
+        }
     }
 
     #[test]

@@ -14,62 +14,15 @@
 //! operation), `BENCH_CONCURRENCY` (default 8).
 
 use anyhow::{ensure, Context, Result};
-use conformance::{bench, Api, Host};
+use conformance::{bench, Host};
 use ddb_model::value::item_to_json;
-use dynamodb::sigv4::Credentials;
-use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
-const KEY_ID: &str = "AKIDBENCH";
-const SECRET: &str = "bench/secret";
+use bench::{DynamoServer as Server, KEY_ID, SECRET};
+
 const ROUND_TRIPS: &str = "x-storage-round-trips";
-
-/// One DynamoDB server: a host's `/dynamodb`, or dynalite's `/`.
-#[derive(Clone)]
-struct Server {
-    name: String,
-    host: Option<Host>,
-    api: Api,
-    path: &'static str,
-}
-
-impl Server {
-    async fn call(&self, operation: &str, body: &[u8]) -> Result<conformance::Reply> {
-        let credentials = Credentials {
-            access_key_id: KEY_ID.to_owned(),
-            secret_access_key: SECRET.to_owned(),
-        };
-        // Signed for `/dynamodb`; dynalite checks that a request is signed, not how.
-        let headers = dynamodb::signed_headers(
-            &credentials,
-            self.api.base.trim_start_matches("http://"),
-            &format!("DynamoDB_20120810.{operation}"),
-            body,
-            chrono::Utc::now(),
-        );
-        let refs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        self.api
-            .send(Method::POST, self.path, &refs, Some(body.to_vec()))
-            .await
-    }
-
-    async fn ok(&self, operation: &str, body: &Value) -> Result<conformance::Reply> {
-        let reply = self.call(operation, body.to_string().as_bytes()).await?;
-        ensure!(
-            reply.status == 200,
-            "{operation} on {}: {} {}",
-            self.name,
-            reply.status,
-            String::from_utf8_lossy(&reply.body)
-        );
-        Ok(reply)
-    }
-}
 
 /// One operation's figures on one server.
 struct Measured {
@@ -176,30 +129,6 @@ fn workload(table: &str, movies: &[Value]) -> Result<Workload> {
     })
 }
 
-async fn create_table(server: &Server, table: &str) -> Result<()> {
-    server
-        .ok(
-            "CreateTable",
-            &json!({"TableName": table,
-                "KeySchema": [{"AttributeName": "year", "KeyType": "HASH"}, {"AttributeName": "title", "KeyType": "RANGE"}],
-                "AttributeDefinitions": [{"AttributeName": "year", "AttributeType": "N"}, {"AttributeName": "title", "AttributeType": "S"}],
-                "BillingMode": "PAY_PER_REQUEST"}),
-        )
-        .await?;
-    // dynalite keeps a new table CREATING for a moment (started with 0 ms here, but
-    // the state still flips asynchronously).
-    for _ in 0..50 {
-        let reply = server
-            .ok("DescribeTable", &json!({"TableName": table}))
-            .await?;
-        if reply.json()?["Table"]["TableStatus"] == "ACTIVE" {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("{table} did not become ACTIVE on {}", server.name)
-}
-
 /// Round trips per request (and on spin-host SQL reads + writes) of each operation,
 /// over 20 requests one at a time.
 struct Storage {
@@ -259,7 +188,9 @@ async fn run(
     rows: &mut Vec<Storage>,
 ) -> Result<()> {
     let table = format!("Bench-{}", std::process::id());
-    create_table(server, &table).await?;
+    server
+        .create_table(&table, ("year", "N"), ("title", "S"))
+        .await?;
     let work = workload(&table, movies)?;
     let last = work.puts.len() - 20;
     // The puts measured leave the last 20 movies for the storage count.
@@ -330,21 +261,11 @@ fn main() -> Result<()> {
     {
         let dynalite = conformance::Dynalite::start()?;
         println!("measuring dynalite at {} ...", dynalite.url);
-        let server = Server {
-            name: "dynalite".into(),
-            host: None,
-            api: Api::new(&dynalite.url, "bench")?,
-            path: "/",
-        };
+        let server = Server::dynalite(&dynalite)?;
         runtime.block_on(run(&server, movies, &mut results, &mut rows))?;
     }
     bench::on_each_host(&vars, |host, api| {
-        let server = Server {
-            name: host.name().into(),
-            host: Some(host),
-            api,
-            path: "/dynamodb",
-        };
+        let server = Server::host(host, api);
         runtime.block_on(run(&server, movies, &mut results, &mut rows))
     })?;
     print(&results, &rows);
