@@ -29,6 +29,7 @@ pub fn cases() -> Vec<Case> {
         concurrent_puts_if_absent_from_40_requests_admit_one_per_fresh_partition,
         concurrent_creations_and_increments_from_40_requests_lose_no_update_per_partition,
         concurrent_updates_from_40_requests_lose_no_update_per_partition,
+        concurrent_writers_filling_one_partition_lose_nothing,
         hostile_requests_get_json_errors_and_never_a_5xx,
         responses_carry_their_length_and_arrive_whole,
         bodies_past_16_mib_get_413_before_they_are_read,
@@ -322,6 +323,12 @@ async fn concurrent_updates_from_40_requests_lose_no_update_per_partition(
     host: Host,
 ) -> Result<()> {
     race(&api, host, "update", 40).await
+}
+
+/// 40 requests put 4 items of 8 KB each into one partition at once: pages split (on
+/// Spin) while others write into them, and every item is there, in order.
+async fn concurrent_writers_filling_one_partition_lose_nothing(api: Api, host: Host) -> Result<()> {
+    race(&api, host, "fill", 40).await
 }
 
 /// A small deterministic generator (xorshift64*), so a failure names a reproducible

@@ -210,4 +210,9 @@ mod tests {
     fn concurrent_updates_on_threads_lose_no_update() {
         race_on_threads(suite::Race::Update);
     }
+
+    #[test]
+    fn concurrent_writers_on_threads_filling_one_partition_lose_nothing() {
+        race_on_threads(suite::Race::Fill);
+    }
 }

@@ -953,7 +953,10 @@ mod tests {
             let table = kv.table("t");
             let corrupt = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Corrupt(_)));
             assert!(corrupt(block_on(table.get("p", "x")).map(|_| ())), "{page}");
-            assert!(corrupt(block_on(table.query("p", None, 10)).map(|_| ())), "{page}");
+            assert!(
+                corrupt(block_on(table.query("p", None, 10)).map(|_| ())),
+                "{page}"
+            );
             assert!(corrupt(
                 block_on(table.put("p", "x", json!(1), Cond::Any)).map(|_| ())
             ));

@@ -106,6 +106,7 @@ const ATOMIC_CASES: &[(&str, CaseFn)] = cases![
     concurrent_puts_if_absent_on_fresh_partitions_admit_exactly_one,
     concurrent_creations_and_increments_of_fresh_partitions_lose_no_update,
     concurrent_updates_of_fresh_partitions_lose_no_update,
+    concurrent_writers_filling_one_partition_lose_nothing,
 ];
 
 /// Runs every case `backend` claims, each on its own table named `{prefix}{case}` so
@@ -394,6 +395,10 @@ async fn concurrent_creations_and_increments_of_fresh_partitions_lose_no_update(
 
 async fn concurrent_updates_of_fresh_partitions_lose_no_update(t: &dyn Table) -> CaseResult {
     run_race(t, Race::Update).await
+}
+
+async fn concurrent_writers_filling_one_partition_lose_nothing(t: &dyn Table) -> CaseResult {
+    run_race(t, Race::Fill).await
 }
 
 async fn update_writes_what_the_change_decides_and_keeps_when_asked(t: &dyn Table) -> CaseResult {
@@ -773,6 +778,21 @@ pub enum Race {
     CreateOrIncrement,
     /// The same count through [`Table::update`], the read-modify-write of one item.
     Update,
+    /// Each writer puts [`FILL_ITEMS`] items of its own, 8 KB each, into one partition:
+    /// together past many pages, so pages split while others write into them. Every
+    /// item must be there afterwards, in order.
+    Fill,
+}
+
+/// The items each writer of a [`Race::Fill`] puts.
+pub const FILL_ITEMS: u32 = 4;
+
+fn fill_sk(writer: u32, i: u32) -> String {
+    format!("w{writer:03}-{i}")
+}
+
+fn fill_value(writer: u32, i: u32) -> Value {
+    json!({"writer": writer, "i": i, "fill": "f".repeat(8000)})
 }
 
 /// The fresh partitions every writer of a race across requests goes through: enough
@@ -793,9 +813,24 @@ pub async fn race_write(
     keys: u32,
 ) -> Result<Vec<u32>, String> {
     let mut won = Vec::new();
+    if race == Race::Fill {
+        for i in 0..FILL_ITEMS {
+            t.put(
+                &race_pk(0),
+                &fill_sk(writer, i),
+                fill_value(writer, i),
+                Cond::Absent,
+            )
+            .await
+            .map_err(err)?;
+            won.push(i);
+        }
+        return Ok(won);
+    }
     for key in 0..keys {
         let pk = race_pk(key);
         let wins = match race {
+            Race::Fill => false,
             Race::PutIfAbsent => {
                 match t
                     .put(&pk, "k", json!({ "writer": writer }), Cond::Absent)
@@ -847,6 +882,9 @@ async fn increment(t: &dyn Table, pk: &str) -> Result<bool, String> {
 /// [`race_write`] returned to writer `w`.
 pub async fn race_check(t: &dyn Table, race: Race, keys: u32, won: &[Vec<u32>]) -> CaseResult {
     let writers = u32::try_from(won.len()).map_err(|e| e.to_string())?;
+    if race == Race::Fill {
+        return fill_check(t, writers, won).await;
+    }
     let mut broken = Vec::new();
     for key in 0..keys {
         let pk = race_pk(key);
@@ -864,6 +902,7 @@ pub async fn race_check(t: &dyn Table, race: Race, keys: u32, won: &[Vec<u32>]) 
                     broken.push(format!("{pk}: winners {winners:?}, stored {got:?}"));
                 }
             }
+            Race::Fill => {}
             Race::CreateOrIncrement | Race::Update => {
                 let got = t.get(&pk, "n").await.map_err(err)?;
                 let held = winners.len() as u32 == writers
@@ -884,6 +923,43 @@ pub async fn race_check(t: &dyn Table, race: Race, keys: u32, won: &[Vec<u32>]) 
             "{} of {keys} partitions broke under {writers} writers: {}",
             broken.len(),
             broken.join("; ")
+        )
+    })
+}
+
+/// Every writer's every item of a [`Race::Fill`], in order, through query pages.
+async fn fill_check(t: &dyn Table, writers: u32, won: &[Vec<u32>]) -> CaseResult {
+    let everyone = (0..FILL_ITEMS).collect::<Vec<_>>();
+    let unfinished: Vec<usize> = (0..won.len()).filter(|&w| won[w] != everyone).collect();
+    ensure(unfinished.is_empty(), || {
+        format!("writers {unfinished:?} did not put all their items")
+    })?;
+    let wanted: Vec<(String, Value)> = (0..writers)
+        .flat_map(|w| (0..FILL_ITEMS).map(move |i| (fill_sk(w, i), fill_value(w, i))))
+        .collect();
+    let mut got = Vec::new();
+    let mut after = None;
+    loop {
+        let page = t
+            .query(&race_pk(0), after.as_deref(), 17)
+            .await
+            .map_err(err)?;
+        got.extend(page.items.into_iter().map(|i| (i.sk, i.value)));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|w| !got.contains(w))
+        .map(|(sk, _)| sk)
+        .collect();
+    ensure(got == wanted, || {
+        format!(
+            "{} items read back of {}; missing {missing:?}",
+            got.len(),
+            wanted.len()
         )
     })
 }

@@ -9,6 +9,8 @@
 //! the reference, ~1.0), and per request the storage round trips (`x-storage-round-trips`)
 //! and, on the Spin-compatible host, the bytes its key-value reads returned.
 //!
+//! Then the largest partition (20 MB by default) is read back whole, in order.
+//!
 //! **One partition under writers.** 8 clients put 25 distinct new items each into one
 //! partition at once, then the same load spread over 8 partitions: puts/s of each,
 //! their ratio, and errors (every put must succeed).
@@ -230,6 +232,37 @@ async fn writers(server: &Server, table: &str) -> Result<Writers> {
     })
 }
 
+/// Reads partition `pk` back whole through Query pages (1 MB each, resumed with
+/// `ExclusiveStartKey`) and checks it holds items `0..n` in order; returns the bytes.
+async fn read_back(server: &Server, table: &str, pk: &str, n: usize) -> Result<usize> {
+    let (mut next, mut start, mut bytes) = (0usize, None::<Value>, 0usize);
+    loop {
+        let mut body = json!({"TableName": table, "KeyConditionExpression": "pk = :p",
+            "ExpressionAttributeValues": {":p": {"S": pk}}});
+        if let Some(start) = start.take() {
+            body["ExclusiveStartKey"] = start;
+        }
+        let reply = server.ok("Query", &body).await?;
+        bytes += reply.body.len();
+        let page = reply.json()?;
+        for item in page["Items"].as_array().context("no Items")? {
+            ensure!(
+                item["sk"]["S"] == sk(next).as_str(),
+                "{}: item {next} read back as {}",
+                server.name,
+                item["sk"]
+            );
+            next += 1;
+        }
+        match page.get("LastEvaluatedKey") {
+            Some(key) => start = Some(key.clone()),
+            None => break,
+        }
+    }
+    ensure!(next == n, "{}: read back {next} of {n} items", server.name);
+    Ok(bytes)
+}
+
 async fn run(
     server: &Server,
     costs_out: &mut Vec<Cost>,
@@ -240,6 +273,15 @@ async fn run(
         .create_table(&table, ("pk", "S"), ("sk", "S"))
         .await?;
     costs(server, &table, costs_out).await?;
+    let largest = sizes().into_iter().max().unwrap_or(0);
+    let started = Instant::now();
+    let bytes = read_back(server, &table, "flat", largest).await?;
+    println!(
+        "  {}: {largest} items ({:.1} MB) read back in order in {:.1?}",
+        server.name,
+        bytes as f64 / 1e6,
+        started.elapsed()
+    );
     writers_out.push(writers(server, &table).await?);
     Ok(())
 }
