@@ -31,6 +31,7 @@ pub const BINDINGS: kit::host::workers::Bindings = kit::host::workers::Bindings 
 pub fn mutations(kind: &str, args: serde_json::Value) -> Option<Box<dyn kit::table::Mutation>> {
     match kind.split_once('.').map(|(service, _)| service) {
         Some("dynamodb") => dynamodb::mutation::mutations(kind, args),
+        Some("streams") => streams::mutation::mutations(kind, args),
         _ => None,
     }
 }

@@ -242,6 +242,11 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A key as a shipped transition carries it (checked when the request came in).
+    pub(crate) fn stored(key: String) -> Self {
+        Self(key)
+    }
 }
 
 /// A start's metadata: a JSON object kept as given. An empty (or all-whitespace) body
@@ -250,6 +255,15 @@ impl IdempotencyKey {
 pub struct Metadata(Map<String, Value>);
 
 impl Metadata {
+    /// Metadata as a shipped transition carries it (checked when the request came in).
+    pub(crate) fn stored(map: Map<String, Value>) -> Self {
+        Self(map)
+    }
+
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
     pub fn parse(body: &[u8]) -> Result<Self, StreamsError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());

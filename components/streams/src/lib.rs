@@ -5,9 +5,10 @@
 //! them, `POST /api/v1/streams/{id}/heartbeat` extends one, `DELETE` ends one.
 //!
 //! Each user's leases are one item of the `streams` table, changed only by a
-//! read → modify → conditional put on the item's version, retried against fresh state
-//! when another request wrote first; so the limit is exact under any concurrency on
-//! every backend, and expired leases, pruned on every write and skipped on every read,
+//! transition ([`mutation`]) run where the item lives — inside its Durable Object on
+//! Workers, one at a time; elsewhere a compare-and-swap retried against fresh state when
+//! another request wrote first — so the limit is exact under any concurrency on every
+//! backend, and expired leases, pruned on every write and skipped on every read,
 //! need no cleanup job. [`handle`] is the whole service, platform-neutral; `spin` is
 //! the Spin component entry (build with
 //! `bash scripts/build-components.sh streams`), and the Worker routes
@@ -15,14 +16,15 @@
 //! domain and handler tests.
 
 mod domain;
+pub mod mutation;
 
 pub use domain::{
     IdempotencyKey, Identity, Lease, Leases, Metadata, Settings, Started, StreamId, StreamsError,
 };
 
 use http::{HeaderValue, Method, StatusCode};
-use kit::table::{Change, StoreError};
 use kit::{BodyLimit, Ctx, Params, Request, Response, Router};
+use mutation::{Outcome, Transition};
 use serde_json::json;
 
 /// One item per user: partition = identity, sort key `""`, value [`Leases`].
@@ -30,10 +32,6 @@ pub const TABLE: &str = "streams";
 /// Response header of every write: how many times this request's conditional write lost
 /// to a concurrent writer and was redone on fresh state.
 pub const CAS_RETRIES_HEADER: &str = "x-cas-retries";
-/// Read-modify-write attempts before answering 503 `storage_contention`. Every lost
-/// attempt means another request's write landed, so contention this long is only
-/// possible under a flood of writes to one user.
-const MAX_ATTEMPTS: u32 = 16;
 
 #[derive(Debug, Clone, Copy)]
 enum Route {
@@ -87,71 +85,25 @@ async fn serve_route(
         Route::List => list(ctx, &settings, &user).await,
         Route::Start => start(req, ctx, &settings, &user).await,
         Route::Get => get(ctx, &user, params).await,
-        Route::End => end(ctx, &user, params).await,
+        Route::End => end(ctx, &settings, &user, params).await,
         Route::Heartbeat => heartbeat(ctx, &settings, &user, params).await,
     }
 }
 
-/// What a transition of a user's leases asks of [`update`].
-enum Step<T> {
-    /// The leases changed: write them, then answer `T`.
-    Write(T),
-    /// Nothing changed: answer `T` without writing.
-    Keep(T),
-}
-
-/// Reads the user's leases, applies `change`, and writes the result conditionally on
-/// the version read (`Absent` when there was no item). A lost race re-reads fresh state
-/// and re-applies `change`, up to [`MAX_ATTEMPTS`]. Returns `change`'s answer and the
-/// number of lost races.
+/// Runs `transition` on the user's leases where their item lives (one Durable Object
+/// call on Workers; elsewhere a compare-and-swap retried on a lost race). Returns the
+/// outcome and the races lost.
 ///
 /// The item is never deleted, even when no lease is left: versions must only grow, or
 /// a writer holding version 1 of a deleted item could overwrite a re-created one.
-async fn update<T>(
+async fn transition(
     ctx: &Ctx<'_>,
     user: &Identity,
-    mut change: impl FnMut(&mut Leases) -> Result<Step<T>, StreamsError>,
-) -> Result<(T, u32), StreamsError> {
+    transition: Transition,
+) -> Result<(Outcome, u32), StreamsError> {
     let table = ctx.env.table(TABLE)?;
-    // The table may run the closure again after a lost race: each run overwrites what
-    // the last one noted.
-    let mut outcome: Option<Result<T, StreamsError>> = None;
-    let updated = table
-        .update(user.as_str(), "", MAX_ATTEMPTS, &mut |item| {
-            let decided = item
-                .map_or_else(|| Ok(Leases::default()), |i| Leases::from_value(&i.value))
-                .and_then(|mut leases| {
-                    let step = change(&mut leases)?;
-                    Ok((step, leases))
-                });
-            Ok(match decided {
-                Ok((Step::Write(answer), leases)) => {
-                    let value = leases.to_value();
-                    outcome = Some(Ok(answer));
-                    match value {
-                        Ok(value) => Change::Put(value),
-                        Err(e) => {
-                            outcome = Some(Err(e));
-                            Change::Keep
-                        }
-                    }
-                }
-                Ok((Step::Keep(answer), _)) => {
-                    outcome = Some(Ok(answer));
-                    Change::Keep
-                }
-                Err(e) => {
-                    outcome = Some(Err(e));
-                    Change::Keep
-                }
-            })
-        })
-        .await?;
-    match outcome {
-        Some(Ok(answer)) => Ok((answer, updated.retries)),
-        Some(Err(e)) => Err(e),
-        None => Err(StoreError::Contention.into()),
-    }
+    let mutated = table.mutate(user.as_str(), "", &transition).await?;
+    Ok((mutation::outcome(&mutated.note)?, mutated.retries))
 }
 
 async fn read(ctx: &Ctx<'_>, user: &Identity) -> Result<Leases, StreamsError> {
@@ -178,17 +130,11 @@ async fn start(
     let key = IdempotencyKey::from_headers(req.headers())?;
     let metadata = Metadata::parse(req.body())?;
     let id = StreamId::random(ctx.env.random);
-    let (started, retries) = update(ctx, user, |leases| {
-        let started = leases.start(ctx.now, settings, key.as_ref(), &metadata, &id)?;
-        Ok(match started {
-            Started::New(_) => Step::Write(started),
-            Started::Replayed(_) => Step::Keep(started),
-        })
-    })
-    .await?;
-    let (lease, replayed) = match started {
-        Started::New(lease) => (lease, false),
-        Started::Replayed(lease) => (lease, true),
+    let start = Transition::start(ctx.now, settings, key.as_ref(), &metadata, &id);
+    let (outcome, retries) = transition(ctx, user, start).await?;
+    let (lease, replayed) = match outcome {
+        Outcome::Done(lease) => (lease, false),
+        Outcome::Replayed(lease) => (lease, true),
     };
     let mut response = with_retries(kit::json(StatusCode::CREATED, &lease.to_json()), retries);
     let headers = response.headers_mut();
@@ -236,22 +182,23 @@ async fn heartbeat(
     params: &Params,
 ) -> Result<Response, StreamsError> {
     let id = StreamId::parse(params.get("id"))?;
-    let (lease, retries) = update(ctx, user, |leases| {
-        leases.heartbeat(ctx.now, settings, &id).map(Step::Write)
-    })
-    .await?;
+    let heartbeat = Transition::heartbeat(ctx.now, settings, &id);
+    let (Outcome::Done(lease) | Outcome::Replayed(lease), retries) =
+        transition(ctx, user, heartbeat).await?;
     Ok(with_retries(
         kit::json(StatusCode::OK, &lease.to_json()),
         retries,
     ))
 }
 
-async fn end(ctx: &Ctx<'_>, user: &Identity, params: &Params) -> Result<Response, StreamsError> {
+async fn end(
+    ctx: &Ctx<'_>,
+    settings: &Settings,
+    user: &Identity,
+    params: &Params,
+) -> Result<Response, StreamsError> {
     let id = StreamId::parse(params.get("id"))?;
-    let ((), retries) = update(ctx, user, |leases| {
-        leases.end(ctx.now, &id).map(|_| Step::Write(()))
-    })
-    .await?;
+    let (_, retries) = transition(ctx, user, Transition::end(ctx.now, settings, &id)).await?;
     Ok(with_retries(kit::empty(StatusCode::NO_CONTENT), retries))
 }
 

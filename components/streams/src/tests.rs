@@ -6,7 +6,7 @@ use super::*;
 use futures::executor::block_on;
 use futures::future::join_all;
 use kit::table::memory::MemoryKv;
-use kit::table::{Cond, Item, Page, Table};
+use kit::table::{Cond, Item, Page, StoreError, Table};
 use kit::{Env, MapConfig, Tables};
 use serde_json::Value;
 use std::future::Future;

@@ -132,6 +132,13 @@ pub struct Mutated {
     pub version: Option<u64>,
     /// What [`Mutation::decide`] noted on the run that counted.
     pub note: Value,
+    /// Races lost to concurrent writers before that run (none inside an object).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Attempts a local [`Table::mutate`] makes against concurrent writers: each lost race
@@ -301,6 +308,7 @@ pub trait Table {
         Ok(Mutated {
             version: updated.version,
             note,
+            retries: updated.retries,
         })
     }
 
@@ -590,6 +598,7 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
                 Ok(Mutated {
                     version: updated.version,
                     note,
+                    retries: updated.retries,
                 })
             }
             Err(e) => Err(e),

@@ -355,6 +355,7 @@ mod tests {
                 mutated: super::super::Mutated {
                     version: None,
                     note: json!({"old": null}),
+                    retries: 2,
                 },
             },
         ];
