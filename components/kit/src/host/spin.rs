@@ -4,7 +4,7 @@
 
 use crate::table::spin::SpinKv;
 use crate::table::{RoundTrips, StoreError, Table};
-use crate::{ApiError, Backend, Bytes, Config, Env, Fetch, FetchError, Request, Response, Tables};
+use crate::{ApiError, Bytes, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use http::StatusCode;
 use spin_sdk::http::{
     Fields, IncomingRequest, OutgoingBody, OutgoingRequest, OutgoingResponse, ResponseOutparam,
@@ -42,11 +42,15 @@ impl SpinTables {
     }
 }
 
+#[cfg(feature = "storage-selftest")]
+use crate::Backend;
+
 impl Tables for SpinTables {
     fn open(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
         Ok(Rc::new(self.kv()?.table(name)))
     }
 
+    #[cfg(feature = "storage-selftest")]
     fn backends(&self) -> Vec<Backend> {
         vec![
             Backend {
@@ -62,6 +66,7 @@ impl Tables for SpinTables {
         ]
     }
 
+    #[cfg(feature = "storage-selftest")]
     fn open_on(&self, backend: &str, name: &str) -> Result<Rc<dyn Table>, StoreError> {
         let kv = self.kv()?;
         Ok(match backend {
@@ -70,6 +75,7 @@ impl Tables for SpinTables {
         })
     }
 
+    #[cfg(feature = "storage-selftest")]
     fn layout_move(&self) -> Option<(&'static str, &'static str)> {
         Some(("whole", "default"))
     }

@@ -133,6 +133,7 @@ impl Tables for WorkerTables {
                 atomic: true,
                 whole_partitions: true,
             },
+            #[cfg(feature = "storage-selftest")]
             Backend {
                 name: "durable_object_whole",
                 atomic: true,
@@ -146,6 +147,7 @@ impl Tables for WorkerTables {
         ]
     }
 
+    #[cfg(feature = "storage-selftest")]
     fn layout_move(&self) -> Option<(&'static str, &'static str)> {
         Some(("durable_object_whole", "durable_object"))
     }
@@ -154,6 +156,7 @@ impl Tables for WorkerTables {
         match backend {
             "kv" => self.kv(name),
             "durable_object_table" => self.one_object(name),
+            #[cfg(feature = "storage-selftest")]
             "durable_object_whole" => self.durable(name, Layout::Whole),
             _ => self.durable(name, Layout::Rows),
         }

@@ -65,7 +65,9 @@
 //! `set`, the register's `current` and `swap`), and the write after it 3 (it commits).
 
 use super::spin_keys::{data_key, register_key, Data, Register};
-use super::{PagedTable, PartitionTable, RawKv, RoundTrips, StoreError, Token};
+#[cfg(feature = "storage-selftest")]
+use super::PartitionTable;
+use super::{PagedTable, RawKv, RoundTrips, StoreError, Token};
 use async_trait::async_trait;
 use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
 use std::collections::HashMap;
@@ -141,6 +143,7 @@ impl SpinKv {
 
     /// A table over this store with each partition one value, as versions before
     /// pages kept them (the storage self-test's old layout).
+    #[cfg(feature = "storage-selftest")]
     pub fn whole_table(&self, name: &str) -> PartitionTable {
         PartitionTable::new(self.clone(), name)
     }
