@@ -346,6 +346,26 @@ fn range_start(def: &TableDef, key: &Item, range: &Cond) -> Option<String> {
     def.key_of(&bound, false).ok().map(|(_, sk)| sk)
 }
 
+/// The table-layer sort key every match of a Query's sort-key condition lies below,
+/// when the condition has an upper bound (`=`, `<`, `<=`, `BETWEEN`): a reverse read
+/// starts there.
+fn range_end(def: &TableDef, key: &Item, range: &Cond) -> Option<String> {
+    let (value, inclusive) = match range {
+        Cond::Compare(_, Cmp::Lt, Operand::Value(v)) => (v, false),
+        Cond::Compare(_, Cmp::Eq | Cmp::Le, Operand::Value(v))
+        | Cond::Between(_, _, Operand::Value(v)) => (v, true),
+        _ => return None,
+    };
+    let mut bound = key.clone();
+    bound.insert(def.range.as_ref()?.name.clone(), value.clone());
+    let (_, mut sk) = def.key_of(&bound, false).ok()?;
+    if inclusive {
+        // The least key above `sk`.
+        sk.push('\0');
+    }
+    Some(sk)
+}
+
 /// A sort key just below `sk`, so that reading after it starts at `sk`. Keys between
 /// the two (`sk`'s last character one lower, then U+10FFFF, then more) are read too if
 /// any exist; the key condition still filters them out.
@@ -897,26 +917,60 @@ impl Ops<'_> {
             .await?;
             return Ok(reading.answer(&def, count_only));
         }
-        // Backwards, the table layer has no reverse read yet: the whole partition.
-        let page = items.query(&pk, None, usize::MAX).await?;
-        let mut stored: Vec<_> = page.items;
-        stored.reverse();
-        let rest = stored
-            .into_iter()
-            .skip_while(|i| start.as_ref().is_some_and(|start| i.sk >= start.sk));
-        for stored_item_ in rest {
-            let item = stored_item(&stored_item_.value)?;
-            if range_condition
-                .as_ref()
-                .is_some_and(|cond| !cond.holds(&item))
-            {
-                continue;
+        self.read_backward(
+            &items,
+            &pk,
+            &def,
+            &key,
+            range_condition.as_ref(),
+            start,
+            &mut reading,
+        )
+        .await?;
+        Ok(reading.answer(&def, count_only))
+    }
+
+    /// A backward Query's reading (`ScanIndexForward: false`): from where the key
+    /// condition's matches end (or before `ExclusiveStartKey`), in chunks of the
+    /// partition read from the end, until the page is full or the matches end.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_backward(
+        &self,
+        items: &Rc<dyn Table>,
+        pk: &str,
+        def: &TableDef,
+        key: &Item,
+        range: Option<&Cond>,
+        start: Option<StartKey>,
+        reading: &mut Reading<'_>,
+    ) -> Result<(), DynamoError> {
+        let upper = range.and_then(|cond| range_end(def, key, cond));
+        let mut before = match (start.map(|s| s.sk), upper) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut matched = false;
+        loop {
+            let chunk = reading.limit.saturating_add(1).clamp(2, READ_CHUNK);
+            let page = items.query_back(pk, before.as_deref(), chunk).await?;
+            for stored_item_ in page.items {
+                let item = stored_item(&stored_item_.value)?;
+                if range.is_some_and(|cond| !cond.holds(&item)) {
+                    if matched {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                matched = true;
+                if !reading.read(item) {
+                    return Ok(());
+                }
             }
-            if !reading.read(item) {
-                break;
+            match page.next {
+                Some(next) => before = Some(next),
+                None => return Ok(()),
             }
         }
-        Ok(reading.answer(&def, count_only))
     }
 
     /// A forward Query's reading: from where the key condition's matches start (or

@@ -30,7 +30,7 @@ pub mod spin_keys;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod workers;
 
-pub use paged::{PagedTable, PAGE_BYTES};
+pub use paged::{page_items, PagedTable, PAGE_BYTES};
 pub use partition::{v1_items, PartitionTable, RawKv, Token, FORMAT};
 
 /// Counts a request's round trips to its storage backend (a call into the host's
@@ -153,6 +153,43 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// A reverse read done by reading the whole partition forward: for a backend without
+/// its own.
+async fn back_by_reading_forward<T: Table + ?Sized>(
+    table: &T,
+    pk: &str,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Page, StoreError> {
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = table.query(pk, after.as_deref(), 1024).await?;
+        all.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    Ok(back_page(
+        all.into_iter()
+            .rev()
+            .filter(|i| before.is_none_or(|b| i.sk.as_str() < b)),
+        limit,
+    ))
+}
+
+/// The first `limit` of `items` (already in the order a reverse read returns them) as a
+/// page, with `next` when more remain.
+pub(crate) fn back_page(mut items: impl Iterator<Item = Item>, limit: usize) -> Page {
+    let page: Vec<Item> = items.by_ref().take(limit).collect();
+    let next = match (items.next(), page.last()) {
+        (Some(_), Some(last)) => Some(last.sk.clone()),
+        _ => None,
+    };
+    Page { items: page, next }
+}
+
 /// Why a table operation failed: a small closed set, so callers can act on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum StoreError {
@@ -227,6 +264,18 @@ pub trait Table {
 
     /// Up to `limit` items of partition `pk` with sort key > `after`, in sort-key order.
     async fn query(&self, pk: &str, after: Option<&str>, limit: usize) -> Result<Page, StoreError>;
+
+    /// Up to `limit` items of partition `pk` with sort key < `before`, in descending
+    /// sort-key order; `next` is the last key returned when more remain. The default
+    /// reads the whole partition forward; the backends read from the end.
+    async fn query_back(
+        &self,
+        pk: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        back_by_reading_forward(self, pk, before, limit).await
+    }
 
     /// Replaces a whole partition's items in one write (bulk import); unconditional.
     async fn put_partition(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError>;
@@ -365,6 +414,11 @@ pub enum TableOp {
         after: Option<String>,
         limit: usize,
     },
+    QueryBack {
+        pk: String,
+        before: Option<String>,
+        limit: usize,
+    },
     PutPartition {
         pk: String,
         items: Vec<(String, Value)>,
@@ -405,6 +459,7 @@ impl TableOp {
             | TableOp::Put { pk, .. }
             | TableOp::Delete { pk, .. }
             | TableOp::Query { pk, .. }
+            | TableOp::QueryBack { pk, .. }
             | TableOp::PutPartition { pk, .. }
             | TableOp::PutItems { pk, .. }
             | TableOp::Mutate { pk, .. } => pk,
@@ -441,6 +496,9 @@ impl TableOp {
             },
             TableOp::Query { pk, after, limit } => TableOpResult::Page {
                 page: table.query(&pk, after.as_deref(), limit).await?,
+            },
+            TableOp::QueryBack { pk, before, limit } => TableOpResult::Page {
+                page: table.query_back(&pk, before.as_deref(), limit).await?,
             },
             TableOp::PutPartition { pk, items } => {
                 table.put_partition(&pk, items).await?;
@@ -550,6 +608,31 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
         match self.0.call(op).await? {
             TableOpResult::Page { page } => Ok(page),
             other => Err(unexpected(other)),
+        }
+    }
+
+    /// In the object; one of the version before reverse reads refuses the operation,
+    /// and the partition is then read forward, as that version did.
+    async fn query_back(
+        &self,
+        pk: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let op = TableOp::QueryBack {
+            pk: pk.into(),
+            before: before.map(str::to_owned),
+            limit,
+        };
+        match self.0.call(op).await {
+            Ok(TableOpResult::Page { page }) => Ok(page),
+            Ok(other) => Err(unexpected(other)),
+            Err(StoreError::Corrupt(message))
+                if message.starts_with("unknown variant `query_back`") =>
+            {
+                back_by_reading_forward(self, pk, before, limit).await
+            }
+            Err(e) => Err(e),
         }
     }
 

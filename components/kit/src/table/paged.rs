@@ -125,6 +125,17 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(corrupt)
 }
 
+/// The items of a page's bytes, as (sort key, version, value as JSON text): for tools
+/// and tests that check what a page holds.
+pub fn page_items(bytes: &[u8]) -> Result<Vec<(String, u64, String)>, StoreError> {
+    Ok(decode_page(bytes)?
+        .items
+        .0
+        .into_iter()
+        .map(|(sk, stored)| (sk, stored.version, stored.value.get().to_owned()))
+        .collect())
+}
+
 fn decode_page(bytes: &[u8]) -> Result<PageData, StoreError> {
     let page: PageData = crate::json::from_bytes(bytes).map_err(corrupt)?;
     for (_, stored) in &page.items.0 {
@@ -462,6 +473,69 @@ impl PagedTable {
         Ok(out)
     }
 
+    /// Items of partition `pk` below `before`, in descending order, up to `wanted`:
+    /// the directory's entries from the one holding `before` back to the first, each
+    /// entry's pages (its page, and any a split put after it that the directory misses,
+    /// found along the links) read as one run.
+    async fn scan_back(
+        &self,
+        pk: &str,
+        before: Option<&str>,
+        wanted: usize,
+    ) -> Result<Vec<(String, Stored)>, StoreError> {
+        let below = |sk: &str| before.is_none_or(|b| sk < b);
+        let raw = self.kv.read(&self.storage_key(pk)).await?;
+        let entries = match decode_root(raw)? {
+            Root::Whole(items) => {
+                return Ok(items
+                    .0
+                    .into_iter()
+                    .rev()
+                    .filter(|(sk, _)| below(sk))
+                    .take(wanted)
+                    .collect())
+            }
+            Root::Directory(entries) => entries,
+        };
+        let last = match before {
+            Some(b) => entries.partition_point(|(low, _)| low.as_str() < b),
+            None => entries.len(),
+        };
+        let mut out = Vec::new();
+        for e in (0..last).rev() {
+            let Some((_, id)) = entries.get(e) else {
+                break;
+            };
+            let until = entries.get(e + 1).map(|(low, _)| low.as_str());
+            // The run of pages from this entry's up to the next entry's.
+            let mut run: Vec<(String, Stored)> = Vec::new();
+            let mut next = Some(id.clone());
+            let mut bound: Option<String> = None;
+            while let Some(id) = next.take() {
+                let page = decode_page(&self.read_page(pk, &id).await?)?;
+                bound = ordered(&id, bound, &page)?;
+                run.extend(page.items.0);
+                let more = match (&page.high, until) {
+                    (Some(high), Some(until)) => high.as_str() < until,
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+                if more && before.is_none_or(|b| page.high.as_deref().is_some_and(|h| h < b)) {
+                    next = page.next;
+                }
+            }
+            for (sk, stored) in run.into_iter().rev() {
+                if below(&sk) {
+                    out.push((sk, stored));
+                    if out.len() == wanted {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The stored item at `(pk, sk)` as its page's bytes and where in them.
     async fn find(&self, pk: &str, sk: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let raw = self.kv.read(&self.storage_key(pk)).await?;
@@ -678,6 +752,20 @@ impl Table for PagedTable {
         Ok(Page { items, next })
     }
 
+    async fn query_back(
+        &self,
+        pk: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let found = self.scan_back(pk, before, limit.saturating_add(1)).await?;
+        let items = found
+            .iter()
+            .map(|(sk, stored)| item(sk, stored))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(super::back_page(items.into_iter(), limit))
+    }
+
     /// Writes new pages for the whole partition, swaps them in, then deletes the old
     /// ones.
     async fn put_partition(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {
@@ -842,6 +930,20 @@ mod tests {
         }
     }
 
+    fn all_back(kv: &MemoryKv, limit: usize) -> Vec<String> {
+        let table = kv.table("t");
+        let mut before: Option<String> = None;
+        let mut keys = Vec::new();
+        loop {
+            let page = block_on(table.query_back("p", before.as_deref(), limit)).unwrap();
+            keys.extend(page.items.into_iter().map(|i| i.sk));
+            match page.next {
+                Some(next) => before = Some(next),
+                None => return keys,
+            }
+        }
+    }
+
     #[test]
     fn a_partition_past_one_page_splits_into_bounded_pages_read_in_order() {
         let kv = filled(1000);
@@ -859,8 +961,10 @@ mod tests {
             );
         }
         let wanted: Vec<String> = (0..1000).map(key).collect();
+        let backwards: Vec<String> = wanted.iter().rev().cloned().collect();
         for limit in [1, 7, 64, 1000] {
             assert_eq!(all(&kv, limit), wanted, "limit {limit}");
+            assert_eq!(all_back(&kv, limit), backwards, "limit {limit} backwards");
         }
     }
 
@@ -876,6 +980,8 @@ mod tests {
         assert_eq!(last.value, value(399));
         let wanted: Vec<String> = (0..400).map(key).collect();
         assert_eq!(all(&kv, 50), wanted);
+        let backwards: Vec<String> = wanted.iter().rev().cloned().collect();
+        assert_eq!(all_back(&kv, 33), backwards);
         let got =
             block_on(table.get_many(&[("p".into(), key(399)), ("p".into(), key(0))])).unwrap();
         assert!(got.iter().all(Option::is_some));

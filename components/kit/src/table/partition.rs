@@ -526,6 +526,24 @@ impl Table for PartitionTable {
         Ok(Page { items, next })
     }
 
+    async fn query_back(
+        &self,
+        pk: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let partition = self.read_partition(pk).await?;
+        let items = partition
+            .0
+            .iter()
+            .rev()
+            .filter(|(sk, _)| before.is_none_or(|b| sk.as_str() < b))
+            .take(limit.saturating_add(1))
+            .map(|(sk, s)| item(sk, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(super::back_page(items.into_iter(), limit))
+    }
+
     async fn put_partition(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {
         let current = self.read_partition(pk).await?;
         let pairs = items

@@ -302,6 +302,37 @@ impl Table for RowTable {
         Ok(Page { items, next })
     }
 
+    async fn query_back(
+        &self,
+        pk: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        self.settle(pk).await?;
+        let wanted = int(u64::try_from(limit).unwrap_or(u64::MAX).min(1 << 40) + 1)?;
+        let rows = match before {
+            Some(before) => self.rows(
+                "SELECT sk, v, d FROM items WHERE t = ? AND pk = ? AND sk < ? ORDER BY sk DESC LIMIT ?",
+                vec![s(&self.table), s(pk), s(before), wanted],
+            )?,
+            None => self.rows(
+                "SELECT sk, v, d FROM items WHERE t = ? AND pk = ? ORDER BY sk DESC LIMIT ?",
+                vec![s(&self.table), s(pk), wanted],
+            )?,
+        };
+        let items = rows
+            .iter()
+            .map(|row| {
+                item_of(
+                    text_of(row.first(), "sort key")?,
+                    version_of(row.get(1))?,
+                    &text_of(row.get(2), "value")?,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(super::back_page(items.into_iter(), limit))
+    }
+
     async fn put_partition(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {
         self.settle(pk).await?;
         let versions: std::collections::HashMap<String, u64> = self

@@ -82,6 +82,7 @@ const CASES: &[(&str, CaseFn)] = cases![
     delete_at_version_fails_when_version_is_stale,
     query_returns_sort_key_byte_order,
     query_pages_reassemble_the_partition_exactly,
+    query_back_pages_reassemble_the_partition_backwards,
     partitions_and_tables_are_isolated,
     keys_with_unicode_and_slashes_round_trip,
     put_partition_replaces_the_whole_partition,
@@ -265,6 +266,59 @@ async fn query_pages_reassemble_the_partition_exactly(t: &dyn Table) -> CaseResu
     let empty = t.query("nobody", None, 10).await.map_err(err)?;
     ensure(empty.items.is_empty() && empty.next.is_none(), || {
         format!("empty partition gave {empty:?}")
+    })
+}
+
+/// Every key of partition `pk` below `before`, read backwards in pages of `limit`.
+async fn read_back(
+    t: &dyn Table,
+    pk: &str,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>, String> {
+    let mut keys = Vec::new();
+    let mut before = before.map(str::to_owned);
+    loop {
+        let page = t
+            .query_back(pk, before.as_deref(), limit)
+            .await
+            .map_err(err)?;
+        if page.items.len() > limit {
+            return Err(format!(
+                "a page of {} items for limit {limit}",
+                page.items.len()
+            ));
+        }
+        keys.extend(page.items.into_iter().map(|i| i.sk));
+        match page.next {
+            Some(next) => before = Some(next),
+            None => return Ok(keys),
+        }
+    }
+}
+
+async fn query_back_pages_reassemble_the_partition_backwards(t: &dyn Table) -> CaseResult {
+    let keys: Vec<String> = (0..23).map(|i| format!("k{i:02}")).collect();
+    for (i, sk) in keys.iter().enumerate() {
+        t.put("p", sk, json!(i), Cond::Any).await.map_err(err)?;
+    }
+    t.put("other", "k05", json!("x"), Cond::Any)
+        .await
+        .map_err(err)?;
+    let all: Vec<String> = keys.iter().rev().cloned().collect();
+    for limit in [1, 4, 23, 100] {
+        let got = read_back(t, "p", None, limit).await?;
+        ensure(got == all, || format!("limit {limit}: {got:?}"))?;
+    }
+    let below = read_back(t, "p", Some("k10"), 3).await?;
+    ensure(below == all[13..], || format!("below k10: {below:?}"))?;
+    let page = t.query_back("p", Some("k00"), 5).await.map_err(err)?;
+    ensure(page.items.is_empty() && page.next.is_none(), || {
+        format!("below the first key: {page:?}")
+    })?;
+    let none = t.query_back("missing", None, 5).await.map_err(err)?;
+    ensure(none.items.is_empty() && none.next.is_none(), || {
+        format!("an empty partition: {none:?}")
     })
 }
 
@@ -686,6 +740,11 @@ async fn a_partition_holds_megabytes_and_reads_back_in_order(t: &dyn Table) -> C
     }
     ensure(seen.len() == ITEMS, || {
         format!("read back {} items", seen.len())
+    })?;
+    let backwards = read_back(t, "big", None, 5).await?;
+    let wanted: Vec<String> = seen.iter().rev().cloned().collect();
+    ensure(backwards == wanted, || {
+        format!("read backwards as {backwards:?}")
     })?;
     let last = t
         .get("big", &format!("{:03}", ITEMS - 1))

@@ -31,6 +31,7 @@ enum TableOpKind {
     Put,
     Delete,
     Query,
+    QueryBack,
     PutPartition,
     PutItems,
     Mutate,
@@ -47,6 +48,7 @@ pub(super) struct TableOpWire {
     value: Option<Value>,
     cond: Option<Cond>,
     after: Option<String>,
+    before: Option<String>,
     limit: Option<usize>,
     items: Option<Vec<(String, Value)>>,
     kind: Option<String>,
@@ -83,6 +85,11 @@ impl TryFrom<TableOpWire> for TableOp {
                 pk,
                 after: w.after,
                 limit: w.limit.ok_or_else(|| missing("query", "limit"))?,
+            },
+            TableOpKind::QueryBack => TableOp::QueryBack {
+                pk,
+                before: w.before,
+                limit: w.limit.ok_or_else(|| missing("query_back", "limit"))?,
             },
             TableOpKind::PutPartition => TableOp::PutPartition {
                 pk,
@@ -315,6 +322,11 @@ mod tests {
                 pk: "p".into(),
                 after: None,
                 limit: 10,
+            },
+            TableOp::QueryBack {
+                pk: "p".into(),
+                before: Some("m".into()),
+                limit: 3,
             },
             TableOp::PutPartition {
                 pk: "p".into(),
