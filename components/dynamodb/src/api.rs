@@ -329,8 +329,18 @@ fn split_key_condition(
     Ok((hash, range))
 }
 
-/// The most items a forward Query asks the table layer for at once.
+/// The most items a Query asks the table layer for at once.
 const READ_CHUNK: usize = 256;
+
+/// What a Query reads: partition `pk` of `def`, the items matching `range` (the sort-key
+/// condition; `key` holds the partition key's attribute), in which direction.
+struct KeyRange<'q> {
+    pk: &'q str,
+    def: &'q TableDef,
+    key: &'q Item,
+    range: Option<&'q Cond>,
+    forward: bool,
+}
 
 /// The table-layer sort key where the matches of a Query's sort-key condition start,
 /// when the condition has a lower bound (`=`, `>`, `>=`, `BETWEEN`, `begins_with`).
@@ -904,100 +914,51 @@ impl Ops<'_> {
                 ));
             }
         }
-        if forward {
-            self.read_forward(
-                &items,
-                &pk,
-                &def,
-                &key,
-                range_condition.as_ref(),
-                start,
-                &mut reading,
-            )
+        let query = KeyRange {
+            pk: &pk,
+            def: &def,
+            key: &key,
+            range: range_condition.as_ref(),
+            forward,
+        };
+        self.read_chunks(&items, &query, start, &mut reading)
             .await?;
-            return Ok(reading.answer(&def, count_only));
-        }
-        self.read_backward(
-            &items,
-            &pk,
-            &def,
-            &key,
-            range_condition.as_ref(),
-            start,
-            &mut reading,
-        )
-        .await?;
         Ok(reading.answer(&def, count_only))
     }
 
-    /// A backward Query's reading (`ScanIndexForward: false`): from where the key
-    /// condition's matches end (or before `ExclusiveStartKey`), in chunks of the
-    /// partition read from the end, until the page is full or the matches end.
-    #[allow(clippy::too_many_arguments)]
-    async fn read_backward(
+    /// A Query's reading: from where the key condition's matches start (forward) or
+    /// end (`ScanIndexForward: false`), or from `ExclusiveStartKey`, in chunks of the
+    /// partition, until the page is full or the matches end — what it reads does not
+    /// grow with the partition.
+    async fn read_chunks(
         &self,
         items: &Rc<dyn Table>,
-        pk: &str,
-        def: &TableDef,
-        key: &Item,
-        range: Option<&Cond>,
+        query: &KeyRange<'_>,
         start: Option<StartKey>,
         reading: &mut Reading<'_>,
     ) -> Result<(), DynamoError> {
-        let upper = range.and_then(|cond| range_end(def, key, cond));
-        let mut before = match (start.map(|s| s.sk), upper) {
+        let range = query.range;
+        let bound = if query.forward {
+            range
+                .and_then(|cond| range_start(query.def, query.key, cond))
+                .and_then(|sk| just_before(&sk))
+        } else {
+            range.and_then(|cond| range_end(query.def, query.key, cond))
+        };
+        // The tighter of the start key and the condition's bound.
+        let mut from = match (start.map(|s| s.sk), bound) {
+            (Some(a), Some(b)) if query.forward => Some(a.max(b)),
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let mut matched = false;
         loop {
             let chunk = reading.limit.saturating_add(1).clamp(2, READ_CHUNK);
-            let page = items.query_back(pk, before.as_deref(), chunk).await?;
-            for stored_item_ in page.items {
-                let item = stored_item(&stored_item_.value)?;
-                if range.is_some_and(|cond| !cond.holds(&item)) {
-                    if matched {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                matched = true;
-                if !reading.read(item) {
-                    return Ok(());
-                }
-            }
-            match page.next {
-                Some(next) => before = Some(next),
-                None => return Ok(()),
-            }
-        }
-    }
-
-    /// A forward Query's reading: from where the key condition's matches start (or
-    /// after `ExclusiveStartKey`), in chunks of the partition, until the page is full or
-    /// the matches end — what it reads does not grow with the partition.
-    #[allow(clippy::too_many_arguments)]
-    async fn read_forward(
-        &self,
-        items: &Rc<dyn Table>,
-        pk: &str,
-        def: &TableDef,
-        key: &Item,
-        range: Option<&Cond>,
-        start: Option<StartKey>,
-        reading: &mut Reading<'_>,
-    ) -> Result<(), DynamoError> {
-        let lower = range
-            .and_then(|cond| range_start(def, key, cond))
-            .and_then(|sk| just_before(&sk));
-        let mut after = match (start.map(|s| s.sk), lower) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        let mut matched = false;
-        loop {
-            let chunk = reading.limit.saturating_add(1).clamp(2, READ_CHUNK);
-            let page = items.query(pk, after.as_deref(), chunk).await?;
+            let page = if query.forward {
+                items.query(query.pk, from.as_deref(), chunk).await?
+            } else {
+                items.query_back(query.pk, from.as_deref(), chunk).await?
+            };
             for stored_item_ in page.items {
                 let item = stored_item(&stored_item_.value)?;
                 if range.is_some_and(|cond| !cond.holds(&item)) {
@@ -1013,7 +974,7 @@ impl Ops<'_> {
                 }
             }
             match page.next {
-                Some(next) => after = Some(next),
+                Some(next) => from = Some(next),
                 None => return Ok(()),
             }
         }

@@ -109,6 +109,26 @@ pub struct Backend {
     pub whole_partitions: bool,
 }
 
+impl Backend {
+    /// The backends of a host that keeps tables in pages over its key-value store
+    /// (`default`), with the layout of whole partitions over the same store beside it
+    /// (`whole`) for the storage self-test's move between them.
+    pub fn pages_and_whole() -> Vec<Backend> {
+        vec![
+            Backend {
+                name: "default",
+                atomic: true,
+                whole_partitions: false,
+            },
+            Backend {
+                name: "whole",
+                atomic: true,
+                whole_partitions: true,
+            },
+        ]
+    }
+}
+
 /// Everything a request handler may touch outside its own code.
 pub struct Env {
     pub tables: Box<dyn Tables>,

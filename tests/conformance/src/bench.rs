@@ -405,3 +405,26 @@ impl DynamoServer {
         anyhow::bail!("{table} did not become ACTIVE on {}", self.name)
     }
 }
+
+/// Runs `measure` on dynalite (started here, stopped after), then on each host of
+/// [`hosts`] configured for the DynamoDB benchmarks: their credentials, an admin token,
+/// and the `x-storage-round-trips` header on.
+pub fn on_dynalite_and_each_host(
+    mut measure: impl FnMut(&DynamoServer) -> Result<()>,
+) -> Result<()> {
+    {
+        let dynalite = crate::Dynalite::start()?;
+        println!("measuring dynalite at {} ...", dynalite.url);
+        measure(&DynamoServer::dynalite(&dynalite)?)?;
+    }
+    let vars: Vec<(String, String)> = [
+        ("admin_token", "bench"),
+        ("storage_stats_header", "true"),
+        ("dynamodb_access_key_id", KEY_ID),
+        ("dynamodb_secret_access_key", SECRET),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    on_each_host(&vars, |host, api| measure(&DynamoServer::host(host, api)))
+}

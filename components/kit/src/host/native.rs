@@ -15,18 +15,7 @@ impl Tables for MemoryKv {
     }
 
     fn backends(&self) -> Vec<Backend> {
-        vec![
-            Backend {
-                name: "default",
-                atomic: true,
-                whole_partitions: false,
-            },
-            Backend {
-                name: "whole",
-                atomic: true,
-                whole_partitions: true,
-            },
-        ]
+        Backend::pages_and_whole()
     }
 
     fn open_on(&self, backend: &str, name: &str) -> Result<Rc<dyn Table>, StoreError> {

@@ -52,18 +52,7 @@ impl Tables for SpinTables {
 
     #[cfg(feature = "storage-selftest")]
     fn backends(&self) -> Vec<Backend> {
-        vec![
-            Backend {
-                name: "default",
-                atomic: true,
-                whole_partitions: false,
-            },
-            Backend {
-                name: "whole",
-                atomic: true,
-                whole_partitions: true,
-            },
-        ]
+        Backend::pages_and_whole()
     }
 
     #[cfg(feature = "storage-selftest")]

@@ -153,6 +153,29 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// A mutation run by this side as an [`Table::update`], retried on a lost race: for a
+/// table that is local, or an object that cannot run it.
+async fn mutate_here<T: Table + ?Sized>(
+    table: &T,
+    pk: &str,
+    sk: &str,
+    mutation: &dyn Mutation,
+) -> Result<Mutated, StoreError> {
+    let mut note = Value::Null;
+    let updated = table
+        .update(pk, sk, MUTATE_ATTEMPTS, &mut |current| {
+            let (change, noted) = mutation.decide(current)?;
+            note = noted;
+            Ok(change)
+        })
+        .await?;
+    Ok(Mutated {
+        version: updated.version,
+        note,
+        retries: updated.retries,
+    })
+}
+
 /// A reverse read done by reading the whole partition forward: for a backend without
 /// its own.
 async fn back_by_reading_forward<T: Table + ?Sized>(
@@ -177,6 +200,24 @@ async fn back_by_reading_forward<T: Table + ?Sized>(
             .filter(|i| before.is_none_or(|b| i.sk.as_str() < b)),
         limit,
     ))
+}
+
+/// A forward read's page: `items` in order, `next` at the last of them when `more`
+/// remain after it.
+pub(crate) fn forward_page(items: Vec<Item>, more: bool) -> Page {
+    let next = match (more, items.last()) {
+        (true, Some(last)) => Some(last.sk.clone()),
+        _ => None,
+    };
+    Page { items, next }
+}
+
+/// Whether `e` is an object of an earlier version refusing operation `op`, which it
+/// does not know (serde's words for an unknown tag); the caller then does what that
+/// version did.
+fn refused_as_unknown(e: &StoreError, op: &str) -> bool {
+    matches!(e, StoreError::Corrupt(message)
+        if message.strip_prefix("unknown variant `").is_some_and(|rest| rest.starts_with(op) && rest[op.len()..].starts_with('`')))
 }
 
 /// The first `limit` of `items` (already in the order a reverse read returns them) as a
@@ -346,19 +387,7 @@ pub trait Table {
         sk: &str,
         mutation: &dyn Mutation,
     ) -> Result<Mutated, StoreError> {
-        let mut note = Value::Null;
-        let updated = self
-            .update(pk, sk, MUTATE_ATTEMPTS, &mut |current| {
-                let (change, noted) = mutation.decide(current)?;
-                note = noted;
-                Ok(change)
-            })
-            .await?;
-        Ok(Mutated {
-            version: updated.version,
-            note,
-            retries: updated.retries,
-        })
+        mutate_here(self, pk, sk, mutation).await
     }
 
     /// Read-modify-write of several items of partition `pk` as one atomic change:
@@ -627,9 +656,7 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
         match self.0.call(op).await {
             Ok(TableOpResult::Page { page }) => Ok(page),
             Ok(other) => Err(unexpected(other)),
-            Err(StoreError::Corrupt(message))
-                if message.starts_with("unknown variant `query_back`") =>
-            {
+            Err(e) if refused_as_unknown(&e, "query_back") => {
                 back_by_reading_forward(self, pk, before, limit).await
             }
             Err(e) => Err(e),
@@ -668,22 +695,7 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
         match self.0.call(op).await {
             Ok(TableOpResult::Mutated { mutated }) => Ok(mutated),
             Ok(other) => Err(unexpected(other)),
-            Err(StoreError::Corrupt(message))
-                if message.starts_with("unknown variant `mutate`") =>
-            {
-                let mut note = Value::Null;
-                let updated = Table::update(self, pk, sk, MUTATE_ATTEMPTS, &mut |current| {
-                    let (change, noted) = mutation.decide(current)?;
-                    note = noted;
-                    Ok(change)
-                })
-                .await?;
-                Ok(Mutated {
-                    version: updated.version,
-                    note,
-                    retries: updated.retries,
-                })
-            }
+            Err(e) if refused_as_unknown(&e, "mutate") => mutate_here(self, pk, sk, mutation).await,
             Err(e) => Err(e),
         }
     }

@@ -745,11 +745,7 @@ impl Table for PagedTable {
             .iter()
             .map(|(sk, stored)| item(sk, stored))
             .collect::<Result<Vec<_>, _>>()?;
-        let next = match (more, items.last()) {
-            (true, Some(last)) => Some(last.sk.clone()),
-            _ => None,
-        };
-        Ok(Page { items, next })
+        Ok(super::forward_page(items, more))
     }
 
     async fn query_back(

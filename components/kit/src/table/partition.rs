@@ -519,11 +519,7 @@ impl Table for PartitionTable {
             .take(limit)
             .map(|(sk, s)| item(sk, s))
             .collect::<Result<_, _>>()?;
-        let next = match (rest.next(), items.last()) {
-            (Some(_), Some(last)) => Some(last.sk.clone()),
-            _ => None,
-        };
-        Ok(Page { items, next })
+        Ok(super::forward_page(items, rest.next().is_some()))
     }
 
     async fn query_back(

@@ -89,6 +89,19 @@ fn item_of(sk: String, version: u64, text: &str) -> Result<Item, StoreError> {
     })
 }
 
+/// Items of rows `(sk, v, d)`.
+fn items_of(rows: &[Vec<SqlStorageValue>]) -> Result<Vec<Item>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            item_of(
+                text_of(row.first(), "sort key")?,
+                version_of(row.get(1))?,
+                &text_of(row.get(2), "value")?,
+            )
+        })
+        .collect()
+}
+
 fn holds(current: Option<u64>, cond: Cond) -> Result<(), StoreError> {
     let holds = match cond {
         Cond::Any => true,
@@ -284,22 +297,8 @@ impl Table for RowTable {
             )?,
         };
         let more = rows.len() > limit;
-        let items = rows
-            .iter()
-            .take(limit)
-            .map(|row| {
-                item_of(
-                    text_of(row.first(), "sort key")?,
-                    version_of(row.get(1))?,
-                    &text_of(row.get(2), "value")?,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = match (more, items.last()) {
-            (true, Some(last)) => Some(last.sk.clone()),
-            _ => None,
-        };
-        Ok(Page { items, next })
+        let items = items_of(&rows[..rows.len().min(limit)])?;
+        Ok(super::forward_page(items, more))
     }
 
     async fn query_back(
@@ -320,17 +319,7 @@ impl Table for RowTable {
                 vec![s(&self.table), s(pk), wanted],
             )?,
         };
-        let items = rows
-            .iter()
-            .map(|row| {
-                item_of(
-                    text_of(row.first(), "sort key")?,
-                    version_of(row.get(1))?,
-                    &text_of(row.get(2), "value")?,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(super::back_page(items.into_iter(), limit))
+        Ok(super::back_page(items_of(&rows)?.into_iter(), limit))
     }
 
     async fn put_partition(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {

@@ -468,6 +468,9 @@ mod tests {
             err.to_string().starts_with("unknown variant `mutate_more`"),
             "{err}"
         );
+        let refused = StoreError::Corrupt(err.to_string());
+        assert!(super::super::refused_as_unknown(&refused, "mutate_more"));
+        assert!(!super::super::refused_as_unknown(&refused, "mutate"));
         let err = serde_json::from_str::<KvOp>(r#"{"op":"swap","key":"k","value":"v"}"#)
             .expect_err("no token");
         assert!(err.to_string().contains("swap without `token`"), "{err}");

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bench::{DynamoServer as Server, KEY_ID, SECRET};
+use bench::DynamoServer as Server;
 
 const ROUND_TRIPS: &str = "x-storage-round-trips";
 
@@ -248,25 +248,9 @@ fn main() -> Result<()> {
     let all: Vec<Value> = serde_json::from_slice(&text)?;
     let n = bench::env_number("BENCH_REQUESTS", 2000).clamp(40, all.len());
     let movies = &all[..n];
-    let vars: Vec<(String, String)> = [
-        ("admin_token", "bench"),
-        ("storage_stats_header", "true"),
-        ("dynamodb_access_key_id", KEY_ID),
-        ("dynamodb_secret_access_key", SECRET),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
     let (mut results, mut rows) = (Vec::new(), Vec::new());
-    {
-        let dynalite = conformance::Dynalite::start()?;
-        println!("measuring dynalite at {} ...", dynalite.url);
-        let server = Server::dynalite(&dynalite)?;
-        runtime.block_on(run(&server, movies, &mut results, &mut rows))?;
-    }
-    bench::on_each_host(&vars, |host, api| {
-        let server = Server::host(host, api);
-        runtime.block_on(run(&server, movies, &mut results, &mut rows))
+    bench::on_dynalite_and_each_host(|server| {
+        runtime.block_on(run(server, movies, &mut results, &mut rows))
     })?;
     print(&results, &rows);
     Ok(())

@@ -21,10 +21,10 @@
 //! `BENCH_PARTITION_REQUESTS`.
 
 use anyhow::{ensure, Context, Result};
-use conformance::bench::{self, DynamoServer as Server, KEY_ID, SECRET};
+use conformance::bench::{self, DynamoServer as Server};
 use conformance::Host;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const ROUND_TRIPS: &str = "x-storage-round-trips";
 const OPERATIONS: [&str; 4] = ["PutItem", "GetItem", "Query", "UpdateItem"];
@@ -335,31 +335,11 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let vars: Vec<(String, String)> = [
-        ("admin_token", "bench"),
-        ("storage_stats_header", "true"),
-        ("dynamodb_access_key_id", KEY_ID),
-        ("dynamodb_secret_access_key", SECRET),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
     let (mut costs, mut writers) = (Vec::new(), Vec::new());
-    {
-        let dynalite = conformance::Dynalite::start()?;
-        println!("measuring dynalite at {} ...", dynalite.url);
-        let server = Server::dynalite(&dynalite)?;
-        runtime.block_on(run(&server, &mut costs, &mut writers))?;
-    }
-    bench::on_each_host(&vars, |host, api| {
-        let server = Server::host(host, api);
+    bench::on_dynalite_and_each_host(|server| {
         let started = Instant::now();
-        let result = runtime.block_on(run(&server, &mut costs, &mut writers));
-        println!(
-            "  {} in {:.0?}",
-            host.name(),
-            started.elapsed().max(Duration::ZERO)
-        );
+        let result = runtime.block_on(run(server, &mut costs, &mut writers));
+        println!("  {} in {:.0?}", server.name, started.elapsed());
         result
     })?;
     print(&costs, &writers);
