@@ -32,6 +32,7 @@ pub fn mutations(kind: &str, args: serde_json::Value) -> Option<Box<dyn kit::tab
     match kind.split_once('.').map(|(service, _)| service) {
         Some("dynamodb") => dynamodb::mutation::mutations(kind, args),
         Some("streams") => streams::mutation::mutations(kind, args),
+        Some("graph") => graph::mutations(kind, args),
         _ => None,
     }
 }

@@ -17,7 +17,7 @@ pub use domain::{GraphError, Username};
 use domain::{limit, movie_ref, one, person_name, query_pairs};
 use graph_model::{find_path, Bound, Graph, MovieRef, PathOutcome, Step};
 use http::{Method, StatusCode};
-use kit::table::Change;
+use kit::table::{Change, Item, Mutation, StoreError};
 use kit::{BodyLimit, Ctx, Params, Request, Response, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -244,35 +244,77 @@ async fn load_users(env: &kit::Env, names: &[String]) -> Result<Vec<UserData>, G
         .collect()
 }
 
-/// Changes one user's data atomically; writes nothing when `edit` changes nothing,
-/// which makes every PUT and DELETE idempotent.
-async fn edit_user(
-    env: &kit::Env,
-    user: &Username,
-    edit: &dyn Fn(&mut UserData),
-) -> Result<(), GraphError> {
-    let mut corrupt = None;
-    env.table(USERS_TABLE)?
-        .update(user.as_str(), "", 32, &mut |item| {
-            let mut data = match item.map(|i| decode_user(&i.value)).transpose() {
-                Ok(data) => data.unwrap_or_default(),
-                Err(e) => {
-                    corrupt = Some(e.to_string());
-                    return Ok(Change::Keep);
-                }
-            };
-            let before = data.clone();
-            edit(&mut data);
-            if data == before {
-                return Ok(Change::Keep);
-            }
-            serde_json::to_value(&data)
-                .map(Change::Put)
-                .map_err(|e| kit::table::StoreError::Corrupt(e.to_string()))
-        })
+/// One set of a user's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum UserSet {
+    Friends,
+    Watched,
+    FavoriteActors,
+}
+
+/// Adding (`on`) or removing one value of one set of a user's data: a table mutation,
+/// so that on Workers it runs inside the user's Durable Object in one call. It writes
+/// nothing when nothing changes, which makes every PUT and DELETE idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEdit {
+    set: UserSet,
+    value: String,
+    on: bool,
+}
+
+/// The kind a [`UserEdit`] ships as.
+pub const USER_EDIT: &str = "graph.user_edit";
+
+impl Mutation for UserEdit {
+    fn kind(&self) -> &'static str {
+        USER_EDIT
+    }
+
+    fn args(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn decide(&self, current: Option<&Item>) -> Result<(Change, serde_json::Value), StoreError> {
+        let mut data = match current.map(|i| decode_user(&i.value)).transpose() {
+            Ok(data) => data.unwrap_or_default(),
+            Err(e) => return Ok((Change::Keep, json!({"corrupt": e.to_string()}))),
+        };
+        let set = match self.set {
+            UserSet::Friends => &mut data.friends,
+            UserSet::Watched => &mut data.watched,
+            UserSet::FavoriteActors => &mut data.favorite_actors,
+        };
+        let changed = if self.on {
+            set.insert(self.value.clone())
+        } else {
+            set.remove(&self.value)
+        };
+        if !changed {
+            return Ok((Change::Keep, serde_json::Value::Null));
+        }
+        let value = serde_json::to_value(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok((Change::Put(value), serde_json::Value::Null))
+    }
+}
+
+/// Rebuilds this crate's shipped mutations (see [`kit::table::Mutations`]).
+pub fn mutations(kind: &str, args: serde_json::Value) -> Option<Box<dyn Mutation>> {
+    if kind != USER_EDIT {
+        return None;
+    }
+    let edit: UserEdit = kit::json::from_value(&args).ok()?;
+    Some(Box::new(edit))
+}
+
+/// Changes one user's data atomically, where the item lives.
+async fn edit_user(env: &kit::Env, user: &Username, edit: UserEdit) -> Result<(), GraphError> {
+    let mutated = env
+        .table(USERS_TABLE)?
+        .mutate(user.as_str(), "", &edit)
         .await?;
-    match corrupt {
-        Some(e) => Err(GraphError::Corrupt(e)),
+    match mutated.note["corrupt"].as_str() {
+        Some(e) => Err(GraphError::Corrupt(e.to_owned())),
         None => Ok(()),
     }
 }
@@ -311,15 +353,12 @@ async fn friend(env: &kit::Env, params: &Params, on: bool) -> Result<Response, G
         return Err(GraphError::SelfFriend);
     }
     for (a, b) in [(&user, &other), (&other, &user)] {
-        let b = b.as_str().to_owned();
-        edit_user(env, a, &|d| {
-            if on {
-                d.friends.insert(b.clone());
-            } else {
-                d.friends.remove(&b);
-            }
-        })
-        .await?;
+        let edit = UserEdit {
+            set: UserSet::Friends,
+            value: b.as_str().to_owned(),
+            on,
+        };
+        edit_user(env, a, edit).await?;
     }
     Ok(kit::empty(StatusCode::NO_CONTENT))
 }
@@ -339,15 +378,12 @@ async fn watched(env: &kit::Env, params: &Params, on: bool) -> Result<Response, 
             return Err(GraphError::MovieNotFound);
         }
     }
-    let id = movie.id();
-    edit_user(env, &user, &|d| {
-        if on {
-            d.watched.insert(id.clone());
-        } else {
-            d.watched.remove(&id);
-        }
-    })
-    .await?;
+    let edit = UserEdit {
+        set: UserSet::Watched,
+        value: movie.id(),
+        on,
+    };
+    edit_user(env, &user, edit).await?;
     Ok(kit::empty(StatusCode::NO_CONTENT))
 }
 
@@ -365,14 +401,12 @@ async fn favorite(env: &kit::Env, params: &Params, on: bool) -> Result<Response,
             return Err(GraphError::ActorNotFound(name));
         }
     }
-    edit_user(env, &user, &|d| {
-        if on {
-            d.favorite_actors.insert(name.clone());
-        } else {
-            d.favorite_actors.remove(&name);
-        }
-    })
-    .await?;
+    let edit = UserEdit {
+        set: UserSet::FavoriteActors,
+        value: name,
+        on,
+    };
+    edit_user(env, &user, edit).await?;
     Ok(kit::empty(StatusCode::NO_CONTENT))
 }
 

@@ -263,3 +263,46 @@ fn rebuild_restores_the_graph_from_the_movies_table() {
     let (_, after) = call(&kv, "GET", "/api/graph/path?from=Ann&to=Dan", None);
     assert_eq!(before["path"], after["path"]);
 }
+
+#[test]
+fn a_shipped_user_edit_decides_as_the_edit_it_was_made_from() {
+    let held = Item {
+        sk: String::new(),
+        value: json!({"friends": ["bob"], "watched": [], "favorite_actors": []}),
+        version: 3,
+    };
+    let corrupt = Item {
+        sk: String::new(),
+        value: json!({"friends": 7}),
+        version: 1,
+    };
+    for set in [UserSet::Friends, UserSet::Watched, UserSet::FavoriteActors] {
+        for on in [true, false] {
+            for value in ["bob", "carol"] {
+                let edit = UserEdit {
+                    set,
+                    value: value.into(),
+                    on,
+                };
+                let shipped = mutations(edit.kind(), edit.args()).expect("rebuilds");
+                for item in [None, Some(&held), Some(&corrupt)] {
+                    assert_eq!(
+                        edit.decide(item).unwrap(),
+                        shipped.decide(item).unwrap(),
+                        "{edit:?} on {item:?}"
+                    );
+                }
+            }
+        }
+    }
+    // Adding a friend already there, or removing one not there, writes nothing.
+    let again = UserEdit {
+        set: UserSet::Friends,
+        value: "bob".into(),
+        on: true,
+    };
+    assert_eq!(again.decide(Some(&held)).unwrap().0, Change::Keep);
+    let (change, note) = again.decide(Some(&corrupt)).unwrap();
+    assert_eq!(change, Change::Keep);
+    assert!(note["corrupt"].is_string(), "{note}");
+}
