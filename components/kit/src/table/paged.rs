@@ -44,7 +44,8 @@
 //! swap.
 
 use super::partition::{
-    check, decode, insert, item, readable, BorrowedPartition, Partition, Stored, MAX_SWAPS,
+    check, decode, insert, item, read_partitions, readable, BorrowedPartition, Partition, Stored,
+    MAX_SWAPS,
 };
 use super::{Change, Cond, Item, Page, RawKv, StoreError, Table, Token, Updated, FORMAT};
 use async_trait::async_trait;
@@ -83,10 +84,17 @@ impl PageData {
 struct PageRef<'a> {
     #[serde(rename = "h", default, borrow)]
     high: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "n", default, borrow)]
-    next: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "i", borrow)]
     items: BorrowedPartition<'a>,
+}
+
+/// A page's bound and link alone (its items skipped unread).
+#[derive(Deserialize)]
+struct PageLinks<'a> {
+    #[serde(rename = "h", default, borrow)]
+    high: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "n", default, borrow)]
+    next: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// What a partition's own key holds.
@@ -212,7 +220,7 @@ impl PagedTable {
 
     /// The store key partition `pk` is kept under (its directory, once paged).
     pub fn storage_key(&self, pk: &str) -> String {
-        format!("{}/{}", self.table, pk)
+        super::partition::storage_key(&self.table, pk)
     }
 
     fn page_key(&self, pk: &str, id: &str) -> String {
@@ -555,7 +563,8 @@ impl PagedTable {
         let mut bound: Option<String> = None;
         loop {
             let bytes = self.read_page(pk, &id).await?;
-            let page: PageRef<'_> = crate::json::from_bytes(&bytes).map_err(corrupt)?;
+            // Only the bound and link: the caller reads the item from these bytes.
+            let page: PageLinks<'_> = crate::json::from_bytes(&bytes).map_err(corrupt)?;
             let Some(high) = page.high.as_deref() else {
                 return Ok(Some(bytes));
             };
@@ -605,7 +614,15 @@ fn page_of_whole(bytes: Vec<u8>) -> Vec<u8> {
 
 /// The item `sk` of a page's bytes, borrowed.
 fn lookup<'b>(bytes: &'b [u8], sk: &str) -> Result<Option<(u64, &'b RawValue)>, StoreError> {
-    let page: PageRef<'b> = crate::json::from_bytes(bytes).map_err(corrupt)?;
+    found_in(&parse_page(bytes)?, sk)
+}
+
+fn parse_page(bytes: &[u8]) -> Result<PageRef<'_>, StoreError> {
+    crate::json::from_bytes(bytes).map_err(corrupt)
+}
+
+/// The item `sk` of a page read, borrowed.
+fn found_in<'b>(page: &PageRef<'b>, sk: &str) -> Result<Option<(u64, &'b RawValue)>, StoreError> {
     match page.items.get(sk) {
         Some(stored) => {
             readable(stored.format)?;
@@ -644,17 +661,7 @@ impl Table for PagedTable {
     /// The partitions' own values in one batched read, then every page wanted in one
     /// more; a key whose page split since its directory was written costs a read more.
     async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
-        let mut pks: Vec<&str> = keys.iter().map(|(pk, _)| pk.as_str()).collect();
-        crate::sorted::sort(&mut pks);
-        pks.dedup();
-        let roots = self
-            .kv
-            .read_many(
-                &pks.iter()
-                    .map(|pk| self.storage_key(pk))
-                    .collect::<Vec<_>>(),
-            )
-            .await?;
+        let (pks, roots) = read_partitions(self.kv.as_ref(), &self.table, keys).await?;
         // Each key's page bytes: a whole partition's are its own.
         let mut whole: HashMap<&str, Vec<u8>> = HashMap::new();
         let mut dirs: HashMap<&str, Vec<(String, String)>> = HashMap::new();
@@ -683,23 +690,32 @@ impl Table for PagedTable {
             }
         }
         let pages = self.kv.read_many(&page_keys).await?;
+        // Each page and whole partition parsed once, however many keys it serves.
+        let whole: HashMap<&str, PageRef<'_>> = whole
+            .iter()
+            .map(|(pk, bytes)| Ok((*pk, parse_page(bytes)?)))
+            .collect::<Result<_, StoreError>>()?;
+        let pages: Vec<Option<PageRef<'_>>> = pages
+            .iter()
+            .map(|bytes| bytes.as_deref().map(parse_page).transpose())
+            .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(keys.len());
         for (pk, sk) in keys {
-            let found = if let Some(bytes) = whole.get(pk.as_str()) {
-                lookup(bytes, sk)?
+            let found = if let Some(page) = whole.get(pk.as_str()) {
+                found_in(page, sk)?
                     .map(|(v, value)| item_of(sk, v, value))
                     .transpose()?
             } else if let Some(dir) = dirs.get(pk.as_str()) {
                 let id = entry_for(dir, sk)
                     .map(|(_, id)| id.as_str())
                     .unwrap_or_default();
-                let slot = slot_of.get(&self.page_key(pk, id)).copied();
-                let bytes = slot
-                    .and_then(|i| pages.get(i).cloned().flatten())
+                let page = slot_of
+                    .get(&self.page_key(pk, id))
+                    .and_then(|&i| pages.get(i))
+                    .and_then(Option::as_ref)
                     .ok_or_else(|| corrupt(format!("page {id} is missing")))?;
-                let page: PageRef<'_> = crate::json::from_bytes(&bytes).map_err(corrupt)?;
                 if page.high.as_deref().is_none_or(|high| sk.as_str() < high) {
-                    lookup(&bytes, sk)?
+                    found_in(page, sk)?
                         .map(|(v, value)| item_of(sk, v, value))
                         .transpose()?
                 } else {

@@ -242,7 +242,7 @@ impl PartitionTable {
 
     /// The store key partition `pk` of this table is kept under.
     pub fn storage_key(&self, pk: &str) -> String {
-        format!("{}/{}", self.table, pk)
+        storage_key(&self.table, pk)
     }
 
     async fn read_partition(&self, pk: &str) -> Result<Partition, StoreError> {
@@ -283,6 +283,26 @@ pub fn v1_items(bytes: Vec<u8>) -> Result<Vec<(String, u64, String)>, StoreError
         .into_iter()
         .map(|(sk, stored)| (sk, stored.version, stored.value.get().to_owned()))
         .collect())
+}
+
+/// The key partition `pk` of `table` is stored under, whole (and, paged, its directory).
+pub fn storage_key(table: &str, pk: &str) -> String {
+    format!("{table}/{pk}")
+}
+
+/// The distinct partitions of `keys`, sorted, and what each one's own key of `table`
+/// holds, in one batched read.
+pub(super) async fn read_partitions<'k>(
+    kv: &dyn RawKv,
+    table: &str,
+    keys: &'k [(String, String)],
+) -> Result<(Vec<&'k str>, Vec<Option<Vec<u8>>>), StoreError> {
+    let mut pks: Vec<&str> = keys.iter().map(|(pk, _)| pk.as_str()).collect();
+    crate::sorted::sort(&mut pks);
+    pks.dedup();
+    let storage_keys: Vec<String> = pks.iter().map(|pk| storage_key(table, pk)).collect();
+    let raw = kv.read_many(&storage_keys).await?;
+    Ok((pks, raw))
 }
 
 pub(super) fn decode(raw: Option<Vec<u8>>) -> Result<Partition, StoreError> {
@@ -379,17 +399,7 @@ impl Table for PartitionTable {
     }
 
     async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
-        let mut pks: Vec<&str> = keys.iter().map(|(pk, _)| pk.as_str()).collect();
-        crate::sorted::sort(&mut pks);
-        pks.dedup();
-        let raw = self
-            .kv
-            .read_many(
-                &pks.iter()
-                    .map(|pk| self.storage_key(pk))
-                    .collect::<Vec<_>>(),
-            )
-            .await?;
+        let (pks, raw) = read_partitions(self.kv.as_ref(), &self.table, keys).await?;
         // Borrowed from the bytes read: only the items asked for are copied and parsed.
         let mut partitions: HashMap<&str, BorrowedPartition<'_>> =
             HashMap::with_capacity(pks.len());

@@ -142,18 +142,28 @@ impl RowTable {
     }
 
     /// Makes the partition's rows the truth: creates the schema on the object's first
-    /// operation and moves a partition stored whole into rows (see the module's doc).
+    /// operation (when looking a partition up in `moved` fails for want of it) and
+    /// moves a partition stored whole into rows (see the module's doc).
     async fn settle(&self, pk: &str) -> Result<(), StoreError> {
-        self.run(ITEMS, Vec::new())?;
-        self.run(MOVED, Vec::new())?;
-        let moved = self.rows(
-            "SELECT 1 FROM moved WHERE t = ? AND pk = ?",
-            vec![s(&self.table), s(pk)],
-        )?;
+        let moved = || {
+            self.rows(
+                "SELECT 1 FROM moved WHERE t = ? AND pk = ?",
+                vec![s(&self.table), s(pk)],
+            )
+        };
+        // The schema only when the lookup finds none: not two statements per operation.
+        let moved = match moved() {
+            Ok(rows) => rows,
+            Err(_) => {
+                self.run(ITEMS, Vec::new())?;
+                self.run(MOVED, Vec::new())?;
+                moved()?
+            }
+        };
         if !moved.is_empty() {
             return Ok(());
         }
-        let key = format!("{}/{}", self.table, pk);
+        let key = super::partition::storage_key(&self.table, pk);
         let whole = super::workers::get_text(&self.storage, &key).await?;
         let had_whole = whole.is_some();
         if let Some(text) = whole {
