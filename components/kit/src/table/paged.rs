@@ -17,6 +17,14 @@
 //! after it (`n`): the pages form a list in order, linked left to right like a B-link
 //! tree's leaves.
 //!
+//! A directory larger than [`DIRECTORY_BYTES`] moves the same way, one level up: its
+//! entries go to **directory pages** (`{"h","n","i":[[low, page id],…]}`, bounded and
+//! linked like pages, under the same kind of keys) and `table/pk` becomes an **index**:
+//! `I`, then the list of `[lowest sort key, directory page id]`. A get then reads the
+//! index, one directory page (≤ 16 KB) and one page (≤ 32 KB), whatever the size of the
+//! partition (the index grows by one entry of ~40 bytes per directory page, which
+//! names up to ~450 pages: about 10 MB of items).
+//!
 //! # Writes
 //!
 //! A write reads the directory, loads the one page its sort key falls in and
@@ -25,7 +33,9 @@
 //! items go to new pages, written whole under fresh keys first; then the page is
 //! swapped to its lower items, its bound and link now pointing at them (the step that
 //! publishes them); then the directory gains their entries (a compare-and-swap retried
-//! until it lands). A directory that misses entries — between those two steps, or for
+//! until it lands; a directory page that outgrows its bound splits the same way, and
+//! the index gains its new pages). A directory that misses entries — between those two
+//! steps, or for
 //! good if the writer dies there — is stale but never wrong: a page reached through it
 //! whose bound is at or below the key sought is followed along its link, and a writer
 //! that had to follow a link puts the missing entry in. Pages only ever split, and to
@@ -39,9 +49,9 @@
 //!
 //! While a partition is one value: a read 1, a write 2 (load, swap). Once paged: a get
 //! 2 (directory, page), a write 3 (directory, page, swap), a query 1 plus one per page
-//! its items span, a batched get 2 for any number of keys and partitions; a link
-//! followed adds 1, a split adds the new pages' writes and the directory's load and
-//! swap.
+//! its items span, a batched get 2 for any number of keys and partitions; under an
+//! index each of these 1 more (the directory page). A link followed adds 1, a split
+//! adds the new pages' writes and the directory's (or directory page's) load and swap.
 
 use super::partition::{
     check, decode, insert, item, read_partitions, readable, BorrowedPartition, Partition, Stored,
@@ -52,17 +62,45 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-/// The most a page holds, in stored bytes, before it splits.
-pub const PAGE_BYTES: usize = 64 * 1024;
+/// The most a page holds, in stored bytes, before it splits; also the most a
+/// partition keeps in one value before it moves into pages.
+pub const PAGE_BYTES: usize = 32 * 1024;
+
+/// The most a directory keeps in the partition's own value before it moves into
+/// directory pages under an index, and the most a directory page holds before it
+/// splits: what a get reads besides its page stays this small at any partition size.
+pub const DIRECTORY_BYTES: usize = 16 * 1024;
+
+/// How large pages and directories grow before they split.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    /// The most a page (or a partition kept in one value) holds.
+    pub page: usize,
+    /// The most a directory in one value, or a directory page, holds.
+    pub directory: usize,
+}
+
+impl Sizes {
+    /// [`PAGE_BYTES`] and [`DIRECTORY_BYTES`].
+    pub const DEFAULT: Sizes = Sizes {
+        page: PAGE_BYTES,
+        directory: DIRECTORY_BYTES,
+    };
+}
 
 /// The marker byte of a directory (a whole partition's JSON starts with `{`).
 const DIRECTORY: u8 = b'D';
 
-/// One page: items of the sort keys from its directory entry's up to `high`.
+/// The marker byte of an index: a directory of directory pages.
+const INDEX: u8 = b'I';
+
+/// One page: items (or, on a directory page, entries) from its directory entry's low
+/// up to `high`, linked to the page after it.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct PageData {
+struct Linked<T> {
     /// The page's exclusive upper bound; `None` for the last page.
     #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
     high: Option<String>,
@@ -70,20 +108,93 @@ struct PageData {
     #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
     next: Option<String>,
     #[serde(rename = "i")]
-    items: Partition,
+    items: T,
 }
 
-impl PageData {
+/// A page of items.
+type PageData = Linked<Partition>;
+
+/// A page of a directory: `(lowest sort key, page id)` entries, in order.
+type DirPage = Linked<Entries>;
+
+impl<T> Linked<T> {
     fn holds(&self, sk: &str) -> bool {
         self.high.as_deref().is_none_or(|high| sk < high)
     }
+}
+
+/// Directory entries, owned: `(lowest sort key, page id)`, in order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+struct Entries(Vec<(String, String)>);
+
+/// What a page holds, as pages of either kind split it.
+trait Items: Serialize + Default {
+    /// `self` cut into runs that each fit one page of `sizes`, in order.
+    fn split(self, sizes: Sizes) -> Vec<Self>;
+    /// The lowest key held.
+    fn low(&self) -> String;
+}
+
+impl Items for Partition {
+    fn split(self, sizes: Sizes) -> Vec<Self> {
+        cut(self.0, sizes.page, |sk, stored| {
+            sk.len() + stored.value.get().len() + 24
+        })
+        .into_iter()
+        .map(Partition)
+        .collect()
+    }
+    fn low(&self) -> String {
+        self.0.first().map(|(sk, _)| sk.clone()).unwrap_or_default()
+    }
+}
+
+impl Items for Entries {
+    fn split(self, sizes: Sizes) -> Vec<Self> {
+        cut(self.0, sizes.directory, |low, id| low.len() + id.len() + 8)
+            .into_iter()
+            .map(Entries)
+            .collect()
+    }
+    fn low(&self) -> String {
+        self.0
+            .first()
+            .map(|(low, _)| low.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl Entries {
+    /// Puts in the entries it lacks; whether any was new.
+    fn add(&mut self, entries: &[(String, String)]) -> bool {
+        let mut changed = false;
+        for (low, id) in entries {
+            if let Err(at) = self.0.binary_search_by(|(l, _)| l.as_str().cmp(low)) {
+                self.0.insert(at, (low.clone(), id.clone()));
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+/// A directory page as read, borrowing its entries from the bytes.
+#[derive(Deserialize)]
+struct DirRef<'a> {
+    #[serde(rename = "h", default, borrow)]
+    high: Option<Cow<'a, str>>,
+    #[serde(rename = "n", default, borrow)]
+    next: Option<Cow<'a, str>>,
+    #[serde(rename = "i", borrow)]
+    items: Vec<Entry<'a>>,
 }
 
 /// A page as read, borrowing its items from the bytes.
 #[derive(Deserialize)]
 struct PageRef<'a> {
     #[serde(rename = "h", default, borrow)]
-    high: Option<std::borrow::Cow<'a, str>>,
+    high: Option<Cow<'a, str>>,
     #[serde(rename = "i", borrow)]
     items: BorrowedPartition<'a>,
 }
@@ -92,39 +203,99 @@ struct PageRef<'a> {
 #[derive(Deserialize)]
 struct PageLinks<'a> {
     #[serde(rename = "h", default, borrow)]
-    high: Option<std::borrow::Cow<'a, str>>,
+    high: Option<Cow<'a, str>>,
     #[serde(rename = "n", default, borrow)]
-    next: Option<std::borrow::Cow<'a, str>>,
+    next: Option<Cow<'a, str>>,
 }
 
 /// What a partition's own key holds.
 enum Root {
-    /// The whole partition, not (yet) paged.
-    Whole(Partition),
+    /// The whole partition, not (yet) paged (and readable).
+    Whole,
     /// `(lowest sort key, page id)` of every page, in order; the first low is `""`.
-    Directory(Vec<(String, String)>),
+    Directory(Entries),
+    /// The same of every directory page, once the directory outgrew one value.
+    Index(Entries),
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-fn decode_root(raw: Option<Vec<u8>>) -> Result<Root, StoreError> {
-    match raw {
-        Some(bytes) if bytes.first() == Some(&DIRECTORY) => {
-            let entries: Vec<(String, String)> =
-                crate::json::from_bytes(&bytes[1..]).map_err(corrupt)?;
-            if entries.first().is_none_or(|(low, _)| !low.is_empty()) {
-                return Err(corrupt("a partition directory without its first page"));
-            }
-            Ok(Root::Directory(entries))
-        }
-        raw => decode(raw).map(Root::Whole),
+/// One directory entry as read, `(lowest sort key, page id)`, borrowed from the
+/// directory's bytes: a get or a query parses a directory of hundreds of entries to
+/// use one, and owned strings made that parse most of a get's cost.
+#[derive(Deserialize)]
+struct Entry<'a>(#[serde(borrow)] Cow<'a, str>, #[serde(borrow)] Cow<'a, str>);
+
+/// A directory entry, as read or as a write holds it.
+trait Low {
+    fn low(&self) -> &str;
+    fn id(&self) -> &str;
+}
+
+impl Low for Entry<'_> {
+    fn low(&self) -> &str {
+        &self.0
+    }
+    fn id(&self) -> &str {
+        &self.1
     }
 }
 
+impl Low for (String, String) {
+    fn low(&self) -> &str {
+        &self.0
+    }
+    fn id(&self) -> &str {
+        &self.1
+    }
+}
+
+/// Whether a partition's own value is a directory or an index (not the whole
+/// partition).
+fn is_directory(raw: Option<&[u8]>) -> bool {
+    matches!(raw.and_then(<[u8]>::first), Some(&DIRECTORY | &INDEX))
+}
+
+fn is_index(root: &[u8]) -> bool {
+    root.first() == Some(&INDEX)
+}
+
+/// The entries of a directory's or an index's bytes (marker included), borrowed.
+fn directory(bytes: &[u8]) -> Result<Vec<Entry<'_>>, StoreError> {
+    let entries: Vec<Entry<'_>> =
+        crate::json::from_bytes(bytes.get(1..).unwrap_or_default()).map_err(corrupt)?;
+    if entries.first().is_none_or(|e| !e.low().is_empty()) {
+        return Err(corrupt("a partition directory without its first page"));
+    }
+    Ok(entries)
+}
+
+fn decode_root(raw: Option<Vec<u8>>) -> Result<Root, StoreError> {
+    if !is_directory(raw.as_deref()) {
+        return decode(raw).map(|_| Root::Whole);
+    }
+    let bytes = raw.as_deref().unwrap_or_default();
+    let entries = Entries(
+        directory(bytes)?
+            .into_iter()
+            .map(|Entry(low, id)| (low.into_owned(), id.into_owned()))
+            .collect(),
+    );
+    Ok(if is_index(bytes) {
+        Root::Index(entries)
+    } else {
+        Root::Directory(entries)
+    })
+}
+
 fn encode_directory(entries: &[(String, String)]) -> Result<Vec<u8>, StoreError> {
-    let mut bytes = vec![DIRECTORY];
+    encode_root(DIRECTORY, entries)
+}
+
+fn encode_root(marker: u8, entries: &[(String, String)]) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = vec![marker];
     serde_json::to_writer(&mut bytes, entries).map_err(corrupt)?;
     Ok(bytes)
 }
@@ -153,39 +324,38 @@ fn decode_page(bytes: &[u8]) -> Result<PageData, StoreError> {
 }
 
 /// The entry of `entries` whose page holds `sk`: the last whose low is at most `sk`.
-fn entry_for<'e>(entries: &'e [(String, String)], sk: &str) -> Option<&'e (String, String)> {
-    let after = entries.partition_point(|(low, _)| low.as_str() <= sk);
+fn entry_for<'e, E: Low>(entries: &'e [E], sk: &str) -> Option<&'e E> {
+    let after = entries.partition_point(|e| e.low() <= sk);
     entries.get(after.checked_sub(1)?)
 }
 
-/// About what an item adds to its page's stored bytes.
-fn stored_size(sk: &str, stored: &Stored) -> usize {
-    sk.len() + stored.value.get().len() + 24
-}
-
-/// `items` cut into runs of at most about [`PAGE_BYTES`] each, in order; one run when
-/// they fit one page. Runs are cut evenly, so that a page that just split has room.
-fn split(items: Partition) -> Vec<Partition> {
-    let total: usize = items.0.iter().map(|(sk, s)| stored_size(sk, s)).sum();
-    if total <= PAGE_BYTES || items.0.len() < 2 {
+/// `items` cut into runs of at most about `max` bytes each (by `size`), in order; one
+/// run when they fit. Runs are cut evenly, so that a page that just split has room.
+fn cut<X>(
+    items: Vec<(String, X)>,
+    max: usize,
+    size: impl Fn(&str, &X) -> usize,
+) -> Vec<Vec<(String, X)>> {
+    let total: usize = items.iter().map(|(k, x)| size(k, x)).sum();
+    if total <= max || items.len() < 2 {
         return vec![items];
     }
-    let runs = total.div_ceil(PAGE_BYTES * 3 / 4).max(2);
+    let runs = total.div_ceil(max * 3 / 4).max(2);
     let target = total / runs;
     let mut out = Vec::new();
     let mut run = Vec::new();
-    let mut size = 0;
-    for (sk, stored) in items.0 {
-        let add = stored_size(&sk, &stored);
-        if !run.is_empty() && size + add > target.max(1) && size >= target / 2 {
-            out.push(Partition(std::mem::take(&mut run)));
-            size = 0;
+    let mut filled = 0;
+    for (key, x) in items {
+        let add = size(&key, &x);
+        if !run.is_empty() && filled + add > target.max(1) && filled >= target / 2 {
+            out.push(std::mem::take(&mut run));
+            filled = 0;
         }
-        size += add;
-        run.push((sk, stored));
+        filled += add;
+        run.push((key, x));
     }
     if !run.is_empty() {
-        out.push(Partition(run));
+        out.push(run);
     }
     out
 }
@@ -198,6 +368,7 @@ pub struct PagedTable {
     kv: Box<dyn RawKv>,
     table: String,
     random: fn() -> u64,
+    sizes: Sizes,
 }
 
 impl std::fmt::Debug for PagedTable {
@@ -215,7 +386,16 @@ impl PagedTable {
             kv: Box::new(kv),
             table: table.to_owned(),
             random,
+            sizes: Sizes::DEFAULT,
         }
+    }
+
+    /// The same table splitting at `sizes`: small sizes let tests reach every level of
+    /// the layout with little data. Every size reads every layout; only when a value
+    /// splits depends on it.
+    pub fn with_sizes(mut self, sizes: Sizes) -> Self {
+        self.sizes = sizes;
+        self
     }
 
     /// The store key partition `pk` is kept under (its directory, once paged).
@@ -240,24 +420,21 @@ impl PagedTable {
 
     /// Writes `runs` as new pages linked in order, the last linked to `then` (bound,
     /// page); returns their `(low, id)` entries.
-    async fn write_pages(
+    async fn write_pages<T: Items>(
         &self,
         pk: &str,
-        runs: Vec<Partition>,
+        runs: Vec<T>,
         then: (Option<String>, Option<String>),
     ) -> Result<Vec<(String, String)>, StoreError> {
         let ids: Vec<String> = runs.iter().map(|_| self.new_id()).collect();
-        let lows: Vec<String> = runs
-            .iter()
-            .map(|run| run.0.first().map(|(sk, _)| sk.clone()).unwrap_or_default())
-            .collect();
+        let lows: Vec<String> = runs.iter().map(Items::low).collect();
         let mut written = Vec::new();
         for (i, items) in runs.into_iter().enumerate() {
             let (high, next) = match (lows.get(i + 1), ids.get(i + 1)) {
                 (Some(low), Some(id)) => (Some(low.clone()), Some(id.clone())),
                 _ => then.clone(),
             };
-            let page = PageData { high, next, items };
+            let page = Linked { high, next, items };
             let key = self.page_key(pk, &ids[i]);
             if let Err(e) = self.kv.write_new(&key, encode(&page)?).await {
                 self.forget(pk, &written).await;
@@ -276,22 +453,196 @@ impl PagedTable {
         }
     }
 
+    /// The root value naming the pages of `entries` (the first low `""`): a directory
+    /// while it fits [`DIRECTORY_BYTES`], else an index of new directory pages holding
+    /// them; with the ids of the directory pages written.
+    async fn root_of(
+        &self,
+        pk: &str,
+        mut entries: Vec<(String, String)>,
+    ) -> Result<(Vec<u8>, Vec<String>), StoreError> {
+        if let Some(first) = entries.first_mut() {
+            first.0 = String::new();
+        }
+        let bytes = encode_directory(&entries)?;
+        let runs = Entries(entries).split(self.sizes);
+        if bytes.len() <= self.sizes.directory || runs.len() < 2 {
+            return Ok((bytes, Vec::new()));
+        }
+        let index = self.write_pages(pk, runs, (None, None)).await?;
+        let ids = index.iter().map(|(_, id)| id.clone()).collect();
+        Ok((encode_root(INDEX, &index)?, ids))
+    }
+
+    /// The id of the page whose range the directory says holds `sk`, from the
+    /// partition's root value (a directory or an index), with the index entries found
+    /// missing on the way (directory pages reached along links, for a writer to add).
+    async fn page_for(
+        &self,
+        pk: &str,
+        root: &[u8],
+        sk: &str,
+    ) -> Result<(String, Vec<(String, String)>), StoreError> {
+        let no_first = || corrupt("a partition directory without its first page");
+        let mut id = entry_for(&directory(root)?, sk)
+            .map(|e| e.id().to_owned())
+            .ok_or_else(no_first)?;
+        let mut missed: Vec<(String, String)> = Vec::new();
+        if !is_index(root) {
+            return Ok((id, missed));
+        }
+        loop {
+            let bytes = self.read_page(pk, &id).await?;
+            let page: DirRef<'_> = crate::json::from_bytes(&bytes).map_err(corrupt)?;
+            match (page.high, page.next) {
+                (Some(high), Some(next)) if sk >= high.as_ref() => {
+                    if missed
+                        .last()
+                        .is_some_and(|(prev, _)| prev.as_str() >= high.as_ref())
+                    {
+                        return Err(unordered(&id));
+                    }
+                    missed.push((high.into_owned(), next.to_string()));
+                    id = next.into_owned();
+                }
+                (None, Some(_)) | (Some(_), None) => {
+                    return Err(corrupt(format!(
+                        "page {id} has a bound without a link or a link without one"
+                    )))
+                }
+                _ => {
+                    let entry = entry_for(&page.items, sk).ok_or_else(no_first)?;
+                    return Ok((entry.id().to_owned(), missed));
+                }
+            }
+        }
+    }
+
+    /// The entries of the directory pages from `id` along the links up to `until` (the
+    /// next index entry's low; `None`: to the end), in order.
+    async fn directory_run(
+        &self,
+        pk: &str,
+        id: &str,
+        until: Option<&str>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        let mut next = Some(id.to_owned());
+        let mut bound: Option<String> = None;
+        while let Some(id) = next.take() {
+            let page: DirPage =
+                crate::json::from_bytes(&self.read_page(pk, &id).await?).map_err(corrupt)?;
+            bound = ordered(&id, bound, &page)?;
+            out.extend(page.items.0);
+            if page.high.is_some() && until.is_none_or(|u| page.high.as_deref() < Some(u)) {
+                next = page.next;
+            }
+        }
+        Ok(out)
+    }
+
     /// Puts `entries` into the directory of `pk` (those it already has are kept).
     async fn add_entries(&self, pk: &str, entries: &[(String, String)]) -> Result<(), StoreError> {
         let key = self.storage_key(pk);
         for _ in 0..MAX_SWAPS {
             let (raw, token) = self.kv.load(&key).await?;
-            let Root::Directory(mut dir) = decode_root(raw)? else {
-                return Err(corrupt(format!("partition {pk:?} lost its directory")));
+            let mut dir = match decode_root(raw)? {
+                Root::Directory(dir) => dir,
+                Root::Index(index) => {
+                    drop(token);
+                    return self.add_to_index(pk, index, entries).await;
+                }
+                Root::Whole => return Err(corrupt(format!("partition {pk:?} lost its directory"))),
             };
-            let mut changed = false;
-            for (low, id) in entries {
-                if let Err(at) = dir.binary_search_by(|(l, _)| l.as_str().cmp(low)) {
-                    dir.insert(at, (low.clone(), id.clone()));
-                    changed = true;
+            if !dir.add(entries) {
+                return Ok(());
+            }
+            let (bytes, written) = self.root_of(pk, dir.0).await?;
+            match self.kv.swap(&key, token, bytes).await {
+                Ok(true) => return Ok(()),
+                lost => {
+                    self.forget(pk, &written).await;
+                    lost?;
                 }
             }
-            if !changed || self.kv.swap(&key, token, encode_directory(&dir)?).await? {
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// Puts `entries` into the directory pages of `pk` under `index`, each page's share
+    /// in one compare-and-swap (split when full, its new pages then added to the index).
+    async fn add_to_index(
+        &self,
+        pk: &str,
+        mut index: Entries,
+        entries: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut rest: Vec<(String, String)> = entries.to_vec();
+        rest.sort();
+        let mut rest = rest.as_slice();
+        'page: while let Some((first, _)) = rest.first() {
+            for attempt in 0..MAX_SWAPS {
+                if attempt > 0 {
+                    index = match decode_root(self.kv.read(&self.storage_key(pk)).await?)? {
+                        Root::Index(index) => index,
+                        _ => return Err(corrupt(format!("partition {pk:?} lost its index"))),
+                    };
+                }
+                let mut id = entry_for(&index.0, first)
+                    .map(|(_, id)| id.clone())
+                    .ok_or_else(|| corrupt("a partition index without its first page"))?;
+                let mut missed: Vec<(String, String)> = Vec::new();
+                let (mut page, token) = loop {
+                    let (raw, token) = self.kv.load(&self.page_key(pk, &id)).await?;
+                    let raw = raw.ok_or_else(|| corrupt(format!("page {id} is missing")))?;
+                    let page: DirPage = crate::json::from_bytes(&raw).map_err(corrupt)?;
+                    if page.holds(first) {
+                        break (page, token);
+                    }
+                    match (page.high, page.next) {
+                        (Some(high), Some(next)) => {
+                            if missed.last().is_some_and(|(prev, _)| *prev >= high) {
+                                return Err(unordered(&id));
+                            }
+                            missed.push((high, next.clone()));
+                            id = next;
+                        }
+                        _ => return Err(corrupt(format!("page {id} ends without a link"))),
+                    }
+                };
+                let here = rest.partition_point(|(low, _)| page.holds(low));
+                let (mine, later) = rest.split_at(here);
+                if page.items.add(mine) {
+                    match self.store_page(pk, &id, token, page).await? {
+                        Some(added) => missed.extend(added),
+                        None => continue,
+                    }
+                }
+                if !missed.is_empty() {
+                    self.add_to_root(pk, &missed).await?;
+                }
+                rest = later;
+                continue 'page;
+            }
+            return Err(StoreError::Contention);
+        }
+        Ok(())
+    }
+
+    /// Puts `entries` (of directory pages) into the index of `pk`.
+    async fn add_to_root(&self, pk: &str, entries: &[(String, String)]) -> Result<(), StoreError> {
+        let key = self.storage_key(pk);
+        for _ in 0..MAX_SWAPS {
+            let (raw, token) = self.kv.load(&key).await?;
+            let Root::Index(mut index) = decode_root(raw)? else {
+                return Err(corrupt(format!("partition {pk:?} lost its index")));
+            };
+            if !index.add(entries)
+                || self
+                    .kv
+                    .swap(&key, token, encode_root(INDEX, &index.0)?)
+                    .await?
+            {
                 return Ok(());
             }
         }
@@ -314,26 +665,22 @@ impl PagedTable {
         'page: while let Some(first) = rest.first().copied() {
             for _ in 0..max_attempts.max(1) {
                 let (raw, token) = self.kv.load(&key).await?;
-                let entries = match decode_root(raw)? {
-                    Root::Whole(mut items) => {
-                        if !edit(&mut items, rest)? {
-                            return Ok(retries);
-                        }
-                        if self.store_root(pk, &key, token, items).await? {
-                            return Ok(retries);
-                        }
-                        retries += 1;
-                        continue;
+                if !is_directory(raw.as_deref()) {
+                    let mut items = decode(raw)?;
+                    if !edit(&mut items, rest)? {
+                        return Ok(retries);
                     }
-                    Root::Directory(entries) => entries,
-                };
+                    if self.store_root(pk, &key, token, items).await? {
+                        return Ok(retries);
+                    }
+                    retries += 1;
+                    continue;
+                }
                 drop(token);
-                let Some((_, start)) = entry_for(&entries, first) else {
-                    return Err(corrupt("a partition directory without its first page"));
-                };
+                let root = raw.unwrap_or_default();
                 // Along the links from the page the directory names to the one that
                 // holds `first`, noting the entries the directory misses.
-                let mut id = start.clone();
+                let (mut id, missed_pages) = self.page_for(pk, &root, first).await?;
                 let mut missed = Vec::new();
                 let (mut page, token) = loop {
                     let (raw, token) = self.kv.load(&self.page_key(pk, &id)).await?;
@@ -363,6 +710,9 @@ impl PagedTable {
                     };
                     missed.extend(new_entries);
                 }
+                if !missed_pages.is_empty() {
+                    self.add_to_root(pk, &missed_pages).await?;
+                }
                 if !missed.is_empty() {
                     self.add_entries(pk, &missed).await?;
                 }
@@ -383,18 +733,23 @@ impl PagedTable {
         token: Token,
         items: Partition,
     ) -> Result<bool, StoreError> {
-        let runs = split(items);
+        let runs = items.split(self.sizes);
         if runs.len() == 1 {
             let items = runs.into_iter().next().unwrap_or_default();
             return self.kv.swap(key, token, encode(&items)?).await;
         }
-        let mut entries = self.write_pages(pk, runs, (None, None)).await?;
-        if let Some(first) = entries.first_mut() {
-            first.0 = String::new();
-        }
-        let swapped = self.kv.swap(key, token, encode_directory(&entries)?).await;
+        let entries = self.write_pages(pk, runs, (None, None)).await?;
+        let mut ids: Vec<String> = entries.iter().map(|(_, id)| id.clone()).collect();
+        let (root, directory_pages) = match self.root_of(pk, entries).await {
+            Ok(root) => root,
+            Err(e) => {
+                self.forget(pk, &ids).await;
+                return Err(e);
+            }
+        };
+        let swapped = self.kv.swap(key, token, root).await;
         if !matches!(swapped, Ok(true)) {
-            let ids: Vec<String> = entries.into_iter().map(|(_, id)| id).collect();
+            ids.extend(directory_pages);
             self.forget(pk, &ids).await;
         }
         swapped
@@ -403,17 +758,19 @@ impl PagedTable {
     /// Swaps page `id` to `page`, splitting it when past one page; returns the
     /// directory entries of the pages the split added, `None` when the page changed
     /// since `token`.
-    async fn store_page(
+    async fn store_page<T: Items>(
         &self,
         pk: &str,
         id: &str,
         token: Token,
-        mut page: PageData,
+        mut page: Linked<T>,
     ) -> Result<Option<Vec<(String, String)>>, StoreError> {
         let key = self.page_key(pk, id);
-        let mut runs = split(std::mem::take(&mut page.items)).into_iter();
+        let mut runs = std::mem::take(&mut page.items)
+            .split(self.sizes)
+            .into_iter();
         page.items = runs.next().unwrap_or_default();
-        let upper: Vec<Partition> = runs.collect();
+        let upper: Vec<T> = runs.collect();
         if upper.is_empty() {
             return Ok(self
                 .kv
@@ -444,22 +801,17 @@ impl PagedTable {
     ) -> Result<Vec<(String, Stored)>, StoreError> {
         let past = |sk: &str| after.is_none_or(|a| sk > a);
         let raw = self.kv.read(&self.storage_key(pk)).await?;
-        let entries = match decode_root(raw)? {
-            Root::Whole(items) => {
-                return Ok(items
-                    .0
-                    .into_iter()
-                    .filter(|(sk, _)| past(sk))
-                    .take(wanted)
-                    .collect())
-            }
-            Root::Directory(entries) => entries,
-        };
-        let start = match after {
-            Some(a) => entry_for(&entries, a),
-            None => entries.first(),
-        };
-        let mut next = start.map(|(_, id)| id.clone());
+        if !is_directory(raw.as_deref()) {
+            return Ok(decode(raw)?
+                .0
+                .into_iter()
+                .filter(|(sk, _)| past(sk))
+                .take(wanted)
+                .collect());
+        }
+        let root = raw.unwrap_or_default();
+        let (start, _) = self.page_for(pk, &root, after.unwrap_or_default()).await?;
+        let mut next = Some(start);
         let mut out = Vec::new();
         let mut bound: Option<String> = None;
         while let Some(id) = next.take() {
@@ -493,28 +845,69 @@ impl PagedTable {
     ) -> Result<Vec<(String, Stored)>, StoreError> {
         let below = |sk: &str| before.is_none_or(|b| sk < b);
         let raw = self.kv.read(&self.storage_key(pk)).await?;
-        let entries = match decode_root(raw)? {
-            Root::Whole(items) => {
-                return Ok(items
-                    .0
-                    .into_iter()
-                    .rev()
-                    .filter(|(sk, _)| below(sk))
-                    .take(wanted)
-                    .collect())
-            }
-            Root::Directory(entries) => entries,
-        };
+        if !is_directory(raw.as_deref()) {
+            return Ok(decode(raw)?
+                .0
+                .into_iter()
+                .rev()
+                .filter(|(sk, _)| below(sk))
+                .take(wanted)
+                .collect());
+        }
+        let root = raw.unwrap_or_default();
+        let entries: Vec<(String, String)> = directory(&root)?
+            .into_iter()
+            .map(|Entry(low, id)| (low.into_owned(), id.into_owned()))
+            .collect();
+        let mut out = Vec::new();
+        if !is_index(&root) {
+            self.back_over(pk, &entries, None, before, wanted, &mut out)
+                .await?;
+            return Ok(out);
+        }
+        // An index: each of its entries' run of directory pages, last first.
         let last = match before {
             Some(b) => entries.partition_point(|(low, _)| low.as_str() < b),
             None => entries.len(),
         };
-        let mut out = Vec::new();
         for e in (0..last).rev() {
             let Some((_, id)) = entries.get(e) else {
                 break;
             };
             let until = entries.get(e + 1).map(|(low, _)| low.as_str());
+            let run = self.directory_run(pk, id, until).await?;
+            self.back_over(pk, &run, until, before, wanted, &mut out)
+                .await?;
+            if out.len() == wanted {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Items of the pages of `entries` (directory entries in order, the range after
+    /// them starting at `until`) below `before`, in descending order, onto `out` until
+    /// it holds `wanted`: each entry's pages (its page, and any a split put after it
+    /// that the directory misses, found along the links) read as one run.
+    async fn back_over(
+        &self,
+        pk: &str,
+        entries: &[(String, String)],
+        until: Option<&str>,
+        before: Option<&str>,
+        wanted: usize,
+        out: &mut Vec<(String, Stored)>,
+    ) -> Result<(), StoreError> {
+        let below = |sk: &str| before.is_none_or(|b| sk < b);
+        let last = match before {
+            Some(b) => entries.partition_point(|(low, _)| low.as_str() < b),
+            None => entries.len(),
+        };
+        for e in (0..last).rev() {
+            let Some((_, id)) = entries.get(e) else {
+                break;
+            };
+            let until = entries.get(e + 1).map(|(low, _)| low.as_str()).or(until);
             // The run of pages from this entry's up to the next entry's.
             let mut run: Vec<(String, Stored)> = Vec::new();
             let mut next = Some(id.clone());
@@ -536,12 +929,12 @@ impl PagedTable {
                 if below(&sk) {
                     out.push((sk, stored));
                     if out.len() == wanted {
-                        return Ok(out);
+                        return Ok(());
                     }
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The stored item at `(pk, sk)` as its page's bytes and where in them.
@@ -550,16 +943,11 @@ impl PagedTable {
         let Some(bytes) = raw else {
             return Ok(None);
         };
-        if bytes.first() != Some(&DIRECTORY) {
+        if !is_directory(Some(&bytes)) {
             // A whole partition: its bytes read as a page without bound or link.
             return Ok(Some(page_of_whole(bytes)));
         }
-        let Root::Directory(entries) = decode_root(Some(bytes))? else {
-            return Ok(None);
-        };
-        let mut id = entry_for(&entries, sk)
-            .map(|(_, id)| id.clone())
-            .ok_or_else(|| corrupt("a partition directory without its first page"))?;
+        let (mut id, _) = self.page_for(pk, &bytes, sk).await?;
         let mut bound: Option<String> = None;
         loop {
             let bytes = self.read_page(pk, &id).await?;
@@ -592,7 +980,11 @@ fn unordered(id: &str) -> StoreError {
 
 /// Checks that `page` (reached along the links, after pages up to `bound`) lies past
 /// them and that only the last page has no bound; returns its bound.
-fn ordered(id: &str, bound: Option<String>, page: &PageData) -> Result<Option<String>, StoreError> {
+fn ordered<T>(
+    id: &str,
+    bound: Option<String>,
+    page: &Linked<T>,
+) -> Result<Option<String>, StoreError> {
     match (&page.high, &page.next) {
         (Some(high), Some(_)) if bound.as_ref().is_none_or(|b| b < high) => Ok(Some(high.clone())),
         (None, None) => Ok(None),
@@ -664,24 +1056,62 @@ impl Table for PagedTable {
         let (pks, roots) = read_partitions(self.kv.as_ref(), &self.table, keys).await?;
         // Each key's page bytes: a whole partition's are its own.
         let mut whole: HashMap<&str, Vec<u8>> = HashMap::new();
-        let mut dirs: HashMap<&str, Vec<(String, String)>> = HashMap::new();
+        let mut dir_bytes: Vec<(&str, Vec<u8>)> = Vec::new();
         for (pk, raw) in pks.iter().zip(roots) {
             match raw {
-                Some(bytes) if bytes.first() == Some(&DIRECTORY) => {
-                    if let Root::Directory(entries) = decode_root(Some(bytes))? {
-                        dirs.insert(pk, entries);
-                    }
-                }
+                Some(bytes) if is_directory(Some(&bytes)) => dir_bytes.push((pk, bytes)),
                 Some(bytes) => {
                     whole.insert(pk, page_of_whole(bytes));
                 }
                 None => {}
             }
         }
+        let dirs: HashMap<&str, (bool, Vec<Entry<'_>>)> = dir_bytes
+            .iter()
+            .map(|(pk, bytes)| Ok((*pk, (is_index(bytes), directory(bytes)?))))
+            .collect::<Result<_, StoreError>>()?;
+        // Under an index, the directory pages it names, in one batched read more.
+        let mut dir_keys: Vec<String> = Vec::new();
+        for (pk, sk) in keys {
+            if let Some((true, index)) = dirs.get(pk.as_str()) {
+                if let Some(entry) = entry_for(index, sk) {
+                    let key = self.page_key(pk, entry.id());
+                    if !dir_keys.contains(&key) {
+                        dir_keys.push(key);
+                    }
+                }
+            }
+        }
+        let dir_pages = if dir_keys.is_empty() {
+            Vec::new()
+        } else {
+            self.kv.read_many(&dir_keys).await?
+        };
+        let dir_pages: HashMap<&str, DirRef<'_>> = dir_keys
+            .iter()
+            .zip(&dir_pages)
+            .filter_map(|(key, bytes)| Some((key.as_str(), bytes.as_deref()?)))
+            .map(|(key, bytes)| Ok((key, crate::json::from_bytes(bytes).map_err(corrupt)?)))
+            .collect::<Result<_, StoreError>>()?;
+        // Each key's page as its directory names it; `None` where a directory page
+        // split since the index was written (that key is read alone).
+        let page_ids: Vec<Option<&str>> = keys
+            .iter()
+            .map(|(pk, sk)| match dirs.get(pk.as_str()) {
+                Some((false, dir)) => entry_for(dir, sk).map(Low::id),
+                Some((true, index)) => {
+                    let key = self.page_key(pk, entry_for(index, sk)?.id());
+                    let page = dir_pages.get(key.as_str())?;
+                    let holds = page.high.as_deref().is_none_or(|high| sk.as_str() < high);
+                    holds.then(|| entry_for(&page.items, sk).map(Low::id))?
+                }
+                None => None,
+            })
+            .collect();
         let mut page_keys: Vec<String> = Vec::new();
         let mut slot_of: HashMap<String, usize> = HashMap::new();
-        for (pk, sk) in keys {
-            if let Some((_, id)) = dirs.get(pk.as_str()).and_then(|d| entry_for(d, sk)) {
+        for ((pk, _), id) in keys.iter().zip(&page_ids) {
+            if let Some(id) = id {
                 let key = self.page_key(pk, id);
                 if !slot_of.contains_key(&key) {
                     slot_of.insert(key.clone(), page_keys.len());
@@ -700,15 +1130,14 @@ impl Table for PagedTable {
             .map(|bytes| bytes.as_deref().map(parse_page).transpose())
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(keys.len());
-        for (pk, sk) in keys {
+        for ((pk, sk), id) in keys.iter().zip(page_ids) {
             let found = if let Some(page) = whole.get(pk.as_str()) {
                 found_in(page, sk)?
                     .map(|(v, value)| item_of(sk, v, value))
                     .transpose()?
-            } else if let Some(dir) = dirs.get(pk.as_str()) {
-                let id = entry_for(dir, sk)
-                    .map(|(_, id)| id.as_str())
-                    .unwrap_or_default();
+            } else if !dirs.contains_key(pk.as_str()) {
+                None
+            } else if let Some(id) = id {
                 let page = slot_of
                     .get(&self.page_key(pk, id))
                     .and_then(|&i| pages.get(i))
@@ -722,7 +1151,7 @@ impl Table for PagedTable {
                     self.get(pk, sk).await?
                 }
             } else {
-                None
+                self.get(pk, sk).await?
             };
             out.push(found);
         }
@@ -803,8 +1232,16 @@ impl Table for PagedTable {
         for _ in 0..MAX_SWAPS {
             let (raw, token) = self.kv.load(&key).await?;
             let old = match decode_root(raw)? {
-                Root::Directory(entries) => entries.into_iter().map(|(_, id)| id).collect(),
-                Root::Whole(_) => Vec::new(),
+                Root::Directory(entries) => entries.0.into_iter().map(|(_, id)| id).collect(),
+                Root::Index(index) => {
+                    let mut ids: Vec<String> = index.0.iter().map(|(_, id)| id.clone()).collect();
+                    if let Some((_, first)) = index.0.first() {
+                        let pages = self.directory_run(pk, first, None).await?;
+                        ids.extend(pages.into_iter().map(|(_, id)| id));
+                    }
+                    ids
+                }
+                Root::Whole => Vec::new(),
             };
             let replacement = Partition(partition.0.clone());
             if self.store_root(pk, &key, token, replacement).await? {
@@ -896,7 +1333,7 @@ impl Table for PagedTable {
 
 #[cfg(test)]
 mod tests {
-    use super::{decode_root, encode_directory, Root, PAGE_BYTES};
+    use super::{decode_root, encode_directory, encode_root, Root, Sizes, INDEX, PAGE_BYTES};
     use crate::table::memory::MemoryKv;
     use crate::table::{Cond, RawKv, StoreError, Table};
     use futures::executor::block_on;
@@ -921,10 +1358,42 @@ mod tests {
         kv
     }
 
+    /// Sizes small enough that a few hundred small items reach an index.
+    const SMALL: Sizes = Sizes {
+        page: 2048,
+        directory: 256,
+    };
+
+    fn small_value(i: usize) -> Value {
+        json!({"i": i, "fill": "z".repeat(100)})
+    }
+
+    /// `n` small items in partition `p` of table `t`, written with [`SMALL`] sizes.
+    fn small_filled(n: usize) -> MemoryKv {
+        let kv = MemoryKv::new();
+        let table = kv.table("t").with_sizes(SMALL);
+        let items: Vec<(String, Value)> = (0..n).map(|i| (key(i), small_value(i))).collect();
+        for batch in items.chunks(50) {
+            block_on(table.put_items("p", batch.to_vec())).unwrap();
+        }
+        kv
+    }
+
+    fn index(kv: &MemoryKv) -> Vec<(String, String)> {
+        match decode_root(block_on(kv.read("t/p")).unwrap()).unwrap() {
+            Root::Index(entries) => entries.0,
+            _ => panic!("no index"),
+        }
+    }
+
+    /// The entry of every page, through the index's directory pages where it has one.
     fn directory(kv: &MemoryKv) -> Vec<(String, String)> {
         match decode_root(block_on(kv.read("t/p")).unwrap()).unwrap() {
-            Root::Directory(entries) => entries,
-            Root::Whole(_) => panic!("not paged"),
+            Root::Directory(entries) => entries.0,
+            Root::Index(index) => {
+                block_on(kv.table("t").directory_run("p", &index.0[0].1, None)).unwrap()
+            }
+            Root::Whole => panic!("not paged"),
         }
     }
 
@@ -1042,8 +1511,111 @@ mod tests {
             let put = counted.round_trips() - get;
             seen.push((get, put));
         }
-        // One value while small; the directory and one page once paged.
-        assert_eq!(seen, [(1, 2), (2, 3)]);
+        // The index's round trip more once the directory outgrows one value.
+        let kv = small_filled(600);
+        let counted = kv.counted();
+        let table = counted.table("t").with_sizes(SMALL);
+        block_on(table.get("p", &key(300))).unwrap();
+        let get = counted.round_trips();
+        block_on(table.put("p", &key(300), json!(1), Cond::Any)).unwrap();
+        seen.push((get, counted.round_trips() - get));
+        // One value while small; the directory and one page once paged; the index,
+        // a directory page and one page past that.
+        assert_eq!(seen, [(1, 2), (2, 3), (3, 4)]);
+    }
+
+    #[test]
+    fn a_directory_past_its_limit_moves_into_directory_pages_under_an_index() {
+        let kv = small_filled(600);
+        let root = block_on(kv.read("t/p")).unwrap().unwrap();
+        assert_eq!(root.first(), Some(&INDEX));
+        assert!(
+            index(&kv).len() >= 2,
+            "{} directory pages",
+            index(&kv).len()
+        );
+        for (key, bytes) in kv.snapshot() {
+            assert!(
+                bytes.len() <= SMALL.page + 200,
+                "{key}: {} bytes",
+                bytes.len()
+            );
+        }
+        let wanted: Vec<String> = (0..600).map(key).collect();
+        let backwards: Vec<String> = wanted.iter().rev().cloned().collect();
+        for limit in [1, 7, 64, 1000] {
+            assert_eq!(all(&kv, limit), wanted, "limit {limit}");
+            assert_eq!(all_back(&kv, limit), backwards, "limit {limit} backwards");
+        }
+        let table = kv.table("t");
+        for i in [0, 1, 299, 599] {
+            let item = block_on(table.get("p", &key(i))).unwrap().unwrap();
+            assert_eq!(item.value, small_value(i));
+        }
+        let keys: Vec<(String, String)> = [0, 450, 9999, 17, 599]
+            .iter()
+            .map(|&i| ("p".to_owned(), key(i)))
+            .collect();
+        let got = block_on(table.get_many(&keys)).unwrap();
+        let found: Vec<Option<Value>> = got.into_iter().map(|i| i.map(|i| i.value)).collect();
+        assert_eq!(
+            found,
+            [0, 450, 9999, 17, 599].map(|i| (i < 600).then(|| small_value(i)))
+        );
+    }
+
+    #[test]
+    fn an_index_missing_a_directory_page_is_followed_and_then_repaired() {
+        let kv = small_filled(600);
+        let mut entries = index(&kv);
+        // A writer that died between splitting a directory page and updating the index.
+        let (lost_low, _) = entries.pop().unwrap();
+        block_on(kv.write("t/p", encode_root(INDEX, &entries).unwrap())).unwrap();
+        let table = kv.table("t").with_sizes(SMALL);
+        let last = block_on(table.get("p", &key(599))).unwrap().unwrap();
+        assert_eq!(last.value, small_value(599));
+        let wanted: Vec<String> = (0..600).map(key).collect();
+        assert_eq!(all(&kv, 50), wanted);
+        let backwards: Vec<String> = wanted.iter().rev().cloned().collect();
+        assert_eq!(all_back(&kv, 33), backwards);
+        let got =
+            block_on(table.get_many(&[("p".into(), key(599)), ("p".into(), key(0))])).unwrap();
+        assert!(got.iter().all(Option::is_some));
+        // A write that had to follow the link puts the entry back.
+        block_on(table.put("p", &key(599), json!(1), Cond::Any)).unwrap();
+        assert!(index(&kv).iter().any(|(low, _)| *low == lost_low));
+    }
+
+    #[test]
+    fn writers_on_threads_split_directory_pages_and_lose_nothing() {
+        const WRITERS: usize = 8;
+        const EACH: usize = 80;
+        let kv = MemoryKv::new();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(WRITERS));
+        let handles: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (kv, barrier) = (kv.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let table = kv.table("t").with_sizes(SMALL);
+                    barrier.wait();
+                    for i in 0..EACH {
+                        let n = i * WRITERS + w;
+                        block_on(table.put("p", &key(n), small_value(n), Cond::Absent)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let wanted: Vec<String> = (0..WRITERS * EACH).map(key).collect();
+        assert_eq!(all(&kv, 100), wanted);
+        assert_eq!(all_back(&kv, 70).len(), wanted.len());
+        assert!(
+            index(&kv).len() >= 2,
+            "{} directory pages",
+            index(&kv).len()
+        );
     }
 
     #[test]
@@ -1083,10 +1655,11 @@ mod tests {
 
     #[test]
     fn put_partition_replaces_a_paged_partition_and_drops_its_pages() {
-        let kv = filled(300);
-        let table = kv.table("t");
-        block_on(table.put_partition("p", vec![("only".into(), json!(1))])).unwrap();
-        assert_eq!(all(&kv, 10), ["only"]);
-        assert_eq!(kv.snapshot().len(), 1, "pages left behind");
+        for kv in [filled(300), small_filled(600)] {
+            let table = kv.table("t");
+            block_on(table.put_partition("p", vec![("only".into(), json!(1))])).unwrap();
+            assert_eq!(all(&kv, 10), ["only"]);
+            assert_eq!(kv.snapshot().len(), 1, "pages left behind");
+        }
     }
 }
