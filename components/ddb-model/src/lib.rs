@@ -14,22 +14,20 @@ pub mod plain;
 pub mod schema;
 pub mod value;
 
-use kit::table::{Change, StoreError};
+use kit::table::{Cond, StoreError};
 use schema::{TableDef, DIRECTORY_PK};
 
 /// Makes sure partition `pk` of `def` is in its partition directory, before an item is
-/// written to it: one read, plus one conditional write the first time (so that racing
-/// writers agree). A listed partition may be empty; a partition with items is always
-/// listed.
+/// written to it: one conditional put that only the first writer's lands (so racing
+/// writers agree), run where the directory lives (inside the Durable Object: one round
+/// trip). A listed partition may be empty; a partition with items is always listed.
 pub async fn list_partition(env: &kit::Env, def: &TableDef, pk: &str) -> Result<(), StoreError> {
     let directory = env.table(&def.directory_name())?;
-    directory
-        .update(DIRECTORY_PK, pk, 16, &mut |listed| {
-            Ok(match listed {
-                Some(_) => Change::Keep,
-                None => Change::Put(serde_json::json!({})),
-            })
-        })
-        .await?;
-    Ok(())
+    match directory
+        .put(DIRECTORY_PK, pk, serde_json::json!({}), Cond::Absent)
+        .await
+    {
+        Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+        Err(e) => Err(e),
+    }
 }

@@ -208,6 +208,28 @@ struct PageLinks<'a> {
     next: Option<Cow<'a, str>>,
 }
 
+/// Where the directory says a key's page is.
+struct Located {
+    /// The page whose range holds the key (unless it split since).
+    id: String,
+    /// The page the same directory names next, if it names one: read along with `id`
+    /// by a query, which will most likely want it too.
+    then: Option<String>,
+    /// Index entries found missing on the way (directory pages reached along links),
+    /// for a writer to add.
+    missed: Vec<(String, String)>,
+}
+
+/// The entry of `entries` for `sk`, and the one after it.
+fn located(entries: &[Entry<'_>], sk: &str, missed: Vec<(String, String)>) -> Option<Located> {
+    let at = entries.partition_point(|e| e.low() <= sk).checked_sub(1)?;
+    Some(Located {
+        id: entries.get(at)?.id().to_owned(),
+        then: entries.get(at + 1).map(|e| e.id().to_owned()),
+        missed,
+    })
+}
+
 /// What a partition's own key holds.
 enum Root {
     /// The whole partition, not (yet) paged (and readable).
@@ -474,23 +496,18 @@ impl PagedTable {
         Ok((encode_root(INDEX, &index)?, ids))
     }
 
-    /// The id of the page whose range the directory says holds `sk`, from the
-    /// partition's root value (a directory or an index), with the index entries found
-    /// missing on the way (directory pages reached along links, for a writer to add).
-    async fn page_for(
-        &self,
-        pk: &str,
-        root: &[u8],
-        sk: &str,
-    ) -> Result<(String, Vec<(String, String)>), StoreError> {
+    /// The page whose range the directory says holds `sk`, from the partition's root
+    /// value (a directory or an index).
+    async fn page_for(&self, pk: &str, root: &[u8], sk: &str) -> Result<Located, StoreError> {
         let no_first = || corrupt("a partition directory without its first page");
-        let mut id = entry_for(&directory(root)?, sk)
-            .map(|e| e.id().to_owned())
-            .ok_or_else(no_first)?;
+        let entries = directory(root)?;
         let mut missed: Vec<(String, String)> = Vec::new();
         if !is_index(root) {
-            return Ok((id, missed));
+            return located(&entries, sk, missed).ok_or_else(no_first);
         }
+        let mut id = entry_for(&entries, sk)
+            .map(|e| e.id().to_owned())
+            .ok_or_else(no_first)?;
         loop {
             let bytes = self.read_page(pk, &id).await?;
             let page: DirRef<'_> = crate::json::from_bytes(&bytes).map_err(corrupt)?;
@@ -510,10 +527,7 @@ impl PagedTable {
                         "page {id} has a bound without a link or a link without one"
                     )))
                 }
-                _ => {
-                    let entry = entry_for(&page.items, sk).ok_or_else(no_first)?;
-                    return Ok((entry.id().to_owned(), missed));
-                }
+                _ => return located(&page.items, sk, missed).ok_or_else(no_first),
             }
         }
     }
@@ -680,7 +694,11 @@ impl PagedTable {
                 let root = raw.unwrap_or_default();
                 // Along the links from the page the directory names to the one that
                 // holds `first`, noting the entries the directory misses.
-                let (mut id, missed_pages) = self.page_for(pk, &root, first).await?;
+                let Located {
+                    mut id,
+                    missed: missed_pages,
+                    ..
+                } = self.page_for(pk, &root, first).await?;
                 let mut missed = Vec::new();
                 let (mut page, token) = loop {
                     let (raw, token) = self.kv.load(&self.page_key(pk, &id)).await?;
@@ -810,12 +828,29 @@ impl PagedTable {
                 .collect());
         }
         let root = raw.unwrap_or_default();
-        let (start, _) = self.page_for(pk, &root, after.unwrap_or_default()).await?;
-        let mut next = Some(start);
+        let start = self.page_for(pk, &root, after.unwrap_or_default()).await?;
+        // The first page and the one the directory names after it in one read: a
+        // query of more than a few items mostly runs on into it.
+        let mut ahead: Vec<(String, Vec<u8>)> = Vec::new();
+        if let Some(then) = start.then.filter(|_| wanted > 1) {
+            let keys = [self.page_key(pk, &start.id), self.page_key(pk, &then)];
+            let pages = self.kv.read_many(&keys).await?;
+            for (id, bytes) in [start.id.clone(), then].into_iter().zip(pages) {
+                if let Some(bytes) = bytes {
+                    ahead.push((id, bytes));
+                }
+            }
+        }
+        let mut next = Some(start.id);
         let mut out = Vec::new();
         let mut bound: Option<String> = None;
         while let Some(id) = next.take() {
-            let page = decode_page(&self.read_page(pk, &id).await?)?;
+            // A page named next by a stale directory is not the one linked: read anew.
+            let bytes = match ahead.iter().position(|(read, _)| *read == id) {
+                Some(at) => ahead.swap_remove(at).1,
+                None => self.read_page(pk, &id).await?,
+            };
+            let page = decode_page(&bytes)?;
             bound = ordered(&id, bound, &page)?;
             for (sk, stored) in page.items.0 {
                 if out.len() == wanted {
@@ -947,7 +982,7 @@ impl PagedTable {
             // A whole partition: its bytes read as a page without bound or link.
             return Ok(Some(page_of_whole(bytes)));
         }
-        let (mut id, _) = self.page_for(pk, &bytes, sk).await?;
+        let mut id = self.page_for(pk, &bytes, sk).await?.id;
         let mut bound: Option<String> = None;
         loop {
             let bytes = self.read_page(pk, &id).await?;
@@ -1511,6 +1546,12 @@ mod tests {
             let put = counted.round_trips() - get;
             seen.push((get, put));
         }
+        // A query of two pages' items reads them in one round trip after the directory.
+        let kv = filled(3000);
+        let counted = kv.counted();
+        let page = block_on(counted.table("t").query("p", None, 25)).unwrap();
+        assert_eq!(page.items.len(), 25);
+        assert_eq!(counted.round_trips(), 2);
         // The index's round trip more once the directory outgrows one value.
         let kv = small_filled(600);
         let counted = kv.counted();
