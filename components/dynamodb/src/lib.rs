@@ -79,7 +79,7 @@ pub fn routes() -> Vec<(Method, String)> {
 
 /// Serves one request to the DynamoDB endpoint.
 pub async fn handle(req: Request, env: &kit::Env) -> Response {
-    kit::serve(
+    let response = kit::serve(
         req,
         env,
         "dynamodb",
@@ -89,7 +89,22 @@ pub async fn handle(req: Request, env: &kit::Env) -> Response {
             api::dispatch(req, ctx).await
         },
     )
-    .await
+    .await;
+    if response.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+        return too_large(response);
+    }
+    response
+}
+
+/// A body past DynamoDB's 16 MiB is refused before any operation sees it, as dynalite
+/// (modelled on DynamoDB's front end) refuses it: 413 and no body, which SDKs report
+/// as error code `413`. The request id stays for the log line it points at.
+fn too_large(mut response: Response) -> Response {
+    *response.body_mut() = kit::Bytes::new();
+    let headers = response.headers_mut();
+    headers.remove(http::header::CONTENT_TYPE);
+    headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(0));
+    response
 }
 
 // The Spin component entry (wasm32-wasip2 only).

@@ -260,7 +260,15 @@ impl App {
             return self.host_route(req.method(), &path).await;
         }
         let Some(found) = self.router.route(&path) else {
-            return plain(StatusCode::NOT_FOUND, "Not Found\n");
+            // Spin's own answer to a path no route matches (`OPTIONS *` among them,
+            // whose target is no path): 404, no body, no content type.
+            let mut response = Response::new(
+                Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            );
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            return response;
         };
         let Some(component) = self.components.get(found.component) else {
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "unknown component\n");

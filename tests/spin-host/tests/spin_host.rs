@@ -588,6 +588,34 @@ fn cron_hook_answers_404_for_components_without_a_cron_trigger() {
     assert_eq!(request(app.addr, "POST", "/spin-host/cron/scraper").0, 404);
 }
 
+#[test]
+fn requests_no_route_matches_get_spins_bodiless_404() {
+    let app = serve(
+        "spin_manifest_version = 2\n[application]\nname = \"empty\"\n",
+        &[],
+    )
+    .unwrap();
+    for (method, target) in [("OPTIONS", "*"), ("GET", "/nowhere")] {
+        let mut stream = TcpStream::connect(app.addr).unwrap();
+        write!(
+            stream,
+            "{method} {target} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+            app.addr
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        let raw = String::from_utf8(raw).unwrap().to_ascii_lowercase();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("http/1.1 404"),
+            "{method} {target}: {head}"
+        );
+        assert!(!head.contains("content-type"), "{method} {target}: {head}");
+        assert_eq!(body, "", "{method} {target}");
+    }
+}
+
 /// A release build of a component, if one exists (`make` builds them).
 fn built(component: &str) -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
