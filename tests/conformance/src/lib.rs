@@ -434,6 +434,24 @@ fn start_workerd(vars: &Vars) -> Result<Running> {
     start_wrangler_dev(&root(), vars)
 }
 
+/// The Worker under `wrangler dev` like [`Host::Workerd`]'s, its local storage (Durable
+/// Objects' SQLite files, KV) kept in `state` across starts: what a restart finds.
+pub fn start_workerd_at(vars: &Vars, state: &Path) -> Result<Running> {
+    require(
+        &root().join("components/worker/build/index.js"),
+        "make worker",
+    )?;
+    wrangler_dev(&root(), vars, State::Kept(state))
+}
+
+/// Where `wrangler dev` keeps its local storage.
+enum State<'a> {
+    /// A fresh directory, removed with the host.
+    Fresh,
+    /// The caller's, kept.
+    Kept(&'a Path),
+}
+
 /// The Worker built with the storage self-test (`POST /healthz/storage` and its race
 /// routes; `tests/selftest-worker`), under `wrangler dev` like [`Host::Workerd`]'s: the
 /// deployed Worker leaves it out, so the cases that call it run here.
@@ -449,9 +467,20 @@ pub fn start_workerd_selftest(vars: &Vars) -> Result<Running> {
 /// path's JavaScript reference in `tests/reference-worker`), on a free loopback port
 /// with its own fresh state, once it answers `GET /healthz`.
 pub fn start_wrangler_dev(dir: &Path, vars: &Vars) -> Result<Running> {
+    wrangler_dev(dir, vars, State::Fresh)
+}
+
+fn wrangler_dev(dir: &Path, vars: &Vars, state: State<'_>) -> Result<Running> {
     let wrangler = root().join("node_modules/.bin/wrangler");
     require(&wrangler, "npm ci")?;
-    let state = tempfile::tempdir()?;
+    let (fresh, state) = match state {
+        State::Fresh => {
+            let fresh = tempfile::tempdir()?;
+            let path = fresh.path().to_owned();
+            (Some(fresh), path)
+        }
+        State::Kept(path) => (None, path.to_owned()),
+    };
     let port = free_port()?;
     let mut cmd = Command::new(wrangler);
     cmd.current_dir(dir)
@@ -469,7 +498,7 @@ pub fn start_wrangler_dev(dir: &Path, vars: &Vars) -> Result<Running> {
             "--test-scheduled",
             "--persist-to",
         ])
-        .arg(state.path())
+        .arg(&state)
         .env("WRANGLER_SEND_METRICS", "false")
         .env("NO_COLOR", "1");
     for (name, value) in vars {
@@ -513,7 +542,7 @@ pub fn start_wrangler_dev(dir: &Path, vars: &Vars) -> Result<Running> {
         logs,
         guard: Guard::Process {
             child,
-            _state: Some(state),
+            _state: fresh,
         },
     })
 }

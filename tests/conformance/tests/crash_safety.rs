@@ -8,6 +8,10 @@
 //!   does not decode is one);
 //! - every user's active streams (started `201`, under a limit of 3) include all that
 //!   were acknowledged and never exceed the limit, whatever was cut off mid-write.
+//!
+//! The same runs against the Worker under `wrangler dev`, its local storage (Durable
+//! Objects' SQLite files) kept across restarts and wrangler and workerd killed
+//! together, `WORKERD_CRASH_KILLS` times (default 3: a restart takes 5-15 s).
 
 use anyhow::{ensure, Context, Result};
 use conformance::Api;
@@ -144,6 +148,31 @@ fn acknowledged_writes_survive_the_spin_host_killed_at_random_moments() -> Resul
     let dir = tempfile::tempdir()?;
     let manifest = manifest(dir.path())?;
     let state = dir.path().join("state");
+    kill_and_restart("spin-host", kills, || {
+        conformance::start_spin_host_at(&manifest, &Vec::new(), &state)
+    })
+}
+
+#[test]
+fn acknowledged_writes_survive_workerd_killed_at_random_moments() -> Result<()> {
+    let kills = conformance::bench::env_number("WORKERD_CRASH_KILLS", 3);
+    let state = tempfile::tempdir()?;
+    let vars: conformance::Vars = vec![
+        ("stream_limit".to_owned(), LIMIT.to_string()),
+        ("stream_lease_seconds".to_owned(), "86400".to_owned()),
+    ];
+    kill_and_restart("workerd", kills, || {
+        conformance::start_workerd_at(&vars, state.path())
+    })
+}
+
+/// Starts the host, lets writers run into a kill at a random moment, `kills` times,
+/// checking after every restart that everything acknowledged is there.
+fn kill_and_restart(
+    name: &str,
+    kills: usize,
+    start: impl Fn() -> Result<conformance::Running>,
+) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -151,14 +180,13 @@ fn acknowledged_writes_survive_the_spin_host_killed_at_random_moments() -> Resul
     // A fixed seed: the kill moments are the same on every run.
     let mut seed: u64 = 0x5EED_C4A5_4000_0001;
     for round in 0..=kills {
-        let host = conformance::start_spin_host_at(&manifest, &Vec::new(), &state)
-            .with_context(|| format!("starting the host for round {round}"))?;
+        let host = start().with_context(|| format!("starting {name} for round {round}"))?;
         let api = Api::new(&host.base, "")?;
         {
             let snapshot = acked.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
             runtime
                 .block_on(verify(&api, &snapshot))
-                .with_context(|| format!("after kill {round}"))?;
+                .with_context(|| format!("{name} after kill {round}"))?;
         }
         if round == kills {
             break;
@@ -178,14 +206,14 @@ fn acknowledged_writes_survive_the_spin_host_killed_at_random_moments() -> Resul
     }
     let acked = acked.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
     println!(
-        "{kills} kills: {} of {} birthdays acknowledged, {} streams admitted, all kept",
+        "{name}: {kills} kills: {} of {} birthdays acknowledged, {} streams admitted, all kept",
         acked.birthdays.len(),
         acked.sent.len(),
         acked.streams.values().sum::<usize>()
     );
     ensure!(
         acked.birthdays.len() >= kills,
-        "the writers got too few acknowledgements to test anything"
+        "{name}: the writers got too few acknowledgements to test anything"
     );
     Ok(())
 }
