@@ -592,7 +592,7 @@ impl PagedTable {
         entries: &[(String, String)],
     ) -> Result<(), StoreError> {
         let mut rest: Vec<(String, String)> = entries.to_vec();
-        rest.sort();
+        crate::sorted::sort(&mut rest);
         let mut rest = rest.as_slice();
         'page: while let Some((first, _)) = rest.first() {
             for attempt in 0..MAX_SWAPS {
