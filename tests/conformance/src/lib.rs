@@ -201,6 +201,18 @@ impl Running {
     }
 }
 
+/// The native host on store `kv`, which the caller may read and change between
+/// requests.
+pub fn start_native_on(vars: &Vars, kv: kit::table::memory::MemoryKv) -> Result<Running> {
+    let server = native::NativeServer::start_on(vars.iter().cloned().collect(), kv)?;
+    Ok(Running {
+        host: Host::Native,
+        base: server.base.clone(),
+        logs: native::logs(),
+        guard: Guard::Native { _server: server },
+    })
+}
+
 /// Config every host gets, by snake_case name (Workers vars get them upper-cased).
 pub type Vars = Vec<(String, String)>;
 

@@ -24,6 +24,12 @@ pub struct NativeServer {
 impl NativeServer {
     /// Serves on a free loopback port with `config` as the deployment's variables.
     pub fn start(config: HashMap<String, String>) -> Result<Self> {
+        Self::start_on(config, MemoryKv::new())
+    }
+
+    /// Serves like [`NativeServer::start`], its store `kv`: a test that keeps a clone
+    /// can see and change what the host stores between requests.
+    pub fn start_on(config: HashMap<String, String>, kv: MemoryKv) -> Result<Self> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let base = format!("http://{}", listener.local_addr()?);
@@ -31,7 +37,7 @@ impl NativeServer {
         let thread = std::thread::Builder::new()
             .name("native-host".into())
             .spawn(move || {
-                if let Err(e) = serve(listener, config, rx) {
+                if let Err(e) = serve(listener, config, kv, rx) {
                     eprintln!("native host failed: {e:#}");
                 }
             })?;
@@ -59,6 +65,7 @@ impl Drop for NativeServer {
 fn serve(
     listener: std::net::TcpListener,
     config: HashMap<String, String>,
+    kv: MemoryKv,
     mut shutdown: oneshot::Receiver<()>,
 ) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -71,7 +78,7 @@ fn serve(
         // One store for the deployment; an environment per request, as on the wasm
         // hosts, so that each request's storage round trips are its own.
         let host = Rc::new(Deployment {
-            kv: MemoryKv::new(),
+            kv,
             config: MapConfig(config),
             fetch: HyperFetch::new(),
             files: kit::DirFiles::new(crate::root().join(STATIC_FILES)),

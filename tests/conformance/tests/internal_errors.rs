@@ -1,10 +1,11 @@
 //! No internal detail reaches a client (API.md: a 5xx body says only a generic message
-//! and the request id; the detail goes to the request's log line). On the
-//! Spin-compatible host and on workerd, a birthday is stored through the API, the host
-//! is stopped, the stored value is corrupted in the host's own storage (Spin's
-//! `spin_key_value` SQLite table; the Durable Object's SQLite file that `wrangler dev`
-//! keeps), and the host started again on it: reading the birthday must be a 5xx whose
-//! body carries none of the detail, with an `x-request-id` whose log line does.
+//! and the request id; the detail goes to the request's log line). On every host a
+//! birthday is stored through the API and then corrupted in the host's own storage —
+//! natively in its store between two requests; on the Spin-compatible host and on
+//! workerd with the host stopped (Spin's `spin_key_value` SQLite table; the Durable
+//! Object's SQLite file that `wrangler dev` keeps) and started again on it: reading the
+//! birthday must be a 5xx whose body carries none of the detail, with an
+//! `x-request-id` whose log line does.
 
 use anyhow::{ensure, Context, Result};
 use conformance::{Api, Running};
@@ -125,6 +126,28 @@ fn corrupt_durable_objects(state: &Path) -> Result<()> {
     }
     ensure!(updated == 1, "{updated} rows of the birthday found");
     Ok(())
+}
+
+#[test]
+fn a_corrupt_value_on_the_native_host_is_a_5xx_without_detail_and_a_log_line_with_it() -> Result<()>
+{
+    let kv = kit::table::memory::MemoryKv::new();
+    let running = conformance::start_native_on(&Vec::new(), kv.clone())?;
+    put_birthday(&running)?;
+    let key = kv.table(hello::TABLE).storage_key(USER);
+    let runtime = tokio::runtime::Runtime::new()?;
+    ensure!(
+        runtime
+            .block_on(kit::table::RawKv::read(&kv, &key))?
+            .is_some(),
+        "the birthday is not under {key}"
+    );
+    runtime.block_on(kit::table::RawKv::write(
+        &kv,
+        &key,
+        GARBAGE.as_bytes().to_vec(),
+    ))?;
+    read_corrupt(&running)
 }
 
 #[test]
