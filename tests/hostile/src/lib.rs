@@ -356,7 +356,8 @@ pub fn http_request(data: &[u8]) {
 }
 
 /// Arbitrary bytes where a stored value is expected: a partition of the table layer (a
-/// whole partition or a page directory), a page that a directory names, a Spin
+/// whole partition, a page directory or an index), a page that a directory names, a
+/// directory page that an index names, a Spin
 /// register or data value, a Durable Object's answer. Each decodes or is `Corrupt` —
 /// never a panic, a hang, another error, or a write over what could not be read.
 pub fn stored_bytes(data: &[u8]) {
@@ -367,6 +368,12 @@ pub fn stored_bytes(data: &[u8]) {
         data,
         vec![("t/p".to_owned(), br#"D[["","0000000000000001"]]"#.to_vec())],
         page,
+    );
+    // The same bytes as the one directory page of an indexed partition.
+    stored_at(
+        data,
+        vec![("t/p".to_owned(), br#"I[["","0000000000000002"]]"#.to_vec())],
+        "t~0000000000000002/p",
     );
     let _ = kit::table::spin_keys::Register::decode(data);
     let _ = kit::table::spin_keys::Data::decode(data.to_vec());
