@@ -132,7 +132,7 @@ async fn concurrent_boto3_increments_and_puts_into_one_partition_lose_nothing(
 /// drops connections under a 40-request burst (`common::WORKERD_IN_FLIGHT`).
 fn in_flight(host: Host) -> usize {
     if host == Host::Workerd {
-        crate::common::WORKERD_IN_FLIGHT
+        crate::common::workerd_in_flight()
     } else {
         40
     }

@@ -612,7 +612,7 @@ async fn concurrent_user_writes_lose_nothing(api: Api, host: Host) -> Result<()>
     use futures::stream::StreamExt;
     // All at once, except through wrangler dev's proxy chain (see WORKERD_IN_FLIGHT).
     let in_flight = if host == Host::Workerd {
-        crate::common::WORKERD_IN_FLIGHT
+        crate::common::workerd_in_flight()
     } else {
         paths.len()
     };
