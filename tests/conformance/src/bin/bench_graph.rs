@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use conformance::{bench, Host};
 use graph_model::{build_shards, find_path, Bound, Cast, Graph, MovieRef, PathOutcome};
 use kit::table::memory::MemoryKv;
-use kit::table::{PartitionTable, RawKv, StoreError, Token};
+use kit::table::{PagedTable, RawKv, StoreError, Token};
 use reqwest::Method;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -169,14 +169,18 @@ fn spread(label: &str, mut v: Vec<f64>, unit: &str) {
 struct Loaded {
     kv: Counting,
     graph: Graph,
-    table: Rc<PartitionTable>,
+    table: Rc<PagedTable>,
     shards: Vec<String>,
 }
 
 /// Loads `movies` into a fresh graph of `shards` shards in one write per shard.
 fn load(movies: &[(MovieRef, Cast)], shards: u32) -> Result<Loaded> {
     let kv = Counting::default();
-    let table = Rc::new(PartitionTable::new(kv.clone(), graph_model::TABLE));
+    let table = Rc::new(PagedTable::new(
+        kv.clone(),
+        graph_model::TABLE,
+        kit::host::os_random,
+    ));
     let graph = Graph::with_table(table.clone(), shards);
     let built = build_shards(&graph, movies, &HashMap::new())?;
     let mut names = Vec::with_capacity(built.len());
@@ -197,17 +201,22 @@ fn load(movies: &[(MovieRef, Cast)], shards: u32) -> Result<Loaded> {
 }
 
 impl Loaded {
-    /// The graph as rows of a Spin store: each shard a partition its first creator
-    /// won and committed, the state the Spin backend leaves every partition in.
+    /// The graph as rows of a Spin store: every key the paged layout wrote (each
+    /// shard's own value — whole, a directory or an index — and its pages), each
+    /// committed by its first creator, the state the Spin backend leaves every key in.
     fn spin_rows(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut rows = Vec::with_capacity(2 * self.shards.len());
         for shard in &self.shards {
             let key = self.table.storage_key(shard);
-            let bytes = futures::executor::block_on(self.kv.kv.read(&key))?
+            futures::executor::block_on(self.kv.kv.read(&key))?
                 .with_context(|| format!("shard {key} was not written"))?;
-            rows.extend(kit::table::spin_keys::committed_partition(&key, &bytes));
         }
-        Ok(rows)
+        Ok(self
+            .kv
+            .kv
+            .snapshot()
+            .into_iter()
+            .flat_map(|(key, bytes)| kit::table::spin_keys::committed_partition(&key, &bytes))
+            .collect())
     }
 }
 
@@ -491,7 +500,11 @@ fn main() -> Result<()> {
 
     println!("\nin process (native, memory backend):");
     let cost_kv = Counting::default();
-    let table = Rc::new(PartitionTable::new(cost_kv.clone(), graph_model::TABLE));
+    let table = Rc::new(PagedTable::new(
+        cost_kv.clone(),
+        graph_model::TABLE,
+        kit::host::os_random,
+    ));
     let graph = Graph::with_table(table, graph_model::DEFAULT_SHARDS);
     let changes: Vec<(MovieRef, Option<Cast>)> = sample
         .iter()
@@ -534,7 +547,8 @@ fn main() -> Result<()> {
     let big = scaled(&sample, scale, &mut rng);
     let big_pairs = pairs(&big, n_pairs, &mut rng);
     // The deployment's shard count grown with the graph, then 8x as many (smaller)
-    // shards: a shard is read whole, so bytes per query follow shard size.
+    // shards: a node is read with its page (≤ 32 KB) or its whole shard while that is
+    // smaller, so bytes per query follow page and shard size.
     let base = graph_model::DEFAULT_SHARDS * u32::try_from(scale).unwrap_or(100);
     for shards in [base, base * 8] {
         let t = Instant::now();

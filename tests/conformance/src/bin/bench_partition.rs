@@ -28,7 +28,9 @@ use serde_json::{json, Value};
 use std::time::Instant;
 
 const ROUND_TRIPS: &str = "x-storage-round-trips";
-const OPERATIONS: [&str; 4] = ["PutItem", "GetItem", "Query", "UpdateItem"];
+/// `Query10` is a Query with `Limit` 10: the same 10 items returned at every size,
+/// where `Query` (`Limit` 25) returns 10 at 10 items and 25 past that.
+const OPERATIONS: [&str; 5] = ["PutItem", "GetItem", "Query", "Query10", "UpdateItem"];
 
 /// One operation at one partition size on one server.
 struct Cost {
@@ -113,7 +115,8 @@ fn body(operation: &str, table: &str, pk: &str, i: usize) -> Value {
     match operation {
         "PutItem" => json!({"TableName": table, "Item": item(pk, i)}),
         "GetItem" => json!({"TableName": table, "Key": key}),
-        "Query" => json!({"TableName": table, "Limit": 25,
+        "Query" | "Query10" => json!({"TableName": table,
+            "Limit": if operation == "Query" { 25 } else { 10 },
             "KeyConditionExpression": "pk = :p AND sk >= :s",
             "ExpressionAttributeValues": {":p": {"S": pk}, ":s": {"S": sk(i)}}}),
         _ => json!({"TableName": table, "Key": key, "UpdateExpression": "ADD n :one",
@@ -121,12 +124,21 @@ fn body(operation: &str, table: &str, pk: &str, i: usize) -> Value {
     }
 }
 
-/// The item an operation starts at: any, except that a query starts where 25 items
-/// follow (all of them in a partition of fewer), so that every query returns a full
-/// page and sizes compare equal work.
+/// The DynamoDB operation a measured one sends.
+fn target(operation: &str) -> &str {
+    match operation {
+        "Query10" => "Query",
+        other => other,
+    }
+}
+
+/// The item an operation starts at: any, except that a query starts where its `Limit`
+/// of items follow (all of them in a partition of fewer), so that every query returns
+/// a full page.
 fn start(operation: &str, random: &mut Lcg, size: usize) -> usize {
     match operation {
         "Query" => random.below(size.saturating_sub(24)),
+        "Query10" => random.below(size.saturating_sub(9)),
         _ => random.below(size),
     }
 }
@@ -148,13 +160,13 @@ async fn costs(server: &Server, table: &str, out: &mut Vec<Cost>) -> Result<()> 
             // JIT that later sizes find warm (dynalite's p50 fell 40% without this).
             for _ in 0..requests / 10 {
                 let body = body(operation, table, pk, start(operation, &mut random, size));
-                server.ok(operation, &body).await?;
+                server.ok(target(operation), &body).await?;
             }
             let (mut latencies, mut trips) = (Vec::new(), None::<u64>);
             for _ in 0..requests {
                 let body = body(operation, table, pk, start(operation, &mut random, size));
                 let started = Instant::now();
-                let reply = server.ok(operation, &body).await?;
+                let reply = server.ok(target(operation), &body).await?;
                 latencies.push(started.elapsed());
                 if let Some(n) = reply
                     .header(ROUND_TRIPS)
