@@ -337,6 +337,10 @@ pub fn page_items(bytes: &[u8]) -> Result<Vec<(String, u64, String)>, StoreError
         .collect())
 }
 
+fn decode_directory_page(bytes: &[u8]) -> Result<DirPage, StoreError> {
+    crate::json::from_bytes(bytes).map_err(corrupt)
+}
+
 fn decode_page(bytes: &[u8]) -> Result<PageData, StoreError> {
     let page: PageData = crate::json::from_bytes(bytes).map_err(corrupt)?;
     for (_, stored) in &page.items.0 {
@@ -544,8 +548,7 @@ impl PagedTable {
         let mut next = Some(id.to_owned());
         let mut bound: Option<String> = None;
         while let Some(id) = next.take() {
-            let page: DirPage =
-                crate::json::from_bytes(&self.read_page(pk, &id).await?).map_err(corrupt)?;
+            let page = decode_directory_page(&self.read_page(pk, &id).await?)?;
             bound = ordered(&id, bound, &page)?;
             out.extend(page.items.0);
             if page.high.is_some() && until.is_none_or(|u| page.high.as_deref() < Some(u)) {
@@ -602,28 +605,12 @@ impl PagedTable {
                         _ => return Err(corrupt(format!("partition {pk:?} lost its index"))),
                     };
                 }
-                let mut id = entry_for(&index.0, first)
+                let start = entry_for(&index.0, first)
                     .map(|(_, id)| id.clone())
                     .ok_or_else(|| corrupt("a partition index without its first page"))?;
-                let mut missed: Vec<(String, String)> = Vec::new();
-                let (mut page, token) = loop {
-                    let (raw, token) = self.kv.load(&self.page_key(pk, &id)).await?;
-                    let raw = raw.ok_or_else(|| corrupt(format!("page {id} is missing")))?;
-                    let page: DirPage = crate::json::from_bytes(&raw).map_err(corrupt)?;
-                    if page.holds(first) {
-                        break (page, token);
-                    }
-                    match (page.high, page.next) {
-                        (Some(high), Some(next)) => {
-                            if missed.last().is_some_and(|(prev, _)| *prev >= high) {
-                                return Err(unordered(&id));
-                            }
-                            missed.push((high, next.clone()));
-                            id = next;
-                        }
-                        _ => return Err(corrupt(format!("page {id} ends without a link"))),
-                    }
-                };
+                let (id, mut page, token, mut missed) = self
+                    .load_holding(pk, start, first, decode_directory_page)
+                    .await?;
                 let here = rest.partition_point(|(low, _)| page.holds(low));
                 let (mine, later) = rest.split_at(here);
                 if page.items.add(mine) {
@@ -641,6 +628,37 @@ impl PagedTable {
             return Err(StoreError::Contention);
         }
         Ok(())
+    }
+
+    /// Page `id` of `pk` loaded for a compare-and-swap — or, where splits since moved
+    /// `key` further right, the page along the links that holds it — with the entries
+    /// `(bound, page)` of the pages passed on the way, which the directory misses.
+    async fn load_holding<T>(
+        &self,
+        pk: &str,
+        mut id: String,
+        key: &str,
+        decode: fn(&[u8]) -> Result<Linked<T>, StoreError>,
+    ) -> Result<(String, Linked<T>, Token, Vec<(String, String)>), StoreError> {
+        let mut missed: Vec<(String, String)> = Vec::new();
+        loop {
+            let (raw, token) = self.kv.load(&self.page_key(pk, &id)).await?;
+            let raw = raw.ok_or_else(|| corrupt(format!("page {id} is missing")))?;
+            let page = decode(&raw)?;
+            if page.holds(key) {
+                return Ok((id, page, token, missed));
+            }
+            match (page.high, page.next) {
+                (Some(high), Some(next)) => {
+                    if missed.last().is_some_and(|(prev, _)| *prev >= high) {
+                        return Err(unordered(&id));
+                    }
+                    missed.push((high, next.clone()));
+                    id = next;
+                }
+                _ => return Err(corrupt(format!("page {id} ends without a link"))),
+            }
+        }
     }
 
     /// Puts `entries` (of directory pages) into the index of `pk`.
@@ -695,29 +713,12 @@ impl PagedTable {
                 // Along the links from the page the directory names to the one that
                 // holds `first`, noting the entries the directory misses.
                 let Located {
-                    mut id,
+                    id: start,
                     missed: missed_pages,
                     ..
                 } = self.page_for(pk, &root, first).await?;
-                let mut missed = Vec::new();
-                let (mut page, token) = loop {
-                    let (raw, token) = self.kv.load(&self.page_key(pk, &id)).await?;
-                    let raw = raw.ok_or_else(|| corrupt(format!("page {id} is missing")))?;
-                    let page = decode_page(&raw)?;
-                    if page.holds(first) {
-                        break (page, token);
-                    }
-                    match (page.high, page.next) {
-                        (Some(high), Some(next)) => {
-                            if missed.last().is_some_and(|(prev, _)| *prev >= high) {
-                                return Err(unordered(&id));
-                            }
-                            missed.push((high, next.clone()));
-                            id = next;
-                        }
-                        _ => return Err(corrupt(format!("page {id} ends without a link"))),
-                    }
-                };
+                let (id, mut page, token, mut missed) =
+                    self.load_holding(pk, start, first, decode_page).await?;
                 let here = rest.partition_point(|sk| page.holds(sk));
                 let (mine, later) = rest.split_at(here);
                 if edit(&mut page.items, mine)? {
@@ -901,15 +902,7 @@ impl PagedTable {
             return Ok(out);
         }
         // An index: each of its entries' run of directory pages, last first.
-        let last = match before {
-            Some(b) => entries.partition_point(|(low, _)| low.as_str() < b),
-            None => entries.len(),
-        };
-        for e in (0..last).rev() {
-            let Some((_, id)) = entries.get(e) else {
-                break;
-            };
-            let until = entries.get(e + 1).map(|(low, _)| low.as_str());
+        for (id, until) in backwards(&entries, before, None) {
             let run = self.directory_run(pk, id, until).await?;
             self.back_over(pk, &run, until, before, wanted, &mut out)
                 .await?;
@@ -934,18 +927,10 @@ impl PagedTable {
         out: &mut Vec<(String, Stored)>,
     ) -> Result<(), StoreError> {
         let below = |sk: &str| before.is_none_or(|b| sk < b);
-        let last = match before {
-            Some(b) => entries.partition_point(|(low, _)| low.as_str() < b),
-            None => entries.len(),
-        };
-        for e in (0..last).rev() {
-            let Some((_, id)) = entries.get(e) else {
-                break;
-            };
-            let until = entries.get(e + 1).map(|(low, _)| low.as_str()).or(until);
+        for (id, until) in backwards(entries, before, until) {
             // The run of pages from this entry's up to the next entry's.
             let mut run: Vec<(String, Stored)> = Vec::new();
-            let mut next = Some(id.clone());
+            let mut next = Some(id.to_owned());
             let mut bound: Option<String> = None;
             while let Some(id) = next.take() {
                 let page = decode_page(&self.read_page(pk, &id).await?)?;
@@ -1004,6 +989,24 @@ impl PagedTable {
             }
         }
     }
+}
+
+/// The `(page id, low of the entry after it)` of the entries of `entries` whose ranges
+/// start below `before`, last first; `then` stands after the last entry.
+fn backwards<'e>(
+    entries: &'e [(String, String)],
+    before: Option<&str>,
+    then: Option<&'e str>,
+) -> impl Iterator<Item = (&'e str, Option<&'e str>)> {
+    let last = match before {
+        Some(b) => entries.partition_point(|(low, _)| low.as_str() < b),
+        None => entries.len(),
+    };
+    (0..last).rev().filter_map(move |e| {
+        let (_, id) = entries.get(e)?;
+        let until = entries.get(e + 1).map(|(low, _)| low.as_str()).or(then);
+        Some((id.as_str(), until))
+    })
 }
 
 /// A link chain whose bounds do not grow: corrupt, and never-ending if followed.
@@ -1469,58 +1472,72 @@ mod tests {
             "{} pages",
             pages.len()
         );
-        for (_, bytes) in kv.snapshot() {
-            assert!(
-                bytes.len() <= PAGE_BYTES + 1100,
-                "a page of {} bytes",
-                bytes.len()
-            );
+        bounded_and_in_order(&kv, 1000, PAGE_BYTES + 1100);
+    }
+
+    /// Every value of `kv` at most `max` bytes, and partition `p` holding items
+    /// `0..n`, read in order both ways at several page sizes.
+    fn bounded_and_in_order(kv: &MemoryKv, n: usize, max: usize) {
+        for (key, bytes) in kv.snapshot() {
+            assert!(bytes.len() <= max, "{key}: {} bytes", bytes.len());
         }
-        let wanted: Vec<String> = (0..1000).map(key).collect();
+        let wanted: Vec<String> = (0..n).map(key).collect();
         let backwards: Vec<String> = wanted.iter().rev().cloned().collect();
         for limit in [1, 7, 64, 1000] {
-            assert_eq!(all(&kv, limit), wanted, "limit {limit}");
-            assert_eq!(all_back(&kv, limit), backwards, "limit {limit} backwards");
+            assert_eq!(all(kv, limit), wanted, "limit {limit}");
+            assert_eq!(all_back(kv, limit), backwards, "limit {limit} backwards");
         }
+    }
+
+    /// Reads the `n` items of partition `p` through a root that lost the entry
+    /// `lost_low` (a writer died between a split and its entry), then checks that a
+    /// write that had to follow the link puts the entry back where `listed` finds it.
+    fn followed_then_repaired(
+        kv: &MemoryKv,
+        sizes: Sizes,
+        n: usize,
+        value_of: fn(usize) -> Value,
+        lost_low: &str,
+        listed: fn(&MemoryKv) -> Vec<(String, String)>,
+    ) {
+        let table = kv.table("t").with_sizes(sizes);
+        let last = block_on(table.get("p", &key(n - 1))).unwrap().unwrap();
+        assert_eq!(last.value, value_of(n - 1));
+        let wanted: Vec<String> = (0..n).map(key).collect();
+        assert_eq!(all(kv, 50), wanted);
+        let backwards: Vec<String> = wanted.iter().rev().cloned().collect();
+        assert_eq!(all_back(kv, 33), backwards);
+        let got =
+            block_on(table.get_many(&[("p".into(), key(n - 1)), ("p".into(), key(0))])).unwrap();
+        assert!(got.iter().all(Option::is_some));
+        block_on(table.put("p", &key(n - 1), json!(1), Cond::Any)).unwrap();
+        assert!(listed(kv).iter().any(|(low, _)| *low == lost_low));
     }
 
     #[test]
     fn a_directory_missing_a_split_is_followed_and_then_repaired() {
         let kv = filled(400);
         let mut entries = directory(&kv);
-        // A writer that died between swapping a split page and updating the directory.
         let (lost_low, _) = entries.pop().unwrap();
         block_on(kv.write("t/p", encode_directory(&entries).unwrap())).unwrap();
-        let table = kv.table("t");
-        let last = block_on(table.get("p", &key(399))).unwrap().unwrap();
-        assert_eq!(last.value, value(399));
-        let wanted: Vec<String> = (0..400).map(key).collect();
-        assert_eq!(all(&kv, 50), wanted);
-        let backwards: Vec<String> = wanted.iter().rev().cloned().collect();
-        assert_eq!(all_back(&kv, 33), backwards);
-        let got =
-            block_on(table.get_many(&[("p".into(), key(399)), ("p".into(), key(0))])).unwrap();
-        assert!(got.iter().all(Option::is_some));
-        // A write that had to follow the link puts the entry back.
-        block_on(table.put("p", &key(399), json!(1), Cond::Any)).unwrap();
-        assert!(directory(&kv).iter().any(|(low, _)| *low == lost_low));
+        followed_then_repaired(&kv, Sizes::DEFAULT, 400, value, &lost_low, directory);
     }
 
-    #[test]
-    fn writers_on_threads_split_pages_of_one_partition_and_lose_nothing() {
+    /// 8 threads putting `each` new items apiece into partition `p` at once, with
+    /// `sizes`: every item is there afterwards, in order both ways.
+    fn written_from_threads(each: usize, sizes: Sizes, value_of: fn(usize) -> Value) -> MemoryKv {
         const WRITERS: usize = 8;
-        const EACH: usize = 100;
         let kv = MemoryKv::new();
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(WRITERS));
         let handles: Vec<_> = (0..WRITERS)
             .map(|w| {
                 let (kv, barrier) = (kv.clone(), barrier.clone());
                 std::thread::spawn(move || {
-                    let table = kv.table("t");
+                    let table = kv.table("t").with_sizes(sizes);
                     barrier.wait();
-                    for i in 0..EACH {
+                    for i in 0..each {
                         let n = i * WRITERS + w;
-                        block_on(table.put("p", &key(n), value(n), Cond::Absent)).unwrap();
+                        block_on(table.put("p", &key(n), value_of(n), Cond::Absent)).unwrap();
                     }
                 })
             })
@@ -1528,8 +1545,15 @@ mod tests {
         for h in handles {
             h.join().unwrap();
         }
-        let wanted: Vec<String> = (0..WRITERS * EACH).map(key).collect();
+        let wanted: Vec<String> = (0..WRITERS * each).map(key).collect();
         assert_eq!(all(&kv, 100), wanted);
+        assert_eq!(all_back(&kv, 70).len(), wanted.len());
+        kv
+    }
+
+    #[test]
+    fn writers_on_threads_split_pages_of_one_partition_and_lose_nothing() {
+        let kv = written_from_threads(100, Sizes::DEFAULT, value);
         assert!(directory(&kv).len() > 4);
     }
 
@@ -1575,19 +1599,7 @@ mod tests {
             "{} directory pages",
             index(&kv).len()
         );
-        for (key, bytes) in kv.snapshot() {
-            assert!(
-                bytes.len() <= SMALL.page + 200,
-                "{key}: {} bytes",
-                bytes.len()
-            );
-        }
-        let wanted: Vec<String> = (0..600).map(key).collect();
-        let backwards: Vec<String> = wanted.iter().rev().cloned().collect();
-        for limit in [1, 7, 64, 1000] {
-            assert_eq!(all(&kv, limit), wanted, "limit {limit}");
-            assert_eq!(all_back(&kv, limit), backwards, "limit {limit} backwards");
-        }
+        bounded_and_in_order(&kv, 600, SMALL.page + 200);
         let table = kv.table("t");
         for i in [0, 1, 299, 599] {
             let item = block_on(table.get("p", &key(i))).unwrap().unwrap();
@@ -1609,54 +1621,16 @@ mod tests {
     fn an_index_missing_a_directory_page_is_followed_and_then_repaired() {
         let kv = small_filled(600);
         let mut entries = index(&kv);
-        // A writer that died between splitting a directory page and updating the index.
         let (lost_low, _) = entries.pop().unwrap();
         block_on(kv.write("t/p", encode_root(INDEX, &entries).unwrap())).unwrap();
-        let table = kv.table("t").with_sizes(SMALL);
-        let last = block_on(table.get("p", &key(599))).unwrap().unwrap();
-        assert_eq!(last.value, small_value(599));
-        let wanted: Vec<String> = (0..600).map(key).collect();
-        assert_eq!(all(&kv, 50), wanted);
-        let backwards: Vec<String> = wanted.iter().rev().cloned().collect();
-        assert_eq!(all_back(&kv, 33), backwards);
-        let got =
-            block_on(table.get_many(&[("p".into(), key(599)), ("p".into(), key(0))])).unwrap();
-        assert!(got.iter().all(Option::is_some));
-        // A write that had to follow the link puts the entry back.
-        block_on(table.put("p", &key(599), json!(1), Cond::Any)).unwrap();
-        assert!(index(&kv).iter().any(|(low, _)| *low == lost_low));
+        followed_then_repaired(&kv, SMALL, 600, small_value, &lost_low, index);
     }
 
     #[test]
     fn writers_on_threads_split_directory_pages_and_lose_nothing() {
-        const WRITERS: usize = 8;
-        const EACH: usize = 80;
-        let kv = MemoryKv::new();
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(WRITERS));
-        let handles: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                let (kv, barrier) = (kv.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    let table = kv.table("t").with_sizes(SMALL);
-                    barrier.wait();
-                    for i in 0..EACH {
-                        let n = i * WRITERS + w;
-                        block_on(table.put("p", &key(n), small_value(n), Cond::Absent)).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
-        let wanted: Vec<String> = (0..WRITERS * EACH).map(key).collect();
-        assert_eq!(all(&kv, 100), wanted);
-        assert_eq!(all_back(&kv, 70).len(), wanted.len());
-        assert!(
-            index(&kv).len() >= 2,
-            "{} directory pages",
-            index(&kv).len()
-        );
+        let kv = written_from_threads(80, SMALL, small_value);
+        let pages = index(&kv).len();
+        assert!(pages >= 2, "{pages} directory pages");
     }
 
     #[test]
