@@ -456,6 +456,12 @@ pub fn start_workerd_at(vars: &Vars, state: &Path) -> Result<Running> {
     wrangler_dev(&root(), vars, State::Kept(state))
 }
 
+/// `wrangler dev` of the `wrangler.toml` in `dir` (another checkout of the project,
+/// say), its local storage kept in `state` across starts.
+pub fn start_wrangler_dev_at(dir: &Path, vars: &Vars, state: &Path) -> Result<Running> {
+    wrangler_dev(dir, vars, State::Kept(state))
+}
+
 /// Where `wrangler dev` keeps its local storage.
 enum State<'a> {
     /// A fresh directory, removed with the host.
