@@ -1,14 +1,16 @@
-//! An upgrade on Workers as it happens, with real builds: the Worker of an earlier
-//! commit (a checkout at `OLD_ROOT`, its Worker built there) writes through the API
-//! under `wrangler dev`, is stopped, and this checkout's Worker starts on the same local
-//! storage (Durable Objects' SQLite files, KV), reads everything back and writes over
-//! it — what a deploy does to each Durable Object, which runs one version at a time.
+//! An upgrade as it happens, with real builds: the app of an earlier commit (a checkout
+//! at `OLD_ROOT`, built there) writes through the API, is stopped, and this checkout's
+//! app starts on the same storage, reads everything back and writes over it. On
+//! workerd (`wrangler dev`, the Durable Objects' SQLite files and KV kept) that is what a
+//! deploy does to each Durable Object, which runs one version at a time; on the
+//! Spin-compatible host (its SQLite key-value store kept) what `spin deploy` of a new
+//! version does. `UPGRADE_HOSTS` picks them (default `workerd,spin-host`).
 //!
 //! ```sh
 //! git worktree add ../old 7a0084b0        # the commit before storage v2, say
 //! ln -s "$PWD/node_modules" ../old/node_modules
-//! (cd ../old && bash scripts/build-worker.sh)
-//! make worker
+//! (cd ../old && bash scripts/build-worker.sh && bash scripts/build-components.sh)
+//! make worker components && cargo build -p spin-host
 //! OLD_ROOT=../old cargo run -p conformance --features bench --bin upgrade_check
 //! ```
 //!
@@ -167,9 +169,8 @@ async fn check_new(api: &Api, db: &DynamoServer) -> Result<()> {
 
 fn main() -> Result<()> {
     let old = PathBuf::from(std::env::var_os("OLD_ROOT").context(
-        "OLD_ROOT must name a checkout of an earlier commit with its Worker built (see the doc comment)",
+        "OLD_ROOT must name a checkout of an earlier commit, built (see the doc comment)",
     )?);
-    let state = tempfile::tempdir()?;
     let vars: conformance::Vars = vec![
         ("admin_token".to_owned(), "upgrade".to_owned()),
         (
@@ -181,21 +182,36 @@ fn main() -> Result<()> {
             conformance::bench::SECRET.to_owned(),
         ),
     ];
+    let hosts = std::env::var("UPGRADE_HOSTS").unwrap_or_else(|_| "workerd,spin-host".into());
     let runtime = tokio::runtime::Runtime::new()?;
-    {
-        let running = conformance::start_wrangler_dev_at(&old, &vars, state.path())
-            .context("the old build under wrangler dev")?;
+    for host in hosts.split(',').map(str::trim) {
+        let state = tempfile::tempdir()?;
+        let start = |root: &std::path::Path| match host {
+            "workerd" => conformance::start_wrangler_dev_at(root, &vars, state.path()),
+            "spin-host" => {
+                conformance::start_spin_host_at(&root.join("spin.toml"), &vars, state.path())
+            }
+            other => anyhow::bail!("UPGRADE_HOSTS: no host {other:?} (workerd, spin-host)"),
+        };
+        let host_kind = if host == "workerd" {
+            Host::Workerd
+        } else {
+            Host::SpinHost
+        };
+        {
+            let running = start(&old).with_context(|| format!("the old build on {host}"))?;
+            let api = Api::new(&running.base, "upgrade")?;
+            let db = DynamoServer::host(host_kind, api.clone());
+            runtime.block_on(write_old(&api, &db))?;
+        }
+        let running = start(&conformance::root())?;
         let api = Api::new(&running.base, "upgrade")?;
-        let db = DynamoServer::host(Host::Workerd, api.clone());
-        runtime.block_on(write_old(&api, &db))?;
-        println!("old build ({}): written", old.display());
+        let db = DynamoServer::host(host_kind, api.clone());
+        runtime.block_on(check_new(&api, &db))?;
+        println!(
+            "{host}: the old build ({}) wrote; the new build read {PEOPLE} birthdays, {ITEMS} DynamoDB items and 2 streams as written, updated the {ITEMS} items and added 20 beside them, read back in order",
+            old.display()
+        );
     }
-    let running = conformance::start_workerd_at(&vars, state.path())?;
-    let api = Api::new(&running.base, "upgrade")?;
-    let db = DynamoServer::host(Host::Workerd, api.clone());
-    runtime.block_on(check_new(&api, &db))?;
-    println!(
-        "new build: {PEOPLE} birthdays, {ITEMS} DynamoDB items and 2 streams read as written; {ITEMS} items updated and 20 added beside them, read back in order"
-    );
     Ok(())
 }
