@@ -1,4 +1,4 @@
-"""`Movies` is one table, whether boto3 or the movies API (API.md §4) reaches it.
+"""`Movies` is one table, whether boto3 or the movies API (OpenAPI tag `movies`) reaches it.
 
 Usage: movies_table.py BASE_URL ACCESS_KEY_ID SECRET_ACCESS_KEY ADMIN_TOKEN YEAR [IN_FLIGHT]
 

@@ -81,7 +81,7 @@ pub struct TableDef {
     pub protected: bool,
 }
 
-/// The built-in table holding the movies API's data (API.md §4): partition `year` (N),
+/// The built-in table holding the movies API's data (OpenAPI tag `movies`): partition `year` (N),
 /// sort key `title` (S), items in `moviedata.json`'s shape.
 pub const MOVIES: &str = "Movies";
 

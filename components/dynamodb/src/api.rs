@@ -29,7 +29,7 @@ const SCAN_PARTITIONS: usize = 100;
 /// DynamoDB's 1 MB page: a Query stops once the items it read reach it.
 const PAGE_BYTES: usize = 1024 * 1024;
 
-/// The parameters DynamoDB replaced with expressions: refused by name (API.md §6).
+/// The parameters DynamoDB replaced with expressions: refused by name (OpenAPI tag `dynamodb`).
 const LEGACY: [&str; 7] = [
     "Expected",
     "ConditionalOperator",
@@ -100,7 +100,7 @@ fn respond(status: u16, body: &Value) -> Response {
     response
 }
 
-/// Serves one DynamoDB request; never an API.md error, always DynamoDB's shape.
+/// Serves one DynamoDB request; never the services' error shape, always DynamoDB's shape.
 pub async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError> {
     Ok(match run(&req, &ctx).await {
         Ok(body) => respond(200, &body),

@@ -1,4 +1,4 @@
-//! The DynamoDB-compatible API (API.md §6): DynamoDB's JSON 1.0 protocol at
+//! The DynamoDB-compatible API (OpenAPI tag `dynamodb`): DynamoDB's JSON 1.0 protocol at
 //! `POST /dynamodb` over the table layer, so that boto3 and the aws CLI work against the
 //! edge deployment's own tables.
 //!

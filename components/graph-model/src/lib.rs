@@ -1,4 +1,4 @@
-//! The actor–movie graph of API.md §5, stored for the edge: nothing is kept in memory
+//! The actor–movie graph (OpenAPI tag `graph`), stored for the edge: nothing is kept in memory
 //! between requests (Spin instantiates a component per request, a Worker isolate may
 //! be cold), so every query reads just the nodes it needs, a whole BFS level in one
 //! batched round trip ([`kit::table::Table::get_many`]).

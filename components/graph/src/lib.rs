@@ -1,4 +1,4 @@
-//! The movie graph API of API.md §5 (the IMDBaaS exercise on the edge): who was in
+//! The movie graph API (OpenAPI tag `graph`) (the IMDBaaS exercise on the edge): who was in
 //! which movie with whom, the shortest actor–movie–actor chain between two people,
 //! and users' friendships, watched movies, favourite actors and recommendations.
 //!

@@ -1,5 +1,5 @@
 //! Liveness and the catch-all: `GET /healthz` answers `{"status":"ok"}`, and any path
-//! no other service claims gets API.md's JSON 404. With the `storage-selftest`
+//! no other service claims gets the OpenAPI document's JSON 404. With the `storage-selftest`
 //! feature it also serves the storage self-test (`selftest.rs`): the Spin component
 //! and the test builds have it; the Worker that staging and production deploy leaves
 //! it out (~30 KB of the Worker's gzipped wasm, and nothing a user calls).

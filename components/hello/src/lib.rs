@@ -1,4 +1,4 @@
-//! The birthday API of API.md §1: `PUT /hello/{username}` saves a date of birth,
+//! The birthday API (OpenAPI tag `birthdays`): `PUT /hello/{username}` saves a date of birth,
 //! `GET /hello/{username}` says how many days remain until the next birthday.
 //!
 //! [`handle`] is the whole service, platform-neutral; `spin` is the Spin component

@@ -1,4 +1,4 @@
-//! The one error type of the HTTP surface and its mapping to API.md's error body.
+//! The one error type of the HTTP surface and its mapping to the OpenAPI document's error body.
 
 use crate::table::StoreError;
 use http::StatusCode;

@@ -4,7 +4,7 @@
 //! clock, randomness, static [`files`]) and returns an
 //! [`http::Response<Bytes>`](Response); the hosts (Spin components, the Cloudflare
 //! Worker, the native test server) only translate to and from these types. [`serve`]
-//! wraps a handler with what API.md asks of every response: the JSON
+//! wraps a handler with what the OpenAPI document asks of every response: the JSON
 //! error body, `x-request-id`, the body-size limit. [`table`] is the DynamoDB-shaped storage
 //! model with one trait and a backend per host; `cargo test -p kit` runs the shared backend
 //! suite on the in-memory backend.

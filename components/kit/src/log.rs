@@ -26,7 +26,7 @@ pub struct RequestLine<'a> {
     pub route: Option<&'static str>,
     pub status: u16,
     pub latency_ms: f64,
-    /// The error code of API.md's error body (or DynamoDB's error name), `null` on success.
+    /// The error code of the OpenAPI document's error body (or DynamoDB's error name), `null` on success.
     pub error: Option<&'static str>,
     /// `hit` when the edge cache answered (no route ran, so `route` is `null`), `miss`
     /// when a cacheable read went to storage; absent where no edge cache applies.
@@ -48,7 +48,7 @@ pub struct ErrorCode(pub &'static str);
 pub struct ErrorDetail(pub String);
 
 /// Marks an error response with what its request's log line says of it: the error's
-/// `code`, and the internal `detail` its body leaves out. Every error body, API.md's
+/// `code`, and the internal `detail` its body leaves out. Every error body, the OpenAPI document's
 /// or DynamoDB's, is marked here.
 pub fn mark_error(response: &mut crate::Response, code: &'static str, detail: Option<String>) {
     response.extensions_mut().insert(ErrorCode(code));

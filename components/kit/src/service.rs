@@ -21,7 +21,7 @@ pub const TEST_NOW: &str = "x-test-now";
 /// trips to storage, on the response.
 pub const ROUND_TRIPS: &str = "x-storage-round-trips";
 
-/// The most body a route accepts (API.md: 64 KiB, bulk imports 8 MiB).
+/// The most body a route accepts (the OpenAPI document: 64 KiB, bulk imports 8 MiB).
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
@@ -50,7 +50,7 @@ pub fn declared_too_large(headers: &http::HeaderMap) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct BodyTooLarge;
 
-/// Runs `handler` of `service` with the cross-cutting rules of API.md applied, turns
+/// Runs `handler` of `service` with the cross-cutting rules of the OpenAPI document applied, turns
 /// its error, if any, into the JSON error body, adds the headers every response
 /// carries, and writes the request's log line. Hosts call endpoint crates' `handle`,
 /// which call this.
@@ -394,7 +394,7 @@ fn with_body(status: StatusCode, body: Bytes) -> Response {
     response
 }
 
-/// The one place an [`ApiError`] becomes API.md's `{"error": {"code", "message"}}`.
+/// The one place an [`ApiError`] becomes the OpenAPI document's `{"error": {"code", "message"}}`.
 pub fn error_response(err: ApiError) -> Response {
     let body = serde_json::json!({"error": {"code": err.code, "message": err.message}});
     let mut response = with_body(err.status, Bytes::from(body.to_string()));

@@ -1,4 +1,4 @@
-//! The movies API of API.md §4, the AWS "Movies database" exercise on the edge: items
+//! The movies API (OpenAPI tag `movies`), the AWS "Movies database" exercise on the edge: items
 //! of `moviedata.json` keyed by year (partition) and title (sort key) in the DynamoDB
 //! table `Movies`. `GET /api/movies?year=…` lists a year by title with `genre` / `min_rating`
 //! filters and opaque cursors, `GET/PUT/DELETE /api/movies/{year}/{title}` address one

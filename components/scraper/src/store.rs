@@ -50,7 +50,7 @@ impl StoredShow {
     }
 }
 
-/// API.md's cast order: each person once (first listing wins), birthday descending,
+/// The OpenAPI document's cast order: each person once (first listing wins), birthday descending,
 /// people without a birthday last, ties by person id ascending.
 pub fn order_cast(mut cast: Vec<CastMember>) -> Vec<CastMember> {
     let mut seen = std::collections::HashSet::new();

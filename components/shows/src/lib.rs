@@ -1,4 +1,4 @@
-//! The TV shows API of API.md §2: `GET /api/shows?page&size`, `GET /api/shows/{id}`,
+//! The TV shows API (OpenAPI tag `shows`): `GET /api/shows?page&size`, `GET /api/shows/{id}`,
 //! the scraper's `GET /api/shows/scrape/status`, and `POST /api/shows/scrape` (admin),
 //! which runs one scraper tick for hosts without a scheduler.
 //!

@@ -304,7 +304,7 @@ impl Lease {
         now_ms < self.expires_ms
     }
 
-    /// The stream as API.md shows it.
+    /// The stream as the OpenAPI document shows it.
     pub fn to_json(&self) -> Value {
         json!({
             "id": self.id,

@@ -1,4 +1,4 @@
-//! The concurrent video streams API of API.md §3: a user (identified by a request
+//! The concurrent video streams API (OpenAPI tag `streams`): a user (identified by a request
 //! header) may have at most `stream_limit` (default 3) streams active at once; a stream
 //! is a lease that lasts `stream_lease_seconds` (default 60) after its start or last
 //! heartbeat. `POST /api/v1/streams` (alias `/api/v1/stream`) starts one, `GET` lists

@@ -38,7 +38,7 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// `error.code` of an API.md error body.
+    /// `error.code` of an error body in the OpenAPI document's shape.
     pub fn error_code(&self) -> Option<String> {
         let json = self.json().ok()?;
         json.pointer("/error/code")?.as_str().map(str::to_owned)

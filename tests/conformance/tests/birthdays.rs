@@ -1,4 +1,4 @@
-//! API.md §1, the birthday API, as a client sees it. The host runs with
+//! The OpenAPI tag `birthdays`, the birthday API, as a client sees it. The host runs with
 //! `test_clock_header = true`, so each case says which day "today" is with `x-test-now`.
 
 use crate::cases;

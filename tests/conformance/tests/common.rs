@@ -1,4 +1,4 @@
-//! Cross-cutting rules of API.md every host must follow: health, JSON errors, 404/405,
+//! Cross-cutting rules of the OpenAPI document every host must follow: health, JSON errors, 404/405,
 //! request ids, admin auth, and the storage backend suite on the host's own storage.
 
 use anyhow::{ensure, Context, Result};
@@ -48,7 +48,7 @@ pub fn deployed_worker_only(suite: &str, name: &str) -> bool {
     suite == "common" && name == "deployed_worker_returns_404_for_the_storage_selftest"
 }
 
-/// Checks status, JSON content type and `error.code` of an API.md error reply.
+/// Checks status, JSON content type and `error.code` of an error reply in the OpenAPI document's shape.
 pub fn expect_error(reply: &conformance::Reply, status: u16, code: &str) -> Result<()> {
     ensure!(
         reply.status == status && reply.error_code().as_deref() == Some(code),
@@ -421,7 +421,7 @@ pub fn junk_body(rng: &mut Rng) -> Option<Vec<u8>> {
 }
 
 /// 1,200 malformed requests to every service, with odd methods, paths, queries,
-/// headers and bodies: API.md says nothing a client sends may crash a component, and
+/// headers and bodies: the OpenAPI document says nothing a client sends may crash a component, and
 /// every error is a JSON body. A wasm panic shows up as a 5xx, so any 5xx fails; so
 /// does an error without the JSON body, and a host that stops answering afterwards.
 /// Admin calls reach only movie years no other case uses (9900+), and never the
@@ -522,7 +522,7 @@ async fn hostile_requests_get_json_errors_and_never_a_5xx(api: Api, _: Host) -> 
             ensure!(
                 reply.header("content-type") == Some("application/json")
                     && reply.error_code().is_some_and(|c| !c.is_empty()),
-                "{what}: error {} without an API.md error body: {:?}",
+                "{what}: error {} without an error body in the OpenAPI document's shape: {:?}",
                 reply.status,
                 String::from_utf8_lossy(&reply.body)
             );
@@ -664,11 +664,11 @@ fn send_oversized(
     answer
 }
 
-/// API.md: a body over a route's limit is 413. No route takes more than 16 MiB, so no
+/// The OpenAPI document: a body over a route's limit is 413. No route takes more than 16 MiB, so no
 /// host reads more of any body: one that declares more is refused on its declaration,
 /// one streamed without a length is read no further than 16 MiB, and a client cannot
 /// make a host buffer gigabytes (a 1.5 GiB body used to crash the component). Each
-/// answer is API.md's JSON 413 with a request id, and the host serves on. Where the
+/// answer is the OpenAPI document's JSON 413 with a request id, and the host serves on. Where the
 /// host sees the request as it arrives, the answer to a body declared as 1 GiB comes
 /// without any of it sent; `wrangler dev`'s local proxy instead holds the Worker's
 /// 413 until the client has sent the whole body (measured: the Worker logs its 413 at

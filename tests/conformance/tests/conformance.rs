@@ -1,4 +1,4 @@
-//! The conformance suite: API.md's contract, written once, run on every host.
+//! The conformance suite: the OpenAPI document's contract, written once, run on every host.
 //!
 //! Run through the README's test command, or alone with `cargo test -p conformance`
 //! once the components, the Worker and the Spin-compatible host are built.

@@ -1,4 +1,4 @@
-//! API.md §6, the DynamoDB-compatible API, driven by the real clients: boto3 and the
+//! The OpenAPI tag `dynamodb`, the DynamoDB-compatible API, driven by the real clients: boto3 and the
 //! aws CLI v1 from the project's virtual environment (`.venv`, made by
 //! `scripts/setup.sh` from `tests/clients/requirements.txt`), running
 //! the scripts of `tests/clients` against the host: the endpoint's basics and auth, a

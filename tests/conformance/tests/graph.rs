@@ -1,4 +1,4 @@
-//! API.md §5, the movie graph, on the real sample `moviedata.json`: every path answer
+//! The OpenAPI tag `graph`, the movie graph, on the real sample `moviedata.json`: every path answer
 //! is checked against a breadth-first search computed here over the same file, every
 //! returned chain against the file's casts, and writes through the movies API (and
 //! the DynamoDB endpoint) must move the graph. Cases that write use years 9000 and

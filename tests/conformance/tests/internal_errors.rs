@@ -1,4 +1,4 @@
-//! No internal detail reaches a client (API.md: a 5xx body says only a generic message
+//! No internal detail reaches a client (the OpenAPI document: a 5xx body says only a generic message
 //! and the request id; the detail goes to the request's log line). On every host a
 //! birthday is stored through the API and then corrupted in the host's own storage —
 //! natively in its store between two requests; on the Spin-compatible host and on
@@ -40,7 +40,7 @@ fn read_corrupt(running: &Running) -> Result<()> {
     let json: Value = serde_json::from_str(&body).with_context(|| body.clone())?;
     ensure!(
         json["error"]["code"].is_string(),
-        "not API.md's shape: {body}"
+        "not the OpenAPI document's shape: {body}"
     );
     let lowered = body.to_ascii_lowercase();
     for leak in ["corrupt", "column", "expected", "sqlite", "stored"] {

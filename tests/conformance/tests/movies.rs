@@ -1,4 +1,4 @@
-//! API.md §4, the movies API, as a client sees it, on the real AWS sample
+//! The OpenAPI tag `movies`, the movies API, as a client sees it, on the real AWS sample
 //! `../shared/data/moviedata.json` (4,609 items): the whole file is imported in one
 //! request, then every year's query is compared with a computation over the file.
 //! Cases that write use years no sample movie has (5000 and up), so they never disturb

@@ -2,7 +2,8 @@
 //! `GET /api/movies/openapi.json`) true: every route a service's router serves is in
 //! it with its method, every path and method in it is served by some router, and the
 //! document hangs together (path parameters declared, `$ref`s resolve, operation ids
-//! unique). A native test: `cargo test -p conformance --test openapi`.
+//! unique); and no served page cites a file outside the repository. A native test:
+//! `cargo test -p conformance --test openapi`.
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -177,4 +178,20 @@ fn every_ref_resolves() {
     let mut seen = 0;
     check_refs(&doc, &doc, "", &mut seen);
     assert!(seen > 10, "only {seen} $refs");
+}
+
+#[test]
+fn served_pages_cite_no_file_outside_the_repository() {
+    let root = conformance::root();
+    let pages = [
+        "components/movies/src/openapi.json",
+        "components/docs/static/index.html",
+        "components/docs/static/swagger-initializer.js",
+    ];
+    for page in pages {
+        let text = std::fs::read_to_string(root.join(page)).unwrap();
+        for outside in ["API.md", "../shared", "ARCHITECTURE.md"] {
+            assert!(!text.contains(outside), "{page} cites {outside}");
+        }
+    }
 }

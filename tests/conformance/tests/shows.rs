@@ -1,4 +1,4 @@
-//! API.md §2 and the scraper, as a user sees them, against the fake TvMaze server on
+//! The OpenAPI tag `shows` and the scraper, as a user sees them, against the fake TvMaze server on
 //! loopback. Each host starts with empty storage; the first case scrapes the whole
 //! fake (with injected 5xx faults and a 429 storm) by firing the host's own scheduler
 //! hook, and later cases build on that store.
@@ -65,7 +65,7 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// API.md's show object computed from the fake's truth, independently of the scraper:
+/// The OpenAPI document's show object computed from the fake's truth, independently of the scraper:
 /// each person once, birthday descending, no birthday last, ties by id.
 fn expected() -> Result<Vec<Value>> {
     let fake = fake()?;

@@ -1,4 +1,4 @@
-//! API.md §3, concurrent video streams, as a client sees it. The host runs with
+//! The OpenAPI tag `streams`, concurrent video streams, as a client sees it. The host runs with
 //! `test_clock_header = true` and a configured lease of [`LEASE_SECONDS`], so each case
 //! says which instant it is with `x-test-now` and moves time forward instead of
 //! sleeping. Every case uses fresh identities, so cases never see each other's streams.

@@ -307,7 +307,7 @@ pub fn sigv4(data: &[u8]) {
 
 /// Any HTTP request to the whole deployment (every service, through the router): a
 /// first line `METHOD TARGET`, header lines, a blank line, the body. Every answer is a
-/// success or an error in API.md's shape (DynamoDB's under `/dynamodb`), never a 5xx,
+/// success or an error in the OpenAPI document's shape (DynamoDB's under `/dynamodb`), never a 5xx,
 /// always with a request id.
 pub fn http_request(data: &[u8]) {
     let (head, body) = match data.windows(2).position(|w| w == b"\n\n") {

@@ -1,4 +1,4 @@
-//! Benchmark of the DynamoDB-compatible endpoint (API.md §6) on every host and on
+//! Benchmark of the DynamoDB-compatible endpoint (OpenAPI tag `dynamodb`) on every host and on
 //! dynalite (npm, a DynamoDB implementation in Node) in the same run, on loopback:
 //! requests/s with p50/p99 latency of PutItem (movies of `../shared/data/moviedata.json`
 //! in DynamoDB's typed JSON, each once), GetItem (those movies by key) and Query (one

@@ -1,4 +1,4 @@
-//! Benchmark of the movie graph (API.md §5).
+//! Benchmark of the movie graph (OpenAPI tag `graph`).
 //!
 //! 1. On every host, on the sample `moviedata.json`: requests/s and p50/p99 of
 //!    `GET /api/graph/path` over seeded random pairs, next to the host's storage-free

@@ -1,4 +1,4 @@
-//! Benchmark of the movies API (API.md §4) on every host, on loopback: the time to
+//! Benchmark of the movies API (OpenAPI tag `movies`) on every host, on loopback: the time to
 //! import the whole sample `../shared/data/moviedata.json` in one request (into an
 //! empty table, then again over the stored copy, which merges every year), and
 //! requests/s with p50/p99 latency of `GET /api/movies?year=Y` (one year's first page

@@ -1,4 +1,4 @@
-//! Benchmark of the concurrent streams API (API.md §3) on every host: latency p50/p99
+//! Benchmark of the concurrent streams API (OpenAPI tag `streams`) on every host: latency p50/p99
 //! of a start (`POST /api/v1/streams`) and an end (`DELETE /api/v1/streams/{id}`),
 //! throughput, and the conditional-write retries per admitted start (the service's
 //! `x-cas-retries` header), under a bounded closed-loop load on loopback.
