@@ -453,7 +453,7 @@ pub fn start_workerd_at(vars: &Vars, state: &Path) -> Result<Running> {
         &root().join("components/worker/build/index.js"),
         "make worker",
     )?;
-    wrangler_dev(&root(), vars, State::Kept(state))
+    start_wrangler_dev_at(&root(), vars, state)
 }
 
 /// `wrangler dev` of the `wrangler.toml` in `dir` (another checkout of the project,

@@ -119,8 +119,13 @@ type DirPage = Linked<Entries>;
 
 impl<T> Linked<T> {
     fn holds(&self, sk: &str) -> bool {
-        self.high.as_deref().is_none_or(|high| sk < high)
+        within(self.high.as_deref(), sk)
     }
+}
+
+/// Whether `sk` lies below a page's bound `high` (a last page has none).
+fn within(high: Option<&str>, sk: &str) -> bool {
+    high.is_none_or(|high| sk < high)
 }
 
 /// Directory entries, owned: `(lowest sort key, page id)`, in order.
@@ -206,6 +211,27 @@ struct PageLinks<'a> {
     high: Option<Cow<'a, str>>,
     #[serde(rename = "n", default, borrow)]
     next: Option<Cow<'a, str>>,
+}
+
+/// The keys of one batched read, each once, in the order first asked.
+#[derive(Default)]
+struct Batch {
+    keys: Vec<String>,
+    slot: HashMap<String, usize>,
+}
+
+impl Batch {
+    fn add(&mut self, key: String) {
+        if !self.slot.contains_key(&key) {
+            self.slot.insert(key.clone(), self.keys.len());
+            self.keys.push(key);
+        }
+    }
+
+    /// What the batched read returned for `key`, from `read` (in the keys' order).
+    fn get<'r, T>(&self, key: &str, read: &'r [Option<T>]) -> Option<&'r T> {
+        read.get(*self.slot.get(key)?)?.as_ref()
+    }
 }
 
 /// Where the directory says a key's page is.
@@ -294,17 +320,20 @@ fn directory(bytes: &[u8]) -> Result<Vec<Entry<'_>>, StoreError> {
     Ok(entries)
 }
 
+/// Entries read borrowed, as a write holds them.
+fn owned(entries: Vec<Entry<'_>>) -> Vec<(String, String)> {
+    entries
+        .into_iter()
+        .map(|Entry(low, id)| (low.into_owned(), id.into_owned()))
+        .collect()
+}
+
 fn decode_root(raw: Option<Vec<u8>>) -> Result<Root, StoreError> {
     if !is_directory(raw.as_deref()) {
         return decode(raw).map(|_| Root::Whole);
     }
     let bytes = raw.as_deref().unwrap_or_default();
-    let entries = Entries(
-        directory(bytes)?
-            .into_iter()
-            .map(|Entry(low, id)| (low.into_owned(), id.into_owned()))
-            .collect(),
-    );
+    let entries = Entries(owned(directory(bytes)?));
     Ok(if is_index(bytes) {
         Root::Index(entries)
     } else {
@@ -891,10 +920,7 @@ impl PagedTable {
                 .collect());
         }
         let root = raw.unwrap_or_default();
-        let entries: Vec<(String, String)> = directory(&root)?
-            .into_iter()
-            .map(|Entry(low, id)| (low.into_owned(), id.into_owned()))
-            .collect();
+        let entries = owned(directory(&root)?);
         let mut out = Vec::new();
         if !is_index(&root) {
             self.back_over(pk, &entries, None, before, wanted, &mut out)
@@ -1109,28 +1135,26 @@ impl Table for PagedTable {
             .map(|(pk, bytes)| Ok((*pk, (is_index(bytes), directory(bytes)?))))
             .collect::<Result<_, StoreError>>()?;
         // Under an index, the directory pages it names, in one batched read more.
-        let mut dir_keys: Vec<String> = Vec::new();
+        let mut dir_keys = Batch::default();
         for (pk, sk) in keys {
             if let Some((true, index)) = dirs.get(pk.as_str()) {
                 if let Some(entry) = entry_for(index, sk) {
-                    let key = self.page_key(pk, entry.id());
-                    if !dir_keys.contains(&key) {
-                        dir_keys.push(key);
-                    }
+                    dir_keys.add(self.page_key(pk, entry.id()));
                 }
             }
         }
-        let dir_pages = if dir_keys.is_empty() {
+        let dir_pages = if dir_keys.keys.is_empty() {
             Vec::new()
         } else {
-            self.kv.read_many(&dir_keys).await?
+            self.kv.read_many(&dir_keys.keys).await?
         };
-        let dir_pages: HashMap<&str, DirRef<'_>> = dir_keys
+        let dir_pages: Vec<Option<DirRef<'_>>> = dir_pages
             .iter()
-            .zip(&dir_pages)
-            .filter_map(|(key, bytes)| Some((key.as_str(), bytes.as_deref()?)))
-            .map(|(key, bytes)| Ok((key, crate::json::from_bytes(bytes).map_err(corrupt)?)))
-            .collect::<Result<_, StoreError>>()?;
+            .map(|bytes| {
+                let parse = |b| crate::json::from_bytes(b).map_err(corrupt);
+                bytes.as_deref().map(parse).transpose()
+            })
+            .collect::<Result<_, _>>()?;
         // Each key's page as its directory names it; `None` where a directory page
         // split since the index was written (that key is read alone).
         let page_ids: Vec<Option<&str>> = keys
@@ -1139,25 +1163,20 @@ impl Table for PagedTable {
                 Some((false, dir)) => entry_for(dir, sk).map(Low::id),
                 Some((true, index)) => {
                     let key = self.page_key(pk, entry_for(index, sk)?.id());
-                    let page = dir_pages.get(key.as_str())?;
-                    let holds = page.high.as_deref().is_none_or(|high| sk.as_str() < high);
-                    holds.then(|| entry_for(&page.items, sk).map(Low::id))?
+                    let page = dir_keys.get(&key, &dir_pages)?;
+                    within(page.high.as_deref(), sk)
+                        .then(|| entry_for(&page.items, sk).map(Low::id))?
                 }
                 None => None,
             })
             .collect();
-        let mut page_keys: Vec<String> = Vec::new();
-        let mut slot_of: HashMap<String, usize> = HashMap::new();
+        let mut page_keys = Batch::default();
         for ((pk, _), id) in keys.iter().zip(&page_ids) {
             if let Some(id) = id {
-                let key = self.page_key(pk, id);
-                if !slot_of.contains_key(&key) {
-                    slot_of.insert(key.clone(), page_keys.len());
-                    page_keys.push(key);
-                }
+                page_keys.add(self.page_key(pk, id));
             }
         }
-        let pages = self.kv.read_many(&page_keys).await?;
+        let pages = self.kv.read_many(&page_keys.keys).await?;
         // Each page and whole partition parsed once, however many keys it serves.
         let whole: HashMap<&str, PageRef<'_>> = whole
             .iter()
@@ -1176,12 +1195,10 @@ impl Table for PagedTable {
             } else if !dirs.contains_key(pk.as_str()) {
                 None
             } else if let Some(id) = id {
-                let page = slot_of
-                    .get(&self.page_key(pk, id))
-                    .and_then(|&i| pages.get(i))
-                    .and_then(Option::as_ref)
+                let page = page_keys
+                    .get(&self.page_key(pk, id), &pages)
                     .ok_or_else(|| corrupt(format!("page {id} is missing")))?;
-                if page.high.as_deref().is_none_or(|high| sk.as_str() < high) {
+                if within(page.high.as_deref(), sk) {
                     found_in(page, sk)?
                         .map(|(v, value)| item_of(sk, v, value))
                         .transpose()?
