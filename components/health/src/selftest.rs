@@ -52,13 +52,17 @@ struct SuitePart {
     /// partitions into items; absent, every part in one request. Spin needs one request
     /// per part: an instance may open 256 compare-and-swaps, and each part takes ~100.
     part: Option<String>,
+    /// Which of the backend's cases (default: all); on Spin its concurrency cases need
+    /// a request of their own.
+    #[serde(default)]
+    cases: suite::Cases,
 }
 
 /// Runs the backend suite on every backend the host offers (or the one asked for), on
 /// fresh tables (a new random prefix per run, so a persistent store never sees
 /// leftovers), and the move from the layout of whole partitions where the host has one.
 async fn storage_suite(req: &kit::Request, ctx: &Ctx<'_>) -> Result<Response, kit::ApiError> {
-    let SuitePart { part } = if req.body().is_empty() {
+    let SuitePart { part, cases } = if req.body().is_empty() {
         SuitePart::default()
     } else {
         kit::json::from_bytes(req.body()).map_err(|e| kit::ApiError::invalid_body(e.to_string()))?
@@ -72,7 +76,7 @@ async fn storage_suite(req: &kit::Request, ctx: &Ctx<'_>) -> Result<Response, ki
         }
         let prefix = format!("selftest_{:016x}_", (ctx.env.random)());
         let open = |name: &str| ctx.env.tables.open_on(backend.name, name);
-        let report = kit::table::suite::run_with_prefix(&open, &prefix, backend).await;
+        let report = kit::table::suite::run_with_prefix(&open, &prefix, backend, cases).await;
         passed &= report.all_passed();
         backends.push(json!({
             "backend": backend.name,

@@ -215,4 +215,9 @@ mod tests {
     fn concurrent_writers_on_threads_filling_one_partition_lose_nothing() {
         race_on_threads(suite::Race::Fill);
     }
+
+    #[test]
+    fn concurrent_writers_on_threads_filling_and_draining_one_partition_keep_what_stays() {
+        race_on_threads(suite::Race::Drain);
+    }
 }

@@ -38,12 +38,36 @@
 //! steps, or for
 //! good if the writer dies there — is stale but never wrong: a page reached through it
 //! whose bound is at or below the key sought is followed along its link, and a writer
-//! that had to follow a link puts the missing entry in. Pages only ever split, and to
-//! the right, so a link always leads on to the rest of the range. Pages are not merged:
-//! deleting items leaves pages smaller, never gone (a query passes over empty ones).
+//! that had to follow a link puts the missing entry in (one seen along a link names
+//! the page that starts exactly there, so it replaces an entry of that low).
 //!
 //! A split that loses its swap deletes the pages it wrote, which nobody else could
 //! have reached; a writer killed before its swap leaves them behind, unreachable.
+//!
+//! # Merges
+//!
+//! A write that leaves its page under a quarter of [`PAGE_BYTES`] folds it into the
+//! page before it, or the page after it into it, when the two fit one page, so that
+//! deleting items gives their pages back and a query never walks over empty ones:
+//!
+//! 1. the right page is **frozen**: swapped to `F{"l":<its low>,"p":<the page>}`, the
+//!    same items marked so that no writer changes them any more (a version that
+//!    predates merges cannot parse it either);
+//! 2. the left page **absorbs** it: swapped to both pages' items, with the right
+//!    page's bound and link (split again if writes since made that too much);
+//! 3. the directory entries naming the right page are **re-pointed** at the left one
+//!    (each entry still leads to its keys: the left page starts below them), and
+//!    entries then naming the page the entry before names are dropped;
+//! 4. the right page is **deleted**.
+//!
+//! Any operation that meets a frozen page runs the steps left (each can be run again
+//! by anyone: a left page whose range already reaches past the frozen page's low has
+//! absorbed it), then starts over, so a merge cut short stalls nobody. One that meets a
+//! page gone (a directory read before step 3, or an entry a stale writer put back)
+//! starts over too, first re-pointing such an entry at the page that now holds its
+//! low. A writer killed between steps 3 and 4 leaves the frozen page behind,
+//! unreachable. Directory pages are not merged: a partition that shrinks keeps its
+//! index and directory pages (their entries then name fewer, fuller pages).
 //!
 //! # Cost, in store round trips
 //!
@@ -51,7 +75,9 @@
 //! 2 (directory, page), a write 3 (directory, page, swap), a query 1 plus one per page
 //! its items span, a batched get 2 for any number of keys and partitions; under an
 //! index each of these 1 more (the directory page). A link followed adds 1, a split
-//! adds the new pages' writes and the directory's (or directory page's) load and swap.
+//! adds the new pages' writes and the directory's (or directory page's) load and swap;
+//! a write that leaves its page small reads its neighbour (1), and a merge adds about
+//! 6 (freeze, the left page's load and swap, the directory's load and swap, delete).
 
 use super::partition::{
     check, decode, insert, item, read_partitions, readable, BorrowedPartition, Partition, Stored,
@@ -97,6 +123,109 @@ const DIRECTORY: u8 = b'D';
 /// The marker byte of an index: a directory of directory pages.
 const INDEX: u8 = b'I';
 
+/// The marker byte of a frozen page: one being merged into the page before it. A
+/// version that predates merges cannot parse it, so it never writes over one.
+const FROZEN: u8 = b'F';
+
+/// Restarts one operation makes after meeting pages being merged, or merged away,
+/// before it gives up with [`StoreError::Contention`]: each is another writer's merge.
+const MAX_DETOURS: u32 = 16;
+
+/// A page being merged away: what it held when frozen, and the low of its range (the
+/// bound of the page before it, which absorbs it).
+#[derive(Debug, Serialize, Deserialize)]
+struct Frozen {
+    #[serde(rename = "l")]
+    low: String,
+    #[serde(rename = "p")]
+    page: PageData,
+}
+
+/// Why an operation must start over: what it read of a page is no longer where the
+/// partition's items are.
+#[derive(Debug)]
+enum Detour {
+    /// Page `id` is frozen: its items are moving into the page before it. Whoever
+    /// meets it finishes the merge, so a writer that died half-way stalls nobody.
+    Frozen { id: String, frozen: Frozen },
+    /// Page `id` is gone, merged away. `entry` is the low of the directory entry that
+    /// named it, if one did (a stale writer can put an entry back for a page that has
+    /// gone since); reached along a link read before the merge, a fresh read will
+    /// not meet it.
+    Gone { id: String, entry: Option<String> },
+}
+
+/// The page last found gone along a link. A link read is stale when the page it names
+/// has gone, and reading again finds the link changed; the same page gone again is a
+/// link to a page that never was: corrupt.
+#[derive(Default)]
+struct Gone(Option<String>);
+
+impl Gone {
+    fn again(&mut self, detour: &Detour) -> Result<(), StoreError> {
+        if let Detour::Gone { id, entry: None } = detour {
+            if self.0.as_ref() == Some(id) {
+                return Err(corrupt(format!("page {id} is missing")));
+            }
+            self.0 = Some(id.clone());
+        }
+        Ok(())
+    }
+}
+
+/// A store error, or a detour to take before trying again.
+#[derive(Debug)]
+enum Fault {
+    Store(StoreError),
+    Detour(Box<Detour>),
+}
+
+impl From<StoreError> for Fault {
+    fn from(e: StoreError) -> Self {
+        Fault::Store(e)
+    }
+}
+
+impl Fault {
+    /// For levels where pages are never merged (directory pages): a detour there is
+    /// corrupt data.
+    fn on_directory(self) -> StoreError {
+        match self {
+            Fault::Store(e) => e,
+            Fault::Detour(d) => corrupt(format!("a directory page is frozen or gone: {d:?}")),
+        }
+    }
+}
+
+/// `raw`, the bytes of page `id` (reached through the directory entry `entry`, or a
+/// link), if they are a live page's; otherwise the detour to take.
+fn live(raw: Option<Vec<u8>>, id: &str, entry: Option<&str>) -> Result<Vec<u8>, Fault> {
+    let Some(bytes) = raw else {
+        return Err(Fault::Detour(Box::new(Detour::Gone {
+            id: id.to_owned(),
+            entry: entry.map(str::to_owned),
+        })));
+    };
+    if bytes.first() != Some(&FROZEN) {
+        return Ok(bytes);
+    }
+    let frozen: Frozen =
+        crate::json::from_bytes(bytes.get(1..).unwrap_or_default()).map_err(corrupt)?;
+    if frozen.low.is_empty() {
+        return Err(corrupt(format!("page {id} is frozen but starts the partition")).into());
+    }
+    Err(Fault::Detour(Box::new(Detour::Frozen {
+        id: id.to_owned(),
+        frozen,
+    })))
+}
+
+fn encode_frozen(frozen: &Frozen) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = vec![FROZEN];
+    serde_json::to_writer(&mut bytes, frozen).map_err(corrupt)?;
+    Ok(bytes)
+}
+
 /// One page: items (or, on a directory page, entries) from its directory entry's low
 /// up to `high`, linked to the page after it.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -141,14 +270,27 @@ trait Items: Serialize + Default {
     fn low(&self) -> String;
 }
 
+/// About what an item takes in a page's bytes.
+fn item_bytes(sk: &str, stored: &Stored) -> usize {
+    sk.len() + stored.value.get().len() + 24
+}
+
+impl Partition {
+    /// About what the items take in a page's bytes.
+    fn bytes(&self) -> usize {
+        self.0
+            .iter()
+            .map(|(sk, stored)| item_bytes(sk, stored))
+            .sum()
+    }
+}
+
 impl Items for Partition {
     fn split(self, sizes: Sizes) -> Vec<Self> {
-        cut(self.0, sizes.page, |sk, stored| {
-            sk.len() + stored.value.get().len() + 24
-        })
-        .into_iter()
-        .map(Partition)
-        .collect()
+        cut(self.0, sizes.page, item_bytes)
+            .into_iter()
+            .map(Partition)
+            .collect()
     }
     fn low(&self) -> String {
         self.0.first().map(|(sk, _)| sk.clone()).unwrap_or_default()
@@ -171,14 +313,39 @@ impl Items for Entries {
 }
 
 impl Entries {
-    /// Puts in the entries it lacks; whether any was new.
+    /// Puts in the entries it lacks (one seen along a link names the page that starts
+    /// exactly at its low, so it replaces an entry of that low naming another);
+    /// whether any changed.
     fn add(&mut self, entries: &[(String, String)]) -> bool {
         let mut changed = false;
         for (low, id) in entries {
-            if let Err(at) = self.0.binary_search_by(|(l, _)| l.as_str().cmp(low)) {
-                self.0.insert(at, (low.clone(), id.clone()));
+            match self.0.binary_search_by(|(l, _)| l.as_str().cmp(low)) {
+                Err(at) => self.0.insert(at, (low.clone(), id.clone())),
+                Ok(at) => match self.0.get_mut(at) {
+                    Some(entry) if entry.1 != *id => entry.1.clone_from(id),
+                    _ => continue,
+                },
+            }
+            changed = true;
+        }
+        changed
+    }
+
+    /// Names page `live` wherever page `dead` was named from `low` up, then drops each
+    /// entry that names the same page as the one before it (a list's first entry
+    /// stays, so a directory page keeps its low); whether any changed. `live` starts
+    /// at or below `low`, so each entry changed still leads to its keys; one below
+    /// `low` naming `dead` is left for the reader it strands to mend.
+    fn retarget(&mut self, low: &str, dead: &str, live: &str) -> bool {
+        let mut changed = false;
+        for entry in &mut self.0 {
+            if entry.1 == dead && entry.0.as_str() >= low {
+                entry.1 = live.to_owned();
                 changed = true;
             }
+        }
+        if changed {
+            self.0.dedup_by(|later, earlier| later.1 == earlier.1);
         }
         changed
     }
@@ -238,6 +405,11 @@ impl Batch {
 struct Located {
     /// The page whose range holds the key (unless it split since).
     id: String,
+    /// The low of the entry naming it.
+    low: String,
+    /// The page the entry before names, if the same list has one: the page a merge
+    /// would fold `id` into.
+    before: Option<String>,
     /// The page the same directory names next, if it names one: read along with `id`
     /// by a query, which will most likely want it too.
     then: Option<String>,
@@ -246,11 +418,25 @@ struct Located {
     missed: Vec<(String, String)>,
 }
 
-/// The entry of `entries` for `sk`, and the one after it.
-fn located(entries: &[Entry<'_>], sk: &str, missed: Vec<(String, String)>) -> Option<Located> {
-    let at = entries.partition_point(|e| e.low() <= sk).checked_sub(1)?;
+/// The entry of `entries` for `sk` (with `below`, for the keys just below it), with
+/// the entries around it.
+fn located(
+    entries: &[Entry<'_>],
+    sk: &str,
+    below: bool,
+    missed: Vec<(String, String)>,
+) -> Option<Located> {
+    let at = entries
+        .partition_point(|e| e.low() < sk || (!below && e.low() == sk))
+        .checked_sub(1)?;
+    let entry = entries.get(at)?;
     Some(Located {
-        id: entries.get(at)?.id().to_owned(),
+        id: entry.id().to_owned(),
+        low: entry.low().to_owned(),
+        before: at
+            .checked_sub(1)
+            .and_then(|b| entries.get(b))
+            .map(|e| e.id().to_owned()),
         then: entries.get(at + 1).map(|e| e.id().to_owned()),
         missed,
     })
@@ -466,7 +652,7 @@ impl PagedTable {
         format!("{:016x}", (self.random)())
     }
 
-    async fn read_page(&self, pk: &str, id: &str) -> Result<Vec<u8>, StoreError> {
+    async fn read_directory_page(&self, pk: &str, id: &str) -> Result<Vec<u8>, StoreError> {
         self.kv
             .read(&self.page_key(pk, id))
             .await?
@@ -529,23 +715,29 @@ impl PagedTable {
         Ok((encode_root(INDEX, &index)?, ids))
     }
 
-    /// The page whose range the directory says holds `sk`, from the partition's root
-    /// value (a directory or an index).
-    async fn page_for(&self, pk: &str, root: &[u8], sk: &str) -> Result<Located, StoreError> {
+    /// The page whose range the directory says holds `sk` — with `below`, the keys
+    /// just below `sk` — from the partition's root value (a directory or an index).
+    async fn page_for(
+        &self,
+        pk: &str,
+        root: &[u8],
+        sk: &str,
+        below: bool,
+    ) -> Result<Located, StoreError> {
         let no_first = || corrupt("a partition directory without its first page");
         let entries = directory(root)?;
         let mut missed: Vec<(String, String)> = Vec::new();
         if !is_index(root) {
-            return located(&entries, sk, missed).ok_or_else(no_first);
+            return located(&entries, sk, below, missed).ok_or_else(no_first);
         }
-        let mut id = entry_for(&entries, sk)
-            .map(|e| e.id().to_owned())
+        let mut id = located(&entries, sk, below, Vec::new())
+            .map(|e| e.id)
             .ok_or_else(no_first)?;
         loop {
-            let bytes = self.read_page(pk, &id).await?;
+            let bytes = self.read_directory_page(pk, &id).await?;
             let page: DirRef<'_> = crate::json::from_bytes(&bytes).map_err(corrupt)?;
             match (page.high, page.next) {
-                (Some(high), Some(next)) if sk >= high.as_ref() => {
+                (Some(high), Some(next)) if sk > high.as_ref() || (!below && sk == high) => {
                     if missed
                         .last()
                         .is_some_and(|(prev, _)| prev.as_str() >= high.as_ref())
@@ -560,7 +752,7 @@ impl PagedTable {
                         "page {id} has a bound without a link or a link without one"
                     )))
                 }
-                _ => return located(&page.items, sk, missed).ok_or_else(no_first),
+                _ => return located(&page.items, sk, below, missed).ok_or_else(no_first),
             }
         }
     }
@@ -577,7 +769,7 @@ impl PagedTable {
         let mut next = Some(id.to_owned());
         let mut bound: Option<String> = None;
         while let Some(id) = next.take() {
-            let page = decode_directory_page(&self.read_page(pk, &id).await?)?;
+            let page = decode_directory_page(&self.read_directory_page(pk, &id).await?)?;
             bound = ordered(&id, bound, &page)?;
             out.extend(page.items.0);
             if page.high.is_some() && until.is_none_or(|u| page.high.as_deref() < Some(u)) {
@@ -638,8 +830,9 @@ impl PagedTable {
                     .map(|(_, id)| id.clone())
                     .ok_or_else(|| corrupt("a partition index without its first page"))?;
                 let (id, mut page, token, mut missed) = self
-                    .load_holding(pk, start, first, decode_directory_page)
-                    .await?;
+                    .load_holding(pk, start, None, (first, false), decode_directory_page)
+                    .await
+                    .map_err(Fault::on_directory)?;
                 let here = rest.partition_point(|(low, _)| page.holds(low));
                 let (mine, later) = rest.split_at(here);
                 if page.items.add(mine) {
@@ -662,30 +855,35 @@ impl PagedTable {
     /// Page `id` of `pk` loaded for a compare-and-swap — or, where splits since moved
     /// `key` further right, the page along the links that holds it — with the entries
     /// `(bound, page)` of the pages passed on the way, which the directory misses.
+    ///
+    /// `entry` is the low of the directory entry that named page `id`; with `below`,
+    /// the page sought is the one holding the keys just below `key`.
     async fn load_holding<T>(
         &self,
         pk: &str,
         mut id: String,
-        key: &str,
+        entry: Option<&str>,
+        (key, below): (&str, bool),
         decode: fn(&[u8]) -> Result<Linked<T>, StoreError>,
-    ) -> Result<(String, Linked<T>, Token, Vec<(String, String)>), StoreError> {
+    ) -> Result<(String, Linked<T>, Token, Vec<(String, String)>), Fault> {
         let mut missed: Vec<(String, String)> = Vec::new();
         loop {
             let (raw, token) = self.kv.load(&self.page_key(pk, &id)).await?;
-            let raw = raw.ok_or_else(|| corrupt(format!("page {id} is missing")))?;
+            let via = if missed.is_empty() { entry } else { None };
+            let raw = live(raw, &id, via)?;
             let page = decode(&raw)?;
-            if page.holds(key) {
+            if page.holds(key) || (below && page.high.as_deref() == Some(key)) {
                 return Ok((id, page, token, missed));
             }
             match (page.high, page.next) {
                 (Some(high), Some(next)) => {
                     if missed.last().is_some_and(|(prev, _)| *prev >= high) {
-                        return Err(unordered(&id));
+                        return Err(unordered(&id).into());
                     }
                     missed.push((high, next.clone()));
                     id = next;
                 }
-                _ => return Err(corrupt(format!("page {id} ends without a link"))),
+                _ => return Err(corrupt(format!("page {id} ends without a link")).into()),
             }
         }
     }
@@ -722,6 +920,7 @@ impl PagedTable {
     ) -> Result<u32, StoreError> {
         let key = self.storage_key(pk);
         let mut retries = 0;
+        let mut gone = Gone::default();
         let mut rest = sks;
         'page: while let Some(first) = rest.first().copied() {
             for _ in 0..max_attempts.max(1) {
@@ -743,19 +942,41 @@ impl PagedTable {
                 // holds `first`, noting the entries the directory misses.
                 let Located {
                     id: start,
+                    low,
+                    before,
                     missed: missed_pages,
                     ..
-                } = self.page_for(pk, &root, first).await?;
-                let (id, mut page, token, mut missed) =
-                    self.load_holding(pk, start, first, decode_page).await?;
+                } = self.page_for(pk, &root, first, false).await?;
+                let named = start.clone();
+                let loaded = self
+                    .load_holding(pk, start, Some(&low), (first, false), decode_page)
+                    .await;
+                let (id, mut page, token, mut missed) = match loaded {
+                    Ok(loaded) => loaded,
+                    Err(Fault::Store(e)) => return Err(e),
+                    Err(Fault::Detour(detour)) => {
+                        gone.again(&detour)?;
+                        self.clear(pk, *detour).await?;
+                        retries += 1;
+                        continue;
+                    }
+                };
                 let here = rest.partition_point(|sk| page.holds(sk));
                 let (mine, later) = rest.split_at(here);
                 if edit(&mut page.items, mine)? {
+                    let small = page.items.bytes() < self.sizes.page / 4;
+                    let after = page.next.clone();
                     let stored = self.store_page(pk, &id, token, page).await?;
                     let Some(new_entries) = stored else {
                         retries += 1;
                         continue;
                     };
+                    if small && id == named {
+                        // Upkeep after the write landed: a merge that stops half-way
+                        // is finished by whoever meets its frozen page next, so its
+                        // failure is not this write's.
+                        let _ = self.fold(pk, &root, (&low, before), &id, after).await;
+                    }
                     missed.extend(new_entries);
                 }
                 if !missed_pages.is_empty() {
@@ -770,6 +991,231 @@ impl PagedTable {
             return Err(StoreError::Contention);
         }
         Ok(retries)
+    }
+
+    /// Takes `detour`: finishes the merge of a frozen page, or mends the directory
+    /// entry that named a page now gone. What it meets on the way (the page before a
+    /// frozen one frozen too, say) is taken first.
+    async fn clear(&self, pk: &str, detour: Detour) -> Result<(), StoreError> {
+        let mut pending = vec![detour];
+        let mut gone = Gone::default();
+        for _ in 0..MAX_SWAPS {
+            let Some(detour) = pending.pop() else {
+                return Ok(());
+            };
+            gone.again(&detour)?;
+            let cleared = match &detour {
+                Detour::Frozen { id, frozen } => self.finish_merge(pk, id, frozen, None).await,
+                Detour::Gone {
+                    id,
+                    entry: Some(low),
+                } => self.retarget(pk, low, id, None).await,
+                Detour::Gone { entry: None, .. } => Ok(()),
+            };
+            match cleared {
+                Ok(()) => {}
+                Err(Fault::Store(e)) => return Err(e),
+                Err(Fault::Detour(first)) => {
+                    pending.push(detour);
+                    pending.push(*first);
+                }
+            }
+        }
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Contention)
+        }
+    }
+
+    /// After a write left page `id` small: folds it into the page before it, or else
+    /// the page after it (`after`) into it, where the two fit one page. `entry` is the
+    /// low of the directory entry naming `id` in `root` and the page the entry before
+    /// it names, if its list has one.
+    async fn fold(
+        &self,
+        pk: &str,
+        root: &[u8],
+        (low, before): (&str, Option<String>),
+        id: &str,
+        after: Option<String>,
+    ) -> Result<(), Fault> {
+        let before = match before {
+            Some(before) => Some(before),
+            // The first entry of a directory page: the page before is another's.
+            None if !low.is_empty() => Some(self.page_for(pk, root, low, true).await?.id),
+            None => None,
+        };
+        if let Some(before) = before {
+            if self.merge(pk, &before, id).await? {
+                return Ok(());
+            }
+        }
+        if let Some(after) = after {
+            self.merge(pk, id, &after).await?;
+        }
+        Ok(())
+    }
+
+    /// Merges page `right` into page `left` when `left` links to it and both fit one
+    /// page: freezes `right`, then [`PagedTable::finish_merge`]. Whether it did; not
+    /// when the pages are not (or no longer) neighbours of that size, or a writer
+    /// changed `right` meanwhile.
+    async fn merge(&self, pk: &str, left: &str, right: &str) -> Result<bool, Fault> {
+        let Some(left_bytes) = self.kv.read(&self.page_key(pk, left)).await? else {
+            return Ok(false);
+        };
+        if left_bytes.first() == Some(&FROZEN) {
+            return Ok(false);
+        }
+        let links: PageLinks<'_> = crate::json::from_bytes(&left_bytes).map_err(corrupt)?;
+        let (Some(low), Some(next)) = (links.high, links.next) else {
+            return Ok(false);
+        };
+        if next != right {
+            return Ok(false);
+        }
+        let key = self.page_key(pk, right);
+        let (raw, token) = self.kv.load(&key).await?;
+        let Some(raw) = raw.filter(|raw| raw.first() != Some(&FROZEN)) else {
+            return Ok(false);
+        };
+        if left_bytes.len() + raw.len() > self.sizes.page {
+            return Ok(false);
+        }
+        let frozen = Frozen {
+            low: low.into_owned(),
+            page: decode_page(&raw)?,
+        };
+        if !self.kv.swap(&key, token, encode_frozen(&frozen)?).await? {
+            return Ok(false);
+        }
+        self.finish_merge(pk, right, &frozen, Some(left.to_owned()))
+            .await?;
+        Ok(true)
+    }
+
+    /// Finishes the merge of frozen page `id`: the page before it takes its items,
+    /// bound and link in one compare-and-swap (splitting if writes since made that too
+    /// much for one page), the directory names that page instead, and `id` is deleted.
+    /// Every step can be run again by anyone, so a merge is finished whoever dies
+    /// when. `start` is a page at or before the one sought, if known.
+    async fn finish_merge(
+        &self,
+        pk: &str,
+        id: &str,
+        frozen: &Frozen,
+        mut start: Option<String>,
+    ) -> Result<(), Fault> {
+        let low = frozen.low.as_str();
+        for _ in 0..MAX_SWAPS {
+            let (from, entry) = match start.take() {
+                Some(from) => (from, None),
+                None => {
+                    let root = self.kv.read(&self.storage_key(pk)).await?;
+                    if !is_directory(root.as_deref()) {
+                        // The partition was replaced whole: nothing names the page.
+                        return Ok(());
+                    }
+                    let at = self
+                        .page_for(pk, &root.unwrap_or_default(), low, true)
+                        .await?;
+                    (at.id, Some(at.low))
+                }
+            };
+            // The page whose range reaches up to `low`.
+            let loaded = self
+                .load_holding(pk, from, entry.as_deref(), (low, true), decode_page)
+                .await;
+            let (left, mut page, token, _) = match loaded {
+                Err(Fault::Detour(met)) if matches!(&*met, Detour::Frozen { id: m, .. } if m == id) => {
+                    return Err(corrupt(format!("frozen page {id} lies before itself")).into())
+                }
+                loaded => loaded?,
+            };
+            let absorber = match (&page.high, &page.next) {
+                (Some(high), Some(next)) if high == low && next == id => {
+                    page.items.0.extend(frozen.page.items.0.iter().cloned());
+                    page.high.clone_from(&frozen.page.high);
+                    page.next.clone_from(&frozen.page.next);
+                    let Some(added) = self.store_page(pk, &left, token, page).await? else {
+                        continue;
+                    };
+                    if !added.is_empty() {
+                        self.add_entries(pk, &added).await?;
+                    }
+                    left
+                }
+                // Absorbed already, and split since exactly where the frozen page began.
+                (Some(high), Some(next)) if high == low => next.clone(),
+                // Absorbed already.
+                _ => left,
+            };
+            self.retarget(pk, low, id, Some(&absorber)).await?;
+            self.kv.delete(&self.page_key(pk, id)).await?;
+            return Ok(());
+        }
+        Err(StoreError::Contention.into())
+    }
+
+    /// Makes the directory entries naming page `dead` (the one of low `low` among them)
+    /// name `live` instead — or, when `None`, the page that holds `low` now.
+    async fn retarget(
+        &self,
+        pk: &str,
+        low: &str,
+        dead: &str,
+        live: Option<&str>,
+    ) -> Result<(), Fault> {
+        let key = self.storage_key(pk);
+        let live = match live {
+            Some(live) => live.to_owned(),
+            None => {
+                let root = self.kv.read(&key).await?;
+                if !is_directory(root.as_deref()) {
+                    return Ok(());
+                }
+                let at = self
+                    .page_for(pk, &root.unwrap_or_default(), low, true)
+                    .await?;
+                let (holder, ..) = self
+                    .load_holding(pk, at.id, Some(&at.low), (low, false), decode_page)
+                    .await?;
+                holder
+            }
+        };
+        for _ in 0..MAX_SWAPS {
+            let (raw, token) = self.kv.load(&key).await?;
+            match decode_root(raw)? {
+                Root::Directory(mut dir) => {
+                    if !dir.retarget(low, dead, &live)
+                        || self.kv.swap(&key, token, encode_directory(&dir.0)?).await?
+                    {
+                        return Ok(());
+                    }
+                }
+                Root::Index(index) => {
+                    drop(token);
+                    let start = entry_for(&index.0, low)
+                        .map(|(_, id)| id.clone())
+                        .ok_or_else(|| corrupt("a partition index without its first page"))?;
+                    let (id, mut page, token, _) = self
+                        .load_holding(pk, start, None, (low, false), decode_directory_page)
+                        .await
+                        .map_err(Fault::on_directory)?;
+                    if !page.items.retarget(low, dead, &live)
+                        || self
+                            .kv
+                            .swap(&self.page_key(pk, &id), token, encode(&page)?)
+                            .await?
+                    {
+                        return Ok(());
+                    }
+                }
+                Root::Whole => return Ok(()),
+            }
+        }
+        Err(StoreError::Contention.into())
     }
 
     /// Swaps the partition's own value to `items`, or — past one page — to a directory
@@ -847,6 +1293,16 @@ impl PagedTable {
         after: Option<&str>,
         wanted: usize,
     ) -> Result<Vec<(String, Stored)>, StoreError> {
+        self.detoured(pk, async || self.scan_once(pk, after, wanted).await)
+            .await
+    }
+
+    async fn scan_once(
+        &self,
+        pk: &str,
+        after: Option<&str>,
+        wanted: usize,
+    ) -> Result<Vec<(String, Stored)>, Fault> {
         let past = |sk: &str| after.is_none_or(|a| sk > a);
         let raw = self.kv.read(&self.storage_key(pk)).await?;
         if !is_directory(raw.as_deref()) {
@@ -858,7 +1314,9 @@ impl PagedTable {
                 .collect());
         }
         let root = raw.unwrap_or_default();
-        let start = self.page_for(pk, &root, after.unwrap_or_default()).await?;
+        let start = self
+            .page_for(pk, &root, after.unwrap_or_default(), false)
+            .await?;
         // The first page and the one the directory names after it in one read: a
         // query of more than a few items mostly runs on into it.
         let mut ahead: Vec<(String, Vec<u8>)> = Vec::new();
@@ -872,15 +1330,16 @@ impl PagedTable {
             }
         }
         let mut next = Some(start.id);
+        let mut entry = Some(start.low);
         let mut out = Vec::new();
         let mut bound: Option<String> = None;
         while let Some(id) = next.take() {
             // A page named next by a stale directory is not the one linked: read anew.
-            let bytes = match ahead.iter().position(|(read, _)| *read == id) {
-                Some(at) => ahead.swap_remove(at).1,
-                None => self.read_page(pk, &id).await?,
+            let raw = match ahead.iter().position(|(read, _)| *read == id) {
+                Some(at) => Some(ahead.swap_remove(at).1),
+                None => self.kv.read(&self.page_key(pk, &id)).await?,
             };
-            let page = decode_page(&bytes)?;
+            let page = decode_page(&live(raw, &id, entry.take().as_deref())?)?;
             bound = ordered(&id, bound, &page)?;
             for (sk, stored) in page.items.0 {
                 if out.len() == wanted {
@@ -908,6 +1367,16 @@ impl PagedTable {
         before: Option<&str>,
         wanted: usize,
     ) -> Result<Vec<(String, Stored)>, StoreError> {
+        self.detoured(pk, async || self.scan_back_once(pk, before, wanted).await)
+            .await
+    }
+
+    async fn scan_back_once(
+        &self,
+        pk: &str,
+        before: Option<&str>,
+        wanted: usize,
+    ) -> Result<Vec<(String, Stored)>, Fault> {
         let below = |sk: &str| before.is_none_or(|b| sk < b);
         let raw = self.kv.read(&self.storage_key(pk)).await?;
         if !is_directory(raw.as_deref()) {
@@ -928,7 +1397,7 @@ impl PagedTable {
             return Ok(out);
         }
         // An index: each of its entries' run of directory pages, last first.
-        for (id, until) in backwards(&entries, before, None) {
+        for (_, id, until) in backwards(&entries, before, None) {
             let run = self.directory_run(pk, id, until).await?;
             self.back_over(pk, &run, until, before, wanted, &mut out)
                 .await?;
@@ -951,15 +1420,17 @@ impl PagedTable {
         before: Option<&str>,
         wanted: usize,
         out: &mut Vec<(String, Stored)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), Fault> {
         let below = |sk: &str| before.is_none_or(|b| sk < b);
-        for (id, until) in backwards(entries, before, until) {
+        for (low, id, until) in backwards(entries, before, until) {
             // The run of pages from this entry's up to the next entry's.
             let mut run: Vec<(String, Stored)> = Vec::new();
             let mut next = Some(id.to_owned());
+            let mut entry = Some(low);
             let mut bound: Option<String> = None;
             while let Some(id) = next.take() {
-                let page = decode_page(&self.read_page(pk, &id).await?)?;
+                let raw = self.kv.read(&self.page_key(pk, &id)).await?;
+                let page = decode_page(&live(raw, &id, entry.take())?)?;
                 bound = ordered(&id, bound, &page)?;
                 run.extend(page.items.0);
                 let more = match (&page.high, until) {
@@ -971,8 +1442,13 @@ impl PagedTable {
                     next = page.next;
                 }
             }
+            // An entry a merge re-pointed names a page that starts below it (and
+            // its run's last page can reach past the next entry's low).
             for (sk, stored) in run.into_iter().rev() {
-                if below(&sk) {
+                if sk.as_str() < low {
+                    break;
+                }
+                if below(&sk) && until.is_none_or(|u| sk.as_str() < u) {
                     out.push((sk, stored));
                     if out.len() == wanted {
                         return Ok(());
@@ -983,8 +1459,33 @@ impl PagedTable {
         Ok(())
     }
 
-    /// The stored item at `(pk, sk)` as its page's bytes and where in them.
+    /// Runs `op` again after each detour it meets, once that is taken.
+    async fn detoured<T>(
+        &self,
+        pk: &str,
+        op: impl AsyncFn() -> Result<T, Fault>,
+    ) -> Result<T, StoreError> {
+        let mut gone = Gone::default();
+        for _ in 0..MAX_DETOURS {
+            match op().await {
+                Ok(done) => return Ok(done),
+                Err(Fault::Store(e)) => return Err(e),
+                Err(Fault::Detour(detour)) => {
+                    gone.again(&detour)?;
+                    self.clear(pk, *detour).await?;
+                }
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// The bytes of the page holding `(pk, sk)` (a whole partition's as a page's).
     async fn find(&self, pk: &str, sk: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.detoured(pk, async || self.find_once(pk, sk).await)
+            .await
+    }
+
+    async fn find_once(&self, pk: &str, sk: &str) -> Result<Option<Vec<u8>>, Fault> {
         let raw = self.kv.read(&self.storage_key(pk)).await?;
         let Some(bytes) = raw else {
             return Ok(None);
@@ -993,10 +1494,13 @@ impl PagedTable {
             // A whole partition: its bytes read as a page without bound or link.
             return Ok(Some(page_of_whole(bytes)));
         }
-        let mut id = self.page_for(pk, &bytes, sk).await?.id;
+        let at = self.page_for(pk, &bytes, sk, false).await?;
+        let mut id = at.id;
+        let mut entry = Some(at.low);
         let mut bound: Option<String> = None;
         loop {
-            let bytes = self.read_page(pk, &id).await?;
+            let raw = self.kv.read(&self.page_key(pk, &id)).await?;
+            let bytes = live(raw, &id, entry.take().as_deref())?;
             // Only the bound and link: the caller reads the item from these bytes.
             let page: PageLinks<'_> = crate::json::from_bytes(&bytes).map_err(corrupt)?;
             let Some(high) = page.high.as_deref() else {
@@ -1006,32 +1510,32 @@ impl PagedTable {
                 return Ok(Some(bytes));
             }
             if bound.as_deref().is_some_and(|prev| prev >= high) {
-                return Err(unordered(&id));
+                return Err(unordered(&id).into());
             }
             bound = Some(high.to_owned());
             match page.next {
                 Some(next) => id = next.into_owned(),
-                None => return Err(corrupt(format!("page {id} ends without a link"))),
+                None => return Err(corrupt(format!("page {id} ends without a link")).into()),
             }
         }
     }
 }
 
-/// The `(page id, low of the entry after it)` of the entries of `entries` whose ranges
-/// start below `before`, last first; `then` stands after the last entry.
+/// The `(low, page id, low of the entry after it)` of the entries of `entries` whose
+/// ranges start below `before`, last first; `then` stands after the last entry.
 fn backwards<'e>(
     entries: &'e [(String, String)],
     before: Option<&str>,
     then: Option<&'e str>,
-) -> impl Iterator<Item = (&'e str, Option<&'e str>)> {
+) -> impl Iterator<Item = (&'e str, &'e str, Option<&'e str>)> {
     let last = match before {
         Some(b) => entries.partition_point(|(low, _)| low.as_str() < b),
         None => entries.len(),
     };
     (0..last).rev().filter_map(move |e| {
-        let (_, id) = entries.get(e)?;
+        let (low, id) = entries.get(e)?;
         let until = entries.get(e + 1).map(|(low, _)| low.as_str()).or(then);
-        Some((id.as_str(), until))
+        Some((low.as_str(), id.as_str(), until))
     })
 }
 
@@ -1182,9 +1686,13 @@ impl Table for PagedTable {
             .iter()
             .map(|(pk, bytes)| Ok((*pk, parse_page(bytes)?)))
             .collect::<Result<_, StoreError>>()?;
+        // A page frozen or gone since its directory was read: its keys are read alone.
         let pages: Vec<Option<PageRef<'_>>> = pages
             .iter()
-            .map(|bytes| bytes.as_deref().map(parse_page).transpose())
+            .map(|bytes| {
+                let bytes = bytes.as_deref().filter(|b| b.first() != Some(&FROZEN));
+                bytes.map(parse_page).transpose()
+            })
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(keys.len());
         for ((pk, sk), id) in keys.iter().zip(page_ids) {
@@ -1194,10 +1702,9 @@ impl Table for PagedTable {
                     .transpose()?
             } else if !dirs.contains_key(pk.as_str()) {
                 None
-            } else if let Some(id) = id {
-                let page = page_keys
-                    .get(&self.page_key(pk, id), &pages)
-                    .ok_or_else(|| corrupt(format!("page {id} is missing")))?;
+            } else if let Some(page) =
+                id.and_then(|id| page_keys.get(&self.page_key(pk, id), &pages))
+            {
                 if within(page.high.as_deref(), sk) {
                     found_in(page, sk)?
                         .map(|(v, value)| item_of(sk, v, value))
@@ -1388,9 +1895,12 @@ impl Table for PagedTable {
 
 #[cfg(test)]
 mod tests {
-    use super::{decode_root, encode_directory, encode_root, Root, Sizes, INDEX, PAGE_BYTES};
+    use super::{
+        decode_root, encode_directory, encode_root, PagedTable, Root, Sizes, FROZEN, INDEX,
+        PAGE_BYTES,
+    };
     use crate::table::memory::MemoryKv;
-    use crate::table::{Cond, RawKv, StoreError, Table};
+    use crate::table::{Cond, RawKv, StoreError, Table, Token};
     use futures::executor::block_on;
     use serde_json::{json, Value};
 
@@ -1667,6 +2177,10 @@ mod tests {
             r#"{"h":"a","n":"0000000000000001","i":{}}"#,
             // A bound without a link.
             r#"{"h":"a","i":{}}"#,
+            // A link to a page that is not there.
+            r#"{"h":"a","n":"0000000000000009","i":{}}"#,
+            // Frozen, with nothing before it to absorb it.
+            r#"F{"l":"a","p":{"i":{}}}"#,
         ] {
             let kv = MemoryKv::from_snapshot([
                 ("t/p".to_owned(), br#"D[["","0000000000000001"]]"#.to_vec()),
@@ -1683,6 +2197,258 @@ mod tests {
                 block_on(table.put("p", "x", json!(1), Cond::Any)).map(|_| ())
             ));
         }
+    }
+
+    /// The pages the directory of `p` names (each directory page keeps its first
+    /// entry, so after merges several entries can name one page).
+    fn pages(kv: &MemoryKv) -> usize {
+        let mut ids: Vec<String> = directory(kv).into_iter().map(|(_, id)| id).collect();
+        ids.sort();
+        ids.dedup();
+        ids.len()
+    }
+
+    /// The page keys of `kv` and whether any is frozen.
+    fn page_keys(kv: &MemoryKv) -> (Vec<String>, bool) {
+        let snapshot = kv.snapshot();
+        let frozen = snapshot.values().any(|v| v.first() == Some(&FROZEN));
+        (
+            snapshot.into_keys().filter(|k| k.contains('~')).collect(),
+            frozen,
+        )
+    }
+
+    /// Partition `p` of `kv` holds exactly the items `kept` (of [`small_value`]), read
+    /// in order both ways, one by one and batched; its directory names only live pages.
+    fn holds_exactly(kv: &MemoryKv, kept: &[usize]) {
+        let wanted: Vec<String> = kept.iter().map(|&i| key(i)).collect();
+        let backwards: Vec<String> = wanted.iter().rev().cloned().collect();
+        for limit in [1, 5, 100] {
+            assert_eq!(all(kv, limit), wanted, "limit {limit}");
+            assert_eq!(all_back(kv, limit), backwards, "limit {limit} backwards");
+        }
+        let table = kv.table("t").with_sizes(SMALL);
+        let keys: Vec<(String, String)> = (0..kept.last().map_or(1, |l| l + 2))
+            .map(|i| ("p".to_owned(), key(i)))
+            .collect();
+        let got = block_on(table.get_many(&keys)).unwrap();
+        for (i, item) in got.into_iter().enumerate() {
+            let expected = kept.binary_search(&i).is_ok().then(|| small_value(i));
+            assert_eq!(item.map(|item| item.value), expected, "get_many {i}");
+            let one = block_on(table.get("p", &key(i))).unwrap();
+            assert_eq!(one.map(|item| item.value), expected, "get {i}");
+        }
+        let snapshot = kv.snapshot();
+        for (_, id) in directory(kv) {
+            let page = snapshot
+                .get(&format!("t~{id}/p"))
+                .expect("a page named is there");
+            assert_ne!(page.first(), Some(&FROZEN), "page {id} named and frozen");
+        }
+    }
+
+    #[test]
+    fn deleting_items_merges_their_pages_and_drops_the_merged_ones() {
+        let kv = small_filled(400);
+        let table = kv.table("t").with_sizes(SMALL);
+        let (before, _) = page_keys(&kv);
+        let pages_before = pages(&kv);
+        for i in (0..400).filter(|i| i % 10 != 0) {
+            assert!(block_on(table.delete("p", &key(i), Cond::Any)).unwrap());
+        }
+        let kept: Vec<usize> = (0..400).step_by(10).collect();
+        holds_exactly(&kv, &kept);
+        let (after, frozen) = page_keys(&kv);
+        let pages_after = pages(&kv);
+        assert!(!frozen);
+        // 40 items of ~140 bytes fit ~4 pages of 2 KB; merges stop short of full pages.
+        assert!(
+            pages_after <= pages_before / 3,
+            "{pages_before} pages, {pages_after} after deleting 90%"
+        );
+        assert!(
+            after.len() < before.len() / 2,
+            "{} of {} page keys left",
+            after.len(),
+            before.len()
+        );
+        for i in kept.iter().copied() {
+            assert!(block_on(table.delete("p", &key(i), Cond::Any)).unwrap());
+        }
+        holds_exactly(&kv, &[]);
+        assert_eq!(pages(&kv), 1, "an empty partition keeps one page");
+        block_on(table.put_items("p", (0..50).map(|i| (key(i), small_value(i))).collect()))
+            .unwrap();
+        holds_exactly(&kv, &(0..50).collect::<Vec<_>>());
+    }
+
+    /// A store that fails every change after the first `left`: a process that dies
+    /// there, its later steps never run.
+    #[derive(Clone)]
+    struct Dying {
+        kv: MemoryKv,
+        left: std::rc::Rc<std::cell::Cell<usize>>,
+    }
+
+    impl Dying {
+        fn step(&self) -> Result<(), StoreError> {
+            match self.left.get() {
+                0 => Err(StoreError::Backend("died".into())),
+                n => {
+                    self.left.set(n - 1);
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    #[async_trait::async_trait(?Send)]
+    impl RawKv for Dying {
+        async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.kv.read(key).await
+        }
+        async fn load(&self, key: &str) -> Result<(Option<Vec<u8>>, Token), StoreError> {
+            self.kv.load(key).await
+        }
+        async fn swap(&self, key: &str, token: Token, value: Vec<u8>) -> Result<bool, StoreError> {
+            self.step()?;
+            self.kv.swap(key, token, value).await
+        }
+        async fn write(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+            self.step()?;
+            self.kv.write(key, value).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.step()?;
+            self.kv.delete(key).await
+        }
+    }
+
+    #[test]
+    fn a_merge_cut_short_at_any_step_is_finished_by_whoever_meets_it() {
+        // Deletes from the front of the third page until one of them merges it.
+        let setup = || {
+            let kv = small_filled(60);
+            let third = directory(&kv)[2].0.clone();
+            let first: usize = third.parse().unwrap();
+            (kv, first)
+        };
+        let (kv, first) = setup();
+        let table = kv.table("t").with_sizes(SMALL);
+        let pages = directory(&kv).len();
+        let mut merging = first;
+        while directory(&kv).len() == pages {
+            block_on(table.delete("p", &key(merging), Cond::Any)).unwrap();
+            merging += 1;
+        }
+        let merging = merging - 1;
+        // Its steps: the delete's swap, the freeze, the absorbing swap, the directory's
+        // swap, the frozen page's deletion.
+        for steps in 0..6 {
+            let (kv, _) = setup();
+            let table = kv.table("t").with_sizes(SMALL);
+            for i in first..merging {
+                block_on(table.delete("p", &key(i), Cond::Any)).unwrap();
+            }
+            let dying = Dying {
+                kv: kv.clone(),
+                left: std::rc::Rc::new(std::cell::Cell::new(steps)),
+            };
+            let cut_short = PagedTable::new(dying, "t", crate::host::os_random).with_sizes(SMALL);
+            let deleted = block_on(cut_short.delete("p", &key(merging), Cond::Any));
+            assert_eq!(deleted.is_ok(), steps > 0, "{steps} steps: {deleted:?}");
+            let kept: Vec<usize> = (0..60)
+                .filter(|&i| i < first || i > merging || (i == merging && steps == 0))
+                .collect();
+            holds_exactly(&kv, &kept);
+            let (_, frozen) = page_keys(&kv);
+            // Only a merge that died after the directory stopped naming its page leaves
+            // that page behind, frozen and unreachable.
+            assert_eq!(frozen, steps == 4, "{steps} steps");
+            let absent = if steps == 0 { Cond::Any } else { Cond::Absent };
+            block_on(table.put("p", &key(merging), small_value(merging), absent)).unwrap();
+            let kept: Vec<usize> = (0..60).filter(|&i| i < first || i >= merging).collect();
+            holds_exactly(&kv, &kept);
+        }
+    }
+
+    /// 8 threads putting 60 items apiece into partition `p`, then deleting three in
+    /// four of them, then the rest, all at once with small pages: splits and merges
+    /// race, and every write is there (or gone) as acknowledged.
+    #[test]
+    fn writers_on_threads_split_and_merge_pages_and_lose_nothing() {
+        const WRITERS: usize = 8;
+        const EACH: usize = 60;
+        let kv = MemoryKv::new();
+        let run = |phase: fn(&PagedTable, usize)| {
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(WRITERS));
+            let handles: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    let (kv, barrier) = (kv.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let table = kv.table("t").with_sizes(SMALL);
+                        barrier.wait();
+                        phase(&table, w);
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+        };
+        run(|table, w| {
+            for i in 0..EACH {
+                let n = i * WRITERS + w;
+                block_on(table.put("p", &key(n), small_value(n), Cond::Absent)).unwrap();
+            }
+        });
+        let before = pages(&kv);
+        // Deletes three in four, and puts items past them (pages split at the end while
+        // others merge).
+        run(|table, w| {
+            for i in 0..EACH {
+                let n = i * WRITERS + w;
+                if i % 4 != 0 {
+                    assert!(
+                        block_on(table.delete("p", &key(n), Cond::Any)).unwrap(),
+                        "{n}"
+                    );
+                }
+                if i % 3 == 0 {
+                    let n = n + EACH * WRITERS;
+                    block_on(table.put("p", &key(n), small_value(n), Cond::Absent)).unwrap();
+                }
+            }
+        });
+        let kept = |n: usize| {
+            let i = (n / WRITERS) % EACH;
+            if n < EACH * WRITERS {
+                i.is_multiple_of(4)
+            } else {
+                i.is_multiple_of(3)
+            }
+        };
+        let kept: Vec<usize> = (0..2 * EACH * WRITERS).filter(|&n| kept(n)).collect();
+        holds_exactly(&kv, &kept);
+        run(|table, w| {
+            for i in 0..2 * EACH {
+                let n = i * WRITERS + w;
+                let kept = if i < EACH {
+                    i % 4 == 0
+                } else {
+                    (i - EACH).is_multiple_of(3)
+                };
+                if kept {
+                    assert!(
+                        block_on(table.delete("p", &key(n), Cond::Any)).unwrap(),
+                        "{n}"
+                    );
+                }
+            }
+        });
+        holds_exactly(&kv, &[]);
+        let left = pages(&kv);
+        assert!(left <= 2, "{left} empty pages left of {before}");
     }
 
     #[test]

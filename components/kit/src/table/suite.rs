@@ -108,21 +108,44 @@ const ATOMIC_CASES: &[(&str, CaseFn)] = cases![
     concurrent_creations_and_increments_of_fresh_partitions_lose_no_update,
     concurrent_updates_of_fresh_partitions_lose_no_update,
     concurrent_writers_filling_one_partition_lose_nothing,
+    concurrent_writers_filling_and_draining_one_partition_keep_exactly_what_stays,
 ];
 
-/// Runs every case `backend` claims, each on its own table named `{prefix}{case}` so
-/// that a persistent backend can run the suite again with a new prefix: the
-/// concurrency cases only where it claims atomic conditional writes, and the cases of
-/// its storage layout (partitions whole or items one by one).
-pub async fn run_with_prefix(open: Open<'_>, prefix: &str, backend: Backend) -> Report {
-    let atomic_cases: &[(&str, CaseFn)] = if backend.atomic { ATOMIC_CASES } else { &[] };
-    let layout_cases = if backend.whole_partitions {
-        WHOLE_PARTITION_CASES
+/// Which of a backend's cases one run takes: on Spin a request may open 256
+/// compare-and-swaps, so the concurrency cases run in a request of their own there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cases {
+    #[default]
+    All,
+    /// Every case but the concurrency ones.
+    Plain,
+    /// The concurrency cases alone.
+    Races,
+}
+
+/// Runs the cases of `which` that `backend` claims, each on its own table named
+/// `{prefix}{case}` so that a persistent backend can run the suite again with a new
+/// prefix: the concurrency cases only where it claims atomic conditional writes, and
+/// the cases of its storage layout (partitions whole or items one by one).
+pub async fn run_with_prefix(
+    open: Open<'_>,
+    prefix: &str,
+    backend: Backend,
+    which: Cases,
+) -> Report {
+    let atomic_cases: &[(&str, CaseFn)] = if backend.atomic && which != Cases::Plain {
+        ATOMIC_CASES
     } else {
-        ITEM_CASES
+        &[]
+    };
+    let (plain, layout_cases): (&[(&str, CaseFn)], _) = match which {
+        Cases::Races => (&[], &[][..]),
+        _ if backend.whole_partitions => (CASES, WHOLE_PARTITION_CASES),
+        _ => (CASES, ITEM_CASES),
     };
     let mut cases = Vec::new();
-    for &(name, case) in CASES.iter().chain(layout_cases).chain(atomic_cases) {
+    for &(name, case) in plain.iter().chain(layout_cases).chain(atomic_cases) {
         let failure = match open(&format!("{prefix}{name}")) {
             Ok(table) => case(table.as_ref()).await.err(),
             Err(e) => Some(err(e)),
@@ -134,7 +157,7 @@ pub async fn run_with_prefix(open: Open<'_>, prefix: &str, backend: Backend) -> 
 
 /// [`run_with_prefix`] with the prefix `suite_`, for `backend`.
 pub async fn run(open: Open<'_>, backend: Backend) -> Report {
-    run_with_prefix(open, "suite_", backend).await
+    run_with_prefix(open, "suite_", backend, Cases::All).await
 }
 
 async fn get_returns_none_when_item_is_missing(t: &dyn Table) -> CaseResult {
@@ -427,8 +450,8 @@ async fn concurrent_conditional_increments_lose_no_update(t: &dyn Table) -> Case
 /// from concurrent requests.
 async fn run_race(t: &dyn Table, race: Race) -> CaseResult {
     const WRITERS: u32 = 8;
-    // Few partitions: the whole suite runs in one request, and on Spin a request can
-    // make at most 256 swaps (each swapped `cas` keeps its slot in Spin's table).
+    // Few partitions: the concurrency cases run in one request, and on Spin a request
+    // can make at most 256 swaps (each swapped `cas` keeps its slot in Spin's table).
     const KEYS: u32 = 4;
     let won = join_all((0..WRITERS).map(|w| race_write(t, race, w, KEYS))).await;
     let won = won.into_iter().collect::<Result<Vec<_>, String>>()?;
@@ -453,6 +476,12 @@ async fn concurrent_updates_of_fresh_partitions_lose_no_update(t: &dyn Table) ->
 
 async fn concurrent_writers_filling_one_partition_lose_nothing(t: &dyn Table) -> CaseResult {
     run_race(t, Race::Fill).await
+}
+
+async fn concurrent_writers_filling_and_draining_one_partition_keep_exactly_what_stays(
+    t: &dyn Table,
+) -> CaseResult {
+    run_race(t, Race::Drain).await
 }
 
 async fn update_writes_what_the_change_decides_and_keeps_when_asked(t: &dyn Table) -> CaseResult {
@@ -841,6 +870,16 @@ pub enum Race {
     /// together past many pages, so pages split while others write into them. Every
     /// item must be there afterwards, in order.
     Fill,
+    /// Each writer puts its items as in [`Race::Fill`], then deletes them again (every
+    /// fourth writer keeps its first): pages split, empty and merge while others write
+    /// into them. Every delete must find its item, and exactly the items kept must be
+    /// there afterwards, in order.
+    Drain,
+}
+
+/// Whether writer `writer` of a [`Race::Drain`] keeps its item `i`.
+fn drain_keeps(writer: u32, i: u32) -> bool {
+    writer.is_multiple_of(4) && i == 0
 }
 
 /// The items each writer of a [`Race::Fill`] puts.
@@ -872,7 +911,7 @@ pub async fn race_write(
     keys: u32,
 ) -> Result<Vec<u32>, String> {
     let mut won = Vec::new();
-    if race == Race::Fill {
+    if matches!(race, Race::Fill | Race::Drain) {
         for i in 0..FILL_ITEMS {
             t.put(
                 &race_pk(0),
@@ -884,12 +923,20 @@ pub async fn race_write(
             .map_err(err)?;
             won.push(i);
         }
+        if race == Race::Drain {
+            for i in (0..FILL_ITEMS).filter(|&i| !drain_keeps(writer, i)) {
+                let sk = fill_sk(writer, i);
+                if !t.delete(&race_pk(0), &sk, Cond::Any).await.map_err(err)? {
+                    return Err(format!("{sk} was gone before its writer deleted it"));
+                }
+            }
+        }
         return Ok(won);
     }
     for key in 0..keys {
         let pk = race_pk(key);
         let wins = match race {
-            Race::Fill => false,
+            Race::Fill | Race::Drain => false,
             Race::PutIfAbsent => {
                 match t
                     .put(&pk, "k", json!({ "writer": writer }), Cond::Absent)
@@ -941,8 +988,8 @@ async fn increment(t: &dyn Table, pk: &str) -> Result<bool, String> {
 /// [`race_write`] returned to writer `w`.
 pub async fn race_check(t: &dyn Table, race: Race, keys: u32, won: &[Vec<u32>]) -> CaseResult {
     let writers = u32::try_from(won.len()).map_err(|e| e.to_string())?;
-    if race == Race::Fill {
-        return fill_check(t, writers, won).await;
+    if matches!(race, Race::Fill | Race::Drain) {
+        return fill_check(t, race, writers, won).await;
     }
     let mut broken = Vec::new();
     for key in 0..keys {
@@ -961,7 +1008,7 @@ pub async fn race_check(t: &dyn Table, race: Race, keys: u32, won: &[Vec<u32>]) 
                     broken.push(format!("{pk}: winners {winners:?}, stored {got:?}"));
                 }
             }
-            Race::Fill => {}
+            Race::Fill | Race::Drain => {}
             Race::CreateOrIncrement | Race::Update => {
                 let got = t.get(&pk, "n").await.map_err(err)?;
                 let held = winners.len() as u32 == writers
@@ -986,15 +1033,19 @@ pub async fn race_check(t: &dyn Table, race: Race, keys: u32, won: &[Vec<u32>]) 
     })
 }
 
-/// Every writer's every item of a [`Race::Fill`], in order, through query pages.
-async fn fill_check(t: &dyn Table, writers: u32, won: &[Vec<u32>]) -> CaseResult {
+/// Every writer's every item of a [`Race::Fill`] (of a [`Race::Drain`], those kept),
+/// in order, through query pages.
+async fn fill_check(t: &dyn Table, race: Race, writers: u32, won: &[Vec<u32>]) -> CaseResult {
     let everyone = (0..FILL_ITEMS).collect::<Vec<_>>();
     let unfinished: Vec<usize> = (0..won.len()).filter(|&w| won[w] != everyone).collect();
     ensure(unfinished.is_empty(), || {
         format!("writers {unfinished:?} did not put all their items")
     })?;
+    let kept = |w: u32, i: u32| race == Race::Fill || drain_keeps(w, i);
     let wanted: Vec<(String, Value)> = (0..writers)
-        .flat_map(|w| (0..FILL_ITEMS).map(move |i| (fill_sk(w, i), fill_value(w, i))))
+        .flat_map(|w| (0..FILL_ITEMS).map(move |i| (w, i)))
+        .filter(|&(w, i)| kept(w, i))
+        .map(|(w, i)| (fill_sk(w, i), fill_value(w, i)))
         .collect();
     let mut got = Vec::new();
     let mut after = None;

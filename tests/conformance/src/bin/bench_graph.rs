@@ -18,7 +18,9 @@
 //! `cargo run --release -p conformance --features bench --bin bench_graph`. Knobs: `BENCH_HOSTS`,
 //! `BENCH_REQUESTS` (default 1000), `BENCH_SECONDS`, `BENCH_CONCURRENCY` (default 8),
 //! `BENCH_PAIRS` (default 200), `BENCH_SCALE` (default 100), `BENCH_HTTP_PAIRS` (pairs
-//! of the generated graph asked over HTTP one at a time, default 50).
+//! of the generated graph asked over HTTP one at a time, default 50),
+//! `BENCH_GRAPH_SHARDS` (the generated graph's shard counts as multiples of 32 × scale,
+//! default `1,8,32`).
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -546,11 +548,21 @@ fn main() -> Result<()> {
     let scale = bench::env_number("BENCH_SCALE", 100);
     let big = scaled(&sample, scale, &mut rng);
     let big_pairs = pairs(&big, n_pairs, &mut rng);
-    // The deployment's shard count grown with the graph, then 8x as many (smaller)
-    // shards: a node is read with its page (≤ 32 KB) or its whole shard while that is
-    // smaller, so bytes per query follow page and shard size.
+    // The deployment's shard count grown with the graph, then 8x and 32x as many
+    // (smaller) shards: a node is read with its page (≤ 32 KB) or its whole shard
+    // while that is smaller, so bytes per query follow page and shard size.
+    // `BENCH_GRAPH_SHARDS` (multiples of the base, comma-separated) picks others.
     let base = graph_model::DEFAULT_SHARDS * u32::try_from(scale).unwrap_or(100);
-    for shards in [base, base * 8] {
+    let multiples: Vec<u32> = std::env::var("BENCH_GRAPH_SHARDS")
+        .unwrap_or_else(|_| "1,8,32".to_owned())
+        .split(',')
+        .map(|m| {
+            m.trim()
+                .parse()
+                .context("BENCH_GRAPH_SHARDS: numbers, comma-separated")
+        })
+        .collect::<Result<_>>()?;
+    for shards in multiples.into_iter().map(|m| base * m) {
         let t = Instant::now();
         let loaded = load(&big, shards)?;
         println!(
