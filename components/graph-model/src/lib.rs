@@ -9,12 +9,14 @@
 //!   `graph_shards` partitions (default [`DEFAULT_SHARDS`]), so that a bulk import
 //!   rewrites each shard once.
 //! - [`write`]: the incremental maintenance every movie write calls (the movies API
-//!   and the DynamoDB endpoint on `Movies`), and the rebuild for recovery.
+//!   and the DynamoDB endpoint on `Movies`), and the rebuild for recovery; its node
+//!   writes are the table mutations of [`mutation`], run where the shard lives.
 //! - [`search`]: the shortest actor–movie–actor chain by bidirectional BFS, bounded.
 //!
 //! Shared by the `graph` endpoint (queries) and the two writers of movies, `movies`
 //! and `dynamodb`. `cargo test -p graph-model` runs its tests on the memory backend.
 
+pub mod mutation;
 pub mod node;
 pub mod search;
 pub mod write;

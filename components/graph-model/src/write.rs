@@ -1,7 +1,9 @@
 //! Keeping the graph in step with the movies table.
 //!
 //! Every path that writes movies calls [`movies_changed`] after its write, with what
-//! each movie is now. It runs two passes, each one atomic write per shard touched:
+//! each movie is now. It runs two passes, each one write per shard touched — the
+//! shard's node mutations ([`crate::mutation`]) in one [`kit::table::Table::mutate_many`]: one call
+//! to the object holding the graph on Workers, a compare-and-swap per page on Spin:
 //!
 //! 1. the movie nodes take their new casts; each changed node's new version is the
 //!    *revision* of that change (a node is never deleted, so revisions only grow);
@@ -17,16 +19,14 @@
 //! A process killed between the movie write and the graph update leaves the graph
 //! behind the table: [`rebuild`] (admin `POST /api/graph/rebuild`) recomputes it.
 
-use crate::node::{decode, encode, Cast, Graph, MovieNode, MovieRef, PersonNode};
+use crate::mutation::{LinkPerson, SetMovie};
+use crate::node::{encode, Cast, Graph, MovieNode, MovieRef, PersonNode};
 use ddb_model::schema;
 use ddb_model::value::Number;
-use kit::table::{Change, StoreError};
+use kit::table::{Mutation, StoreError};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
-
-/// Compare-and-swap attempts per shard write.
-const ATTEMPTS: u32 = 32;
 
 /// Read-backs before giving up on catching up with concurrent writers of the same
 /// movies (each round means another writer changed one of them meanwhile).
@@ -104,50 +104,48 @@ pub async fn apply(
         .map(|(m, c)| (graph.movie_key(m), (m, c)));
     let mut moved: Vec<Moved> = Vec::new();
     for (shard, movies) in by_shard(keyed) {
-        let sks: Vec<String> = movies.iter().map(|(sk, _)| sk.clone()).collect();
-        let wanted: HashMap<&str, (&MovieRef, Option<&Cast>)> =
-            movies.iter().map(|(sk, v)| (sk.as_str(), *v)).collect();
-        // Refilled on every attempt: only the attempt that lands counts.
-        let mut recorded: Vec<(String, Moved)> = Vec::new();
-        graph
-            .table
-            .update_items(&shard, &sks, ATTEMPTS, &mut |sk, item| {
-                recorded.retain(|(recorded, _)| recorded != sk);
-                let Some(&(movie, cast)) = wanted.get(sk) else {
-                    return Ok(Change::Keep);
-                };
-                let old: Option<MovieNode> = item.map(decode).transpose()?;
-                let old_cast = old.as_ref().filter(|n| !n.gone).map(|n| &n.cast);
-                if old_cast == cast || (old_cast.is_none() && cast.is_none()) {
-                    return Ok(Change::Keep);
-                }
-                let node = match cast {
-                    Some(cast) => MovieNode {
-                        cast: cast.clone(),
-                        gone: false,
-                    },
-                    None => MovieNode {
-                        cast: Cast::default(),
-                        gone: true,
-                    },
-                };
-                recorded.push((
-                    sk.to_owned(),
-                    Moved {
-                        id: movie.id(),
-                        rev: item.map_or(1, |i| i.version + 1),
-                        before: people_of(old_cast),
-                        after: people_of(cast),
-                    },
-                ));
-                Ok(Change::Put(encode(&node)?))
-            })
-            .await?;
-        if !recorded.is_empty() {
-            stats.shard_writes += 1;
-            stats.movie_nodes += recorded.len();
+        let mut sets: Vec<(String, Box<dyn Mutation>)> = Vec::with_capacity(movies.len());
+        for (sk, (_, cast)) in &movies {
+            let node = match cast {
+                Some(cast) => MovieNode {
+                    cast: (*cast).clone(),
+                    gone: false,
+                },
+                None => MovieNode {
+                    cast: Cast::default(),
+                    gone: true,
+                },
+            };
+            sets.push((
+                sk.clone(),
+                Box::new(SetMovie {
+                    node: encode(&node)?,
+                }),
+            ));
         }
-        moved.extend(recorded.into_iter().map(|(_, m)| m));
+        let notes = graph.table.mutate_many(&shard, &sets).await?;
+        let before = stats.movie_nodes;
+        for ((_, (movie, cast)), note) in movies.iter().zip(notes) {
+            if note.is_null() {
+                continue;
+            }
+            let rev = note["rev"].as_u64().ok_or_else(|| {
+                StoreError::Corrupt(format!("a movie node's change noted {note}"))
+            })?;
+            let mut before: Vec<String> = kit::json::from_value(&note["before"])
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            kit::sorted::sort(&mut before);
+            moved.push(Moved {
+                id: movie.id(),
+                rev,
+                before,
+                after: people_of(*cast),
+            });
+            stats.movie_nodes += 1;
+        }
+        if stats.movie_nodes > before {
+            stats.shard_writes += 1;
+        }
     }
     // Pass 2: each person's links and unlinks, (movie id, revision, linked).
     let mut edges: Vec<(String, Edge)> = Vec::new();
@@ -163,35 +161,12 @@ pub async fn apply(
         .into_iter()
         .map(|(p, e)| (graph.person_key(&p), e));
     for (shard, people) in by_shard(keyed) {
-        let sks: Vec<String> = people.iter().map(|(sk, _)| sk.clone()).collect();
-        let wanted: HashMap<&str, (usize, &Vec<Edge>)> = people
-            .iter()
-            .enumerate()
-            .map(|(i, (sk, e))| (sk.as_str(), (i, e)))
+        let links: Vec<(String, Box<dyn Mutation>)> = people
+            .into_iter()
+            .map(|(sk, edges)| (sk, Box::new(LinkPerson { edges }) as Box<dyn Mutation>))
             .collect();
-        // Per person, whether the attempt that lands changed their node.
-        let mut changed = vec![false; people.len()];
-        graph
-            .table
-            .update_items(&shard, &sks, ATTEMPTS, &mut |sk, item| {
-                let Some(&(i, edges)) = wanted.get(sk) else {
-                    return Ok(Change::Keep);
-                };
-                let mut node: PersonNode = item.map(decode).transpose()?.unwrap_or_default();
-                let mut any = false;
-                for (id, rev, linked) in edges.iter() {
-                    any |= node.apply(id, *rev, *linked);
-                }
-                if let Some(c) = changed.get_mut(i) {
-                    *c = any;
-                }
-                if !any {
-                    return Ok(Change::Keep);
-                }
-                Ok(Change::Put(encode(&node)?))
-            })
-            .await?;
-        let changed = changed.iter().filter(|c| **c).count();
+        let notes = graph.table.mutate_many(&shard, &links).await?;
+        let changed = notes.iter().filter(|n| n.as_bool() == Some(true)).count();
         if changed > 0 {
             stats.shard_writes += 1;
             stats.person_nodes += changed;

@@ -301,7 +301,7 @@ impl Mutation for UserEdit {
 /// Rebuilds this crate's shipped mutations (see [`kit::table::Mutations`]).
 pub fn mutations(kind: &str, args: serde_json::Value) -> Option<Box<dyn Mutation>> {
     if kind != USER_EDIT {
-        return None;
+        return graph_model::mutation::mutations(kind, args);
     }
     let edit: UserEdit = kit::json::from_value(&args).ok()?;
     Some(Box::new(edit))

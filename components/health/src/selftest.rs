@@ -86,7 +86,13 @@ async fn storage_suite(req: &kit::Request, ctx: &Ctx<'_>) -> Result<Response, ki
             "cases": report.cases,
         }));
     }
-    if let Some((whole, items)) = ctx.env.tables.layout_move().filter(|_| runs("move")) {
+    for (whole, items) in ctx
+        .env
+        .tables
+        .layout_moves()
+        .into_iter()
+        .filter(|_| runs("move"))
+    {
         let prefix = format!("selftest_{:016x}_move", (ctx.env.random)());
         let failure = match (
             ctx.env.tables.open_on(whole, &prefix),

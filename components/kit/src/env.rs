@@ -75,11 +75,12 @@ pub trait Tables {
         self.open(name)
     }
 
-    /// A backend keeping partitions whole as older versions did, and the backend of
-    /// this version that moves them into items one by one, over the same storage: the
-    /// storage self-test writes through the first and reads through the second.
-    fn layout_move(&self) -> Option<(&'static str, &'static str)> {
-        None
+    /// Pairs of a backend keeping partitions whole as older versions did and the
+    /// backend of this version that moves them into items one by one, over the same
+    /// storage: the storage self-test writes through the first and reads through the
+    /// second.
+    fn layout_moves(&self) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
     }
 
     /// The most conditional writes one request may make, where the host limits it. On

@@ -25,8 +25,8 @@ impl Tables for MemoryKv {
         })
     }
 
-    fn layout_move(&self) -> Option<(&'static str, &'static str)> {
-        Some(("whole", "default"))
+    fn layout_moves(&self) -> Vec<(&'static str, &'static str)> {
+        vec![("whole", "default")]
     }
 }
 

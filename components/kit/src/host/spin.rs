@@ -65,8 +65,8 @@ impl Tables for SpinTables {
     }
 
     #[cfg(feature = "storage-selftest")]
-    fn layout_move(&self) -> Option<(&'static str, &'static str)> {
-        Some(("whole", "default"))
+    fn layout_moves(&self) -> Vec<(&'static str, &'static str)> {
+        vec![("whole", "default")]
     }
 
     fn round_trips(&self) -> u64 {

@@ -3,7 +3,9 @@
 //! Worker names as read-mostly), and the static assets binding as the static files.
 
 use crate::files::{check_path, Files, FilesError};
-use crate::table::workers::{local_table, object_name, DoClient, DoKv, KvBackend, Layout};
+#[cfg(feature = "storage-selftest")]
+use crate::table::workers::DoKv;
+use crate::table::workers::{local_table, object_name, DoClient, KvBackend, Layout};
 use crate::table::{PartitionTable, RemoteTable, RoundTrips, StoreError, Table};
 use crate::{Backend, Bytes, Clock, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use std::rc::Rc;
@@ -90,6 +92,21 @@ impl WorkerTables {
             .env
             .durable_object(DO_BINDING)
             .map_err(|e| StoreError::Access(format!("{DO_BINDING}: {e}")))?;
+        Ok(Rc::new(RemoteTable(DoClient::one_object(
+            namespace,
+            name,
+            self.trips.clone(),
+        ))))
+    }
+
+    /// The same object as [`WorkerTables::one_object`], driven as earlier versions
+    /// did: whole partitions in its key-value storage, read and swapped from the Worker.
+    #[cfg(feature = "storage-selftest")]
+    fn one_object_whole(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        let namespace = self
+            .env
+            .durable_object(DO_BINDING)
+            .map_err(|e| StoreError::Access(format!("{DO_BINDING}: {e}")))?;
         Ok(Rc::new(PartitionTable::new(
             DoKv::new(namespace, name, self.trips.clone()),
             name,
@@ -131,6 +148,12 @@ impl Tables for WorkerTables {
             Backend {
                 name: "durable_object_table",
                 atomic: true,
+                whole_partitions: false,
+            },
+            #[cfg(feature = "storage-selftest")]
+            Backend {
+                name: "durable_object_table_whole",
+                atomic: true,
                 whole_partitions: true,
             },
             #[cfg(feature = "storage-selftest")]
@@ -148,14 +171,19 @@ impl Tables for WorkerTables {
     }
 
     #[cfg(feature = "storage-selftest")]
-    fn layout_move(&self) -> Option<(&'static str, &'static str)> {
-        Some(("durable_object_whole", "durable_object"))
+    fn layout_moves(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("durable_object_whole", "durable_object"),
+            ("durable_object_table_whole", "durable_object_table"),
+        ]
     }
 
     fn open_on(&self, backend: &str, name: &str) -> Result<Rc<dyn Table>, StoreError> {
         match backend {
             "kv" => self.kv(name),
             "durable_object_table" => self.one_object(name),
+            #[cfg(feature = "storage-selftest")]
+            "durable_object_table_whole" => self.one_object_whole(name),
             #[cfg(feature = "storage-selftest")]
             "durable_object_whole" => self.durable(name, Layout::Whole),
             _ => self.durable(name, Layout::Rows),

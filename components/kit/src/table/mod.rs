@@ -411,6 +411,49 @@ pub trait Table {
         }
         Ok(retries)
     }
+
+    /// Runs each mutation on its item of partition `pk` (sort keys distinct), where the
+    /// items live: one call to a Durable Object; elsewhere one
+    /// [`Table::update_items`] (on pages, one compare-and-swap per page). Returns what
+    /// each decision noted, in order. Each item changes atomically; the items together
+    /// only where the backend's `update_items` makes them so.
+    async fn mutate_many(
+        &self,
+        pk: &str,
+        items: &[(String, Box<dyn Mutation>)],
+    ) -> Result<Vec<Value>, StoreError> {
+        mutate_many_here(self, pk, items).await
+    }
+}
+
+/// [`Table::mutate_many`] run by this side, as one [`Table::update_items`].
+async fn mutate_many_here<T: Table + ?Sized>(
+    table: &T,
+    pk: &str,
+    items: &[(String, Box<dyn Mutation>)],
+) -> Result<Vec<Value>, StoreError> {
+    let sks: Vec<String> = items.iter().map(|(sk, _)| sk.clone()).collect();
+    let slot: std::collections::HashMap<&str, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, (sk, _))| (sk.as_str(), i))
+        .collect();
+    // Refilled on every attempt: only the attempt that lands counts.
+    let mut notes = vec![Value::Null; items.len()];
+    table
+        .update_items(pk, &sks, MUTATE_ATTEMPTS, &mut |sk, item| {
+            let Some((i, (_, mutation))) = slot.get(sk).and_then(|&i| Some((i, items.get(i)?)))
+            else {
+                return Ok(Change::Keep);
+            };
+            let (change, note) = mutation.decide(item)?;
+            if let Some(slot) = notes.get_mut(i) {
+                *slot = note;
+            }
+            Ok(change)
+        })
+        .await?;
+    Ok(notes)
 }
 
 /// A table operation as data, for backends that run the operation elsewhere (a Durable
@@ -463,6 +506,15 @@ pub enum TableOp {
         kind: String,
         args: Value,
     },
+    /// Mutations of several items of one partition: `(sort key, kind, arguments)`.
+    MutateMany {
+        pk: String,
+        mutations: Vec<(String, String, Value)>,
+    },
+    /// Items of any partitions, for a table whose partitions one object holds together.
+    GetKeys {
+        keys: Vec<(String, String)>,
+    },
 }
 
 /// The result of a [`TableOp`].
@@ -470,17 +522,34 @@ pub enum TableOp {
 #[serde(tag = "ok", rename_all = "snake_case")]
 #[serde(try_from = "wire::TableOpResultWire")]
 pub enum TableOpResult {
-    Item { item: Option<Item> },
-    Items { items: Vec<Option<Item>> },
-    Version { version: u64 },
-    Existed { existed: bool },
-    Page { page: Page },
+    Item {
+        item: Option<Item>,
+    },
+    Items {
+        items: Vec<Option<Item>>,
+    },
+    Version {
+        version: u64,
+    },
+    Existed {
+        existed: bool,
+    },
+    Page {
+        page: Page,
+    },
     Done,
-    Mutated { mutated: Mutated },
+    Mutated {
+        mutated: Mutated,
+    },
+    /// What each of a [`TableOp::MutateMany`]'s decisions noted, in order.
+    Notes {
+        notes: Vec<Value>,
+    },
 }
 
 impl TableOp {
-    /// The partition the operation touches (a Durable Object is chosen by it).
+    /// The partition the operation touches (a Durable Object is chosen by it); `""`
+    /// for [`TableOp::GetKeys`], which only a table kept in one object sends.
     pub fn partition(&self) -> &str {
         match self {
             TableOp::Get { pk, .. }
@@ -491,7 +560,9 @@ impl TableOp {
             | TableOp::QueryBack { pk, .. }
             | TableOp::PutPartition { pk, .. }
             | TableOp::PutItems { pk, .. }
-            | TableOp::Mutate { pk, .. } => pk,
+            | TableOp::Mutate { pk, .. }
+            | TableOp::MutateMany { pk, .. } => pk,
+            TableOp::GetKeys { .. } => "",
         }
     }
 
@@ -545,6 +616,24 @@ impl TableOp {
                     mutated: table.mutate(&pk, &sk, mutation.as_ref()).await?,
                 }
             }
+            TableOp::MutateMany {
+                pk,
+                mutations: shipped,
+            } => {
+                let mut items: Vec<(String, Box<dyn Mutation>)> = Vec::with_capacity(shipped.len());
+                for (sk, kind, args) in shipped {
+                    let mutation = mutations(&kind, args).ok_or_else(|| {
+                        StoreError::Corrupt(format!("a mutation of unknown kind {kind:?}"))
+                    })?;
+                    items.push((sk, mutation));
+                }
+                TableOpResult::Notes {
+                    notes: table.mutate_many(&pk, &items).await?,
+                }
+            }
+            TableOp::GetKeys { keys } => TableOpResult::Items {
+                items: table.get_many(&keys).await?,
+            },
         })
     }
 }
@@ -557,6 +646,12 @@ fn unexpected(result: TableOpResult) -> StoreError {
 #[async_trait(?Send)]
 pub trait RemoteOps {
     async fn call(&self, op: TableOp) -> Result<TableOpResult, StoreError>;
+
+    /// Whether one place holds every partition, so that a read of many partitions is
+    /// one [`TableOp::GetKeys`].
+    fn holds_every_partition(&self) -> bool {
+        false
+    }
 }
 
 /// Adapts any [`RemoteOps`] into a [`Table`].
@@ -577,8 +672,22 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
     }
 
     /// One call per partition involved (each partition is its own object), asking
-    /// for just the items wanted.
+    /// for just the items wanted; one call in all where one object holds them all (an
+    /// object of the version before that refuses it, and is asked per partition).
     async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+        if self.0.holds_every_partition() && !keys.is_empty() {
+            let op = TableOp::GetKeys {
+                keys: keys.to_vec(),
+            };
+            match self.0.call(op).await {
+                Ok(TableOpResult::Items { items }) if items.len() == keys.len() => {
+                    return Ok(items)
+                }
+                Ok(other) => return Err(unexpected(other)),
+                Err(e) if refused_as_unknown(&e, "get_keys") => {}
+                Err(e) => return Err(e),
+            }
+        }
         let mut out: Vec<Option<Item>> = vec![None; keys.len()];
         let by_pk = crate::sorted::group(
             keys.iter()
@@ -711,6 +820,34 @@ impl<R: RemoteOps> Table for RemoteTable<R> {
         {
             TableOpResult::Done => Ok(()),
             other => Err(unexpected(other)),
+        }
+    }
+
+    /// Shipped to where the items live in one call. An object of the version before
+    /// refuses it; then each item's mutation is shipped alone.
+    async fn mutate_many(
+        &self,
+        pk: &str,
+        items: &[(String, Box<dyn Mutation>)],
+    ) -> Result<Vec<Value>, StoreError> {
+        let op = TableOp::MutateMany {
+            pk: pk.into(),
+            mutations: items
+                .iter()
+                .map(|(sk, m)| (sk.clone(), m.kind().to_owned(), m.args()))
+                .collect(),
+        };
+        match self.0.call(op).await {
+            Ok(TableOpResult::Notes { notes }) if notes.len() == items.len() => Ok(notes),
+            Ok(other) => Err(unexpected(other)),
+            Err(e) if refused_as_unknown(&e, "mutate_many") => {
+                let mut notes = Vec::with_capacity(items.len());
+                for (sk, mutation) in items {
+                    notes.push(self.mutate(pk, sk, mutation.as_ref()).await?.note);
+                }
+                Ok(notes)
+            }
+            Err(e) => Err(e),
         }
     }
 }

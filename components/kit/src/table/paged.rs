@@ -571,7 +571,9 @@ fn entry_for<'e, E: Low>(entries: &'e [E], sk: &str) -> Option<&'e E> {
 }
 
 /// `items` cut into runs of at most about `max` bytes each (by `size`), in order; one
-/// run when they fit. Runs are cut evenly, so that a page that just split has room.
+/// run when they fit. Runs are cut evenly — each where the running total passes the
+/// next of as many equal shares — so that a page that just split has room and none of
+/// the runs is a sliver (which the next write to it would merge straight back).
 fn cut<X>(
     items: Vec<(String, X)>,
     max: usize,
@@ -581,18 +583,18 @@ fn cut<X>(
     if total <= max || items.len() < 2 {
         return vec![items];
     }
-    let runs = total.div_ceil(max * 3 / 4).max(2);
-    let target = total / runs;
+    let runs = total.div_ceil((max * 3 / 4).max(1)).max(2);
     let mut out = Vec::new();
     let mut run = Vec::new();
-    let mut filled = 0;
+    let mut before = 0;
     for (key, x) in items {
         let add = size(&key, &x);
-        if !run.is_empty() && filled + add > target.max(1) && filled >= target / 2 {
+        // A cut before this item when its middle lies past the next share's end.
+        let share_end = total * (out.len() + 1) / runs;
+        if !run.is_empty() && out.len() + 1 < runs && before + add / 2 > share_end {
             out.push(std::mem::take(&mut run));
-            filled = 0;
         }
-        filled += add;
+        before += add;
         run.push((key, x));
     }
     if !run.is_empty() {
@@ -1075,14 +1077,19 @@ impl PagedTable {
         if next != right {
             return Ok(false);
         }
+        // Sized by a plain read first: on Spin each load arms a compare-and-swap, of
+        // which a request may hold 256, and most neighbours are too full to merge.
         let key = self.page_key(pk, right);
-        let (raw, token) = self.kv.load(&key).await?;
-        let Some(raw) = raw.filter(|raw| raw.first() != Some(&FROZEN)) else {
-            return Ok(false);
+        let fits = |raw: &[u8]| {
+            raw.first() != Some(&FROZEN) && left_bytes.len() + raw.len() <= self.sizes.page
         };
-        if left_bytes.len() + raw.len() > self.sizes.page {
+        if !self.kv.read(&key).await?.is_some_and(|raw| fits(&raw)) {
             return Ok(false);
         }
+        let (raw, token) = self.kv.load(&key).await?;
+        let Some(raw) = raw.filter(|raw| fits(raw)) else {
+            return Ok(false);
+        };
         let frozen = Frozen {
             low: low.into_owned(),
             page: decode_page(&raw)?,
@@ -2449,6 +2456,31 @@ mod tests {
         holds_exactly(&kv, &[]);
         let left = pages(&kv);
         assert!(left <= 2, "{left} empty pages left of {before}");
+    }
+
+    #[test]
+    fn pages_split_into_even_runs_without_slivers() {
+        for (n, each) in [(33, 1000), (49, 700), (100, 1000), (7, 9000), (250, 130)] {
+            let items: Vec<(String, usize)> = (0..n).map(|i| (key(i), each)).collect();
+            let runs = super::cut(items, 32_000, |_, size| *size);
+            let sizes: Vec<usize> = runs.iter().map(|r| r.len() * each).collect();
+            assert_eq!(runs.iter().map(Vec::len).sum::<usize>(), n);
+            let (least, most) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            assert!(
+                most - least <= each && *most <= 32_000,
+                "{n} items of {each}: {sizes:?}"
+            );
+        }
+        let with_a_giant = vec![
+            ("a".to_owned(), 100),
+            ("b".to_owned(), 90_000),
+            ("c".to_owned(), 100),
+        ];
+        let runs = super::cut(with_a_giant, 32_000, |_, size| *size);
+        assert!(
+            runs.iter().any(|r| r.len() == 1 && r[0].0 == "b"),
+            "{runs:?}"
+        );
     }
 
     #[test]

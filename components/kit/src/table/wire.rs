@@ -35,12 +35,15 @@ enum TableOpKind {
     PutPartition,
     PutItems,
     Mutate,
+    MutateMany,
+    GetKeys,
 }
 
 /// Every field any [`TableOp`] has.
 #[derive(Deserialize)]
 pub(super) struct TableOpWire {
     op: TableOpKind,
+    #[serde(default)]
     pk: String,
     sk: Option<String>,
     sks: Option<Vec<String>>,
@@ -54,6 +57,8 @@ pub(super) struct TableOpWire {
     kind: Option<String>,
     #[serde(default, deserialize_with = "present")]
     args: Option<Value>,
+    mutations: Option<Vec<(String, String, Value)>>,
+    keys: Option<Vec<(String, String)>>,
 }
 
 impl TryFrom<TableOpWire> for TableOp {
@@ -105,6 +110,15 @@ impl TryFrom<TableOpWire> for TableOp {
                 kind: w.kind.ok_or_else(|| missing("mutate", "kind"))?,
                 args: w.args.ok_or_else(|| missing("mutate", "args"))?,
             },
+            TableOpKind::MutateMany => TableOp::MutateMany {
+                pk,
+                mutations: w
+                    .mutations
+                    .ok_or_else(|| missing("mutate_many", "mutations"))?,
+            },
+            TableOpKind::GetKeys => TableOp::GetKeys {
+                keys: w.keys.ok_or_else(|| missing("get_keys", "keys"))?,
+            },
         })
     }
 }
@@ -119,6 +133,7 @@ enum TableOpResultKind {
     Page,
     Done,
     Mutated,
+    Notes,
 }
 
 /// Every field any [`TableOpResult`] has.
@@ -131,6 +146,7 @@ pub(super) struct TableOpResultWire {
     existed: Option<bool>,
     page: Option<Page>,
     mutated: Option<super::Mutated>,
+    notes: Option<Vec<Value>>,
 }
 
 impl TryFrom<TableOpResultWire> for TableOpResult {
@@ -155,6 +171,9 @@ impl TryFrom<TableOpResultWire> for TableOpResult {
             TableOpResultKind::Done => TableOpResult::Done,
             TableOpResultKind::Mutated => TableOpResult::Mutated {
                 mutated: w.mutated.ok_or_else(|| missing("mutated", "mutated"))?,
+            },
+            TableOpResultKind::Notes => TableOpResult::Notes {
+                notes: w.notes.ok_or_else(|| missing("notes", "notes"))?,
             },
         })
     }
@@ -338,6 +357,13 @@ mod tests {
                 kind: "svc.add".into(),
                 args: Value::Null,
             },
+            TableOp::MutateMany {
+                pk: "p".into(),
+                mutations: vec![("s".into(), "svc.add".into(), json!({"op": "get"}))],
+            },
+            TableOp::GetKeys {
+                keys: vec![("p".into(), "s".into()), ("".into(), "".into())],
+            },
         ];
         for op in ops {
             assert_eq!(round_trip(&op), op);
@@ -369,6 +395,9 @@ mod tests {
                     note: json!({"old": null}),
                     retries: 2,
                 },
+            },
+            TableOpResult::Notes {
+                notes: vec![Value::Null, json!({"ok": "done"})],
             },
         ];
         for result in results {

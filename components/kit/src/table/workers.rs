@@ -209,6 +209,8 @@ pub struct DoClient {
     table: String,
     trips: RoundTrips,
     layout: Layout,
+    /// Every partition in one object (named as [`DoKv`] names it), not one each.
+    one_object: bool,
 }
 
 impl DoClient {
@@ -218,6 +220,17 @@ impl DoClient {
             table: table.to_owned(),
             trips,
             layout: Layout::Rows,
+            one_object: false,
+        }
+    }
+
+    /// A table whose partitions one object holds together, as rows: a read of many
+    /// partitions is one call (the graph's per-level read). It is the object that
+    /// [`DoKv`] drove, and its partitions stored whole move into rows on first touch.
+    pub fn one_object(namespace: ObjectNamespace, table: &str, trips: RoundTrips) -> Self {
+        Self {
+            one_object: true,
+            ..Self::new(namespace, table, trips)
         }
     }
 
@@ -231,7 +244,11 @@ impl DoClient {
 impl RemoteOps for DoClient {
     async fn call(&self, op: TableOp) -> Result<TableOpResult, StoreError> {
         self.trips.bump();
-        let name = object_name(&self.table, op.partition());
+        let name = if self.one_object {
+            one_object_name(&self.table)
+        } else {
+            object_name(&self.table, op.partition())
+        };
         let stub = self
             .namespace
             .id_from_name(&name)
@@ -249,14 +266,25 @@ impl RemoteOps for DoClient {
         let bytes = response.bytes().await.map_err(backend)?;
         decode_answer(&bytes)
     }
+
+    fn holds_every_partition(&self) -> bool {
+        self.one_object
+    }
+}
+
+/// The name of the one object holding every partition of `table`: `\u{1}<table>`, a
+/// name no per-partition object can have.
+fn one_object_name(table: &str) -> String {
+    format!("\u{1}{table}")
 }
 
 /// The most keys one Durable Object storage `get` takes.
+#[cfg(feature = "storage-selftest")]
 const DO_GET_KEYS: usize = 128;
 
 /// A stored value and its write count, kept together as `"<count> <text>"` in one key,
 /// so a compare-and-swap reads and writes one key.
-fn split_counted(stored: String) -> Result<(u64, String), StoreError> {
+pub(super) fn split_counted(stored: String) -> Result<(u64, String), StoreError> {
     let (count, text) = stored
         .split_once(' ')
         .ok_or_else(|| StoreError::Corrupt("stored value without its write count".into()))?;
@@ -266,6 +294,7 @@ fn split_counted(stored: String) -> Result<(u64, String), StoreError> {
     Ok((count, text.to_owned()))
 }
 
+#[cfg(feature = "storage-selftest")]
 async fn load_counted(storage: &Storage, key: &str) -> Result<(u64, Option<String>), StoreError> {
     match get_text(storage, key).await? {
         Some(stored) => {
@@ -276,6 +305,7 @@ async fn load_counted(storage: &Storage, key: &str) -> Result<(u64, Option<Strin
     }
 }
 
+#[cfg(feature = "storage-selftest")]
 async fn run_kv_op(storage: &Storage, op: KvOp) -> Result<KvOpResult, StoreError> {
     Ok(match op {
         KvOp::ReadMany { keys } => {
@@ -318,13 +348,28 @@ async fn run_kv_op(storage: &Storage, op: KvOp) -> Result<KvOpResult, StoreError
 /// Runs one [`KvOp`] (JSON) on the object's storage; returns the JSON of
 /// `Result<KvOpResult, StoreError>`. The object handles one event at a time, so a
 /// swap's compare and write are atomic.
+///
+/// Only the storage self-test still drives an object this way (as earlier versions
+/// drove the graph's): a deployed object keeps that table as rows, and refuses the
+/// key-value operations of an earlier Worker during a deploy rather than serve it
+/// partitions that have moved.
 pub async fn serve_kv_op(storage: Storage, body: &[u8]) -> Vec<u8> {
+    #[cfg(feature = "storage-selftest")]
     let result: Result<KvOpResult, StoreError> = async {
         let op: KvOp =
             crate::json::from_bytes(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         run_kv_op(&storage, op).await
     }
     .await;
+    #[cfg(not(feature = "storage-selftest"))]
+    let result: Result<KvOpResult, StoreError> = {
+        let _ = (storage, body);
+        Err(StoreError::Backend(
+            "this object keeps its table as rows: a Worker of an earlier version is \
+             calling it (finish the deploy)"
+                .into(),
+        ))
+    };
     serde_json::to_vec(&result).unwrap_or_default()
 }
 
@@ -353,7 +398,7 @@ impl DoKv {
     pub fn new(namespace: ObjectNamespace, table: &str, trips: RoundTrips) -> Self {
         Self {
             namespace: Rc::new(namespace),
-            object: format!("\u{1}{table}"),
+            object: one_object_name(table),
             trips,
         }
     }
