@@ -119,6 +119,9 @@ def describe_shape(answer):
         "TableName": desc.get("TableName"),
         "KeySchema": desc.get("KeySchema"),
         "AttributeDefinitions": sorted(desc.get("AttributeDefinitions", []), key=lambda d: d["AttributeName"]),
+        # On demand: zero units, and the mode (DynamoDB adds when it was set).
+        "ProvisionedThroughput": desc.get("ProvisionedThroughput"),
+        "BillingMode": (desc.get("BillingModeSummary") or {}).get("BillingMode"),
     }
 
 

@@ -114,7 +114,7 @@ pub fn movies() -> TableDef {
         // 2025-01-01T00:00:00Z: fixed, since the table is not created at run time.
         created: 1_735_689_600.0,
         generation: 0,
-        billing: json!({ "BillingMode": "PAY_PER_REQUEST" }),
+        billing: json!({ "BillingMode": PAY_PER_REQUEST }),
         protected: true,
     }
 }
@@ -132,6 +132,50 @@ pub fn check_table_name(name: &str) -> Result<(), DynamoError> {
             "1 validation error detected: Value '{name}' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length between 3 and 255"
         )))
     }
+}
+
+/// On-demand capacity: the billing mode the built-in tables have.
+const PAY_PER_REQUEST: &str = "PAY_PER_REQUEST";
+
+/// What the catalog keeps of a `CreateTable` request's capacity (its `BillingMode`,
+/// its `ProvisionedThroughput`), refused as DynamoDB refuses it: on demand with
+/// throughput, or provisioned (the default) without both units.
+fn billing_of(req: &Value) -> Result<Value, DynamoError> {
+    let mode = req.get("BillingMode");
+    let throughput = req.get("ProvisionedThroughput");
+    if mode.and_then(Value::as_str) == Some(PAY_PER_REQUEST) {
+        if throughput.is_some() {
+            return Err(DynamoError::validation(
+                "One or more parameter values were invalid: Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
+            ));
+        }
+        return Ok(json!({ "BillingMode": PAY_PER_REQUEST }));
+    }
+    let units = |field: &str| {
+        throughput
+            .and_then(|t| t.get(field))
+            .and_then(Value::as_u64)
+    };
+    let (Some(read), Some(write)) = (units("ReadCapacityUnits"), units("WriteCapacityUnits"))
+    else {
+        return Err(DynamoError::validation(
+            "One or more parameter values were invalid: ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED",
+        ));
+    };
+    for (value, field) in [(write, "writeCapacityUnits"), (read, "readCapacityUnits")] {
+        if value == 0 {
+            return Err(DynamoError::validation(format!(
+                "1 validation error detected: Value '0' at 'provisionedThroughput.{field}' failed to satisfy constraint: Member must have value greater than or equal to 1"
+            )));
+        }
+    }
+    let mut billing = json!({
+        "ProvisionedThroughput": {"ReadCapacityUnits": read, "WriteCapacityUnits": write},
+    });
+    if let Some(mode) = mode {
+        billing["BillingMode"] = mode.clone();
+    }
+    Ok(billing)
 }
 
 fn str_field<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
@@ -159,6 +203,7 @@ impl TableDef {
             .get("AttributeDefinitions")
             .and_then(Value::as_array)
             .ok_or_else(|| DynamoError::validation("The parameter 'AttributeDefinitions' is required but was not present in the request"))?;
+        let billing = billing_of(req)?;
         let mut defined = Vec::new();
         for def in defs {
             let (Some(attr), Some(kind)) = (
@@ -218,11 +263,6 @@ impl TableDef {
                 "One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
             ));
         }
-        let billing = match (req.get("BillingMode"), req.get("ProvisionedThroughput")) {
-            (Some(mode), _) => json!({ "BillingMode": mode }),
-            (None, Some(throughput)) => json!({ "ProvisionedThroughput": throughput }),
-            (None, None) => json!({ "BillingMode": "PROVISIONED" }),
-        };
         Ok(Self {
             name: name.to_owned(),
             hash,
@@ -266,12 +306,24 @@ impl TableDef {
             "TableId": format!("{:016x}-{}", self.generation, self.name),
             "DeletionProtectionEnabled": self.protected,
         });
-        if let Some(throughput) = self.billing.get("ProvisionedThroughput") {
-            let mut t = throughput.clone();
-            t["NumberOfDecreasesToday"] = json!(0);
-            desc["ProvisionedThroughput"] = t;
-        } else if let Some(mode) = self.billing.get("BillingMode") {
-            desc["BillingModeSummary"] = json!({ "BillingMode": mode });
+        // As DynamoDB describes it: every table has `ProvisionedThroughput` (zeros
+        // on demand), and an on-demand table a `BillingModeSummary` besides.
+        let units = |field: &str| {
+            self.billing
+                .pointer(&format!("/ProvisionedThroughput/{field}"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        desc["ProvisionedThroughput"] = json!({
+            "NumberOfDecreasesToday": 0,
+            "ReadCapacityUnits": units("ReadCapacityUnits"),
+            "WriteCapacityUnits": units("WriteCapacityUnits"),
+        });
+        if self.billing.get("BillingMode").and_then(Value::as_str) == Some(PAY_PER_REQUEST) {
+            desc["BillingModeSummary"] = json!({
+                "BillingMode": PAY_PER_REQUEST,
+                "LastUpdateToPayPerRequestDateTime": self.created,
+            });
         }
         desc
     }

@@ -140,6 +140,7 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
             "The request body must be a JSON object",
         ));
     }
+    crate::params::check(&body)?;
     let catalog = ctx.env.table(CATALOG)?;
     let ops = Ops {
         ctx,
@@ -161,6 +162,8 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         Operation::Scan => Box::pin(ops.scan()),
         Operation::BatchWriteItem => Box::pin(ops.batch_write()),
         Operation::BatchGetItem => Box::pin(ops.batch_get()),
+        Operation::DescribeLimits => Box::pin(std::future::ready(Ok(describe_limits()))),
+        Operation::DescribeEndpoints => Box::pin(std::future::ready(Ok(describe_endpoints(req)))),
     };
     let result = future.await;
     // The movies API caches its reads of `Movies` at the edge by the table's generation
@@ -189,8 +192,35 @@ fn written_tables(operation: Operation, body: &Value) -> Vec<&str> {
         | Operation::GetItem
         | Operation::Query
         | Operation::Scan
-        | Operation::BatchGetItem => Vec::new(),
+        | Operation::BatchGetItem
+        | Operation::DescribeLimits
+        | Operation::DescribeEndpoints => Vec::new(),
     }
+}
+
+/// DynamoDB's default quotas of an account in a region: what SDKs and tools that size
+/// tables by them expect (nothing is provisioned or throttled here).
+fn describe_limits() -> Value {
+    json!({
+        "AccountMaxReadCapacityUnits": 80000,
+        "AccountMaxWriteCapacityUnits": 80000,
+        "TableMaxReadCapacityUnits": 40000,
+        "TableMaxWriteCapacityUnits": 40000,
+    })
+}
+
+/// This endpoint's own address (the host the request reached), cacheable for a day
+/// as DynamoDB's answer is. Endpoint discovery addresses a host alone, so a client
+/// must keep its configured endpoint URL (which ends in `/dynamodb`) rather than
+/// discover one.
+fn describe_endpoints(req: &Request) -> Value {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("localhost");
+    json!({"Endpoints": [{"Address": host, "CachePeriodInMinutes": 1440}]})
 }
 
 /// Refuses the legacy parameters by name.

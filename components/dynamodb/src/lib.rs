@@ -19,6 +19,7 @@ mod api;
 pub mod expr;
 pub mod mutation;
 mod operation;
+mod params;
 mod reserved;
 pub mod sigv4;
 

@@ -17,11 +17,13 @@ pub enum Operation {
     Scan,
     BatchWriteItem,
     BatchGetItem,
+    DescribeLimits,
+    DescribeEndpoints,
 }
 
 impl Operation {
     /// Every served operation; any other name is `UnknownOperationException`.
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 14] = [
         Operation::CreateTable,
         Operation::DescribeTable,
         Operation::ListTables,
@@ -34,6 +36,8 @@ impl Operation {
         Operation::Scan,
         Operation::BatchWriteItem,
         Operation::BatchGetItem,
+        Operation::DescribeLimits,
+        Operation::DescribeEndpoints,
     ];
 
     /// DynamoDB's name of the operation, as `x-amz-target` carries it after the prefix.
@@ -51,6 +55,8 @@ impl Operation {
             Operation::Scan => "Scan",
             Operation::BatchWriteItem => "BatchWriteItem",
             Operation::BatchGetItem => "BatchGetItem",
+            Operation::DescribeLimits => "DescribeLimits",
+            Operation::DescribeEndpoints => "DescribeEndpoints",
         }
     }
 

@@ -421,3 +421,136 @@ fn items_of_one_partition_key_are_not_capped_in_total() {
     );
     assert_eq!(got["LastEvaluatedKey"]["title"]["S"], "t02");
 }
+
+#[test]
+fn on_demand_tables_are_described_with_zero_throughput_and_their_mode() {
+    let kv = MemoryKv::new();
+    let mut on_demand = films_table();
+    on_demand
+        .as_object_mut()
+        .unwrap()
+        .remove("ProvisionedThroughput");
+    on_demand["BillingMode"] = json!("PAY_PER_REQUEST");
+    let zero =
+        json!({"NumberOfDecreasesToday": 0, "ReadCapacityUnits": 0, "WriteCapacityUnits": 0});
+    let (status, _, created) = op(&kv, "CreateTable", on_demand);
+    assert_eq!(status, 200, "{created}");
+    let (_, _, described) = op(&kv, "DescribeTable", json!({"TableName": "Films"}));
+    let (_, _, deleted) = op(&kv, "DeleteTable", json!({"TableName": "Films"}));
+    for desc in [
+        &created["TableDescription"],
+        &described["Table"],
+        &deleted["TableDescription"],
+    ] {
+        assert_eq!(desc["ProvisionedThroughput"], zero, "{desc}");
+        assert_eq!(desc["BillingModeSummary"]["BillingMode"], "PAY_PER_REQUEST");
+        assert!(desc["BillingModeSummary"]["LastUpdateToPayPerRequestDateTime"].is_number());
+    }
+    let (_, _, movies) = op(&kv, "DescribeTable", json!({"TableName": "Movies"}));
+    assert_eq!(movies["Table"]["ProvisionedThroughput"], zero);
+    op(&kv, "CreateTable", films_table());
+    let (_, _, provisioned) = op(&kv, "DescribeTable", json!({"TableName": "Films"}));
+    assert_eq!(
+        provisioned["Table"]["ProvisionedThroughput"],
+        json!({"NumberOfDecreasesToday": 0, "ReadCapacityUnits": 10, "WriteCapacityUnits": 10})
+    );
+    assert!(provisioned["Table"].get("BillingModeSummary").is_none());
+}
+
+#[test]
+fn capacity_settings_dynamodb_refuses_are_refused_and_create_nothing() {
+    let kv = MemoryKv::new();
+    let mut both = films_table();
+    both["BillingMode"] = json!("PAY_PER_REQUEST");
+    let mut neither = films_table();
+    neither
+        .as_object_mut()
+        .unwrap()
+        .remove("ProvisionedThroughput");
+    let mut zero = films_table();
+    zero["ProvisionedThroughput"]["ReadCapacityUnits"] = json!(0);
+    for (body, wanted) in [
+        (both, "Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST"),
+        (neither, "ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED"),
+        (zero, "Value '0' at 'provisionedThroughput.readCapacityUnits' failed to satisfy constraint"),
+    ] {
+        let (status, kind, answer) = op(&kv, "CreateTable", body);
+        assert_eq!((status, kind.as_str()), (400, "ValidationException"), "{answer}");
+        assert!(answer["message"].as_str().unwrap().contains(wanted), "{answer}");
+    }
+    let (_, _, listed) = op(&kv, "ListTables", json!({}));
+    assert_eq!(listed, json!({"TableNames": ["Movies"]}));
+}
+
+#[test]
+fn parameters_of_the_wrong_json_type_are_serialization_exceptions() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", films_table());
+    for (name, body, wanted) in [
+        (
+            "DescribeTable",
+            json!({"TableName": 5}),
+            "NUMBER_VALUE cannot be converted to String",
+        ),
+        (
+            "DescribeTable",
+            json!({"TableName": true}),
+            "TRUE_VALUE cannot be converted to String",
+        ),
+        (
+            "DescribeTable",
+            json!({"TableName": ["Films"]}),
+            "Unrecognized collection type class java.lang.String",
+        ),
+        (
+            "ListTables",
+            json!({"Limit": "2"}),
+            "STRING_VALUE cannot be converted to Integer",
+        ),
+        (
+            "Query",
+            json!({"TableName": "Films", "ConsistentRead": 1}),
+            "NUMBER_VALUE cannot be converted to Boolean",
+        ),
+        (
+            "GetItem",
+            json!({"TableName": "Films", "Key": "k"}),
+            "Unexpected field type",
+        ),
+        (
+            "CreateTable",
+            json!({"TableName": "T", "KeySchema": {}}),
+            "Start of structure or map found where not expected",
+        ),
+    ] {
+        let (status, kind, answer) = op(&kv, name, body.clone());
+        assert_eq!(
+            (status, kind.as_str()),
+            (400, "SerializationException"),
+            "{name} {body}: {answer}"
+        );
+        assert_eq!(answer["message"], wanted, "{name} {body}");
+    }
+}
+
+#[test]
+fn describe_limits_and_describe_endpoints_answer_as_dynamodb_does() {
+    let kv = MemoryKv::new();
+    let (status, _, limits) = op(&kv, "DescribeLimits", json!({}));
+    assert_eq!(status, 200, "{limits}");
+    assert_eq!(
+        limits,
+        json!({
+            "AccountMaxReadCapacityUnits": 80000,
+            "AccountMaxWriteCapacityUnits": 80000,
+            "TableMaxReadCapacityUnits": 40000,
+            "TableMaxWriteCapacityUnits": 40000,
+        })
+    );
+    let (status, _, endpoints) = op(&kv, "DescribeEndpoints", json!({}));
+    assert_eq!(status, 200, "{endpoints}");
+    assert_eq!(
+        endpoints,
+        json!({"Endpoints": [{"Address": "127.0.0.1:8000", "CachePeriodInMinutes": 1440}]})
+    );
+}
