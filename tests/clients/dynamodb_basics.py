@@ -71,7 +71,17 @@ movie = {
         "released": True,
     },
 }
-table.put_item(Item=movie)
+put = table.put_item(Item=movie, ReturnConsumedCapacity="TOTAL")
+check(put["ConsumedCapacity"] == {"TableName": name, "CapacityUnits": 1.0}, f"consumed {put}")
+read = table.get_item(Key={"year": 2013, "title": "Rush"}, ReturnConsumedCapacity="TOTAL")
+check(read["ConsumedCapacity"]["CapacityUnits"] == 0.5, f"eventually consistent read {read}")
+limits = client.describe_limits()
+check(limits["TableMaxReadCapacityUnits"] == 40000, f"limits {limits}")
+endpoints = client.describe_endpoints()["Endpoints"]
+check(len(endpoints) == 1 and endpoints[0]["CachePeriodInMinutes"] == 1440, f"endpoints {endpoints}")
+on_demand = client.describe_table(TableName="Movies")["Table"]
+check(on_demand["ProvisionedThroughput"]["ReadCapacityUnits"] == 0
+      and on_demand["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST", f"Movies {on_demand}")
 got = table.get_item(Key={"year": 2013, "title": "Rush"})["Item"]
 check(got["info"]["genres"] == {"Action", "Biography", "Drama"}, f"set {got}")
 check(got["info"]["big"] == Decimal("12345678901234567890123456789012345678"), f"38 digits {got}")

@@ -1,6 +1,7 @@
 //! `POST /dynamodb`: authenticate (SigV4), read `x-amz-target`, run the operation on
 //! the table layer, answer in DynamoDB's JSON 1.0 — errors included.
 
+use crate::capacity;
 use crate::error::{DynamoError, Kind};
 use crate::expr::{self, Action, Cmp, Cond, Operand, Path, Step, Substitutions};
 use crate::mutation::{self, Outcome, What, Write};
@@ -141,6 +142,7 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         ));
     }
     crate::params::check(&body)?;
+    capacity::requested(&body)?;
     let catalog = ctx.env.table(CATALOG)?;
     let ops = Ops {
         ctx,
@@ -541,6 +543,12 @@ impl Ops<'_> {
         }
     }
 
+    /// Whether the request asks for a strongly consistent read (every read here is
+    /// one; this only says what it is charged).
+    fn consistent(body: &Value) -> bool {
+        body.get("ConsistentRead").and_then(Value::as_bool) == Some(true)
+    }
+
     /// `Limit` of a Query or Scan: at least 1; absent, no limit.
     fn limit(&self) -> Result<usize, DynamoError> {
         match self.body.get("Limit") {
@@ -669,7 +677,10 @@ impl Ops<'_> {
                 }
             }
         }
-        Ok(reading.answer(&def, count_only))
+        let units = capacity::read_units(reading.bytes, Self::consistent(self.body));
+        let mut answer = reading.answer(&def, count_only);
+        capacity::attach(&mut answer, self.body, &def.name, units)?;
+        Ok(answer)
     }
 
     async fn table(&self) -> Result<(TableDef, Rc<dyn Table>), DynamoError> {
@@ -822,10 +833,19 @@ impl Ops<'_> {
             )
             .await?;
         self.graph_sync(&def, vec![(&value, Some(&value))]).await?;
-        Ok(match (returns_old, old) {
+        let old_size = old
+            .as_ref()
+            .map(stored_item)
+            .transpose()?
+            .as_ref()
+            .map_or(0, item_size);
+        let units = capacity::write_units(old_size.max(item_size(&item)));
+        let mut answer = match (returns_old, old) {
             (true, Some(old)) => json!({ "Attributes": old }),
             _ => json!({}),
-        })
+        };
+        capacity::attach(&mut answer, self.body, &def.name, units)?;
+        Ok(answer)
     }
 
     async fn get_item(&self) -> Result<Value, DynamoError> {
@@ -834,15 +854,22 @@ impl Ops<'_> {
         exprs.refuse_nested_key_paths(&def)?;
         let key = self.item_param("Key")?;
         let (pk, sk) = def.key_of(&key, true)?;
-        Ok(match items.get(&pk, &sk).await? {
-            Some(item) => match &exprs.projection {
-                Some(paths) => {
-                    json!({ "Item": item_to_json(&expr::project(&stored_item(&item.value)?, paths)) })
-                }
-                None => json!({ "Item": item.value }),
-            },
-            None => json!({}),
-        })
+        let found = items.get(&pk, &sk).await?;
+        let stored = found.as_ref().map(|i| stored_item(&i.value)).transpose()?;
+        let units = capacity::read_units(
+            stored.as_ref().map_or(0, item_size),
+            Self::consistent(self.body),
+        );
+        let mut answer = match (found, stored) {
+            (Some(_), Some(stored)) if exprs.projection.is_some() => {
+                let paths = exprs.projection.as_deref().unwrap_or_default();
+                json!({ "Item": item_to_json(&expr::project(&stored, paths)) })
+            }
+            (Some(item), _) => json!({ "Item": item.value }),
+            (None, _) => json!({}),
+        };
+        capacity::attach(&mut answer, self.body, &def.name, units)?;
+        Ok(answer)
     }
 
     async fn update_item(&self) -> Result<Value, DynamoError> {
@@ -886,10 +913,14 @@ impl Ops<'_> {
         // As DynamoDB: the new image is always returned when asked for, the old one
         // when there was an old item, either possibly empty (`UPDATED_NEW` after a
         // `REMOVE`).
-        Ok(match attributes {
+        let mut answer = match attributes {
             Some(a) => json!({ "Attributes": a }),
             None => json!({}),
-        })
+        };
+        let size = |i: &Option<Item>| i.as_ref().map_or(0, item_size);
+        let units = capacity::write_units(size(&before).max(size(&after)));
+        capacity::attach(&mut answer, self.body, &def.name, units)?;
+        Ok(answer)
     }
 
     /// Query: one partition, items in sort-key order (reversed with
@@ -953,7 +984,10 @@ impl Ops<'_> {
         };
         self.read_chunks(&items, &query, start, &mut reading)
             .await?;
-        Ok(reading.answer(&def, count_only))
+        let units = capacity::read_units(reading.bytes, Self::consistent(self.body));
+        let mut answer = reading.answer(&def, count_only);
+        capacity::attach(&mut answer, self.body, &def.name, units)?;
+        Ok(answer)
     }
 
     /// A Query's reading: from where the key condition's matches start (forward) or
@@ -1046,6 +1080,7 @@ impl Ops<'_> {
         let requests = self.request_items()?;
         // Validate everything before writing anything.
         let mut plan = Vec::new();
+        let mut charged: Vec<(String, f64)> = Vec::new();
         let mut total = 0;
         for (name, list) in requests {
             let (def, items) = self.table_named(name).await?;
@@ -1053,6 +1088,7 @@ impl Ops<'_> {
                 DynamoError::serialization("RequestItems values must be lists of write requests")
             })?;
             let mut keys = Vec::new();
+            let mut units = 0.0;
             for request in list {
                 total += 1;
                 let (key, write, typed_key) = match (request.get("PutRequest"), request.get("DeleteRequest")) {
@@ -1066,12 +1102,14 @@ impl Ops<'_> {
                             ));
                         }
                         let json = item_to_json(&item);
+                        units += capacity::write_units(item_size(&item));
                         (def.key_of(&item, false)?, Some(json.clone()), json)
                     }
                     (None, Some(delete)) => {
                         let key = item_from_json(delete.get("Key").ok_or_else(|| {
                             DynamoError::validation("A DeleteRequest needs a Key")
                         })?)?;
+                        units += capacity::write_units(0);
                         (def.key_of(&key, true)?, None, item_to_json(&key))
                     }
                     _ => {
@@ -1088,6 +1126,7 @@ impl Ops<'_> {
                 keys.push(key.clone());
                 plan.push((def.clone(), items.clone(), key, write, typed_key));
             }
+            charged.push((name.clone(), units));
         }
         if total > 25 {
             return Err(DynamoError::validation(
@@ -1126,7 +1165,9 @@ impl Ops<'_> {
             let changes = graph.iter().map(|(_, k, now)| (k, now.as_ref())).collect();
             self.graph_sync(def, changes).await?;
         }
-        Ok(json!({ "UnprocessedItems": {} }))
+        let mut answer = json!({ "UnprocessedItems": {} });
+        capacity::attach_all(&mut answer, self.body, &charged)?;
+        Ok(answer)
     }
 
     /// BatchGetItem: up to 100 keys over any tables, each table with its own
@@ -1135,6 +1176,7 @@ impl Ops<'_> {
         refuse_legacy(self.body)?;
         let requests = self.request_items()?;
         let mut responses = serde_json::Map::new();
+        let mut charged: Vec<(String, f64)> = Vec::new();
         let mut total = 0;
         for (name, request) in requests {
             refuse_legacy(request)?;
@@ -1155,6 +1197,8 @@ impl Ops<'_> {
             }
             let mut found = Vec::new();
             let mut seen = Vec::new();
+            let consistent = Self::consistent(request);
+            let mut units = 0.0;
             for key in keys {
                 let (pk, sk) = def.key_of(&item_from_json(key)?, true)?;
                 if seen.contains(&(pk.clone(), sk.clone())) {
@@ -1163,18 +1207,23 @@ impl Ops<'_> {
                     ));
                 }
                 seen.push((pk.clone(), sk.clone()));
-                if let Some(item) = items.get(&pk, &sk).await? {
-                    found.push(match &exprs.projection {
-                        Some(paths) => {
-                            item_to_json(&expr::project(&stored_item(&item.value)?, paths))
-                        }
-                        None => item.value,
-                    });
-                }
+                let Some(item) = items.get(&pk, &sk).await? else {
+                    units += capacity::read_units(0, consistent);
+                    continue;
+                };
+                let stored = stored_item(&item.value)?;
+                units += capacity::read_units(item_size(&stored), consistent);
+                found.push(match &exprs.projection {
+                    Some(paths) => item_to_json(&expr::project(&stored, paths)),
+                    None => item.value,
+                });
             }
             responses.insert(name.clone(), Value::Array(found));
+            charged.push((name.clone(), units));
         }
-        Ok(json!({ "Responses": responses, "UnprocessedKeys": {} }))
+        let mut answer = json!({ "Responses": responses, "UnprocessedKeys": {} });
+        capacity::attach_all(&mut answer, self.body, &charged)?;
+        Ok(answer)
     }
 
     async fn delete_item(&self) -> Result<Value, DynamoError> {
@@ -1192,9 +1241,22 @@ impl Ops<'_> {
             self.graph_sync(&def, vec![(&item_to_json(&key), None)])
                 .await?;
         }
-        Ok(match (returns_old, old) {
+        let old_size = old
+            .as_ref()
+            .map(stored_item)
+            .transpose()?
+            .as_ref()
+            .map_or(0, item_size);
+        let mut answer = match (returns_old, old) {
             (true, Some(old)) => json!({ "Attributes": old }),
             _ => json!({}),
-        })
+        };
+        capacity::attach(
+            &mut answer,
+            self.body,
+            &def.name,
+            capacity::write_units(old_size),
+        )?;
+        Ok(answer)
     }
 }

@@ -16,6 +16,7 @@
 //! `UnknownOperationException`.
 
 mod api;
+mod capacity;
 pub mod expr;
 pub mod mutation;
 mod operation;

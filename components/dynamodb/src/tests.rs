@@ -554,3 +554,99 @@ fn describe_limits_and_describe_endpoints_answer_as_dynamodb_does() {
         json!({"Endpoints": [{"Address": "127.0.0.1:8000", "CachePeriodInMinutes": 1440}]})
     );
 }
+
+#[test]
+fn consumed_capacity_is_reported_by_dynamodbs_arithmetic_when_asked() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", films_table());
+    let key = json!({"year": {"N": "1"}, "title": {"S": "t"}});
+    let units = |answer: &Value| answer["ConsumedCapacity"]["CapacityUnits"].as_f64();
+    // A missing item reads as an empty one: 1 unit, half when eventually consistent.
+    let (_, _, got) = op(
+        &kv,
+        "GetItem",
+        json!({"TableName": "Films", "Key": key, "ReturnConsumedCapacity": "TOTAL", "ConsistentRead": true}),
+    );
+    assert_eq!(units(&got), Some(1.0), "{got}");
+    assert_eq!(got["ConsumedCapacity"]["TableName"], "Films");
+    let (_, _, got) = op(
+        &kv,
+        "GetItem",
+        json!({"TableName": "Films", "Key": key, "ReturnConsumedCapacity": "TOTAL"}),
+    );
+    assert_eq!(units(&got), Some(0.5), "{got}");
+    // A 2 KB item: 2 write units, 1 read unit.
+    let mut item = key.clone();
+    item["fill"] = json!({"S": "x".repeat(2000)});
+    let (_, _, put) = op(
+        &kv,
+        "PutItem",
+        json!({"TableName": "Films", "Item": item, "ReturnConsumedCapacity": "INDEXES"}),
+    );
+    assert_eq!(units(&put), Some(2.0), "{put}");
+    assert_eq!(put["ConsumedCapacity"]["Table"]["CapacityUnits"], 2.0);
+    // Replacing it with a small one is charged by the larger of the two.
+    let (_, _, small) = op(
+        &kv,
+        "PutItem",
+        json!({"TableName": "Films", "Item": key, "ReturnConsumedCapacity": "TOTAL"}),
+    );
+    assert_eq!(units(&small), Some(2.0), "{small}");
+    let (_, _, update) = op(
+        &kv,
+        "UpdateItem",
+        json!({"TableName": "Films", "Key": key, "UpdateExpression": "SET fill = :f", "ExpressionAttributeValues": {":f": {"S": "y".repeat(5000)}}, "ReturnConsumedCapacity": "TOTAL"}),
+    );
+    assert_eq!(units(&update), Some(5.0), "{update}");
+    let (_, _, read) = op(
+        &kv,
+        "GetItem",
+        json!({"TableName": "Films", "Key": key, "ReturnConsumedCapacity": "TOTAL", "ConsistentRead": true, "ProjectionExpression": "title"}),
+    );
+    assert_eq!(
+        units(&read),
+        Some(2.0),
+        "a projection is charged the whole item: {read}"
+    );
+    let (_, _, query) = op(
+        &kv,
+        "Query",
+        json!({"TableName": "Films", "KeyConditionExpression": "#y = :y", "ExpressionAttributeNames": {"#y": "year"}, "ExpressionAttributeValues": {":y": {"N": "1"}}, "ReturnConsumedCapacity": "TOTAL"}),
+    );
+    assert_eq!(units(&query), Some(1.0), "{query}");
+    let (_, _, batch) = op(
+        &kv,
+        "BatchGetItem",
+        json!({"RequestItems": {"Films": {"Keys": [key, {"year": {"N": "2"}, "title": {"S": "u"}}], "ConsistentRead": true}}, "ReturnConsumedCapacity": "TOTAL"}),
+    );
+    assert_eq!(
+        batch["ConsumedCapacity"],
+        json!([{"TableName": "Films", "CapacityUnits": 3.0}]),
+        "{batch}"
+    );
+    let (_, _, writes) = op(
+        &kv,
+        "BatchWriteItem",
+        json!({"RequestItems": {"Films": [{"PutRequest": {"Item": {"year": {"N": "3"}, "title": {"S": "v"}}}}, {"DeleteRequest": {"Key": key}}]}, "ReturnConsumedCapacity": "TOTAL"}),
+    );
+    assert_eq!(
+        writes["ConsumedCapacity"],
+        json!([{"TableName": "Films", "CapacityUnits": 2.0}]),
+        "{writes}"
+    );
+    let (_, _, deleted) = op(
+        &kv,
+        "DeleteItem",
+        json!({"TableName": "Films", "Key": key, "ReturnConsumedCapacity": "TOTAL"}),
+    );
+    assert_eq!(units(&deleted), Some(1.0), "{deleted}");
+    // Not asked, not reported; a value DynamoDB does not know is refused.
+    let (_, _, quiet) = op(&kv, "GetItem", json!({"TableName": "Films", "Key": key}));
+    assert!(quiet.get("ConsumedCapacity").is_none(), "{quiet}");
+    let (status, kind, _) = op(
+        &kv,
+        "GetItem",
+        json!({"TableName": "Films", "Key": key, "ReturnConsumedCapacity": "DUMMY"}),
+    );
+    assert_eq!((status, kind.as_str()), (400, "ValidationException"));
+}
