@@ -79,6 +79,11 @@ limits = client.describe_limits()
 check(limits["TableMaxReadCapacityUnits"] == 40000, f"limits {limits}")
 endpoints = client.describe_endpoints()["Endpoints"]
 check(len(endpoints) == 1 and endpoints[0]["CachePeriodInMinutes"] == 1440, f"endpoints {endpoints}")
+arn = client.describe_table(TableName=name)["Table"]["TableArn"]
+client.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "edge"}, {"Key": "env", "Value": "test"}])
+client.untag_resource(ResourceArn=arn, TagKeys=["env"])
+tags = client.list_tags_of_resource(ResourceArn=arn)["Tags"]
+check(tags == [{"Key": "team", "Value": "edge"}], f"tags {tags}")
 on_demand = client.describe_table(TableName="Movies")["Table"]
 check(on_demand["ProvisionedThroughput"]["ReadCapacityUnits"] == 0
       and on_demand["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST", f"Movies {on_demand}")

@@ -79,6 +79,9 @@ pub struct TableDef {
     /// Built-in tables cannot be deleted (DynamoDB's deletion protection).
     #[serde(default)]
     pub protected: bool,
+    /// The table's tags, `(key, value)`, in the order first set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
 }
 
 /// The built-in table holding the movies API's data (OpenAPI tag `movies`): partition `year` (N),
@@ -116,6 +119,7 @@ pub fn movies() -> TableDef {
         generation: 0,
         billing: json!({ "BillingMode": PAY_PER_REQUEST }),
         protected: true,
+        tags: Vec::new(),
     }
 }
 
@@ -271,6 +275,7 @@ impl TableDef {
             generation,
             billing,
             protected: false,
+            tags: Vec::new(),
         })
     }
 

@@ -166,6 +166,9 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         Operation::BatchGetItem => Box::pin(ops.batch_get()),
         Operation::DescribeLimits => Box::pin(std::future::ready(Ok(describe_limits()))),
         Operation::DescribeEndpoints => Box::pin(std::future::ready(Ok(describe_endpoints(req)))),
+        Operation::TagResource => Box::pin(ops.tag_resource()),
+        Operation::UntagResource => Box::pin(ops.untag_resource()),
+        Operation::ListTagsOfResource => Box::pin(ops.list_tags()),
     };
     let result = future.await;
     // The movies API caches its reads of `Movies` at the edge by the table's generation
@@ -196,7 +199,10 @@ fn written_tables(operation: Operation, body: &Value) -> Vec<&str> {
         | Operation::Scan
         | Operation::BatchGetItem
         | Operation::DescribeLimits
-        | Operation::DescribeEndpoints => Vec::new(),
+        | Operation::DescribeEndpoints
+        | Operation::TagResource
+        | Operation::UntagResource
+        | Operation::ListTagsOfResource => Vec::new(),
     }
 }
 
@@ -502,10 +508,11 @@ fn in_use(name: &str) -> DynamoError {
     DynamoError::new(Kind::ResourceInUse, format!("Table already exists: {name}"))
 }
 
-struct Ops<'a> {
-    ctx: &'a Ctx<'a>,
-    catalog: Rc<dyn Table>,
-    body: &'a Value,
+/// One request's operation: its context, the catalog of tables and its body.
+pub(crate) struct Ops<'a> {
+    pub(crate) ctx: &'a Ctx<'a>,
+    pub(crate) catalog: Rc<dyn Table>,
+    pub(crate) body: &'a Value,
 }
 
 impl Ops<'_> {
@@ -692,7 +699,8 @@ impl Ops<'_> {
         // A table created again after a delete starts from a fresh generation: the
         // random part keeps the old generation's leftovers out of reach.
         let generation = (self.ctx.env.random)();
-        let def = TableDef::from_create(self.body, created, generation)?;
+        let mut def = TableDef::from_create(self.body, created, generation)?;
+        def.tags = crate::tags::parse(self.body.get("Tags"))?;
         if schema::builtin(&def.name).is_some() {
             return Err(in_use(&def.name));
         }

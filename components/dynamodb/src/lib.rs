@@ -23,6 +23,7 @@ mod operation;
 mod params;
 mod reserved;
 pub mod sigv4;
+mod tags;
 
 // The data model, shared with the movies API (whose data is the built-in `Movies`).
 pub use ddb_model::{error, schema, value};

@@ -19,11 +19,14 @@ pub enum Operation {
     BatchGetItem,
     DescribeLimits,
     DescribeEndpoints,
+    TagResource,
+    UntagResource,
+    ListTagsOfResource,
 }
 
 impl Operation {
     /// Every served operation; any other name is `UnknownOperationException`.
-    pub const ALL: [Operation; 14] = [
+    pub const ALL: [Operation; 17] = [
         Operation::CreateTable,
         Operation::DescribeTable,
         Operation::ListTables,
@@ -38,6 +41,9 @@ impl Operation {
         Operation::BatchGetItem,
         Operation::DescribeLimits,
         Operation::DescribeEndpoints,
+        Operation::TagResource,
+        Operation::UntagResource,
+        Operation::ListTagsOfResource,
     ];
 
     /// DynamoDB's name of the operation, as `x-amz-target` carries it after the prefix.
@@ -57,6 +63,9 @@ impl Operation {
             Operation::BatchGetItem => "BatchGetItem",
             Operation::DescribeLimits => "DescribeLimits",
             Operation::DescribeEndpoints => "DescribeEndpoints",
+            Operation::TagResource => "TagResource",
+            Operation::UntagResource => "UntagResource",
+            Operation::ListTagsOfResource => "ListTagsOfResource",
         }
     }
 

@@ -650,3 +650,92 @@ fn consumed_capacity_is_reported_by_dynamodbs_arithmetic_when_asked() {
     );
     assert_eq!((status, kind.as_str()), (400, "ValidationException"));
 }
+
+#[test]
+fn tables_are_tagged_untagged_and_listed_by_their_arn() {
+    let kv = MemoryKv::new();
+    let mut tagged = films_table();
+    tagged["Tags"] = json!([{"Key": "team", "Value": "edge"}]);
+    assert_eq!(op(&kv, "CreateTable", tagged).0, 200);
+    let (_, _, described) = op(&kv, "DescribeTable", json!({"TableName": "Films"}));
+    let arn = described["Table"]["TableArn"].as_str().unwrap().to_owned();
+    let list =
+        |kv: &MemoryKv| op(kv, "ListTagsOfResource", json!({"ResourceArn": arn})).2["Tags"].clone();
+    assert_eq!(list(&kv), json!([{"Key": "team", "Value": "edge"}]));
+    let tags = json!([{"Key": "team", "Value": "core"}, {"Key": "env", "Value": " "}]);
+    assert_eq!(
+        op(
+            &kv,
+            "TagResource",
+            json!({"ResourceArn": arn, "Tags": tags})
+        ),
+        (200, String::new(), json!({}))
+    );
+    assert_eq!(list(&kv), tags);
+    let untag = json!({"ResourceArn": arn, "TagKeys": ["team", "not-there"]});
+    assert_eq!(op(&kv, "UntagResource", untag).0, 200);
+    assert_eq!(list(&kv), json!([{"Key": "env", "Value": " "}]));
+    let many: Vec<Value> = (0..50)
+        .map(|i| json!({"Key": format!("k{i}"), "Value": "v"}))
+        .collect();
+    for (name, body, wanted) in [
+        (
+            "TagResource",
+            json!({"ResourceArn": "I_do_not_exist", "Tags": [{"Key": "7", "Value": "8"}]}),
+            "ValidationException",
+        ),
+        (
+            "TagResource",
+            json!({"ResourceArn": format!("{arn}x"), "Tags": [{"Key": "7", "Value": "8"}]}),
+            "ResourceNotFoundException",
+        ),
+        (
+            "TagResource",
+            json!({"ResourceArn": "arn:not/a/good/format", "Tags": [{"Key": "7", "Value": "8"}]}),
+            "ValidationException",
+        ),
+        (
+            "TagResource",
+            json!({"ResourceArn": arn, "Tags": []}),
+            "ValidationException",
+        ),
+        (
+            "TagResource",
+            json!({"ResourceArn": arn, "Tags": many}),
+            "ValidationException",
+        ),
+        (
+            "TagResource",
+            json!({"ResourceArn": arn, "Tags": [{"Key": "->>;-)])", "Value": "ok"}]}),
+            "ValidationException",
+        ),
+        (
+            "TagResource",
+            json!({"ResourceArn": arn}),
+            "ValidationException",
+        ),
+    ] {
+        let (status, kind, answer) = op(&kv, name, body.clone());
+        assert_eq!((status, kind.as_str()), (400, wanted), "{body}: {answer}");
+    }
+    assert_eq!(
+        list(&kv),
+        json!([{"Key": "env", "Value": " "}]),
+        "a refused change changed tags"
+    );
+    // A table created again under the name starts untagged; one with too many tags
+    // is not created at all.
+    op(&kv, "DeleteTable", json!({"TableName": "Films"}));
+    op(&kv, "CreateTable", films_table());
+    assert_eq!(list(&kv), json!([]));
+    let mut crowded = films_table();
+    crowded["TableName"] = json!("Crowded");
+    crowded["Tags"] = json!((0..100)
+        .map(|i| json!({"Key": format!("{i}"), "Value": "v"}))
+        .collect::<Vec<_>>());
+    assert_eq!(op(&kv, "CreateTable", crowded).1, "ValidationException");
+    assert_eq!(
+        op(&kv, "DescribeTable", json!({"TableName": "Crowded"})).1,
+        "ResourceNotFoundException"
+    );
+}
