@@ -79,6 +79,16 @@ limits = client.describe_limits()
 check(limits["TableMaxReadCapacityUnits"] == 40000, f"limits {limits}")
 endpoints = client.describe_endpoints()["Endpoints"]
 check(len(endpoints) == 1 and endpoints[0]["CachePeriodInMinutes"] == 1440, f"endpoints {endpoints}")
+# The legacy parameters older SDKs send: an OR of Expected conditions, the first false.
+client.put_item(TableName=name, Item={"year": {"N": "1"}, "title": {"S": "old"}, "n": {"N": "1"}},
+                ConditionalOperator="OR",
+                Expected={"n": {"ComparisonOperator": "GT", "AttributeValueList": [{"N": "5"}]},
+                          "title": {"ComparisonOperator": "NULL"}})
+legacy = client.query(TableName=name, AttributesToGet=["n"],
+                      KeyConditions={"year": {"ComparisonOperator": "EQ", "AttributeValueList": [{"N": "1"}]}})
+check(legacy["Items"] == [{"n": {"N": "1"}}], f"legacy query {legacy}")
+client.delete_item(TableName=name, Key={"year": {"N": "1"}, "title": {"S": "old"}},
+                   Expected={"n": {"Value": {"N": "1"}}})
 arn = client.describe_table(TableName=name)["Table"]["TableArn"]
 client.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "edge"}, {"Key": "env", "Value": "test"}])
 client.untag_resource(ResourceArn=arn, TagKeys=["env"])

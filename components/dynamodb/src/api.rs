@@ -30,17 +30,6 @@ const SCAN_PARTITIONS: usize = 100;
 /// DynamoDB's 1 MB page: a Query stops once the items it read reach it.
 const PAGE_BYTES: usize = 1024 * 1024;
 
-/// The parameters DynamoDB replaced with expressions: refused by name (OpenAPI tag `dynamodb`).
-const LEGACY: [&str; 7] = [
-    "Expected",
-    "ConditionalOperator",
-    "AttributesToGet",
-    "KeyConditions",
-    "QueryFilter",
-    "ScanFilter",
-    "AttributeUpdates",
-];
-
 fn auth_error(e: AuthError) -> DynamoError {
     let kind = match e {
         AuthError::Missing => Kind::MissingAuthenticationToken,
@@ -131,7 +120,7 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         .and_then(|t| t.strip_prefix(TARGET_PREFIX))
         .and_then(Operation::parse)
         .ok_or_else(|| DynamoError::new(Kind::UnknownOperation, ""))?;
-    let body: Value = kit::json::from_bytes(req.body()).map_err(|e| {
+    let mut body: Value = kit::json::from_bytes(req.body()).map_err(|e| {
         DynamoError::serialization(format!(
             "Start of structure or map found where not expected: {e}"
         ))
@@ -143,6 +132,7 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
     }
     crate::params::check(&body)?;
     capacity::requested(&body)?;
+    crate::legacy::translate(operation, &mut body)?;
     let catalog = ctx.env.table(CATALOG)?;
     let ops = Ops {
         ctx,
@@ -231,18 +221,6 @@ fn describe_endpoints(req: &Request) -> Value {
     json!({"Endpoints": [{"Address": host, "CachePeriodInMinutes": 1440}]})
 }
 
-/// Refuses the legacy parameters by name.
-fn refuse_legacy(body: &Value) -> Result<(), DynamoError> {
-    for name in LEGACY {
-        if body.get(name).is_some() {
-            return Err(DynamoError::validation(format!(
-                "The legacy parameter {name} is not supported: use the expression parameters (ConditionExpression, ProjectionExpression, UpdateExpression, KeyConditionExpression, FilterExpression)"
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn text_param<'b>(body: &'b Value, name: &str) -> Result<Option<&'b str>, DynamoError> {
     match body.get(name) {
         None => Ok(None),
@@ -263,7 +241,6 @@ struct Expressions {
 }
 
 fn expressions(body: &Value) -> Result<Expressions, DynamoError> {
-    refuse_legacy(body)?;
     let subs = Substitutions::from_request(body)?;
     let condition = text_param(body, "ConditionExpression")?
         .map(|t| expr::parse_condition(t, &subs, "ConditionExpression"))
@@ -1084,7 +1061,6 @@ impl Ops<'_> {
     /// DynamoDB, the batch is not a transaction); everything is processed, so
     /// `UnprocessedItems` is always empty.
     async fn batch_write(&self) -> Result<Value, DynamoError> {
-        refuse_legacy(self.body)?;
         let requests = self.request_items()?;
         // Validate everything before writing anything.
         let mut plan = Vec::new();
@@ -1181,13 +1157,11 @@ impl Ops<'_> {
     /// BatchGetItem: up to 100 keys over any tables, each table with its own
     /// projection; every key is read, so `UnprocessedKeys` is always empty.
     async fn batch_get(&self) -> Result<Value, DynamoError> {
-        refuse_legacy(self.body)?;
         let requests = self.request_items()?;
         let mut responses = serde_json::Map::new();
         let mut charged: Vec<(String, f64)> = Vec::new();
         let mut total = 0;
         for (name, request) in requests {
-            refuse_legacy(request)?;
             let exprs = expressions(request)?;
             let (def, items) = self.table_named(name).await?;
             exprs.refuse_nested_key_paths(&def)?;

@@ -18,6 +18,7 @@
 mod api;
 mod capacity;
 pub mod expr;
+mod legacy;
 pub mod mutation;
 mod operation;
 mod params;

@@ -739,3 +739,111 @@ fn tables_are_tagged_untagged_and_listed_by_their_arn() {
         "ResourceNotFoundException"
     );
 }
+
+#[test]
+fn legacy_parameters_act_as_the_expressions_they_stand_for() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", films_table());
+    let item = |title: &str, n: u32| json!({"year": {"N": "1"}, "title": {"S": title}, "n": {"N": n.to_string()}, "tags": {"SS": ["x", "y"]}});
+    for (i, title) in ["a", "b1", "b2", "c", "d"].iter().enumerate() {
+        op(
+            &kv,
+            "PutItem",
+            json!({"TableName": "Films", "Item": item(title, i as u32 + 1)}),
+        );
+    }
+    let put = |item: Value, expected: Value| {
+        op(
+            &kv,
+            "PutItem",
+            json!({"TableName": "Films", "Item": item, "Expected": expected}),
+        )
+        .1
+    };
+    // Expected: Exists / Value, and comparison operators joined by ConditionalOperator.
+    assert_eq!(
+        put(item("a", 1), json!({"title": {"Exists": false}})),
+        "ConditionalCheckFailedException"
+    );
+    assert_eq!(put(item("e", 9), json!({"title": {"Exists": false}})), "");
+    assert_eq!(put(item("a", 1), json!({"n": {"Value": {"N": "1"}}})), "");
+    assert_eq!(
+        put(item("a", 1), json!({"n": {"Value": {"N": "2"}}})),
+        "ConditionalCheckFailedException"
+    );
+    let either = json!({"TableName": "Films", "Item": item("a", 1), "ConditionalOperator": "OR",
+        "Expected": {"n": {"ComparisonOperator": "GT", "AttributeValueList": [{"N": "5"}]},
+                     "tags": {"ComparisonOperator": "CONTAINS", "AttributeValueList": [{"S": "x"}]}}});
+    assert_eq!(op(&kv, "PutItem", either).0, 200);
+    // AttributesToGet on GetItem and BatchGetItem.
+    let key = json!({"year": {"N": "1"}, "title": {"S": "c"}});
+    let (_, _, got) = op(
+        &kv,
+        "GetItem",
+        json!({"TableName": "Films", "Key": key, "AttributesToGet": ["n"]}),
+    );
+    assert_eq!(got["Item"], json!({"n": {"N": "4"}}));
+    let (_, _, batch) = op(
+        &kv,
+        "BatchGetItem",
+        json!({"RequestItems": {"Films": {"Keys": [key], "AttributesToGet": ["title"]}}}),
+    );
+    assert_eq!(batch["Responses"]["Films"], json!([{"title": {"S": "c"}}]));
+    // KeyConditions, QueryFilter; ScanFilter.
+    let (_, _, query) = op(
+        &kv,
+        "Query",
+        json!({"TableName": "Films",
+        "KeyConditions": {"year": {"ComparisonOperator": "EQ", "AttributeValueList": [{"N": "1"}]},
+                          "title": {"ComparisonOperator": "BEGINS_WITH", "AttributeValueList": [{"S": "b"}]}},
+        "QueryFilter": {"n": {"ComparisonOperator": "GT", "AttributeValueList": [{"N": "2"}]}}}),
+    );
+    assert_eq!(
+        (query["Count"].as_u64(), query["ScannedCount"].as_u64()),
+        (Some(1), Some(2)),
+        "{query}"
+    );
+    assert_eq!(query["Items"][0]["title"], json!({"S": "b2"}));
+    let (_, _, scan) = op(
+        &kv,
+        "Scan",
+        json!({"TableName": "Films",
+        "ScanFilter": {"n": {"ComparisonOperator": "BETWEEN", "AttributeValueList": [{"N": "2"}, {"N": "4"}]}}}),
+    );
+    assert_eq!(scan["Count"], 3, "{scan}");
+    // KeyConditions may go with a filter expression.
+    let (status, _, mixed) = op(
+        &kv,
+        "Query",
+        json!({"TableName": "Films",
+        "KeyConditions": {"year": {"ComparisonOperator": "EQ", "AttributeValueList": [{"N": "1"}]}},
+        "FilterExpression": "n < :n", "ExpressionAttributeValues": {":n": {"N": "3"}}}),
+    );
+    assert_eq!((status, mixed["Count"].as_u64()), (200, Some(2)), "{mixed}");
+    // AttributeUpdates: PUT, ADD, DELETE of an attribute and of set members.
+    let updates = json!({"TableName": "Films", "Key": key, "ReturnValues": "ALL_NEW", "AttributeUpdates": {
+        "n": {"Action": "ADD", "Value": {"N": "10"}}, "note": {"Value": {"S": "hi"}},
+        "tags": {"Action": "DELETE", "Value": {"SS": ["x"]}}, "gone": {"Action": "DELETE"}}});
+    let (status, _, updated) = op(&kv, "UpdateItem", updates);
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["Attributes"]["n"], json!({"N": "14"}));
+    assert_eq!(updated["Attributes"]["note"], json!({"S": "hi"}));
+    assert_eq!(updated["Attributes"]["tags"], json!({"SS": ["y"]}));
+    // DynamoDB's refusals: mixing forms, placeholders without expressions, arity.
+    for (name, body, wanted) in [
+        ("GetItem", json!({"TableName": "Films", "Key": key, "AttributesToGet": ["n"], "ProjectionExpression": "n"}),
+            "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {AttributesToGet} Expression parameters: {ProjectionExpression}"),
+        ("GetItem", json!({"TableName": "Films", "Key": key, "ExpressionAttributeNames": {"#n": "n"}}),
+            "ExpressionAttributeNames can only be specified when using expressions"),
+        ("PutItem", json!({"TableName": "Films", "Item": item("a", 1), "ExpressionAttributeValues": {":n": {"N": "1"}}}),
+            "ExpressionAttributeValues can only be specified when using expressions: ConditionExpression is null"),
+        ("PutItem", json!({"TableName": "Films", "Item": item("a", 1), "Expected": {"n": {"ComparisonOperator": "EQ", "AttributeValueList": []}}}),
+            "One or more parameter values were invalid: Invalid number of argument(s) for the EQ ComparisonOperator"),
+        ("PutItem", json!({"TableName": "Films", "Item": item("a", 1), "Expected": {"n": {"Exists": false, "Value": {"N": "1"}}}}),
+            "One or more parameter values were invalid: Value cannot be used when Exists is false for Attribute: n"),
+    ] {
+        let (status, kind, answer) = op(&kv, name, body.clone());
+        assert_eq!((status, kind.as_str()), (400, "ValidationException"), "{body}: {answer}");
+        assert_eq!(answer["message"], wanted, "{body}");
+    }
+}
