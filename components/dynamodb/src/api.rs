@@ -480,6 +480,22 @@ const SWEEP_PARTITIONS: usize = 40;
 /// (sort key, item) pairs.
 type Merge = (TableDef, Rc<dyn Table>, String, Vec<(String, Value)>);
 
+/// PutItem's and DeleteItem's answer — the item as it was, when `ReturnValues` asks
+/// for it — and that item's size, which the write is charged by.
+fn with_old(returns_old: bool, old: Option<Value>) -> Result<(Value, usize), DynamoError> {
+    let size = old
+        .as_ref()
+        .map(stored_item)
+        .transpose()?
+        .as_ref()
+        .map_or(0, item_size);
+    let answer = match (returns_old, old) {
+        (true, Some(old)) => json!({ "Attributes": old }),
+        _ => json!({}),
+    };
+    Ok((answer, size))
+}
+
 /// `ResourceInUseException` for creating a table that exists.
 fn in_use(name: &str) -> DynamoError {
     DynamoError::new(Kind::ResourceInUse, format!("Table already exists: {name}"))
@@ -818,17 +834,8 @@ impl Ops<'_> {
             )
             .await?;
         self.graph_sync(&def, vec![(&value, Some(&value))]).await?;
-        let old_size = old
-            .as_ref()
-            .map(stored_item)
-            .transpose()?
-            .as_ref()
-            .map_or(0, item_size);
+        let (mut answer, old_size) = with_old(returns_old, old)?;
         let units = capacity::write_units(old_size.max(item_size(&item)));
-        let mut answer = match (returns_old, old) {
-            (true, Some(old)) => json!({ "Attributes": old }),
-            _ => json!({}),
-        };
         capacity::attach(&mut answer, self.body, &def.name, units)?;
         Ok(answer)
     }
@@ -1223,16 +1230,7 @@ impl Ops<'_> {
             self.graph_sync(&def, vec![(&item_to_json(&key), None)])
                 .await?;
         }
-        let old_size = old
-            .as_ref()
-            .map(stored_item)
-            .transpose()?
-            .as_ref()
-            .map_or(0, item_size);
-        let mut answer = match (returns_old, old) {
-            (true, Some(old)) => json!({ "Attributes": old }),
-            _ => json!({}),
-        };
+        let (mut answer, old_size) = with_old(returns_old, old)?;
         capacity::attach(
             &mut answer,
             self.body,
