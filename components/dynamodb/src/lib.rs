@@ -12,8 +12,10 @@
 //! ([`expr`]: conditions, updates, projections), and the operations CreateTable,
 //! DescribeTable, ListTables, DeleteTable, PutItem, GetItem, UpdateItem, DeleteItem,
 //! Query, Scan, BatchGetItem and BatchWriteItem ([`schema`] maps tables, keys and the
-//! partition directory onto the table layer). Every other operation is
-//! `UnknownOperationException`.
+//! partition directory onto the table layer), DescribeLimits, DescribeEndpoints and the
+//! tag operations; the parameters' JSON types checked first (`params`), the legacy
+//! parameters translated into expressions (`legacy`), `ReturnConsumedCapacity`
+//! (`capacity`). Every other operation is `UnknownOperationException`.
 
 mod api;
 mod capacity;
