@@ -132,6 +132,7 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
     }
     crate::params::check(&body)?;
     capacity::requested(&body)?;
+    capacity::check_collection_metrics(&body)?;
     crate::legacy::translate(operation, &mut body)?;
     let catalog = ctx.env.table(CATALOG)?;
     let ops = Ops {

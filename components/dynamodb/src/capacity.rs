@@ -32,6 +32,18 @@ pub fn requested(body: &Value) -> Result<Option<Report>, DynamoError> {
     }
 }
 
+/// Checks `ReturnItemCollectionMetrics` (`SIZE` or `NONE`). There is nothing to
+/// report: DynamoDB returns item collection metrics only for tables with local
+/// secondary indexes, which are not served here.
+pub fn check_collection_metrics(body: &Value) -> Result<(), DynamoError> {
+    match body.get("ReturnItemCollectionMetrics").and_then(Value::as_str) {
+        None | Some("NONE") | Some("SIZE") => Ok(()),
+        Some(other) => Err(DynamoError::validation(format!(
+            "1 validation error detected: Value '{other}' at 'returnItemCollectionMetrics' failed to satisfy constraint: Member must satisfy enum value set: [SIZE, NONE]"
+        ))),
+    }
+}
+
 /// The read units of `bytes` read at once.
 pub fn read_units(bytes: usize, consistent: bool) -> f64 {
     let units = bytes.max(1).div_ceil(4096) as f64;

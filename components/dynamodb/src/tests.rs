@@ -847,3 +847,26 @@ fn legacy_parameters_act_as_the_expressions_they_stand_for() {
         assert_eq!(answer["message"], wanted, "{body}");
     }
 }
+
+#[test]
+fn item_collection_metrics_are_checked_and_none_reported_without_local_indexes() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", films_table());
+    let key = json!({"year": {"N": "1"}, "title": {"S": "t"}});
+    let (status, _, sized) = op(
+        &kv,
+        "PutItem",
+        json!({"TableName": "Films", "Item": key, "ReturnItemCollectionMetrics": "SIZE"}),
+    );
+    assert_eq!(
+        (status, sized.get("ItemCollectionMetrics")),
+        (200, None),
+        "{sized}"
+    );
+    let (status, kind, _) = op(
+        &kv,
+        "PutItem",
+        json!({"TableName": "Films", "Item": key, "ReturnItemCollectionMetrics": "ALL"}),
+    );
+    assert_eq!((status, kind.as_str()), (400, "ValidationException"));
+}
