@@ -49,7 +49,7 @@ impl EdgeCache for NoCache {
 }
 
 /// How a service's public reads are cached: the table they read, and how long an entry
-/// may serve other data centres after a write (the staleness bound the README states).
+/// may serve other data centres after a write (the staleness bound docs/SERVICES.md states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EdgeCaching {
     pub table: &'static str,

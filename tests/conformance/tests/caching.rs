@@ -1,4 +1,4 @@
-//! HTTP caching of the public reads (README, "HTTP caching"): shows pages and items,
+//! HTTP caching of the public reads (docs/SERVICES.md, "HTTP caching"): shows pages and items,
 //! movies by year and by key, the OpenAPI document and the `/docs` files carry a strong
 //! `ETag` and answer a matching `If-None-Match` with 304 and no body; a write changes
 //! the tag, so a cache that revalidates never serves a stale answer. Everything else is

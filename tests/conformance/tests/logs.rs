@@ -1,4 +1,4 @@
-//! The request log line every host writes (README, "Observability"): one JSON line per
+//! The request log line every host writes (docs/OPERATIONS.md, "Observability"): one JSON line per
 //! request with time, level, request id, service, method, route template, status,
 //! latency and error code — and nothing a client sent that could be private: no body,
 //! no header value, no path.

@@ -1,4 +1,4 @@
-//! Stored formats across a gradual deploy (README, "Stored formats and deploys").
+//! Stored formats across a gradual deploy (docs/OPERATIONS.md, "Stored formats and deploys").
 //!
 //! While `wrangler versions deploy` shifts traffic, the current version and the one
 //! before it serve at once over the same Durable Objects and KV, so each must read what
@@ -8,7 +8,7 @@
 //!
 //! - the current code writes **exactly** those bytes, so what it writes is what the
 //!   previous commit's code (whose format the fixture is) reads — a failure here means
-//!   the stored format changed; follow the README's rules before regenerating;
+//!   the stored format changed; follow docs/OPERATIONS.md's rules before regenerating;
 //! - the current code **reads** those bytes and answers as it did when they were
 //!   written.
 //!
@@ -281,7 +281,7 @@ fn current_code_writes_and_reads_the_stored_format_of_the_fixture() -> Result<()
                 got == want,
                 "the stored format changed at {key}: the previous version reads {want}, \
                  this code writes {got}. Make the change readable by the previous version \
-                 first (README, \"Stored formats and deploys\"), then UPDATE_FIXTURES=1."
+                 first (docs/OPERATIONS.md, \"Stored formats and deploys\"), then UPDATE_FIXTURES=1."
             );
         }
         ensure!(

@@ -64,7 +64,7 @@ impl Db {
     /// worker thread hands its other tasks to another thread while SQLite runs, so a
     /// task the guest wakes right after (the HTTP connection waiting for the response
     /// head) runs at once elsewhere, while the guest is still writing its body: the
-    /// interleaving behind Spin's kept-alive stall (README, *Spin and kept-alive
+    /// interleaving behind Spin's kept-alive stall (docs/SERVICES.md, *Spin and kept-alive
     /// connections*), which a host that ran the store inline would never show.
     fn run<T>(&self, op: impl FnOnce(&mut Connection) -> T) -> T {
         let call = || op(&mut self.lock());

@@ -219,7 +219,7 @@ pub fn env(uses: Uses) -> Env {
 }
 
 /// Converts Spin's request into the core's, or answers it with a 400 when it cannot be
-/// (README, *Cross-cutting behaviour*).
+/// (docs/SERVICES.md, *Cross-cutting behaviour*).
 ///
 /// It reads the `wasi:http` request itself instead of through the SDK's
 /// `http::Request` conversion, which goes through a `HashMap` of lowercased names: that

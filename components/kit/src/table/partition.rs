@@ -78,7 +78,7 @@ pub trait RawKv {
 /// format in `f`, left out for format 1 (so format 1 is the bytes stored before formats
 /// were numbered). During a gradual deploy two versions share the stores, so a new
 /// format ships in two deploys: first a version that reads it, then one that writes it
-/// (README, "Stored formats and deploys"). An item of a newer format is refused, never
+/// (docs/OPERATIONS.md, "Stored formats and deploys"). An item of a newer format is refused, never
 /// misread — and a partition holding one is not rewritten, so nothing of it is lost.
 pub const FORMAT: u32 = 1;
 
