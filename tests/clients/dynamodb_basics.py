@@ -89,6 +89,9 @@ legacy = client.query(TableName=name, AttributesToGet=["n"],
 check(legacy["Items"] == [{"n": {"N": "1"}}], f"legacy query {legacy}")
 client.delete_item(TableName=name, Key={"year": {"N": "1"}, "title": {"S": "old"}},
                    Expected={"n": {"Value": {"N": "1"}}})
+client.update_table(TableName=name, ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 6})
+units = client.describe_table(TableName=name)["Table"]["ProvisionedThroughput"]
+check((units["ReadCapacityUnits"], units["WriteCapacityUnits"]) == (5, 6), f"update_table {units}")
 arn = client.describe_table(TableName=name)["Table"]["TableArn"]
 client.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "edge"}, {"Key": "env", "Value": "test"}])
 client.untag_resource(ResourceArn=arn, TagKeys=["env"])

@@ -290,6 +290,55 @@ impl TableDef {
         format!("ddbdir.{}.{}", self.name, self.generation)
     }
 
+    /// Applies an `UpdateTable` request's `BillingMode` and `ProvisionedThroughput`;
+    /// `Ok(false)` when it names neither. Refused as DynamoDB refuses it: on demand
+    /// with units, provisioned without both, or units equal to those the table has.
+    pub fn update_billing(&mut self, req: &Value) -> Result<bool, DynamoError> {
+        let (mode, throughput) = (req.get("BillingMode"), req.get("ProvisionedThroughput"));
+        if mode.is_none() && throughput.is_none() {
+            return Ok(false);
+        }
+        let on_demand =
+            self.billing.get("BillingMode").and_then(Value::as_str) == Some(PAY_PER_REQUEST);
+        // Without a `BillingMode` the table keeps its own.
+        let wants_on_demand = match mode {
+            Some(mode) => mode.as_str() == Some(PAY_PER_REQUEST),
+            None => on_demand,
+        };
+        if wants_on_demand && throughput.is_some() {
+            return Err(DynamoError::validation(
+                "One or more parameter values were invalid: Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
+            ));
+        }
+        if !on_demand && !wants_on_demand {
+            let units = |v: Option<&Value>, field: &str| {
+                v.and_then(|t| t.get(field)).and_then(Value::as_u64)
+            };
+            let current = self.billing.get("ProvisionedThroughput");
+            let (read, write) = (
+                units(throughput, "ReadCapacityUnits"),
+                units(throughput, "WriteCapacityUnits"),
+            );
+            if (read, write)
+                == (
+                    units(current, "ReadCapacityUnits"),
+                    units(current, "WriteCapacityUnits"),
+                )
+            {
+                return Err(DynamoError::validation(format!(
+                    "The provisioned throughput for the table will not change. The requested value equals the current value. Current ReadCapacityUnits provisioned for the table: {}. Requested ReadCapacityUnits: {}. Current WriteCapacityUnits provisioned for the table: {}. Requested WriteCapacityUnits: {}. Refer to the Amazon DynamoDB Developer Guide for current limits and how to request higher limits.",
+                    read.unwrap_or(0), read.unwrap_or(0), write.unwrap_or(0), write.unwrap_or(0)
+                )));
+            }
+        }
+        self.billing = if wants_on_demand {
+            json!({ "BillingMode": PAY_PER_REQUEST })
+        } else {
+            billing_of(req)?
+        };
+        Ok(true)
+    }
+
     /// DynamoDB's `TableDescription`.
     pub fn description(&self, status: &str) -> Value {
         let mut key_schema = vec![json!({"AttributeName": self.hash.name, "KeyType": "HASH"})];

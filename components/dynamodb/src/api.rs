@@ -160,6 +160,7 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         Operation::TagResource => Box::pin(ops.tag_resource()),
         Operation::UntagResource => Box::pin(ops.untag_resource()),
         Operation::ListTagsOfResource => Box::pin(ops.list_tags()),
+        Operation::UpdateTable => Box::pin(ops.update_table()),
     };
     let result = future.await;
     // The movies API caches its reads of `Movies` at the edge by the table's generation
@@ -193,7 +194,8 @@ fn written_tables(operation: Operation, body: &Value) -> Vec<&str> {
         | Operation::DescribeEndpoints
         | Operation::TagResource
         | Operation::UntagResource
-        | Operation::ListTagsOfResource => Vec::new(),
+        | Operation::ListTagsOfResource
+        | Operation::UpdateTable => Vec::new(),
     }
 }
 
@@ -708,6 +710,55 @@ impl Ops<'_> {
             Err(StoreError::ConditionFailed) => Err(in_use(&def.name)),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// UpdateTable: the table's capacity mode and units (applied at once, as every
+    /// table here is `ACTIVE` at once); index, stream and encryption updates are
+    /// refused, none of them being served.
+    async fn update_table(&self) -> Result<Value, DynamoError> {
+        let name = self.table_name()?;
+        if schema::builtin(name).is_some() {
+            return Err(DynamoError::validation(format!(
+                "Table {name} is built in: it holds a service's own data, and its settings cannot be changed"
+            )));
+        }
+        for unserved in [
+            "GlobalSecondaryIndexUpdates",
+            "StreamSpecification",
+            "SSESpecification",
+            "ReplicaUpdates",
+        ] {
+            if self.body.get(unserved).is_some() {
+                return Err(DynamoError::validation(format!(
+                    "{unserved} is not supported by this endpoint (no secondary indexes, streams, encryption settings or replicas)"
+                )));
+            }
+        }
+        for _ in 0..16 {
+            let item = self
+                .catalog
+                .get(CATALOG_PK, name)
+                .await?
+                .ok_or_else(|| schema::not_found(name))?;
+            let mut def: TableDef =
+                kit::json::from_value(&item.value).map_err(DynamoError::internal)?;
+            if !def.update_billing(self.body)? {
+                return Err(DynamoError::validation(
+                    "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
+                ));
+            }
+            let value = serde_json::to_value(&def).map_err(DynamoError::internal)?;
+            match self
+                .catalog
+                .put(CATALOG_PK, name, value, Written::Version(item.version))
+                .await
+            {
+                Ok(_) => return Ok(json!({ "TableDescription": def.description("ACTIVE") })),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Contention.into())
     }
 
     async fn describe_table(&self) -> Result<Value, DynamoError> {

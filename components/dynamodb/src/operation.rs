@@ -22,11 +22,12 @@ pub enum Operation {
     TagResource,
     UntagResource,
     ListTagsOfResource,
+    UpdateTable,
 }
 
 impl Operation {
     /// Every served operation; any other name is `UnknownOperationException`.
-    pub const ALL: [Operation; 17] = [
+    pub const ALL: [Operation; 18] = [
         Operation::CreateTable,
         Operation::DescribeTable,
         Operation::ListTables,
@@ -44,6 +45,7 @@ impl Operation {
         Operation::TagResource,
         Operation::UntagResource,
         Operation::ListTagsOfResource,
+        Operation::UpdateTable,
     ];
 
     /// DynamoDB's name of the operation, as `x-amz-target` carries it after the prefix.
@@ -66,6 +68,7 @@ impl Operation {
             Operation::TagResource => "TagResource",
             Operation::UntagResource => "UntagResource",
             Operation::ListTagsOfResource => "ListTagsOfResource",
+            Operation::UpdateTable => "UpdateTable",
         }
     }
 

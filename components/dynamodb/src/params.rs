@@ -48,6 +48,7 @@ const PARAMS: &[(&str, Type)] = &[
     ("AttributesToGet", Type::List),
     ("Tags", Type::List),
     ("TagKeys", Type::List),
+    ("GlobalSecondaryIndexUpdates", Type::List),
     ("Key", Type::AttributeMap),
     ("Item", Type::AttributeMap),
     ("ExclusiveStartKey", Type::AttributeMap),

@@ -870,3 +870,74 @@ fn item_collection_metrics_are_checked_and_none_reported_without_local_indexes()
     );
     assert_eq!((status, kind.as_str()), (400, "ValidationException"));
 }
+
+#[test]
+fn update_table_changes_the_capacity_mode_and_refuses_what_dynamodb_refuses() {
+    let kv = MemoryKv::new();
+    let mut on_demand = films_table();
+    on_demand
+        .as_object_mut()
+        .unwrap()
+        .remove("ProvisionedThroughput");
+    on_demand["BillingMode"] = json!("PAY_PER_REQUEST");
+    op(&kv, "CreateTable", on_demand);
+    let units = json!({"ReadCapacityUnits": 5, "WriteCapacityUnits": 7});
+    // Units on an on-demand table that stays on demand: refused.
+    let (_, kind, _) = op(
+        &kv,
+        "UpdateTable",
+        json!({"TableName": "Films", "ProvisionedThroughput": units}),
+    );
+    assert_eq!(kind, "ValidationException");
+    let (status, _, updated) = op(
+        &kv,
+        "UpdateTable",
+        json!({"TableName": "Films", "BillingMode": "PROVISIONED", "ProvisionedThroughput": units}),
+    );
+    assert_eq!(status, 200, "{updated}");
+    let (_, _, described) = op(&kv, "DescribeTable", json!({"TableName": "Films"}));
+    assert_eq!(
+        described["Table"]["ProvisionedThroughput"],
+        json!({"NumberOfDecreasesToday": 0, "ReadCapacityUnits": 5, "WriteCapacityUnits": 7})
+    );
+    assert!(
+        described["Table"].get("BillingModeSummary").is_none(),
+        "{described}"
+    );
+    for (body, wanted) in [
+        (
+            json!({"TableName": "Films", "ProvisionedThroughput": units}),
+            "ValidationException",
+        ),
+        (json!({"TableName": "Films"}), "ValidationException"),
+        (
+            json!({"TableName": "Movies", "BillingMode": "PROVISIONED", "ProvisionedThroughput": units}),
+            "ValidationException",
+        ),
+        (
+            json!({"TableName": "Films", "GlobalSecondaryIndexUpdates": []}),
+            "ValidationException",
+        ),
+        (
+            json!({"TableName": "Nope", "BillingMode": "PAY_PER_REQUEST"}),
+            "ResourceNotFoundException",
+        ),
+    ] {
+        let (status, kind, answer) = op(&kv, "UpdateTable", body.clone());
+        assert_eq!((status, kind.as_str()), (400, wanted), "{body}: {answer}");
+    }
+    let (status, _, back) = op(
+        &kv,
+        "UpdateTable",
+        json!({"TableName": "Films", "BillingMode": "PAY_PER_REQUEST"}),
+    );
+    assert_eq!(status, 200, "{back}");
+    assert_eq!(
+        back["TableDescription"]["BillingModeSummary"]["BillingMode"],
+        "PAY_PER_REQUEST"
+    );
+    assert_eq!(
+        back["TableDescription"]["ProvisionedThroughput"]["ReadCapacityUnits"],
+        0
+    );
+}
