@@ -75,6 +75,16 @@ fn films_table() -> Value {
     })
 }
 
+/// [`films_table`] on demand: a `BillingMode` and no units.
+fn on_demand_films_table() -> Value {
+    let mut table = films_table();
+    if let Some(fields) = table.as_object_mut() {
+        fields.remove("ProvisionedThroughput");
+    }
+    table["BillingMode"] = json!("PAY_PER_REQUEST");
+    table
+}
+
 #[test]
 fn tables_are_created_described_listed_and_deleted() {
     let kv = MemoryKv::new();
@@ -425,12 +435,7 @@ fn items_of_one_partition_key_are_not_capped_in_total() {
 #[test]
 fn on_demand_tables_are_described_with_zero_throughput_and_their_mode() {
     let kv = MemoryKv::new();
-    let mut on_demand = films_table();
-    on_demand
-        .as_object_mut()
-        .unwrap()
-        .remove("ProvisionedThroughput");
-    on_demand["BillingMode"] = json!("PAY_PER_REQUEST");
+    let on_demand = on_demand_films_table();
     let zero =
         json!({"NumberOfDecreasesToday": 0, "ReadCapacityUnits": 0, "WriteCapacityUnits": 0});
     let (status, _, created) = op(&kv, "CreateTable", on_demand);
@@ -874,12 +879,7 @@ fn item_collection_metrics_are_checked_and_none_reported_without_local_indexes()
 #[test]
 fn update_table_changes_the_capacity_mode_and_refuses_what_dynamodb_refuses() {
     let kv = MemoryKv::new();
-    let mut on_demand = films_table();
-    on_demand
-        .as_object_mut()
-        .unwrap()
-        .remove("ProvisionedThroughput");
-    on_demand["BillingMode"] = json!("PAY_PER_REQUEST");
+    let on_demand = on_demand_films_table();
     op(&kv, "CreateTable", on_demand);
     let units = json!({"ReadCapacityUnits": 5, "WriteCapacityUnits": 7});
     // Units on an on-demand table that stays on demand: refused.
