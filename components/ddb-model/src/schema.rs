@@ -141,6 +141,11 @@ pub fn check_table_name(name: &str) -> Result<(), DynamoError> {
 /// On-demand capacity: the billing mode the built-in tables have.
 const PAY_PER_REQUEST: &str = "PAY_PER_REQUEST";
 
+/// The capacity units `field` of a `ProvisionedThroughput`, where given.
+fn units(throughput: Option<&Value>, field: &str) -> Option<u64> {
+    throughput?.get(field)?.as_u64()
+}
+
 /// What the catalog keeps of a `CreateTable` request's capacity (its `BillingMode`,
 /// its `ProvisionedThroughput`), refused as DynamoDB refuses it: on demand with
 /// throughput, or provisioned (the default) without both units.
@@ -155,13 +160,10 @@ fn billing_of(req: &Value) -> Result<Value, DynamoError> {
         }
         return Ok(json!({ "BillingMode": PAY_PER_REQUEST }));
     }
-    let units = |field: &str| {
-        throughput
-            .and_then(|t| t.get(field))
-            .and_then(Value::as_u64)
-    };
-    let (Some(read), Some(write)) = (units("ReadCapacityUnits"), units("WriteCapacityUnits"))
-    else {
+    let (Some(read), Some(write)) = (
+        units(throughput, "ReadCapacityUnits"),
+        units(throughput, "WriteCapacityUnits"),
+    ) else {
         return Err(DynamoError::validation(
             "One or more parameter values were invalid: ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED",
         ));
@@ -311,9 +313,6 @@ impl TableDef {
             ));
         }
         if !on_demand && !wants_on_demand {
-            let units = |v: Option<&Value>, field: &str| {
-                v.and_then(|t| t.get(field)).and_then(Value::as_u64)
-            };
             let current = self.billing.get("ProvisionedThroughput");
             let (read, write) = (
                 units(throughput, "ReadCapacityUnits"),
@@ -362,16 +361,11 @@ impl TableDef {
         });
         // As DynamoDB describes it: every table has `ProvisionedThroughput` (zeros
         // on demand), and an on-demand table a `BillingModeSummary` besides.
-        let units = |field: &str| {
-            self.billing
-                .pointer(&format!("/ProvisionedThroughput/{field}"))
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-        };
+        let throughput = self.billing.get("ProvisionedThroughput");
         desc["ProvisionedThroughput"] = json!({
             "NumberOfDecreasesToday": 0,
-            "ReadCapacityUnits": units("ReadCapacityUnits"),
-            "WriteCapacityUnits": units("WriteCapacityUnits"),
+            "ReadCapacityUnits": units(throughput, "ReadCapacityUnits").unwrap_or(0),
+            "WriteCapacityUnits": units(throughput, "WriteCapacityUnits").unwrap_or(0),
         });
         if self.billing.get("BillingMode").and_then(Value::as_str) == Some(PAY_PER_REQUEST) {
             desc["BillingModeSummary"] = json!({

@@ -131,7 +131,7 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         ));
     }
     crate::params::check(&body)?;
-    capacity::requested(&body)?;
+    let charge = capacity::Charge::of(&body)?;
     capacity::check_collection_metrics(&body)?;
     crate::legacy::translate(operation, &mut body)?;
     let catalog = ctx.env.table(CATALOG)?;
@@ -139,6 +139,7 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         ctx,
         catalog,
         body: &body,
+        charge,
     };
     type Op<'f> =
         std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, DynamoError>> + 'f>>;
@@ -483,20 +484,23 @@ const SWEEP_PARTITIONS: usize = 40;
 /// (sort key, item) pairs.
 type Merge = (TableDef, Rc<dyn Table>, String, Vec<(String, Value)>);
 
-/// PutItem's and DeleteItem's answer — the item as it was, when `ReturnValues` asks
-/// for it — and that item's size, which the write is charged by.
-fn with_old(returns_old: bool, old: Option<Value>) -> Result<(Value, usize), DynamoError> {
-    let size = old
-        .as_ref()
+/// PutItem's and DeleteItem's answer: the item as it was, when `ReturnValues` asks
+/// for it.
+fn with_old(returns_old: bool, old: Option<Value>) -> Value {
+    match (returns_old, old) {
+        (true, Some(old)) => json!({ "Attributes": old }),
+        _ => json!({}),
+    }
+}
+
+/// The size of a stored item (its JSON as kept; none: an empty item), which a
+/// request's capacity units are reckoned from.
+fn size_of(stored: Option<&Value>) -> Result<usize, DynamoError> {
+    Ok(stored
         .map(stored_item)
         .transpose()?
         .as_ref()
-        .map_or(0, item_size);
-    let answer = match (returns_old, old) {
-        (true, Some(old)) => json!({ "Attributes": old }),
-        _ => json!({}),
-    };
-    Ok((answer, size))
+        .map_or(0, item_size))
 }
 
 /// `ResourceInUseException` for creating a table that exists.
@@ -504,11 +508,13 @@ fn in_use(name: &str) -> DynamoError {
     DynamoError::new(Kind::ResourceInUse, format!("Table already exists: {name}"))
 }
 
-/// One request's operation: its context, the catalog of tables and its body.
+/// One request's operation: its context, the catalog of tables, its body and what it
+/// asked to be told of the capacity it consumed.
 pub(crate) struct Ops<'a> {
     pub(crate) ctx: &'a Ctx<'a>,
     pub(crate) catalog: Rc<dyn Table>,
     pub(crate) body: &'a Value,
+    charge: capacity::Charge,
 }
 
 impl Ops<'_> {
@@ -682,7 +688,7 @@ impl Ops<'_> {
         }
         let units = capacity::read_units(reading.bytes, Self::consistent(self.body));
         let mut answer = reading.answer(&def, count_only);
-        capacity::attach(&mut answer, self.body, &def.name, units)?;
+        self.charge.attach(&mut answer, &def.name, units);
         Ok(answer)
     }
 
@@ -867,7 +873,8 @@ impl Ops<'_> {
         let (def, items) = self.table().await?;
         exprs.refuse_nested_key_paths(&def)?;
         let item = self.item_param("Item")?;
-        if item_size(&item) > MAX_ITEM_BYTES {
+        let size = item_size(&item);
+        if size > MAX_ITEM_BYTES {
             return Err(DynamoError::validation(
                 "Item size has exceeded the maximum allowed size",
             ));
@@ -886,9 +893,11 @@ impl Ops<'_> {
             )
             .await?;
         self.graph_sync(&def, vec![(&value, Some(&value))]).await?;
-        let (mut answer, old_size) = with_old(returns_old, old)?;
-        let units = capacity::write_units(old_size.max(item_size(&item)));
-        capacity::attach(&mut answer, self.body, &def.name, units)?;
+        let units = self
+            .charge
+            .units(|| Ok(capacity::write_units(size_of(old.as_ref())?.max(size))))?;
+        let mut answer = with_old(returns_old, old);
+        self.charge.attach(&mut answer, &def.name, units);
         Ok(answer)
     }
 
@@ -899,20 +908,20 @@ impl Ops<'_> {
         let key = self.item_param("Key")?;
         let (pk, sk) = def.key_of(&key, true)?;
         let found = items.get(&pk, &sk).await?;
-        let stored = found.as_ref().map(|i| stored_item(&i.value)).transpose()?;
-        let units = capacity::read_units(
-            stored.as_ref().map_or(0, item_size),
-            Self::consistent(self.body),
-        );
-        let mut answer = match (found, stored) {
-            (Some(_), Some(stored)) if exprs.projection.is_some() => {
-                let paths = exprs.projection.as_deref().unwrap_or_default();
-                json!({ "Item": item_to_json(&expr::project(&stored, paths)) })
-            }
-            (Some(item), _) => json!({ "Item": item.value }),
-            (None, _) => json!({}),
+        let units = self.charge.units(|| {
+            let size = size_of(found.as_ref().map(|item| &item.value))?;
+            Ok(capacity::read_units(size, Self::consistent(self.body)))
+        })?;
+        let mut answer = match found {
+            Some(item) => match &exprs.projection {
+                Some(paths) => {
+                    json!({ "Item": item_to_json(&expr::project(&stored_item(&item.value)?, paths)) })
+                }
+                None => json!({ "Item": item.value }),
+            },
+            None => json!({}),
         };
-        capacity::attach(&mut answer, self.body, &def.name, units)?;
+        self.charge.attach(&mut answer, &def.name, units);
         Ok(answer)
     }
 
@@ -961,9 +970,11 @@ impl Ops<'_> {
             Some(a) => json!({ "Attributes": a }),
             None => json!({}),
         };
-        let size = |i: &Option<Item>| i.as_ref().map_or(0, item_size);
-        let units = capacity::write_units(size(&before).max(size(&after)));
-        capacity::attach(&mut answer, self.body, &def.name, units)?;
+        let units = self.charge.units(|| {
+            let size = |i: &Option<Item>| i.as_ref().map_or(0, item_size);
+            Ok(capacity::write_units(size(&before).max(size(&after))))
+        })?;
+        self.charge.attach(&mut answer, &def.name, units);
         Ok(answer)
     }
 
@@ -1030,7 +1041,7 @@ impl Ops<'_> {
             .await?;
         let units = capacity::read_units(reading.bytes, Self::consistent(self.body));
         let mut answer = reading.answer(&def, count_only);
-        capacity::attach(&mut answer, self.body, &def.name, units)?;
+        self.charge.attach(&mut answer, &def.name, units);
         Ok(answer)
     }
 
@@ -1139,13 +1150,14 @@ impl Ops<'_> {
                         let item = item_from_json(put.get("Item").ok_or_else(|| {
                             DynamoError::validation("A PutRequest needs an Item")
                         })?)?;
-                        if item_size(&item) > MAX_ITEM_BYTES {
+                        let size = item_size(&item);
+                        if size > MAX_ITEM_BYTES {
                             return Err(DynamoError::validation(
                                 "Item size has exceeded the maximum allowed size",
                             ));
                         }
                         let json = item_to_json(&item);
-                        units += capacity::write_units(item_size(&item));
+                        units += capacity::write_units(size);
                         (def.key_of(&item, false)?, Some(json.clone()), json)
                     }
                     (None, Some(delete)) => {
@@ -1209,7 +1221,7 @@ impl Ops<'_> {
             self.graph_sync(def, changes).await?;
         }
         let mut answer = json!({ "UnprocessedItems": {} });
-        capacity::attach_all(&mut answer, self.body, &charged)?;
+        self.charge.attach_all(&mut answer, &charged);
         Ok(answer)
     }
 
@@ -1252,18 +1264,23 @@ impl Ops<'_> {
                     units += capacity::read_units(0, consistent);
                     continue;
                 };
-                let stored = stored_item(&item.value)?;
-                units += capacity::read_units(item_size(&stored), consistent);
-                found.push(match &exprs.projection {
-                    Some(paths) => item_to_json(&expr::project(&stored, paths)),
-                    None => item.value,
+                // Parsed only where a projection or the capacity report needs it.
+                let stored = (exprs.projection.is_some() || self.charge.wanted())
+                    .then(|| stored_item(&item.value))
+                    .transpose()?;
+                if let Some(stored) = &stored {
+                    units += capacity::read_units(item_size(stored), consistent);
+                }
+                found.push(match (&exprs.projection, stored) {
+                    (Some(paths), Some(stored)) => item_to_json(&expr::project(&stored, paths)),
+                    _ => item.value,
                 });
             }
             responses.insert(name.clone(), Value::Array(found));
             charged.push((name.clone(), units));
         }
         let mut answer = json!({ "Responses": responses, "UnprocessedKeys": {} });
-        capacity::attach_all(&mut answer, self.body, &charged)?;
+        self.charge.attach_all(&mut answer, &charged);
         Ok(answer)
     }
 
@@ -1282,13 +1299,11 @@ impl Ops<'_> {
             self.graph_sync(&def, vec![(&item_to_json(&key), None)])
                 .await?;
         }
-        let (mut answer, old_size) = with_old(returns_old, old)?;
-        capacity::attach(
-            &mut answer,
-            self.body,
-            &def.name,
-            capacity::write_units(old_size),
-        )?;
+        let units = self
+            .charge
+            .units(|| Ok(capacity::write_units(size_of(old.as_ref())?)))?;
+        let mut answer = with_old(returns_old, old);
+        self.charge.attach(&mut answer, &def.name, units);
         Ok(answer)
     }
 }

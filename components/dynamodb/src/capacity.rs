@@ -12,23 +12,66 @@ use serde_json::{json, Value};
 
 /// What a request asked to be told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Report {
+enum Report {
     /// The table's total.
     Total,
     /// The total and the table's share (no indexes here: all of it).
     Indexes,
 }
 
-/// The request's `ReturnConsumedCapacity`: `None` for `NONE` or absent; anything
-/// else is DynamoDB's `ValidationException`.
-pub fn requested(body: &Value) -> Result<Option<Report>, DynamoError> {
-    match body.get("ReturnConsumedCapacity").and_then(Value::as_str) {
-        None | Some("NONE") => Ok(None),
-        Some("TOTAL") => Ok(Some(Report::Total)),
-        Some("INDEXES") => Ok(Some(Report::Indexes)),
-        Some(other) => Err(DynamoError::validation(format!(
-            "1 validation error detected: Value '{other}' at 'returnConsumedCapacity' failed to satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]"
-        ))),
+/// What a request asked to be told of the capacity it consumed, read once from its
+/// `ReturnConsumedCapacity`. Sizing an item parses it, so the operations size what
+/// they read or wrote only when asked ([`Charge::units`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Charge(Option<Report>);
+
+impl Charge {
+    /// The request's `ReturnConsumedCapacity`: nothing for `NONE` or absent; anything
+    /// else is DynamoDB's `ValidationException`.
+    pub fn of(body: &Value) -> Result<Self, DynamoError> {
+        Ok(Self(match body.get("ReturnConsumedCapacity").and_then(Value::as_str) {
+            None | Some("NONE") => None,
+            Some("TOTAL") => Some(Report::Total),
+            Some("INDEXES") => Some(Report::Indexes),
+            Some(other) => return Err(DynamoError::validation(format!(
+                "1 validation error detected: Value '{other}' at 'returnConsumedCapacity' failed to satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]"
+            ))),
+        }))
+    }
+
+    /// Whether the request asked.
+    pub fn wanted(self) -> bool {
+        self.0.is_some()
+    }
+
+    /// `units()` when the request asked; else 0, without computing them.
+    pub fn units(
+        self,
+        units: impl FnOnce() -> Result<f64, DynamoError>,
+    ) -> Result<f64, DynamoError> {
+        if self.wanted() {
+            units()
+        } else {
+            Ok(0.0)
+        }
+    }
+
+    /// Adds the `ConsumedCapacity` of `units` on `table` to `answer` when asked.
+    pub fn attach(self, answer: &mut Value, table: &str, units: f64) {
+        if let Some(report) = self.0 {
+            answer["ConsumedCapacity"] = consumed(report, table, units);
+        }
+    }
+
+    /// Adds a batch's `ConsumedCapacity` (one entry per table, in request order) to
+    /// `answer` when asked.
+    pub fn attach_all(self, answer: &mut Value, tables: &[(String, f64)]) {
+        if let Some(report) = self.0 {
+            answer["ConsumedCapacity"] = tables
+                .iter()
+                .map(|(table, units)| consumed(report, table, *units))
+                .collect();
+        }
     }
 }
 
@@ -60,41 +103,12 @@ pub fn write_units(bytes: usize) -> f64 {
 }
 
 /// One table's `ConsumedCapacity`.
-pub fn consumed(report: Report, table: &str, units: f64) -> Value {
+fn consumed(report: Report, table: &str, units: f64) -> Value {
     let mut out = json!({"TableName": table, "CapacityUnits": units});
     if report == Report::Indexes {
         out["Table"] = json!({"CapacityUnits": units});
     }
     out
-}
-
-/// Adds the `ConsumedCapacity` of `units` on `table` to `answer` when `body` asked.
-pub fn attach(
-    answer: &mut Value,
-    body: &Value,
-    table: &str,
-    units: f64,
-) -> Result<(), DynamoError> {
-    if let Some(report) = requested(body)? {
-        answer["ConsumedCapacity"] = consumed(report, table, units);
-    }
-    Ok(())
-}
-
-/// Adds a batch's `ConsumedCapacity` (one entry per table, in request order) to
-/// `answer` when `body` asked.
-pub fn attach_all(
-    answer: &mut Value,
-    body: &Value,
-    tables: &[(String, f64)],
-) -> Result<(), DynamoError> {
-    if let Some(report) = requested(body)? {
-        answer["ConsumedCapacity"] = tables
-            .iter()
-            .map(|(table, units)| consumed(report, table, *units))
-            .collect();
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -46,11 +46,11 @@ impl Mutation for SetMovie {
             .map_err(|e| StoreError::Corrupt(format!("a movie node to set: {e}")))?;
         let old: Option<MovieNode> = current.map(decode).transpose()?;
         let cast = |n: Option<&MovieNode>| n.filter(|n| !n.gone).map(|n| n.cast.clone());
-        if cast(old.as_ref()) == cast(Some(&new)) {
+        let old_cast = cast(old.as_ref());
+        if old_cast == cast(Some(&new)) {
             return Ok((Change::Keep, Value::Null));
         }
         let rev = current.map_or(1, |i| i.version + 1);
-        let old_cast = cast(old.as_ref());
         let before: Vec<&str> = old_cast.as_ref().map(|c| c.people()).unwrap_or_default();
         Ok((
             Change::Put(encode(&new)?),

@@ -124,7 +124,7 @@ pub async fn apply(
             ));
         }
         let notes = graph.table.mutate_many(&shard, &sets).await?;
-        let before = stats.movie_nodes;
+        let changed_before = stats.movie_nodes;
         for ((_, (movie, cast)), note) in movies.iter().zip(notes) {
             if note.is_null() {
                 continue;
@@ -143,7 +143,7 @@ pub async fn apply(
             });
             stats.movie_nodes += 1;
         }
-        if stats.movie_nodes > before {
+        if stats.movie_nodes > changed_before {
             stats.shard_writes += 1;
         }
     }

@@ -77,21 +77,22 @@ pub struct WorkerTables {
 }
 
 impl WorkerTables {
-    fn durable(&self, name: &str, layout: Layout) -> Result<Rc<dyn Table>, StoreError> {
-        let namespace = self
-            .env
+    /// The Durable Object namespace every object-backed table lives in.
+    fn namespace(&self) -> Result<worker::ObjectNamespace, StoreError> {
+        self.env
             .durable_object(DO_BINDING)
-            .map_err(|e| StoreError::Access(format!("{DO_BINDING}: {e}")))?;
+            .map_err(|e| StoreError::Access(format!("{DO_BINDING}: {e}")))
+    }
+
+    fn durable(&self, name: &str, layout: Layout) -> Result<Rc<dyn Table>, StoreError> {
+        let namespace = self.namespace()?;
         Ok(Rc::new(RemoteTable(
             DoClient::new(namespace, name, self.trips.clone()).with_layout(layout),
         )))
     }
 
     fn one_object(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
-        let namespace = self
-            .env
-            .durable_object(DO_BINDING)
-            .map_err(|e| StoreError::Access(format!("{DO_BINDING}: {e}")))?;
+        let namespace = self.namespace()?;
         Ok(Rc::new(RemoteTable(DoClient::one_object(
             namespace,
             name,
@@ -103,10 +104,7 @@ impl WorkerTables {
     /// did: whole partitions in its key-value storage, read and swapped from the Worker.
     #[cfg(feature = "storage-selftest")]
     fn one_object_whole(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
-        let namespace = self
-            .env
-            .durable_object(DO_BINDING)
-            .map_err(|e| StoreError::Access(format!("{DO_BINDING}: {e}")))?;
+        let namespace = self.namespace()?;
         Ok(Rc::new(PartitionTable::new(
             DoKv::new(namespace, name, self.trips.clone()),
             name,

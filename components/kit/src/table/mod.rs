@@ -433,17 +433,16 @@ async fn mutate_many_here<T: Table + ?Sized>(
     items: &[(String, Box<dyn Mutation>)],
 ) -> Result<Vec<Value>, StoreError> {
     let sks: Vec<String> = items.iter().map(|(sk, _)| sk.clone()).collect();
-    let slot: std::collections::HashMap<&str, usize> = items
+    let slot: std::collections::HashMap<&str, (usize, &dyn Mutation)> = items
         .iter()
         .enumerate()
-        .map(|(i, (sk, _))| (sk.as_str(), i))
+        .map(|(i, (sk, mutation))| (sk.as_str(), (i, mutation.as_ref())))
         .collect();
     // Refilled on every attempt: only the attempt that lands counts.
     let mut notes = vec![Value::Null; items.len()];
     table
         .update_items(pk, &sks, MUTATE_ATTEMPTS, &mut |sk, item| {
-            let Some((i, (_, mutation))) = slot.get(sk).and_then(|&i| Some((i, items.get(i)?)))
-            else {
+            let Some(&(i, mutation)) = slot.get(sk) else {
                 return Ok(Change::Keep);
             };
             let (change, note) = mutation.decide(item)?;

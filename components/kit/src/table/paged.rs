@@ -1031,9 +1031,9 @@ impl PagedTable {
     }
 
     /// After a write left page `id` small: folds it into the page before it, or else
-    /// the page after it (`after`) into it, where the two fit one page. `entry` is the
-    /// low of the directory entry naming `id` in `root` and the page the entry before
-    /// it names, if its list has one.
+    /// the page after it (`after`) into it, where the two fit one page. `low` is the
+    /// low of the directory entry naming `id` in `root`, `before` the page the entry
+    /// before it names, if its list has one.
     async fn fold(
         &self,
         pk: &str,
