@@ -12,7 +12,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 wasm_opt=${WASM_OPT_BIN:-$root/node_modules/.bin/wasm-opt}
-all=(hello health shows scraper streams movies docs dynamodb graph)
+all=(hello health shows scraper streams movies docs dynamodb dynamodb-ttl graph)
 components=("$@")
 [ ${#components[@]} -gt 0 ] || components=("${all[@]}")
 

@@ -97,6 +97,16 @@ client.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "edge"}, {"K
 client.untag_resource(ResourceArn=arn, TagKeys=["env"])
 tags = client.list_tags_of_resource(ResourceArn=arn)["Tags"]
 check(tags == [{"Key": "team", "Value": "edge"}], f"tags {tags}")
+# Time to live: off at first, on for one attribute, refused twice as DynamoDB refuses it.
+ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+check(ttl == {"TimeToLiveStatus": "DISABLED"}, f"ttl {ttl}")
+spec = client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"})
+check(spec["TimeToLiveSpecification"] == {"Enabled": True, "AttributeName": "expires"}, f"ttl spec {spec}")
+ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+check(ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}, f"ttl {ttl}")
+check(error_code(lambda: client.update_time_to_live(
+    TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "other"})) == "ValidationException",
+    "ttl moved to another attribute while enabled")
 on_demand = client.describe_table(TableName="Movies")["Table"]
 check(on_demand["ProvisionedThroughput"]["ReadCapacityUnits"] == 0
       and on_demand["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST", f"Movies {on_demand}")
@@ -283,6 +293,9 @@ item = cli("get-item", "--table-name", name, "--key",
            json.dumps({"year": {"N": "1999"}, "title": {"S": "The Matrix"}}))["Item"]
 check(item["info"] == {"M": {"plot": {"S": "Neo"}}}, f"cli get-item {item}")
 check(name in cli("list-tables")["TableNames"], "cli list-tables")
+cli("update-time-to-live", "--table-name", name, "--time-to-live-specification", "Enabled=false,AttributeName=expires")
+ttl = cli("describe-time-to-live", "--table-name", name)["TimeToLiveDescription"]
+check(ttl == {"TimeToLiveStatus": "DISABLED"}, f"cli ttl {ttl}")
 cli("delete-table", "--table-name", name)
 check(
     error_code(lambda: client.describe_table(TableName=name)) == "ResourceNotFoundException",

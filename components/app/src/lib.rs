@@ -26,6 +26,22 @@ pub const BINDINGS: kit::host::workers::Bindings = kit::host::workers::Bindings 
     one_object: ONE_OBJECT_TABLES,
 };
 
+/// What one time-to-live sweep (`dynamodb::ttl`) of the Worker's cron may read: each
+/// partition visited is a Durable Object call or two, and a cron run on the free plan may
+/// make 50 subrequests.
+pub const WORKERS_TTL_BUDGET: dynamodb::ttl::Budget = dynamodb::ttl::Budget {
+    items: 1_000,
+    partitions: 20,
+};
+
+/// One sweep of expired DynamoDB items within `budget`: what the hosts' schedulers run
+/// (the Worker's cron handler, the native test host's cron hook; Spin's own cron
+/// component calls the sweep itself).
+pub async fn sweep_expired_items(env: &Env, budget: dynamodb::ttl::Budget) {
+    // The sweep writes its own log line, failure included.
+    let _ = dynamodb::ttl::sweep(env, budget).await;
+}
+
 /// Rebuilds any service's shipped table mutation (`kind` is `<service>.<name>`): what
 /// the Worker's Durable Objects run next to their items.
 pub fn mutations(kind: &str, args: serde_json::Value) -> Option<Box<dyn kit::table::Mutation>> {

@@ -17,11 +17,15 @@ pub enum Kind {
     ResourceInUse,
     ConditionalCheckFailed,
     ItemCollectionSizeLimitExceeded,
+    TransactionCanceled,
+    TransactionConflict,
+    TransactionInProgress,
+    IdempotentParameterMismatch,
     Internal,
 }
 
 impl Kind {
-    const ALL: [Kind; 12] = [
+    const ALL: [Kind; 16] = [
         Kind::Validation,
         Kind::Serialization,
         Kind::UnknownOperation,
@@ -33,6 +37,10 @@ impl Kind {
         Kind::ResourceInUse,
         Kind::ConditionalCheckFailed,
         Kind::ItemCollectionSizeLimitExceeded,
+        Kind::TransactionCanceled,
+        Kind::TransactionConflict,
+        Kind::TransactionInProgress,
+        Kind::IdempotentParameterMismatch,
         Kind::Internal,
     ];
 
@@ -61,6 +69,18 @@ impl Kind {
             Kind::ItemCollectionSizeLimitExceeded => {
                 "com.amazonaws.dynamodb.v20120810#ItemCollectionSizeLimitExceededException"
             }
+            Kind::TransactionCanceled => {
+                "com.amazonaws.dynamodb.v20120810#TransactionCanceledException"
+            }
+            Kind::TransactionConflict => {
+                "com.amazonaws.dynamodb.v20120810#TransactionConflictException"
+            }
+            Kind::TransactionInProgress => {
+                "com.amazonaws.dynamodb.v20120810#TransactionInProgressException"
+            }
+            Kind::IdempotentParameterMismatch => {
+                "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException"
+            }
             Kind::Internal => "com.amazonaws.dynamodb.v20120810#InternalServerError",
         }
     }
@@ -81,6 +101,8 @@ pub struct DynamoError {
     pub message: String,
     /// `Item` of a `ConditionalCheckFailedException` that asked for it.
     pub item: Option<Value>,
+    /// `CancellationReasons` of a `TransactionCanceledException`, one per action.
+    pub reasons: Option<Value>,
     /// What went wrong inside, for the request's log line only, never the body.
     pub detail: Option<String>,
 }
@@ -91,6 +113,7 @@ impl DynamoError {
             kind,
             message: message.into(),
             item: None,
+            reasons: None,
             detail: None,
         }
     }
@@ -119,6 +142,9 @@ impl DynamoError {
         let mut body = json!({"__type": self.kind.type_name(), "message": self.message});
         if let Some(item) = &self.item {
             body["Item"] = item.clone();
+        }
+        if let Some(reasons) = &self.reasons {
+            body["CancellationReasons"] = reasons.clone();
         }
         body
     }

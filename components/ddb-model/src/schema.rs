@@ -82,6 +82,10 @@ pub struct TableDef {
     /// The table's tags, `(key, value)`, in the order first set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
+    /// The attribute holding items' expiry times when time to live is enabled
+    /// (`UpdateTimeToLive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// The built-in table holding the movies API's data (OpenAPI tag `movies`): partition `year` (N),
@@ -120,6 +124,7 @@ pub fn movies() -> TableDef {
         billing: json!({ "BillingMode": PAY_PER_REQUEST }),
         protected: true,
         tags: Vec::new(),
+        ttl: None,
     }
 }
 
@@ -278,6 +283,7 @@ impl TableDef {
             billing,
             protected: false,
             tags: Vec::new(),
+            ttl: None,
         })
     }
 

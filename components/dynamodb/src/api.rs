@@ -162,6 +162,8 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         Operation::UntagResource => Box::pin(ops.untag_resource()),
         Operation::ListTagsOfResource => Box::pin(ops.list_tags()),
         Operation::UpdateTable => Box::pin(ops.update_table()),
+        Operation::UpdateTimeToLive => Box::pin(ops.update_time_to_live()),
+        Operation::DescribeTimeToLive => Box::pin(ops.describe_time_to_live()),
     };
     let result = future.await;
     // The movies API caches its reads of `Movies` at the edge by the table's generation
@@ -196,7 +198,9 @@ fn written_tables(operation: Operation, body: &Value) -> Vec<&str> {
         | Operation::TagResource
         | Operation::UntagResource
         | Operation::ListTagsOfResource
-        | Operation::UpdateTable => Vec::new(),
+        | Operation::UpdateTable
+        | Operation::UpdateTimeToLive
+        | Operation::DescribeTimeToLive => Vec::new(),
     }
 }
 
@@ -480,6 +484,10 @@ struct StartKey {
 /// may make on the free plan, with room for the catalog and the directory.
 const SWEEP_PARTITIONS: usize = 40;
 
+/// Locks of transactions a write settles before it gives up with
+/// `TransactionConflictException` (each settled lock is a transaction that ended).
+const LOCKS_SETTLED: usize = 4;
+
 /// The puts of one BatchWriteItem into one partition: table, its items, partition,
 /// (sort key, item) pairs.
 type Merge = (TableDef, Rc<dyn Table>, String, Vec<(String, Value)>);
@@ -518,7 +526,7 @@ pub(crate) struct Ops<'a> {
 }
 
 impl Ops<'_> {
-    fn table_name(&self) -> Result<&str, DynamoError> {
+    pub(crate) fn table_name(&self) -> Result<&str, DynamoError> {
         let name = self
             .body
             .get("TableName")
@@ -544,12 +552,42 @@ impl Ops<'_> {
         what: What,
     ) -> Result<(Option<Value>, Option<Value>), DynamoError> {
         let write = Write::new(self.body, condition.cloned(), what);
-        let mutated = items.mutate(pk, sk, &write).await?;
-        match mutation::outcome(mutated.note)? {
-            Outcome::Done { old, new } => Ok((old, new)),
-            Outcome::ConditionFailed { old } => Err(condition_failed(self.body, old.as_ref())),
-            Outcome::Refused(e) => Err(e),
+        // Each lock met is settled before the write runs again; only a live
+        // transaction's lock stops it.
+        for _ in 0..LOCKS_SETTLED {
+            let mutated = items.mutate(pk, sk, &write).await?;
+            match mutation::outcome(mutated.note)? {
+                Outcome::Done { old, new } => return Ok((old, new)),
+                Outcome::ConditionFailed { old } => {
+                    return Err(condition_failed(self.body, old.as_ref()))
+                }
+                Outcome::Refused(e) => return Err(e),
+                Outcome::Locked { txn } => {
+                    crate::txn::settle(self.ctx.env, &**items, pk, sk, &txn).await?
+                }
+            }
         }
+        Err(crate::txn::conflict())
+    }
+
+    /// The items of `page` (of partition `pk` of `items`) as readers see them: locks
+    /// of transactions resolved, items that only a transaction's lock holds left out.
+    pub(crate) async fn visible(
+        &self,
+        items: &dyn Table,
+        pk: &str,
+        page: Vec<kit::table::Item>,
+    ) -> Result<Vec<kit::table::Item>, DynamoError> {
+        if !crate::txn::any_locked(page.iter()) {
+            return Ok(page);
+        }
+        let mut seen = Vec::with_capacity(page.len());
+        for item in page {
+            if let Some(item) = crate::txn::visible(self.ctx.env, items, pk, item).await? {
+                seen.push(item);
+            }
+        }
+        Ok(seen)
     }
 
     /// Whether the request asks for a strongly consistent read (every read here is
@@ -675,7 +713,7 @@ impl Ops<'_> {
                 break;
             }
             let partition = items.query(&listed.sk, None, usize::MAX).await?;
-            for stored_item_ in partition.items {
+            for stored_item_ in self.visible(&*items, &listed.sk, partition.items).await? {
                 if let Some(start) = &start {
                     if listed.sk == start.pk && stored_item_.sk <= start.sk {
                         continue;
@@ -907,7 +945,8 @@ impl Ops<'_> {
         exprs.refuse_nested_key_paths(&def)?;
         let key = self.item_param("Key")?;
         let (pk, sk) = def.key_of(&key, true)?;
-        let found = items.get(&pk, &sk).await?;
+        let read = items.get(&pk, &sk).await?.into_iter().collect();
+        let found = self.visible(&*items, &pk, read).await?.pop();
         let units = self.charge.units(|| {
             let size = size_of(found.as_ref().map(|item| &item.value))?;
             Ok(capacity::read_units(size, Self::consistent(self.body)))
@@ -1078,7 +1117,7 @@ impl Ops<'_> {
             } else {
                 items.query_back(query.pk, from.as_deref(), chunk).await?
             };
-            for stored_item_ in page.items {
+            for stored_item_ in self.visible(&**items, query.pk, page.items).await? {
                 let item = stored_item(&stored_item_.value)?;
                 if range.is_some_and(|cond| !cond.holds(&item)) {
                     // The matches of a key condition are one run in sort-key order.
@@ -1099,7 +1138,10 @@ impl Ops<'_> {
         }
     }
 
-    async fn table_named(&self, name: &str) -> Result<(TableDef, Rc<dyn Table>), DynamoError> {
+    pub(crate) async fn table_named(
+        &self,
+        name: &str,
+    ) -> Result<(TableDef, Rc<dyn Table>), DynamoError> {
         schema::check_table_name(name)?;
         if let Some(def) = schema::builtin(name) {
             let items = self.ctx.env.table(&def.storage_name())?;
@@ -1260,7 +1302,8 @@ impl Ops<'_> {
                     ));
                 }
                 seen.push((pk.clone(), sk.clone()));
-                let Some(item) = items.get(&pk, &sk).await? else {
+                let read = items.get(&pk, &sk).await?.into_iter().collect();
+                let Some(item) = self.visible(&*items, &pk, read).await?.pop() else {
                     units += capacity::read_units(0, consistent);
                     continue;
                 };

@@ -12,8 +12,9 @@
 //! ([`expr`]: conditions, updates, projections), and the operations CreateTable,
 //! DescribeTable, ListTables, DeleteTable, PutItem, GetItem, UpdateItem, DeleteItem,
 //! Query, Scan, BatchGetItem and BatchWriteItem ([`schema`] maps tables, keys and the
-//! partition directory onto the table layer), DescribeLimits, DescribeEndpoints and the
-//! tag operations; the parameters' JSON types checked first (`params`), the legacy
+//! partition directory onto the table layer), DescribeLimits, DescribeEndpoints, the
+//! tag operations and time to live ([`ttl`]: UpdateTimeToLive, DescribeTimeToLive and
+//! the sweep the hosts' schedulers run); the parameters' JSON types checked first (`params`), the legacy
 //! parameters translated into expressions (`legacy`), `ReturnConsumedCapacity`
 //! (`capacity`). Every other operation is `UnknownOperationException`.
 
@@ -27,6 +28,8 @@ mod params;
 mod reserved;
 pub mod sigv4;
 mod tags;
+pub mod ttl;
+pub mod txn;
 
 // The data model, shared with the movies API (whose data is the built-in `Movies`).
 pub use ddb_model::{error, schema, value};

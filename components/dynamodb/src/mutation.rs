@@ -31,6 +31,8 @@ pub enum What {
         key: Item,
         actions: Vec<Action>,
     },
+    /// A transaction's `ConditionCheck`: the condition alone, nothing written.
+    Check,
 }
 
 /// One conditional write of one item.
@@ -55,6 +57,8 @@ pub enum Outcome {
     /// The update could not apply (a type mismatch, an item past 400 KB): nothing
     /// written.
     Refused(DynamoError),
+    /// The item is held by transaction `txn` (see [`crate::txn`]): nothing written.
+    Locked { txn: String },
 }
 
 impl Write {
@@ -72,7 +76,7 @@ impl Write {
     }
 
     /// Rebuilds a shipped write; `None` when `args` are not one.
-    fn from_args(args: Value) -> Option<Self> {
+    pub(crate) fn from_args(args: Value) -> Option<Self> {
         let params = args.get("params")?.clone();
         let subs = Substitutions::from_request(&params).ok()?;
         let condition = match params.get("ConditionExpression") {
@@ -94,6 +98,8 @@ impl Write {
             }
         } else if args.get("delete").is_some() {
             What::Delete
+        } else if args.get("check").is_some() {
+            What::Check
         } else {
             return None;
         };
@@ -107,10 +113,12 @@ impl Write {
 
 /// Rebuilds this crate's shipped mutations (see [`kit::table::Mutations`]).
 pub fn mutations(kind: &str, args: Value) -> Option<Box<dyn Mutation>> {
-    if kind != KIND {
-        return None;
+    match kind {
+        KIND => Write::from_args(args).map(|w| Box::new(w) as Box<dyn Mutation>),
+        crate::ttl::KIND => crate::ttl::expire_from_args(&args).map(|e| Box::new(e) as _),
+        crate::txn::KIND => crate::txn::step_from_args(args).map(|s| Box::new(s) as _),
+        _ => None,
     }
-    Write::from_args(args).map(|w| Box::new(w) as Box<dyn Mutation>)
 }
 
 fn refused(e: &DynamoError) -> Value {
@@ -126,6 +134,7 @@ impl Mutation for Write {
         match &self.what {
             What::Put(value) => json!({"params": self.params, "put": value}),
             What::Delete => json!({"params": self.params, "delete": true}),
+            What::Check => json!({"params": self.params, "check": true}),
             What::Update { key, .. } => {
                 json!({"params": self.params, "update": item_to_json(key)})
             }
@@ -133,6 +142,20 @@ impl Mutation for Write {
     }
 
     fn decide(&self, current: Option<&table::Item>) -> Result<(Change, Value), StoreError> {
+        // An item a transaction holds is written by that transaction alone.
+        if let Some(lock) = current.and_then(|i| crate::txn::lock_of(&i.value)) {
+            return Ok((Change::Keep, json!({"refused": "locked", "txn": lock.txn})));
+        }
+        self.decide_unlocked(current)
+    }
+}
+
+impl Write {
+    /// [`Mutation::decide`] on an item no transaction holds.
+    pub(crate) fn decide_unlocked(
+        &self,
+        current: Option<&table::Item>,
+    ) -> Result<(Change, Value), StoreError> {
         let old_value = current.map(|i| &i.value);
         let old = old_value
             .map(|v| item_from_json(v).map_err(|e| StoreError::Corrupt(e.message)))
@@ -148,6 +171,7 @@ impl Mutation for Write {
         Ok(match &self.what {
             What::Put(value) => (Change::Put(value.clone()), json!({"old": old_value})),
             What::Delete => (Change::Delete, json!({"old": old_value})),
+            What::Check => (Change::Keep, json!({"old": old_value})),
             What::Update { key, actions } => {
                 let base = old.unwrap_or_else(|| key.clone());
                 let new = match expr::apply(&base, actions) {
@@ -186,6 +210,13 @@ pub fn outcome(note: Value) -> Result<Outcome, DynamoError> {
             new: take("new"),
         }),
         Some("condition") => Ok(Outcome::ConditionFailed { old: take("old") }),
+        Some("locked") => Ok(Outcome::Locked {
+            txn: take("txn")
+                .as_ref()
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        }),
         Some(_) => {
             let kind = take("type")
                 .as_ref()

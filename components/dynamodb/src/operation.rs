@@ -23,11 +23,13 @@ pub enum Operation {
     UntagResource,
     ListTagsOfResource,
     UpdateTable,
+    UpdateTimeToLive,
+    DescribeTimeToLive,
 }
 
 impl Operation {
     /// Every served operation; any other name is `UnknownOperationException`.
-    pub const ALL: [Operation; 18] = [
+    pub const ALL: [Operation; 20] = [
         Operation::CreateTable,
         Operation::DescribeTable,
         Operation::ListTables,
@@ -46,6 +48,8 @@ impl Operation {
         Operation::UntagResource,
         Operation::ListTagsOfResource,
         Operation::UpdateTable,
+        Operation::UpdateTimeToLive,
+        Operation::DescribeTimeToLive,
     ];
 
     /// DynamoDB's name of the operation, as `x-amz-target` carries it after the prefix.
@@ -69,6 +73,8 @@ impl Operation {
             Operation::UntagResource => "UntagResource",
             Operation::ListTagsOfResource => "ListTagsOfResource",
             Operation::UpdateTable => "UpdateTable",
+            Operation::UpdateTimeToLive => "UpdateTimeToLive",
+            Operation::DescribeTimeToLive => "DescribeTimeToLive",
         }
     }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// A parameter's type as the service model declares it.
 #[derive(Clone, Copy)]
-enum Type {
+pub(crate) enum Type {
     String,
     Integer,
     Boolean,
@@ -17,6 +17,9 @@ enum Type {
     AttributeMap,
     /// A map of strings (`ExpressionAttributeNames`).
     StringMap,
+    /// A structure of named members (`TimeToLiveSpecification`, the service model's
+    /// shape name), checked by its own [`check_fields`].
+    Structure(&'static str),
 }
 
 /// Every top-level parameter of the served operations whose type is one of [`Type`]
@@ -54,13 +57,22 @@ const PARAMS: &[(&str, Type)] = &[
     ("ExclusiveStartKey", Type::AttributeMap),
     ("ExpressionAttributeValues", Type::AttributeMap),
     ("ExpressionAttributeNames", Type::StringMap),
+    (
+        "TimeToLiveSpecification",
+        Type::Structure("TimeToLiveSpecification"),
+    ),
 ];
 
 /// Refuses the first parameter of `body` whose JSON type is not its declared one
 /// (`null` stands for absent, as there).
 pub fn check(body: &Value) -> Result<(), DynamoError> {
-    for (name, kind) in PARAMS {
-        if let Some(value) = body.get(*name).filter(|v| !v.is_null()) {
+    check_fields(body, PARAMS)
+}
+
+/// Refuses the first of `fields` of `structure` whose JSON type is not its declared one.
+pub(crate) fn check_fields(structure: &Value, fields: &[(&str, Type)]) -> Result<(), DynamoError> {
+    for (name, kind) in fields {
+        if let Some(value) = structure.get(*name).filter(|v| !v.is_null()) {
             if let Some(message) = mismatch(value, *kind) {
                 return Err(DynamoError::serialization(message));
             }
@@ -88,7 +100,7 @@ fn mismatch(value: &Value, kind: Type) -> Option<String> {
         (Type::String, Value::String(_))
         | (Type::Integer, Value::Number(_))
         | (Type::List, Value::Array(_))
-        | (Type::AttributeMap | Type::StringMap, Value::Object(_)) => None,
+        | (Type::AttributeMap | Type::StringMap | Type::Structure(_), Value::Object(_)) => None,
         // The deserializer reads "true", "1" and "yes" (any case) as booleans.
         (Type::Boolean, Value::Bool(_)) => None,
         (Type::Boolean, Value::String(s)) => {
@@ -104,7 +116,9 @@ fn mismatch(value: &Value, kind: Type) -> Option<String> {
         (Type::String, v) => scalar(v).map(|s| format!("{s} cannot be converted to String")),
         (Type::Integer, v) => scalar(v).map(|s| format!("{s} cannot be converted to Integer")),
         (Type::Boolean, v) => scalar(v).map(|s| format!("{s} cannot be converted to Boolean")),
-        (Type::List | Type::AttributeMap | Type::StringMap, _) if !value.is_array() => {
+        (Type::List | Type::AttributeMap | Type::StringMap | Type::Structure(_), _)
+            if !value.is_array() =>
+        {
             Some("Unexpected field type".to_owned())
         }
         (Type::AttributeMap, _) => Some(
@@ -115,6 +129,19 @@ fn mismatch(value: &Value, kind: Type) -> Option<String> {
             "Unrecognized collection type java.util.Map<java.lang.String, java.lang.String>"
                 .to_owned(),
         ),
+        (Type::Structure(shape), _) => Some(format!(
+            "Unrecognized collection type class com.amazonaws.dynamodb.v20120810.{shape}"
+        )),
         (Type::List, _) => None,
+    }
+}
+
+/// A boolean parameter as the deserializer reads it (`true`, or `"true"`, `"1"`,
+/// `"yes"` in any case); `None` when absent. Its type is checked first.
+pub(crate) fn boolean(value: Option<&Value>) -> Option<bool> {
+    match value? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => Some(["TRUE", "1", "YES"].contains(&s.to_ascii_uppercase().as_str())),
+        _ => None,
     }
 }

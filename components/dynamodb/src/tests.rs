@@ -941,3 +941,253 @@ fn update_table_changes_the_capacity_mode_and_refuses_what_dynamodb_refuses() {
         0
     );
 }
+
+fn set_ttl(kv: &MemoryKv, table: &str, enabled: bool, attribute: &str) -> (u16, String, Value) {
+    op(
+        kv,
+        "UpdateTimeToLive",
+        json!({"TableName": table, "TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": attribute}}),
+    )
+}
+
+#[test]
+fn time_to_live_is_enabled_described_and_disabled_as_dynamodb_allows() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", on_demand_films_table());
+    let describe = |kv: &MemoryKv| op(kv, "DescribeTimeToLive", json!({"TableName": "Films"})).2;
+    assert_eq!(
+        describe(&kv),
+        json!({"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}})
+    );
+    let (status, _, spec) = set_ttl(&kv, "Films", false, "expires");
+    assert_eq!(status, 400);
+    assert_eq!(spec["message"], "TimeToLive is already disabled");
+    let (status, _, spec) = set_ttl(&kv, "Films", true, "expires");
+    assert_eq!(status, 200, "{spec}");
+    assert_eq!(
+        spec,
+        json!({"TimeToLiveSpecification": {"Enabled": true, "AttributeName": "expires"}})
+    );
+    let enabled = json!({"TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}});
+    assert_eq!(describe(&kv), enabled);
+    for (on, attribute, says) in [
+        (true, "expires", "TimeToLive is already enabled"),
+        (
+            true,
+            "other",
+            "TimeToLive is active on a different AttributeName: current AttributeName is expires",
+        ),
+        (
+            false,
+            "other",
+            "TimeToLive is active on a different AttributeName: current AttributeName is expires",
+        ),
+    ] {
+        let (status, kind, answer) = set_ttl(&kv, "Films", on, attribute);
+        assert_eq!((status, kind.as_str()), (400, "ValidationException"));
+        assert_eq!(answer["message"], says);
+        assert_eq!(describe(&kv), enabled);
+    }
+    let (status, _, spec) = set_ttl(&kv, "Films", false, "expires");
+    assert_eq!(status, 200, "{spec}");
+    assert_eq!(spec["TimeToLiveSpecification"]["Enabled"], false);
+    assert_eq!(
+        describe(&kv),
+        json!({"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}})
+    );
+    // A table created again under the name starts without.
+    set_ttl(&kv, "Films", true, "expires");
+    op(&kv, "DeleteTable", json!({"TableName": "Films"}));
+    op(&kv, "CreateTable", on_demand_films_table());
+    assert_eq!(
+        describe(&kv),
+        json!({"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}})
+    );
+}
+
+#[test]
+fn bad_time_to_live_requests_are_refused_as_dynamodb_refuses_them_and_change_nothing() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", on_demand_films_table());
+    let long = "x".repeat(256);
+    for (spec, wanted, says) in [
+        (None, "ValidationException", "Value null at 'timeToLiveSpecification'"),
+        (
+            Some(json!({"Enabled": true})),
+            "ValidationException",
+            "Value null at 'timeToLiveSpecification.attributeName'",
+        ),
+        (
+            Some(json!({"AttributeName": "expires"})),
+            "ValidationException",
+            "Value null at 'timeToLiveSpecification.enabled'",
+        ),
+        (
+            Some(json!({"Enabled": true, "AttributeName": ""})),
+            "ValidationException",
+            "Member must have length greater than or equal to 1",
+        ),
+        (
+            Some(json!({"Enabled": true, "AttributeName": long})),
+            "ValidationException",
+            "Member must have length less than or equal to 255",
+        ),
+        (
+            Some(json!({"Enabled": "dog", "AttributeName": "expires"})),
+            "SerializationException",
+            "Unexpected token",
+        ),
+        (
+            Some(json!({"Enabled": true, "AttributeName": 3})),
+            "SerializationException",
+            "cannot be converted to String",
+        ),
+        (Some(json!("on")), "SerializationException", "Unexpected field type"),
+        (
+            Some(json!([])),
+            "SerializationException",
+            "Unrecognized collection type class com.amazonaws.dynamodb.v20120810.TimeToLiveSpecification",
+        ),
+    ] {
+        let mut body = json!({"TableName": "Films"});
+        if let Some(spec) = spec.clone() {
+            body["TimeToLiveSpecification"] = spec;
+        }
+        let (status, kind, answer) = op(&kv, "UpdateTimeToLive", body);
+        assert_eq!((status, kind.as_str()), (400, wanted), "{spec:?}: {answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{spec:?}: {answer}");
+    }
+    for (table, wanted) in [
+        ("Nope", "ResourceNotFoundException"),
+        ("Movies", "ValidationException"),
+    ] {
+        let (status, kind, answer) = set_ttl(&kv, table, true, "expires");
+        assert_eq!((status, kind.as_str()), (400, wanted), "{table}: {answer}");
+    }
+    let (status, kind, _) = op(&kv, "DescribeTimeToLive", json!({"TableName": "Nope"}));
+    assert_eq!((status, kind.as_str()), (400, "ResourceNotFoundException"));
+    let (_, _, described) = op(&kv, "DescribeTimeToLive", json!({"TableName": "Films"}));
+    assert_eq!(
+        described["TimeToLiveDescription"]["TimeToLiveStatus"],
+        "DISABLED"
+    );
+}
+
+/// `Sessions`, keyed by `id` alone: every item a partition of its own.
+fn sessions(kv: &MemoryKv, expiring: usize, staying: usize) {
+    op(
+        kv,
+        "CreateTable",
+        json!({
+            "TableName": "Sessions",
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        }),
+    );
+    let at = now().timestamp();
+    for i in 0..expiring + staying {
+        let expires = if i < expiring { at - 60 } else { at + 60 };
+        let (status, _, answer) = op(
+            kv,
+            "PutItem",
+            json!({"TableName": "Sessions", "Item": {"id": {"S": format!("s{i:03}")}, "expires": {"N": expires.to_string()}}}),
+        );
+        assert_eq!(status, 200, "{answer}");
+    }
+}
+
+fn count(kv: &MemoryKv, table: &str) -> u64 {
+    let (status, _, answer) = op(kv, "Scan", json!({"TableName": table, "Select": "COUNT"}));
+    assert_eq!(status, 200, "{answer}");
+    answer["Count"].as_u64().unwrap()
+}
+
+#[test]
+fn the_sweep_deletes_expired_items_within_its_budget_and_resumes_where_it_stopped() {
+    let kv = MemoryKv::new();
+    sessions(&kv, 20, 10);
+    let budget = ttl::Budget {
+        items: 1_000,
+        partitions: 7,
+    };
+    // Until time to live is enabled, expired items are items like any other.
+    let swept = block_on(ttl::sweep(&env(&kv), budget)).unwrap();
+    assert_eq!(swept, ttl::Swept::default());
+    set_ttl(&kv, "Sessions", true, "expires");
+    let mut deleted = 0;
+    for run in 1..=5 {
+        let swept = block_on(ttl::sweep(&env(&kv), budget)).unwrap();
+        assert_eq!(swept.partitions, if run < 5 { 7 } else { 2 }, "{swept:?}");
+        assert_eq!(swept.examined, swept.partitions);
+        deleted += swept.deleted;
+        assert_eq!(count(&kv, "Sessions"), 30 - deleted as u64);
+    }
+    assert_eq!(deleted, 20);
+    // The next pass starts again from the first partition, and finds nothing to delete.
+    let swept = block_on(ttl::sweep(&env(&kv), budget)).unwrap();
+    assert_eq!((swept.partitions, swept.deleted), (7, 0), "{swept:?}");
+    assert_eq!(count(&kv, "Sessions"), 10);
+}
+
+#[test]
+fn the_sweep_stops_inside_a_partition_at_its_item_budget_and_goes_on_from_there() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", on_demand_films_table());
+    let at = now().timestamp();
+    for i in 0..25 {
+        let expires = if i % 2 == 0 { at - 1 } else { at + 3600 };
+        op(
+            &kv,
+            "PutItem",
+            json!({"TableName": "Films", "Item": {"year": {"N": "2001"}, "title": {"S": format!("t{i:02}")}, "ends": {"N": expires.to_string()}}}),
+        );
+    }
+    set_ttl(&kv, "Films", true, "ends");
+    let budget = ttl::Budget {
+        items: 10,
+        partitions: 100,
+    };
+    let runs: Vec<ttl::Swept> = (0..3)
+        .map(|_| block_on(ttl::sweep(&env(&kv), budget)).unwrap())
+        .collect();
+    let examined: Vec<usize> = runs.iter().map(|s| s.examined).collect();
+    assert_eq!(examined, [10, 10, 5]);
+    assert_eq!(runs.iter().map(|s| s.deleted).sum::<usize>(), 13);
+    assert_eq!(count(&kv, "Films"), 12);
+}
+
+#[test]
+fn an_item_renewed_before_its_expiry_is_applied_is_kept() {
+    let at = now().timestamp() as f64;
+    let expire = ttl::Expire {
+        attribute: "expires".to_owned(),
+        now: at,
+    };
+    let item = |expires: Value| kit::table::Item {
+        sk: String::new(),
+        value: json!({"id": {"S": "a"}, "expires": expires}),
+        version: 1,
+    };
+    let five_years = 5.0 * 365.0 * 24.0 * 3600.0;
+    for (expires, gone) in [
+        (json!({"N": (at - 1.0).to_string()}), true),
+        (json!({"N": at.to_string()}), true),
+        (json!({"N": (at + 1.0).to_string()}), false),
+        (json!({"N": (at - five_years + 10.0).to_string()}), true),
+        (json!({"N": (at - five_years - 10.0).to_string()}), false),
+        (json!({"S": (at - 1.0).to_string()}), false),
+        (json!({"NS": [(at - 1.0).to_string()]}), false),
+    ] {
+        let (change, note) =
+            kit::table::Mutation::decide(&expire, Some(&item(expires.clone()))).unwrap();
+        let deleted = change == kit::table::Change::Delete;
+        assert_eq!((deleted, note == json!(true)), (gone, gone), "{expires}");
+    }
+    let (change, _) = kit::table::Mutation::decide(&expire, None).unwrap();
+    assert_eq!(change, kit::table::Change::Keep);
+    // Shipped to where the item lives and rebuilt there, it decides the same.
+    let shipped = mutation::mutations(ttl::KIND, kit::table::Mutation::args(&expire)).unwrap();
+    assert_eq!(shipped.args(), kit::table::Mutation::args(&expire));
+}

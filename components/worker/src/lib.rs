@@ -20,13 +20,16 @@ mod entry {
 
     /// The cron trigger is the scraper's watchdog: it wakes the scraper's object, which
     /// runs ticks on its own alarm chain (paced to TvMaze's rate, each alarm with its
-    /// own subrequest budget) and arms an alarm now if none is pending.
+    /// own subrequest budget) and arms an alarm now if none is pending. Then it runs one
+    /// sweep of expired DynamoDB items.
     #[event(scheduled)]
     async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         let (table, partition) = SCRAPER_OBJECT;
         if let Err(e) = kit::host::workers::call_object(&env, table, partition, WAKE_PATH).await {
             worker::console_error!("waking the scraper failed: {e}");
         }
+        let env = kit::host::workers::env(env, BINDINGS);
+        edge_app::sweep_expired_items(&env, edge_app::WORKERS_TTL_BUDGET).await;
     }
 
     #[event(fetch)]

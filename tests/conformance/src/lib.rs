@@ -117,6 +117,27 @@ pub async fn fire_cron(api: &Api, host: Host) -> Result<()> {
     Ok(())
 }
 
+/// Fires one time-to-live sweep of DynamoDB items on `host`, as its scheduler would:
+/// Spin's `dynamodb-ttl` cron component, the Worker's cron handler (which wakes the
+/// scraper too), the native host's hook. `Ok(false)` on real Spin, whose cron plugin
+/// fires on its schedule alone (every minute).
+pub async fn fire_ttl_sweep(api: &Api, host: Host) -> Result<bool> {
+    let (method, path) = match host {
+        Host::SpinHost => (reqwest::Method::POST, "/.spin-host/cron/dynamodb-ttl"),
+        Host::Workerd => (reqwest::Method::GET, "/cdn-cgi/handler/scheduled"),
+        Host::Native => (reqwest::Method::POST, native::TTL_CRON_HOOK),
+        Host::Spin => return Ok(false),
+    };
+    let reply = api.send(method, path, &[], None).await?;
+    anyhow::ensure!(
+        (200..300).contains(&reply.status),
+        "{path}: {} {}",
+        reply.status,
+        String::from_utf8_lossy(&reply.body)
+    );
+    Ok(true)
+}
+
 /// The workspace root (two levels above this crate).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -179,11 +179,25 @@ impl kit::Fetch for HyperFetch {
     }
 }
 
+/// `POST` here runs one time-to-live sweep, as a scheduler would: the native host's
+/// stand-in for Spin's cron component and the Worker's cron handler.
+pub const TTL_CRON_HOOK: &str = "/.native/cron/dynamodb-ttl";
+
+/// The native sweep reads what Spin's does.
+const TTL_BUDGET: dynamodb::ttl::Budget = dynamodb::ttl::Budget {
+    items: 2_000,
+    partitions: 100,
+};
+
 async fn handle(
     req: hyper::Request<hyper::body::Incoming>,
     host: Rc<Deployment>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let env = host.env();
+    if req.method() == http::Method::POST && req.uri().path() == TTL_CRON_HOOK {
+        edge_app::sweep_expired_items(&env, TTL_BUDGET).await;
+        return Ok(hyper::Response::new(Full::new(Bytes::new())));
+    }
     let (mut parts, body) = req.into_parts();
     // As the wasm hosts do: no body is buffered past the most any route accepts.
     let limit = kit::BodyLimit::HOST.0;

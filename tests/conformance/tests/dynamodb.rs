@@ -38,6 +38,7 @@ pub fn cases() -> Vec<Case> {
         hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx,
         limits_refuse_deep_items_long_keys_long_in_lists_and_paths_with_validation_errors,
         request_signed_for_another_service_is_refused_and_deletes_nothing,
+        expired_items_are_read_until_the_scheduler_deletes_them_and_others_stay,
     ]
 }
 
@@ -598,6 +599,117 @@ async fn request_signed_for_another_service_is_refused_and_deletes_nothing(
     )?;
 
     expect_item(&api, &table, &key, &key).await
+}
+
+/// Time to live as DynamoDB's: an item whose expiry attribute (a number of epoch
+/// seconds) has passed is still read until the host's scheduler sweeps it away; an
+/// item without the attribute, with it in the future, with it more than five years
+/// back, with a string there, or renewed before the sweep, stays. The scheduler runs
+/// until the expired items are gone, at most [`SWEEPS`] times (other cases' tables may
+/// take a sweep's budget first).
+async fn expired_items_are_read_until_the_scheduler_deletes_them_and_others_stay(
+    api: Api,
+    host: Host,
+) -> Result<()> {
+    const SWEEPS: usize = 10;
+    let table = limits_table(&api).await?;
+    let now = chrono::Utc::now().timestamp();
+    let item = |p: &str, s: &str, expires: Option<serde_json::Value>| {
+        let mut item = serde_json::json!({"p": {"S": p}, "s": {"S": s}});
+        if let Some(expires) = expires {
+            item["expires"] = expires;
+        }
+        item
+    };
+    let n = |at: i64| Some(serde_json::json!({"N": at.to_string()}));
+    let expiring = [
+        item("gone", "1", n(now - 60)),
+        item(
+            "gone",
+            "2",
+            Some(serde_json::json!({"N": format!("{}.5", now - 3600)})),
+        ),
+        item("gone too", "1", n(now - 1)),
+    ];
+    let staying = [
+        item("gone", "3", None),
+        item("future", "1", n(now + 3600)),
+        item("ancient", "1", n(now - 6 * 365 * 24 * 3600)),
+        item(
+            "string",
+            "1",
+            Some(serde_json::json!({"S": (now - 60).to_string()})),
+        ),
+        item("renewed", "1", n(now + 3600)),
+    ];
+    for it in expiring
+        .iter()
+        .chain(&staying)
+        .chain([&item("renewed", "1", n(now - 60))])
+    {
+        let put = call(
+            &api,
+            "PutItem",
+            &serde_json::json!({"TableName": table, "Item": it}),
+        )
+        .await?;
+        ensure!(put.status == 200, "PutItem: {} {:?}", put.status, put.body);
+    }
+    // Enabled after the items were written: they expire all the same.
+    let enabled = call(
+        &api,
+        "UpdateTimeToLive",
+        &serde_json::json!({"TableName": table, "TimeToLiveSpecification": {"Enabled": true, "AttributeName": "expires"}}),
+    )
+    .await?;
+    ensure!(
+        enabled.status == 200,
+        "UpdateTimeToLive: {} {:?}",
+        enabled.status,
+        enabled.body
+    );
+    let key = |it: &serde_json::Value| serde_json::json!({"p": it["p"], "s": it["s"]});
+    expect_item(&api, &table, &key(&expiring[0]), &expiring[0]).await?;
+    let renewed = item("renewed", "1", n(now + 3600));
+    let put = call(
+        &api,
+        "PutItem",
+        &serde_json::json!({"TableName": table, "Item": renewed}),
+    )
+    .await?;
+    ensure!(put.status == 200, "PutItem: {} {:?}", put.status, put.body);
+
+    let mut left = expiring.len();
+    for _ in 0..SWEEPS {
+        if !conformance::fire_ttl_sweep(&api, host).await? {
+            // Real Spin sweeps on its own schedule, once a minute.
+            tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+        }
+        left = 0;
+        for it in &expiring {
+            let read = call(
+                &api,
+                "GetItem",
+                &serde_json::json!({"TableName": table, "Key": key(it)}),
+            )
+            .await?;
+            ensure!(
+                read.status == 200,
+                "GetItem: {} {:?}",
+                read.status,
+                read.body
+            );
+            left += usize::from(read.json()?.get("Item").is_some());
+        }
+        if left == 0 {
+            break;
+        }
+    }
+    ensure!(left == 0, "{left} expired items outlived {SWEEPS} sweeps");
+    for it in &staying {
+        expect_item(&api, &table, &key(it), it).await?;
+    }
+    Ok(())
 }
 
 /// Expects `GetItem` of `key` in `table` to answer exactly `item`.
