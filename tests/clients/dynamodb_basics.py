@@ -107,6 +107,27 @@ check(ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}, f"ttl 
 check(error_code(lambda: client.update_time_to_live(
     TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "other"})) == "ValidationException",
     "ttl moved to another attribute while enabled")
+# Transactions: all or nothing, with DynamoDB's cancellation reasons in request order.
+k1 = {"year": {"N": "7"}, "title": {"S": "one"}}
+k2 = {"year": {"N": "8"}, "title": {"S": "two"}}
+client.transact_write_items(TransactItems=[
+    {"Put": {"TableName": name, "Item": {**k1, "n": {"N": "1"}}}},
+    {"Put": {"TableName": name, "Item": {**k2, "n": {"N": "2"}}, "ConditionExpression": "attribute_not_exists(title)"}},
+], ClientRequestToken="basics-1")
+try:
+    client.transact_write_items(TransactItems=[
+        {"Update": {"TableName": name, "Key": k1, "UpdateExpression": "SET n = n + :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+        {"ConditionCheck": {"TableName": name, "Key": k2, "ConditionExpression": "n > :two",
+                            "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+    ])
+    check(False, "a transaction with a false condition went through")
+except client.exceptions.TransactionCanceledException as e:
+    codes = [r["Code"] for r in e.response["CancellationReasons"]]
+    check(codes == ["None", "ConditionalCheckFailed"], f"reasons {codes}")
+got = client.transact_get_items(TransactItems=[{"Get": {"TableName": name, "Key": k1}},
+                                               {"Get": {"TableName": name, "Key": k2}}])["Responses"]
+check([r["Item"]["n"]["N"] for r in got] == ["1", "2"], f"transact_get_items {got}")
 on_demand = client.describe_table(TableName="Movies")["Table"]
 check(on_demand["ProvisionedThroughput"]["ReadCapacityUnits"] == 0
       and on_demand["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST", f"Movies {on_demand}")
@@ -294,6 +315,9 @@ item = cli("get-item", "--table-name", name, "--key",
 check(item["info"] == {"M": {"plot": {"S": "Neo"}}}, f"cli get-item {item}")
 check(name in cli("list-tables")["TableNames"], "cli list-tables")
 cli("update-time-to-live", "--table-name", name, "--time-to-live-specification", "Enabled=false,AttributeName=expires")
+got = cli("transact-get-items", "--transact-items",
+          json.dumps([{"Get": {"TableName": name, "Key": {"year": {"N": "7"}, "title": {"S": "one"}}}}]))
+check(got["Responses"][0]["Item"]["n"] == {"N": "1"}, f"cli transact-get-items {got}")
 ttl = cli("describe-time-to-live", "--table-name", name)["TimeToLiveDescription"]
 check(ttl == {"TimeToLiveStatus": "DISABLED"}, f"cli ttl {ttl}")
 cli("delete-table", "--table-name", name)

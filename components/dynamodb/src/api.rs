@@ -164,6 +164,8 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         Operation::UpdateTable => Box::pin(ops.update_table()),
         Operation::UpdateTimeToLive => Box::pin(ops.update_time_to_live()),
         Operation::DescribeTimeToLive => Box::pin(ops.describe_time_to_live()),
+        Operation::TransactWriteItems => Box::pin(ops.transact_write()),
+        Operation::TransactGetItems => Box::pin(ops.transact_get()),
     };
     let result = future.await;
     // The movies API caches its reads of `Movies` at the edge by the table's generation
@@ -186,6 +188,15 @@ fn written_tables(operation: Operation, body: &Value) -> Vec<&str> {
             .as_object()
             .map(|items| items.keys().map(String::as_str).collect())
             .unwrap_or_default(),
+        Operation::TransactWriteItems => body["TransactItems"]
+            .as_array()
+            .map(|actions| {
+                actions
+                    .iter()
+                    .filter_map(|a| a.as_object()?.values().next()?["TableName"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default(),
         Operation::CreateTable
         | Operation::DescribeTable
         | Operation::ListTables
@@ -200,7 +211,8 @@ fn written_tables(operation: Operation, body: &Value) -> Vec<&str> {
         | Operation::ListTagsOfResource
         | Operation::UpdateTable
         | Operation::UpdateTimeToLive
-        | Operation::DescribeTimeToLive => Vec::new(),
+        | Operation::DescribeTimeToLive
+        | Operation::TransactGetItems => Vec::new(),
     }
 }
 
@@ -240,15 +252,15 @@ fn text_param<'b>(body: &'b Value, name: &str) -> Result<Option<&'b str>, Dynamo
 }
 
 /// The expressions of a request, parsed, with its substitutions all used.
-struct Expressions {
-    condition: Option<Cond>,
-    update: Vec<Action>,
-    projection: Option<Vec<Path>>,
+pub(crate) struct Expressions {
+    pub(crate) condition: Option<Cond>,
+    pub(crate) update: Vec<Action>,
+    pub(crate) projection: Option<Vec<Path>>,
     key_condition: Option<Cond>,
     filter: Option<Cond>,
 }
 
-fn expressions(body: &Value) -> Result<Expressions, DynamoError> {
+pub(crate) fn expressions(body: &Value) -> Result<Expressions, DynamoError> {
     let subs = Substitutions::from_request(body)?;
     let condition = text_param(body, "ConditionExpression")?
         .map(|t| expr::parse_condition(t, &subs, "ConditionExpression"))
@@ -279,7 +291,7 @@ fn expressions(body: &Value) -> Result<Expressions, DynamoError> {
 impl Expressions {
     /// Refuses paths into `def`'s key attributes where DynamoDB does: projections,
     /// filters and updates (not conditions).
-    fn refuse_nested_key_paths(&self, def: &TableDef) -> Result<(), DynamoError> {
+    pub(crate) fn refuse_nested_key_paths(&self, def: &TableDef) -> Result<(), DynamoError> {
         let mut paths = expr::update_paths(&self.update);
         paths.extend(self.projection.iter().flatten());
         if let Some(filter) = &self.filter {
@@ -306,7 +318,7 @@ fn condition_failed(body: &Value, current: Option<&Value>) -> DynamoError {
 }
 
 /// A stored item, typed again (stored by this endpoint, so it always parses).
-fn stored_item(value: &Value) -> Result<Item, DynamoError> {
+pub(crate) fn stored_item(value: &Value) -> Result<Item, DynamoError> {
     item_from_json(value).map_err(|e| DynamoError::internal(e.message))
 }
 
@@ -490,7 +502,16 @@ const LOCKS_SETTLED: usize = 4;
 
 /// The puts of one BatchWriteItem into one partition: table, its items, partition,
 /// (sort key, item) pairs.
-type Merge = (TableDef, Rc<dyn Table>, String, Vec<(String, Value)>);
+/// One write of a BatchWriteItem: its item's sort key, the item to put (`None`:
+/// delete), and the key as sent.
+struct Planned {
+    sk: String,
+    write: Option<Value>,
+    key: Value,
+}
+
+/// The writes of a BatchWriteItem into one partition of one table.
+type Partition = (TableDef, Rc<dyn Table>, String, Vec<Planned>);
 
 /// PutItem's and DeleteItem's answer: the item as it was, when `ReturnValues` asks
 /// for it.
@@ -522,7 +543,7 @@ pub(crate) struct Ops<'a> {
     pub(crate) ctx: &'a Ctx<'a>,
     pub(crate) catalog: Rc<dyn Table>,
     pub(crate) body: &'a Value,
-    charge: capacity::Charge,
+    pub(crate) charge: capacity::Charge,
 }
 
 impl Ops<'_> {
@@ -656,7 +677,7 @@ impl Ops<'_> {
         Ok(())
     }
 
-    async fn list_partition(&self, def: &TableDef, pk: &str) -> Result<(), DynamoError> {
+    pub(crate) async fn list_partition(&self, def: &TableDef, pk: &str) -> Result<(), DynamoError> {
         Ok(ddb_model::list_partition(self.ctx.env, def, pk).await?)
     }
 
@@ -1230,39 +1251,74 @@ impl Ops<'_> {
                 "Too many items requested for the BatchWriteItem call",
             ));
         }
-        // The puts into one partition go in as one atomic merge (the batch's keys are
-        // distinct and its writes unordered and unconditional, so this is the same as
-        // putting them one by one), costing one partition write instead of one each.
-        let mut merges: Vec<Merge> = Vec::new();
-        let mut graph: Vec<(TableDef, Value, Option<Value>)> = Vec::new();
+        // The writes into one partition go in as one call where the partition lives
+        // (on pages, one compare-and-swap a page), each write atomic. An item a live
+        // transaction holds is left unprocessed, for the client to send again.
+        let mut groups: Vec<Partition> = Vec::new();
         for (def, items, (pk, sk), write, key) in plan {
-            if def.name == schema::MOVIES {
-                graph.push((def.clone(), key, write.clone()));
-            }
-            match write {
-                Some(value) => {
-                    match merges
-                        .iter_mut()
-                        .find(|(d, _, p, _)| d.name == def.name && *p == pk)
-                    {
-                        Some((_, _, _, puts)) => puts.push((sk, value)),
-                        None => merges.push((def, items, pk, vec![(sk, value)])),
-                    }
-                }
-                None => {
-                    items.delete(&pk, &sk, Written::Any).await?;
-                }
+            let planned = Planned { sk, write, key };
+            match groups
+                .iter_mut()
+                .find(|(d, _, p, _)| d.name == def.name && *p == pk)
+            {
+                Some((_, _, _, writes)) => writes.push(planned),
+                None => groups.push((def, items, pk, vec![planned])),
             }
         }
-        for (def, items, pk, puts) in merges {
-            self.list_partition(&def, &pk).await?;
-            items.put_items(&pk, puts).await?;
+        let mut unprocessed = serde_json::Map::new();
+        let mut graph: Vec<(TableDef, Value, Option<Value>)> = Vec::new();
+        for (def, items, pk, writes) in groups {
+            if writes.iter().any(|w| w.write.is_some()) {
+                self.list_partition(&def, &pk).await?;
+            }
+            let blind = |w: &Planned| -> Box<dyn kit::table::Mutation> {
+                let what = match &w.write {
+                    Some(value) => What::Put(value.clone()),
+                    None => What::Delete,
+                };
+                Box::new(Write::new(&json!({}), None, what))
+            };
+            let mutations: Vec<_> = writes.iter().map(|w| (w.sk.clone(), blind(w))).collect();
+            let notes = items.mutate_many(&pk, &mutations).await?;
+            for (w, note) in writes.into_iter().zip(notes) {
+                let mut outcome = mutation::outcome(note)?;
+                if let Outcome::Locked { txn } = &outcome {
+                    if crate::txn::settle(self.ctx.env, &*items, &pk, &w.sk, txn)
+                        .await
+                        .is_ok()
+                    {
+                        outcome =
+                            mutation::outcome(items.mutate(&pk, &w.sk, &*blind(&w)).await?.note)?;
+                    }
+                }
+                match outcome {
+                    Outcome::Locked { .. } => {
+                        let request = match &w.write {
+                            Some(item) => json!({"PutRequest": {"Item": item}}),
+                            None => json!({"DeleteRequest": {"Key": w.key}}),
+                        };
+                        if let Some(list) = unprocessed
+                            .entry(def.name.clone())
+                            .or_insert_with(|| json!([]))
+                            .as_array_mut()
+                        {
+                            list.push(request);
+                        }
+                    }
+                    Outcome::Refused(e) => return Err(e),
+                    Outcome::Done { .. } | Outcome::ConditionFailed { .. } => {
+                        if def.name == schema::MOVIES {
+                            graph.push((def.clone(), w.key, w.write));
+                        }
+                    }
+                }
+            }
         }
         if let Some((def, _, _)) = graph.first() {
             let changes = graph.iter().map(|(_, k, now)| (k, now.as_ref())).collect();
             self.graph_sync(def, changes).await?;
         }
-        let mut answer = json!({ "UnprocessedItems": {} });
+        let mut answer = json!({ "UnprocessedItems": unprocessed });
         self.charge.attach_all(&mut answer, &charged);
         Ok(answer)
     }

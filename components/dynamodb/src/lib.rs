@@ -28,6 +28,7 @@ mod params;
 mod reserved;
 pub mod sigv4;
 mod tags;
+mod transact;
 pub mod ttl;
 pub mod txn;
 

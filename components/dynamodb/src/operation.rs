@@ -25,11 +25,13 @@ pub enum Operation {
     UpdateTable,
     UpdateTimeToLive,
     DescribeTimeToLive,
+    TransactWriteItems,
+    TransactGetItems,
 }
 
 impl Operation {
     /// Every served operation; any other name is `UnknownOperationException`.
-    pub const ALL: [Operation; 20] = [
+    pub const ALL: [Operation; 22] = [
         Operation::CreateTable,
         Operation::DescribeTable,
         Operation::ListTables,
@@ -50,6 +52,8 @@ impl Operation {
         Operation::UpdateTable,
         Operation::UpdateTimeToLive,
         Operation::DescribeTimeToLive,
+        Operation::TransactWriteItems,
+        Operation::TransactGetItems,
     ];
 
     /// DynamoDB's name of the operation, as `x-amz-target` carries it after the prefix.
@@ -75,6 +79,8 @@ impl Operation {
             Operation::UpdateTable => "UpdateTable",
             Operation::UpdateTimeToLive => "UpdateTimeToLive",
             Operation::DescribeTimeToLive => "DescribeTimeToLive",
+            Operation::TransactWriteItems => "TransactWriteItems",
+            Operation::TransactGetItems => "TransactGetItems",
         }
     }
 
@@ -96,7 +102,7 @@ mod tests {
         for name in [
             "",
             "putitem",
-            "TransactWriteItems",
+            "ExecuteStatement",
             "PutItem ",
             "DynamoDB_20120810.PutItem",
         ] {

@@ -39,6 +39,7 @@ pub fn cases() -> Vec<Case> {
         limits_refuse_deep_items_long_keys_long_in_lists_and_paths_with_validation_errors,
         request_signed_for_another_service_is_refused_and_deletes_nothing,
         expired_items_are_read_until_the_scheduler_deletes_them_and_others_stay,
+        concurrent_transfers_conserve_the_total_and_never_overdraw_an_account,
     ]
 }
 
@@ -224,7 +225,7 @@ async fn hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx(
     let ops: Vec<&str> = dynamodb::Operation::ALL
         .iter()
         .map(|op| op.name())
-        .chain(["TransactWriteItems", ""])
+        .chain(["ExecuteStatement", ""])
         .collect();
     let expressions = [
         "",
@@ -709,6 +710,158 @@ async fn expired_items_are_read_until_the_scheduler_deletes_them_and_others_stay
     for it in &staying {
         expect_item(&api, &table, &key(it), it).await?;
     }
+    Ok(())
+}
+
+/// 40 transfers at once between 10 accounts of 100, each a TransactWriteItems that
+/// takes from one account only if it holds enough: every transfer either happens
+/// whole or is cancelled with DynamoDB's reasons (a failed condition, a conflict with
+/// another transfer), and after each round the balances, read in one
+/// TransactGetItems, are exactly the starting ones plus the transfers that happened —
+/// so the total is kept and no account is ever below zero. Three rounds.
+async fn concurrent_transfers_conserve_the_total_and_never_overdraw_an_account(
+    api: Api,
+    host: Host,
+) -> Result<()> {
+    use futures::StreamExt;
+    const ACCOUNTS: usize = 10;
+    const TRANSFERS: usize = 40;
+    let table = fresh_table();
+    let made = call(
+        &api,
+        "CreateTable",
+        &serde_json::json!({
+            "TableName": table,
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        }),
+    )
+    .await?;
+    ensure!(
+        made.status == 200,
+        "CreateTable: {} {:?}",
+        made.status,
+        made.body
+    );
+    let id = |i: usize| serde_json::json!({"S": format!("acct{i}")});
+    let mut expected = [100i64; ACCOUNTS];
+    for (i, balance) in expected.iter().enumerate() {
+        let item = serde_json::json!({"id": id(i), "balance": {"N": balance.to_string()}});
+        let put = call(
+            &api,
+            "PutItem",
+            &serde_json::json!({"TableName": table, "Item": item}),
+        )
+        .await?;
+        ensure!(put.status == 200, "PutItem: {} {:?}", put.status, put.body);
+    }
+    let mut rng = Rng(0x7a11_5fe2 ^ chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64);
+    let (mut happened, mut conflicts) = (0, 0);
+    for round in 0..3 {
+        let transfers: Vec<(usize, usize, i64)> = (0..TRANSFERS)
+            .map(|_| {
+                let from = rng.below(ACCOUNTS);
+                let to = (from + 1 + rng.below(ACCOUNTS - 1)) % ACCOUNTS;
+                (from, to, 1 + rng.below(80) as i64)
+            })
+            .collect();
+        let replies: Vec<Result<conformance::Reply>> = futures::stream::iter(transfers.iter().map(|&(from, to, amount)| {
+            let body = serde_json::json!({"TransactItems": [
+                {"Update": {"TableName": table, "Key": {"id": id(from)},
+                            "UpdateExpression": "SET balance = balance - :x", "ConditionExpression": "balance >= :x",
+                            "ExpressionAttributeValues": {":x": {"N": amount.to_string()}}}},
+                {"Update": {"TableName": table, "Key": {"id": id(to)},
+                            "UpdateExpression": "SET balance = balance + :x",
+                            "ExpressionAttributeValues": {":x": {"N": amount.to_string()}}}},
+            ]});
+            let api = api.clone();
+            async move { call(&api, "TransactWriteItems", &body).await }
+        }))
+        // In request order, so that each reply is known to be its transfer's.
+        .buffered(in_flight(host))
+        .collect()
+        .await;
+        for (&(from, to, amount), reply) in transfers.iter().zip(replies) {
+            let reply = reply?;
+            match reply.status {
+                200 => {
+                    expected[from] -= amount;
+                    expected[to] += amount;
+                    happened += 1;
+                }
+                400 => {
+                    let body = reply.json()?;
+                    let kind = body["__type"].as_str().unwrap_or_default();
+                    ensure!(
+                        kind.ends_with("#TransactionCanceledException"),
+                        "round {round}: {body}"
+                    );
+                    let reasons = body["CancellationReasons"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    ensure!(reasons.len() == 2, "round {round}: {body}");
+                    conflicts +=
+                        usize::from(reasons.iter().any(|r| r["Code"] == "TransactionConflict"));
+                    for reason in &reasons {
+                        let code = reason["Code"].as_str().unwrap_or_default();
+                        ensure!(
+                            ["None", "ConditionalCheckFailed", "TransactionConflict"]
+                                .contains(&code),
+                            "round {round}: {body}"
+                        );
+                    }
+                }
+                status => anyhow::bail!(
+                    "round {round}: {status} {}",
+                    String::from_utf8_lossy(&reply.body)
+                ),
+            }
+        }
+        let gets: Vec<serde_json::Value> = (0..ACCOUNTS)
+            .map(|i| serde_json::json!({"Get": {"TableName": table, "Key": {"id": id(i)}}}))
+            .collect();
+        let read = call(
+            &api,
+            "TransactGetItems",
+            &serde_json::json!({"TransactItems": gets}),
+        )
+        .await?;
+        ensure!(
+            read.status == 200,
+            "TransactGetItems: {} {:?}",
+            read.status,
+            read.body
+        );
+        let read = read.json()?;
+        let balances: Vec<i64> = (0..ACCOUNTS)
+            .map(|i| {
+                read["Responses"][i]["Item"]["balance"]["N"]
+                    .as_str()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(i64::MIN)
+            })
+            .collect();
+        ensure!(
+            balances == expected,
+            "round {round}: read {balances:?}, the transfers that happened make {expected:?}"
+        );
+        ensure!(
+            balances.iter().sum::<i64>() == 100 * ACCOUNTS as i64,
+            "round {round}: {balances:?}"
+        );
+        ensure!(
+            balances.iter().all(|b| *b >= 0),
+            "round {round}: {balances:?}"
+        );
+    }
+    ensure!(happened > 0, "no transfer went through");
+    println!(
+        "        {}: {happened} of {} transfers happened, {conflicts} cancelled by a conflict, the rest by their condition",
+        host.name(),
+        3 * TRANSFERS
+    );
     Ok(())
 }
 

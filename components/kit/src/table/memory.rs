@@ -4,6 +4,7 @@
 use super::{PagedTable, PartitionTable, RawKv, RoundTrips, StoreError, Token};
 use async_trait::async_trait;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Each key's value with a counter of writes to it, which is the CAS token.
@@ -14,6 +15,8 @@ type Entries = HashMap<String, (u64, Vec<u8>)>;
 pub struct MemoryKv {
     inner: Arc<Mutex<Entries>>,
     trips: RoundTrips,
+    /// Changes left before the store fails every change (see [`MemoryKv::dying_after`]).
+    changes_left: Option<Arc<AtomicI64>>,
 }
 
 impl MemoryKv {
@@ -26,6 +29,30 @@ impl MemoryKv {
         Self {
             inner: self.inner.clone(),
             trips: RoundTrips::default(),
+            changes_left: self.changes_left.clone(),
+        }
+    }
+
+    /// The same store as a process that dies after `changes` more changes (swaps,
+    /// writes, deletes) sees it: every change after those fails, and changes nothing,
+    /// for crash tests. Clones share the count; the store itself lives on.
+    pub fn dying_after(&self, changes: u64) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            trips: self.trips.clone(),
+            changes_left: Some(Arc::new(AtomicI64::new(
+                i64::try_from(changes).unwrap_or(i64::MAX),
+            ))),
+        }
+    }
+
+    /// Counts one change against [`MemoryKv::dying_after`].
+    fn change(&self) -> Result<(), StoreError> {
+        match &self.changes_left {
+            Some(left) if left.fetch_sub(1, Ordering::SeqCst) <= 0 => {
+                Err(StoreError::Backend("the store died".into()))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -51,6 +78,7 @@ impl MemoryKv {
         Self {
             inner: Arc::new(Mutex::new(map)),
             trips: RoundTrips::default(),
+            changes_left: None,
         }
     }
 
@@ -98,6 +126,7 @@ impl RawKv for MemoryKv {
     }
 
     async fn swap(&self, key: &str, token: Token, value: Vec<u8>) -> Result<bool, StoreError> {
+        self.change()?;
         let token: u64 = token.get()?;
         let mut map = self.lock()?;
         let counter = map.get(key).map_or(0, |(c, _)| *c);
@@ -109,6 +138,7 @@ impl RawKv for MemoryKv {
     }
 
     async fn write(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.change()?;
         let mut map = self.lock()?;
         let counter = map.get(key).map_or(0, |(c, _)| *c);
         map.insert(key.to_owned(), (counter + 1, value));
@@ -116,6 +146,7 @@ impl RawKv for MemoryKv {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.change()?;
         self.lock()?.remove(key);
         Ok(())
     }

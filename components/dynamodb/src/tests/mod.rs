@@ -16,7 +16,14 @@ fn now() -> DateTime<Utc> {
     "2026-12-01T12:00:00Z".parse().unwrap()
 }
 
+mod transactions;
+
 fn env(kv: &MemoryKv) -> kit::Env {
+    env_at(kv, now())
+}
+
+/// The endpoint's environment on `kv` with its clock at `at`.
+fn env_at(kv: &MemoryKv, at: DateTime<Utc>) -> kit::Env {
     let config = [
         ("dynamodb_access_key_id", KEY_ID),
         ("dynamodb_secret_access_key", SECRET),
@@ -25,7 +32,7 @@ fn env(kv: &MemoryKv) -> kit::Env {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let mut env = kit::host::native::env(kv.clone(), MapConfig(config));
-    env.clock = Box::new(FixedClock(now()));
+    env.clock = Box::new(FixedClock(at));
     env
 }
 
@@ -47,7 +54,11 @@ fn signed(op: &str, body: &Value, secret: &str, at: DateTime<Utc>) -> Request {
 
 /// (status, `__type` suffix or "", body)
 fn call(kv: &MemoryKv, req: Request) -> (u16, String, Value) {
-    let resp = block_on(handle(req, &env(kv)));
+    call_in(&env(kv), req)
+}
+
+fn call_in(env: &kit::Env, req: Request) -> (u16, String, Value) {
+    let resp = block_on(handle(req, env));
     assert_eq!(
         resp.headers().get("content-type").unwrap(),
         CONTENT_TYPE,
@@ -64,6 +75,11 @@ fn call(kv: &MemoryKv, req: Request) -> (u16, String, Value) {
 
 fn op(kv: &MemoryKv, name: &str, body: Value) -> (u16, String, Value) {
     call(kv, signed(name, &body, SECRET, now()))
+}
+
+/// [`op`] at `at`, on `kv` (which may be a [dying](MemoryKv::dying_after) view).
+fn op_at(kv: &MemoryKv, at: DateTime<Utc>, name: &str, body: Value) -> (u16, String, Value) {
+    call_in(&env_at(kv, at), signed(name, &body, SECRET, at))
 }
 
 fn films_table() -> Value {
@@ -266,7 +282,7 @@ fn bad_requests_get_dynamodbs_errors_and_change_nothing() {
         "ResourceNotFoundException"
     );
     assert_eq!(
-        kind("TransactWriteItems", json!({})),
+        kind("ExecuteStatement", json!({})),
         "UnknownOperationException"
     );
     assert_eq!(
