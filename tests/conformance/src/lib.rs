@@ -625,6 +625,53 @@ impl Drop for Dynalite {
     }
 }
 
+/// moto's server (`moto[server]`, PyPI, in the project's virtual environment) on a free
+/// loopback port: the second reference DynamoDB, for what dynalite lacks (transactions,
+/// time to live). Stops when dropped.
+pub struct Moto {
+    pub url: String,
+    child: Child,
+}
+
+impl Moto {
+    pub fn start() -> Result<Self> {
+        let bin = root().join(".venv/bin/moto_server");
+        require(&bin, "scripts/setup.sh")?;
+        let port = free_port()?;
+        let mut cmd = Command::new(bin);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        // Its output is a line per request (thousands a run): left unread.
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().context("starting moto_server")?;
+        // The port answering is the sign that it started.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = child.try_wait()? {
+                bail!("moto exited while starting: {status}");
+            }
+            if Instant::now() > deadline {
+                stop_process_group(&mut child);
+                bail!("moto did not listen on port {port} within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Self {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        })
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        stop_process_group(&mut self.child);
+    }
+}
+
 fn start_real_spin(spin: &Path, vars: &Vars) -> Result<Running> {
     let root = root();
     let state = tempfile::tempdir()?;

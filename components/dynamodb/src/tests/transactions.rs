@@ -220,7 +220,7 @@ fn bad_transactions_are_refused_before_anything_is_written() {
     let (status, kind, _) = op(
         &kv,
         "TransactGetItems",
-        json!({"TransactItems": [{"Get": {"TableName": "Accounts", "Key": {"id": {"S": "a"}}}}, {"Get": {"TableName": "Accounts", "Key": {"id": {"S": "a"}}}}]}),
+        json!({"TransactItems": [{"Get": {"TableName": "Accounts", "Key": {"id": {"S": "a"}}, "ProjectionExpression": "#n"}}]}),
     );
     assert_eq!((status, kind.as_str()), (400, "ValidationException"));
 }

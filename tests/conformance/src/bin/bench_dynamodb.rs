@@ -3,7 +3,9 @@
 //! requests/s with p50/p99 latency of PutItem (movies of `../shared/data/moviedata.json`
 //! in DynamoDB's typed JSON, each once), GetItem (those movies by key) and Query (one
 //! year of them, cycling over the years), each under a bounded closed-loop load of
-//! SigV4-signed requests, printed as ratios to dynalite's figures. Then, one request at
+//! SigV4-signed requests, printed as ratios to dynalite's figures; and on the hosts,
+//! TransactWriteItems of two of those puts (dynalite has no transactions), printed as
+//! a ratio to the same host's PutItem. Then, one request at
 //! a time, the storage round trips of each operation (the `x-storage-round-trips`
 //! header) and, on the Spin-compatible host, the SQL reads and writes behind them.
 //!
@@ -87,17 +89,21 @@ struct Workload {
     puts: Vec<Vec<u8>>,
     gets: Vec<Vec<u8>>,
     queries: Vec<Vec<u8>>,
+    /// TransactWriteItems of two puts each (no two touching one item: no conflicts).
+    transactions: Vec<Vec<u8>>,
 }
 
 fn workload(table: &str, movies: &[Value]) -> Result<Workload> {
     let mut puts = Vec::new();
     let mut gets = Vec::new();
     let mut years = Vec::new();
+    let mut items = Vec::new();
     for movie in movies {
         let fields = movie.as_object().context("a movie that is not an object")?;
         let item =
             ddb_model::plain::to_item(fields).map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let item = item_to_json(&item);
+        items.push(item.clone());
         puts.push(
             json!({"TableName": table, "Item": item})
                 .to_string()
@@ -122,10 +128,20 @@ fn workload(table: &str, movies: &[Value]) -> Result<Workload> {
             .into_bytes()
         })
         .collect();
+    let transactions = items
+        .chunks_exact(2)
+        .map(|pair| {
+            let put = |item: &Value| json!({"Put": {"TableName": table, "Item": item}});
+            json!({"TransactItems": [put(&pair[0]), put(&pair[1])]})
+                .to_string()
+                .into_bytes()
+        })
+        .collect();
     Ok(Workload {
         puts,
         gets,
         queries,
+        transactions,
     })
 }
 
@@ -147,6 +163,7 @@ async fn storage(server: &Server, work: &Workload) -> Result<Vec<Storage>> {
         ("PutItem", &work.puts[work.puts.len() - n..]),
         ("GetItem", &work.gets[..n]),
         ("Query", &work.queries[..n]),
+        ("TransactWriteItems", &work.transactions[..n]),
     ] {
         let before = match server.host {
             Some(Host::SpinHost) => Some(bench::kv_stats(&server.api).await?),
@@ -201,6 +218,16 @@ async fn run(
     let queries = Arc::new(work.queries.clone());
     results.push(measure(server, "Query (one year)", "Query", queries).await?);
     if server.host.is_some() {
+        let transactions = Arc::new(work.transactions.clone());
+        results.push(
+            measure(
+                server,
+                "Transact (2 puts)",
+                "TransactWriteItems",
+                transactions,
+            )
+            .await?,
+        );
         rows.extend(storage(server, &work).await?);
     }
     Ok(())
@@ -220,8 +247,17 @@ fn print(results: &[Measured], rows: &[Storage]) {
             .iter()
             .find(|r| r.server == "dynalite" && r.operation == m.operation)
             .map(|r| r.figures.per_second);
+        // What dynalite lacks is set beside the same server's PutItem.
+        let own_put = results
+            .iter()
+            .find(|r| r.server == m.server && r.operation == "PutItem")
+            .map(|r| r.figures.per_second);
         let f = &m.figures;
-        let ratio = reference.map_or("-".to_owned(), |r| format!("{:.2}", f.per_second / r));
+        let ratio = match (reference, own_put) {
+            (Some(r), _) => format!("{:.2}", f.per_second / r),
+            (None, Some(p)) => format!("{:.2} PutItem", f.per_second / p),
+            (None, None) => "-".to_owned(),
+        };
         println!(
             "  {:<18} {:<10} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>12}",
             m.operation, m.server, f.requests, f.errors, f.per_second, f.p50_ms, f.p99_ms, ratio
