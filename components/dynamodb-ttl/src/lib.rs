@@ -6,38 +6,22 @@
 //! A crate of its own, as the scraper's cron export is, so that only this component
 //! exports a cron handler.
 
+/// What one sweep may read: Spin lets a component instance hold 256 compare-and-swaps,
+/// and each partition with expired items takes at least one.
 #[cfg(target_os = "wasi")]
-#[allow(unsafe_code)] // wit-bindgen's export glue
-mod entry {
-    spin_sdk::wit_bindgen::generate!({
-        world: "spin-cron",
-        path: "../../wit/spin-cron.wit",
-        runtime_path: "::spin_sdk::wit_bindgen::rt",
-    });
+const BUDGET: dynamodb::ttl::Budget = dynamodb::ttl::Budget {
+    items: 2_000,
+    partitions: 100,
+};
 
-    use dynamodb::ttl::Budget;
-
-    /// What one sweep may read: Spin lets a component instance hold 256
-    /// compare-and-swaps, and each partition with expired items takes at least one.
-    const BUDGET: Budget = Budget {
-        items: 2_000,
-        partitions: 100,
-    };
-
-    struct Cron;
-
-    impl Guest for Cron {
-        fn handle_cron_event(_metadata: Metadata) -> Result<(), Error> {
-            let env = kit::host::spin::env(kit::host::spin::Uses::NOTHING);
-            spin_sdk::http::run(async move {
-                match dynamodb::ttl::sweep(&env, BUDGET).await {
-                    // `sweep` wrote the sweep's log line.
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(Error::Other(e.kind.type_name().to_owned())),
-                }
-            })
-        }
+/// One sweep; `sweep` writes its log line, failure included.
+#[cfg(target_os = "wasi")]
+async fn sweep(env: &kit::Env) -> Result<(), String> {
+    match dynamodb::ttl::sweep(env, BUDGET).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.kind.type_name().to_owned()),
     }
-
-    export!(Cron);
 }
+
+#[cfg(target_os = "wasi")]
+kit::spin_cron_component!(crate::sweep);

@@ -496,6 +496,9 @@ struct StartKey {
 /// may make on the free plan, with room for the catalog and the directory.
 const SWEEP_PARTITIONS: usize = 40;
 
+/// Attempts at changing a catalog entry that concurrent changes keep changing.
+const CATALOG_ATTEMPTS: usize = 16;
+
 /// Locks of transactions a write settles before it gives up with
 /// `TransactionConflictException` (each settled lock is a transaction that ended).
 const LOCKS_SETTLED: usize = 4;
@@ -546,19 +549,59 @@ pub(crate) struct Ops<'a> {
     pub(crate) charge: capacity::Charge,
 }
 
+/// The `TableName` of a request (or of one action of a transaction), checked.
+pub(crate) fn table_name_in(body: &Value) -> Result<&str, DynamoError> {
+    let name = body
+        .get("TableName")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            DynamoError::validation(
+                "The parameter 'TableName' is required but was not present in the request",
+            )
+        })?;
+    schema::check_table_name(name)?;
+    Ok(name)
+}
+
 impl Ops<'_> {
     pub(crate) fn table_name(&self) -> Result<&str, DynamoError> {
-        let name = self
-            .body
-            .get("TableName")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                DynamoError::validation(
-                    "The parameter 'TableName' is required but was not present in the request",
-                )
-            })?;
-        schema::check_table_name(name)?;
-        Ok(name)
+        table_name_in(self.body)
+    }
+
+    /// Changes the catalog entry of table `name` with `change`, atomically against
+    /// other changes of it and a table dropped and created again meanwhile; returns the
+    /// entry as written. A built-in table has no entry: its settings cannot change.
+    pub(crate) async fn change_table(
+        &self,
+        name: &str,
+        change: impl Fn(&mut TableDef) -> Result<(), DynamoError>,
+    ) -> Result<TableDef, DynamoError> {
+        if schema::builtin(name).is_some() {
+            return Err(DynamoError::validation(format!(
+                "Table {name} is built in: it holds a service's own data, and its settings cannot be changed"
+            )));
+        }
+        for _ in 0..CATALOG_ATTEMPTS {
+            let item = self
+                .catalog
+                .get(CATALOG_PK, name)
+                .await?
+                .ok_or_else(|| schema::not_found(name))?;
+            let mut def: TableDef =
+                kit::json::from_value(&item.value).map_err(DynamoError::internal)?;
+            change(&mut def)?;
+            let value = serde_json::to_value(&def).map_err(DynamoError::internal)?;
+            match self
+                .catalog
+                .put(CATALOG_PK, name, value, Written::Version(item.version))
+                .await
+            {
+                Ok(_) => return Ok(def),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Contention.into())
     }
 
     /// Writes one item in one atomic read-modify-write, where the item lives, if
@@ -782,48 +825,29 @@ impl Ops<'_> {
     /// refused, none of them being served.
     async fn update_table(&self) -> Result<Value, DynamoError> {
         let name = self.table_name()?;
-        if schema::builtin(name).is_some() {
-            return Err(DynamoError::validation(format!(
-                "Table {name} is built in: it holds a service's own data, and its settings cannot be changed"
-            )));
-        }
         for unserved in [
             "GlobalSecondaryIndexUpdates",
             "StreamSpecification",
             "SSESpecification",
             "ReplicaUpdates",
         ] {
-            if self.body.get(unserved).is_some() {
+            if self.body.get(unserved).is_some() && schema::builtin(name).is_none() {
                 return Err(DynamoError::validation(format!(
                     "{unserved} is not supported by this endpoint (no secondary indexes, streams, encryption settings or replicas)"
                 )));
             }
         }
-        for _ in 0..16 {
-            let item = self
-                .catalog
-                .get(CATALOG_PK, name)
-                .await?
-                .ok_or_else(|| schema::not_found(name))?;
-            let mut def: TableDef =
-                kit::json::from_value(&item.value).map_err(DynamoError::internal)?;
-            if !def.update_billing(self.body)? {
-                return Err(DynamoError::validation(
+        let def = self
+            .change_table(name, |def| {
+                if def.update_billing(self.body)? {
+                    return Ok(());
+                }
+                Err(DynamoError::validation(
                     "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
-                ));
-            }
-            let value = serde_json::to_value(&def).map_err(DynamoError::internal)?;
-            match self
-                .catalog
-                .put(CATALOG_PK, name, value, Written::Version(item.version))
-                .await
-            {
-                Ok(_) => return Ok(json!({ "TableDescription": def.description("ACTIVE") })),
-                Err(StoreError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(StoreError::Contention.into())
+                ))
+            })
+            .await?;
+        Ok(json!({ "TableDescription": def.description("ACTIVE") }))
     }
 
     async fn describe_table(&self) -> Result<Value, DynamoError> {

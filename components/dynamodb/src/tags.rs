@@ -8,14 +8,10 @@
 use crate::api::Ops;
 use crate::error::{DynamoError, Kind};
 use crate::schema::{self, TableDef, CATALOG_PK};
-use kit::table::{Cond, StoreError};
 use serde_json::{json, Value};
 
 /// The most tags a table may have.
 const MAX_TAGS: usize = 50;
-
-/// Attempts at updating a catalog entry that concurrent tag changes keep changing.
-const ATTEMPTS: usize = 16;
 
 /// `Tags` of a request (TagResource, CreateTable) as `(key, value)` pairs, checked.
 pub fn parse(list: Option<&Value>) -> Result<Vec<(String, String)>, DynamoError> {
@@ -103,8 +99,8 @@ impl Ops<'_> {
             })
     }
 
-    /// The catalog entry of the table `arn` names, with its version.
-    async fn tagged_table(&self, arn: &str) -> Result<Option<(TableDef, u64)>, DynamoError> {
+    /// The catalog entry of the table `arn` names (`None`: a built-in table).
+    async fn tagged_table(&self, arn: &str) -> Result<Option<TableDef>, DynamoError> {
         let name = table_of(arn)?;
         let Some(item) = self.catalog.get(CATALOG_PK, name).await? else {
             if schema::builtin(name).is_some() {
@@ -113,7 +109,7 @@ impl Ops<'_> {
             return Err(not_found(arn));
         };
         let def: TableDef = kit::json::from_value(&item.value).map_err(DynamoError::internal)?;
-        Ok(Some((def, item.version)))
+        Ok(Some(def))
     }
 
     /// Changes the tags of the table `arn` names with `change`, atomically against
@@ -123,26 +119,17 @@ impl Ops<'_> {
         change: impl Fn(&mut Vec<(String, String)>) -> Result<(), DynamoError>,
     ) -> Result<Value, DynamoError> {
         let arn = self.arn()?;
-        for _ in 0..ATTEMPTS {
-            let Some((mut def, version)) = self.tagged_table(arn).await? else {
-                return Err(DynamoError::validation(format!(
-                    "The built-in table {} cannot be tagged",
-                    table_of(arn)?
-                )));
-            };
-            change(&mut def.tags)?;
-            let value = serde_json::to_value(&def).map_err(DynamoError::internal)?;
-            match self
-                .catalog
-                .put(CATALOG_PK, &def.name, value, Cond::Version(version))
-                .await
-            {
-                Ok(_) => return Ok(json!({})),
-                Err(StoreError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
+        let name = table_of(arn)?;
+        if schema::builtin(name).is_some() {
+            return Err(DynamoError::validation(format!(
+                "The built-in table {name} cannot be tagged"
+            )));
         }
-        Err(StoreError::Contention.into())
+        match self.change_table(name, |def| change(&mut def.tags)).await {
+            Ok(_) => Ok(json!({})),
+            Err(e) if e.kind == Kind::ResourceNotFound => Err(not_found(arn)),
+            Err(e) => Err(e),
+        }
     }
 
     pub(crate) async fn tag_resource(&self) -> Result<Value, DynamoError> {
@@ -195,7 +182,7 @@ impl Ops<'_> {
         let tags = self
             .tagged_table(arn)
             .await?
-            .map(|(def, _)| def.tags)
+            .map(|def| def.tags)
             .unwrap_or_default();
         let tags: Vec<Value> = tags
             .into_iter()

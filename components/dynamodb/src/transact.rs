@@ -3,7 +3,7 @@
 //! [`crate::txn`]; `ClientRequestToken` makes a write transaction idempotent for ten
 //! minutes.
 
-use crate::api::{expressions, stored_item, Ops};
+use crate::api::{expressions, stored_item, table_name_in, Ops};
 use crate::error::{DynamoError, Kind};
 use crate::mutation::{self, Outcome, What, Write};
 use crate::schema::{self, TableDef};
@@ -297,15 +297,7 @@ impl Ops<'_> {
                     "TransactItems can only contain one of Check, Put, Update or Delete",
                 ));
             };
-            let name = body
-                .get("TableName")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    DynamoError::validation(
-                        "The parameter 'TableName' is required but was not present in the request",
-                    )
-                })?;
-            let table = self.table_named(name).await?;
+            let table = self.table_named(table_name_in(body)?).await?;
             let action = self.action(index, table, *verb, body)?;
             if actions
                 .iter()
@@ -413,19 +405,15 @@ impl Ops<'_> {
             }
             None => None,
         };
-        let outcome = self.commit(&actions, &*records, &id).await;
-        if let Some(key) = &token {
-            match &outcome {
-                Ok(()) => {
-                    if let Some(mut held) = records.get(key, "").await?.map(|i| i.value) {
-                        held["done"] = json!(true);
-                        records.put(key, "", held, Cond::Any).await?;
-                    }
-                }
-                // A cancelled transaction did nothing: the token may run it again.
-                Err(_) => {
-                    records.delete(key, "", Cond::Any).await?;
-                }
+        let outcome = self
+            .commit(&actions, &*records, &id, token.as_deref())
+            .await;
+        // A cancelled transaction did nothing: its token may run it again. After any
+        // other failure the token keeps naming the transaction, whose record says
+        // whether it happened when the request is sent again.
+        if let (Some(key), Err(e)) = (&token, &outcome) {
+            if e.kind == Kind::TransactionCanceled {
+                records.delete(key, "", Cond::Any).await?;
             }
         }
         outcome?;
@@ -453,6 +441,7 @@ impl Ops<'_> {
         actions: &[Action],
         records: &dyn Table,
         id: &str,
+        token: Option<&str>,
     ) -> Result<(), DynamoError> {
         let env = self.ctx.env;
         // Partitions the writes may create are listed before anything must be undone.
@@ -496,6 +485,14 @@ impl Ops<'_> {
                 ));
             }
             Err(e) => return Err(e.into()),
+        }
+        // The token is marked done before the record can go: a request sent again
+        // finds either the committed record or the mark, never neither.
+        if let Some(key) = token {
+            if let Some(mut held) = records.get(key, "").await?.map(|i| i.value) {
+                held["done"] = json!(true);
+                records.put(key, "", held, Cond::Any).await?;
+            }
         }
         // Past the commit point: every reader sees the writes; applying them only
         // drops the locks (a coordinator dying here leaves that to the next writer).

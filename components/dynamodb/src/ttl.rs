@@ -18,7 +18,7 @@
 use crate::api::Ops;
 use crate::error::DynamoError;
 use crate::params::{self, Type};
-use crate::schema::{self, TableDef, CATALOG, CATALOG_PK, DIRECTORY_PK};
+use crate::schema::{TableDef, CATALOG, CATALOG_PK, DIRECTORY_PK};
 use chrono::{DateTime, Utc};
 use kit::table::{self, Change, Cond, Mutation, StoreError, Table};
 use serde::{Deserialize, Serialize};
@@ -33,9 +33,6 @@ const IGNORED_AFTER_SECONDS: f64 = 5.0 * 365.0 * 24.0 * 3600.0;
 /// The catalog item holding where the last sweep stopped.
 const CURSOR_PK: &str = "ttl";
 const CURSOR_SK: &str = "cursor";
-
-/// Attempts at updating a catalog entry that concurrent changes keep changing.
-const ATTEMPTS: usize = 16;
 
 /// Items read a query call.
 const QUERY_PAGE: usize = 256;
@@ -164,19 +161,7 @@ impl Ops<'_> {
     pub(crate) async fn update_time_to_live(&self) -> Result<Value, DynamoError> {
         let name = self.table_name()?;
         let spec = specification(self.body)?;
-        if schema::builtin(name).is_some() {
-            return Err(DynamoError::validation(format!(
-                "Table {name} is built in: it holds a service's own data, and its settings cannot be changed"
-            )));
-        }
-        for _ in 0..ATTEMPTS {
-            let item = self
-                .catalog
-                .get(CATALOG_PK, name)
-                .await?
-                .ok_or_else(|| schema::not_found(name))?;
-            let mut def: TableDef =
-                kit::json::from_value(&item.value).map_err(DynamoError::internal)?;
+        self.change_table(name, |def| {
             match (&def.ttl, spec.enabled) {
                 (Some(current), true) if current == spec.attribute => {
                     return Err(DynamoError::validation("TimeToLive is already enabled"))
@@ -188,23 +173,13 @@ impl Ops<'_> {
                 _ => {}
             }
             def.ttl = spec.enabled.then(|| spec.attribute.to_owned());
-            let value = serde_json::to_value(&def).map_err(DynamoError::internal)?;
-            match self
-                .catalog
-                .put(CATALOG_PK, name, value, Cond::Version(item.version))
-                .await
-            {
-                Ok(_) => {
-                    return Ok(json!({"TimeToLiveSpecification": {
-                        "Enabled": spec.enabled,
-                        "AttributeName": spec.attribute,
-                    }}))
-                }
-                Err(StoreError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(StoreError::Contention.into())
+            Ok(())
+        })
+        .await?;
+        Ok(json!({"TimeToLiveSpecification": {
+            "Enabled": spec.enabled,
+            "AttributeName": spec.attribute,
+        }}))
     }
 
     /// DescribeTimeToLive: `ENABLED` with the attribute, or `DISABLED` alone.

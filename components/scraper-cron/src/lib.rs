@@ -7,33 +7,15 @@
 //! component exported a cron handler too, with a second copy of the tick (~23 KB,
 //! measured before the components were linked with LTO).
 
+/// One scraper tick; `tick` writes the tick's log line.
 #[cfg(target_os = "wasi")]
-#[allow(unsafe_code)] // wit-bindgen's export glue
-mod entry {
-    spin_sdk::wit_bindgen::generate!({
-        world: "spin-cron",
-        path: "../../wit/spin-cron.wit",
-        runtime_path: "::spin_sdk::wit_bindgen::rt",
-    });
-
-    struct Cron;
-
-    impl Guest for Cron {
-        fn handle_cron_event(_metadata: Metadata) -> Result<(), Error> {
-            let env = kit::host::spin::env(kit::host::spin::Uses {
-                fetch: true,
-                ..kit::host::spin::Uses::NOTHING
-            });
-            let now = env.clock.now();
-            spin_sdk::http::run(async move {
-                match scraper::tick(&env, now).await {
-                    // `tick` wrote the tick's log line.
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(Error::Other(e.to_string())),
-                }
-            })
-        }
+async fn tick(env: &kit::Env) -> Result<(), String> {
+    let now = env.clock.now();
+    match scraper::tick(env, now).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
-
-    export!(Cron);
 }
+
+#[cfg(target_os = "wasi")]
+kit::spin_cron_component!(crate::tick, uses: [fetch]);

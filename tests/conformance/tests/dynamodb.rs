@@ -433,13 +433,30 @@ fn expect_dynamo_error(reply: &conformance::Reply, kind: &str, says: &str) -> Re
 /// A table `p` (S) + `s` (S) for one case, created and waited for.
 async fn limits_table(api: &Api) -> Result<String> {
     let table = fresh_table();
+    on_demand_table(api, &table, &[("p", "S"), ("s", "S")]).await?;
+    Ok(table)
+}
+
+/// Creates on-demand table `table` keyed by `keys` (the partition key, then the sort
+/// key if any: `(name, type)`).
+async fn on_demand_table(api: &Api, table: &str, keys: &[(&str, &str)]) -> Result<()> {
+    let roles = ["HASH", "RANGE"];
+    let schema: Vec<_> = keys
+        .iter()
+        .zip(roles)
+        .map(|((name, _), role)| serde_json::json!({"AttributeName": name, "KeyType": role}))
+        .collect();
+    let types: Vec<_> = keys
+        .iter()
+        .map(|(name, kind)| serde_json::json!({"AttributeName": name, "AttributeType": kind}))
+        .collect();
     let made = call(
         api,
         "CreateTable",
         &serde_json::json!({
             "TableName": table,
-            "KeySchema": [{"AttributeName": "p", "KeyType": "HASH"}, {"AttributeName": "s", "KeyType": "RANGE"}],
-            "AttributeDefinitions": [{"AttributeName": "p", "AttributeType": "S"}, {"AttributeName": "s", "AttributeType": "S"}],
+            "KeySchema": schema,
+            "AttributeDefinitions": types,
             "BillingMode": "PAY_PER_REQUEST",
         }),
     )
@@ -450,7 +467,7 @@ async fn limits_table(api: &Api) -> Result<String> {
         made.status,
         made.body
     );
-    Ok(table)
+    Ok(())
 }
 
 /// DynamoDB's limits, checked before any work and answered with its errors: maps and
@@ -752,23 +769,7 @@ async fn concurrent_transfers_conserve_the_total_and_never_overdraw_an_account(
     const ACCOUNTS: usize = 10;
     const TRANSFERS: usize = 40;
     let table = fresh_table();
-    let made = call(
-        &api,
-        "CreateTable",
-        &serde_json::json!({
-            "TableName": table,
-            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-            "BillingMode": "PAY_PER_REQUEST",
-        }),
-    )
-    .await?;
-    ensure!(
-        made.status == 200,
-        "CreateTable: {} {:?}",
-        made.status,
-        made.body
-    );
+    on_demand_table(&api, &table, &[("id", "S")]).await?;
     let id = |i: usize| serde_json::json!({"S": format!("acct{i}")});
     let mut expected = [100i64; ACCOUNTS];
     for (i, balance) in expected.iter().enumerate() {

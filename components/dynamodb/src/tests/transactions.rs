@@ -472,3 +472,28 @@ fn transaction_steps_rebuild_where_the_items_live_and_decide_the_same() {
         kit::table::Change::Put(json!({"id": {"S": "a"}, "n": {"N": "1"}}))
     );
 }
+
+#[test]
+fn a_token_sent_again_after_its_coordinator_died_runs_the_transaction_exactly_once() {
+    let stale = now() + chrono::Duration::milliseconds(txn::STALE_MS + 1_000);
+    let mut body = transfer("a", "b", 30);
+    body["ClientRequestToken"] = json!("once");
+    for changes in 0..40 {
+        let kv = MemoryKv::new();
+        accounts(&kv, &[("a", 100), ("b", 0)]);
+        let (first, _, _) = op_at(
+            &kv.dying_after(changes),
+            now(),
+            "TransactWriteItems",
+            body.clone(),
+        );
+        // Sent again once the first coordinator is taken for dead: it happened once.
+        let (again, _, answer) = op_at(&kv, stale, "TransactWriteItems", body.clone());
+        assert_eq!(again, 200, "died after {changes}: {answer}");
+        let read = (balance_at(&kv, stale, "a"), balance_at(&kv, stale, "b"));
+        assert_eq!(read, (Some(70), Some(30)), "died after {changes}");
+        if first == 200 {
+            break;
+        }
+    }
+}

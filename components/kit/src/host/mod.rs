@@ -153,3 +153,41 @@ macro_rules! spin_http_component {
         }
     };
 }
+
+/// The Spin cron component entry (world `fermyon:spin-cron/spin-cron@2.0.0`, from
+/// `wit/spin-cron.wit`): each cron event runs `$run(&env)`, an
+/// `async fn(&kit::Env) -> Result<(), String>`, with the host adapters named in
+/// `uses` (as [`spin_http_component!`]); its error is the event's. Expands to nothing
+/// off Spin. Only a crate of its own should use it, so that only that component exports
+/// a cron handler.
+#[macro_export]
+macro_rules! spin_cron_component {
+    ($run:path) => {
+        $crate::spin_cron_component!($run, uses: []);
+    };
+    ($run:path, uses: [$($uses:ident),* $(,)?]) => {
+        #[cfg(target_os = "wasi")]
+        #[allow(unsafe_code)] // wit-bindgen's export glue
+        mod spin_cron_entry {
+            ::spin_sdk::wit_bindgen::generate!({
+                world: "spin-cron",
+                path: "../../wit/spin-cron.wit",
+                runtime_path: "::spin_sdk::wit_bindgen::rt",
+            });
+
+            struct Cron;
+
+            impl Guest for Cron {
+                fn handle_cron_event(_metadata: Metadata) -> Result<(), Error> {
+                    let env = ::kit::host::spin::env(::kit::host::spin::Uses {
+                        $($uses: true,)*
+                        ..::kit::host::spin::Uses::NOTHING
+                    });
+                    ::spin_sdk::http::run(async move { $run(&env).await.map_err(Error::Other) })
+                }
+            }
+
+            export!(Cron);
+        }
+    };
+}
