@@ -192,7 +192,24 @@ async fn run_steps(
     Ok(notes)
 }
 
+/// The tables a transaction named so far, each read from the catalog once.
+type Tables = Vec<(String, (TableDef, Rc<dyn Table>))>;
+
 impl Ops<'_> {
+    /// Table `name`, from `tables` if the request named it before.
+    async fn table_once(
+        &self,
+        tables: &mut Tables,
+        name: &str,
+    ) -> Result<(TableDef, Rc<dyn Table>), DynamoError> {
+        if let Some((_, table)) = tables.iter().find(|(n, _)| n == name) {
+            return Ok(table.clone());
+        }
+        let table = self.table_named(name).await?;
+        tables.push((name.to_owned(), table.clone()));
+        Ok(table)
+    }
+
     /// Action `index` of a `TransactWriteItems`: `verb` with `body` on table `def`.
     fn action(
         &self,
@@ -282,6 +299,7 @@ impl Ops<'_> {
     async fn write_actions(&self) -> Result<Vec<Action>, DynamoError> {
         let list = transact_items(self.body, false)?;
         let mut actions: Vec<Action> = Vec::with_capacity(list.len());
+        let mut tables = Vec::new();
         for (index, entry) in list.iter().enumerate() {
             let named: Vec<(Verb, &Value)> = Verb::ALL
                 .iter()
@@ -297,7 +315,7 @@ impl Ops<'_> {
                     "TransactItems can only contain one of Check, Put, Update or Delete",
                 ));
             };
-            let table = self.table_named(table_name_in(body)?).await?;
+            let table = self.table_once(&mut tables, table_name_in(body)?).await?;
             let action = self.action(index, table, *verb, body)?;
             if actions
                 .iter()
@@ -445,9 +463,11 @@ impl Ops<'_> {
     ) -> Result<(), DynamoError> {
         let env = self.ctx.env;
         // Partitions the writes may create are listed before anything must be undone.
-        for a in actions {
-            if a.creates {
+        let mut listed: Vec<(&str, &str)> = Vec::new();
+        for a in actions.iter().filter(|a| a.creates) {
+            if !listed.contains(&(a.def.name.as_str(), a.pk.as_str())) {
                 self.list_partition(&a.def, &a.pk).await?;
+                listed.push((&a.def.name, &a.pk));
             }
         }
         let mut record = Record {
@@ -539,6 +559,7 @@ impl Ops<'_> {
 
     pub(crate) async fn transact_get(&self) -> Result<Value, DynamoError> {
         let list = transact_items(self.body, true)?;
+        let mut tables = Vec::new();
         let mut gets = Vec::with_capacity(list.len());
         for (index, entry) in list.iter().enumerate() {
             let at = format!("transactItems.{}.member.get", index + 1);
@@ -546,7 +567,7 @@ impl Ops<'_> {
             let name = member(body, "TableName", &at)?
                 .as_str()
                 .ok_or_else(|| DynamoError::serialization("STRING_VALUE expected"))?;
-            let (def, items) = self.table_named(name).await?;
+            let (def, items) = self.table_once(&mut tables, name).await?;
             let exprs = expressions(body)?;
             exprs.refuse_nested_key_paths(&def)?;
             let key = item_from_json(member(body, "Key", &at)?)?;

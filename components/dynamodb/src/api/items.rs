@@ -1,0 +1,213 @@
+//! Single-item operations: PutItem, GetItem, UpdateItem, DeleteItem, each one atomic
+//! read-modify-write where the item lives.
+
+use super::*;
+
+/// Locks of transactions a write settles before it gives up with
+/// `TransactionConflictException` (each settled lock is a transaction that ended).
+pub(super) const LOCKS_SETTLED: usize = 4;
+
+/// PutItem's and DeleteItem's answer: the item as it was, when `ReturnValues` asks
+/// for it.
+pub(super) fn with_old(returns_old: bool, old: Option<Value>) -> Value {
+    match (returns_old, old) {
+        (true, Some(old)) => json!({ "Attributes": old }),
+        _ => json!({}),
+    }
+}
+
+/// The size of a stored item (its JSON as kept; none: an empty item), which a
+/// request's capacity units are reckoned from.
+pub(super) fn size_of(stored: Option<&Value>) -> Result<usize, DynamoError> {
+    Ok(stored
+        .map(stored_item)
+        .transpose()?
+        .as_ref()
+        .map_or(0, item_size))
+}
+
+impl Ops<'_> {
+    /// Writes one item in one atomic read-modify-write, where the item lives, if
+    /// `condition` holds for the item as it is (absent: the empty item); returns the
+    /// item as it was and, for an update, as it is now.
+    pub(super) async fn write_if(
+        &self,
+        items: &Rc<dyn Table>,
+        pk: &str,
+        sk: &str,
+        condition: Option<&Cond>,
+        what: What,
+    ) -> Result<(Option<Value>, Option<Value>), DynamoError> {
+        let write = Write::new(self.body, condition.cloned(), what);
+        // Each lock met is settled before the write runs again; only a live
+        // transaction's lock stops it.
+        for _ in 0..LOCKS_SETTLED {
+            let mutated = items.mutate(pk, sk, &write).await?;
+            match mutation::outcome(mutated.note)? {
+                Outcome::Done { old, new } => return Ok((old, new)),
+                Outcome::ConditionFailed { old } => {
+                    return Err(condition_failed(self.body, old.as_ref()))
+                }
+                Outcome::Refused(e) => return Err(e),
+                Outcome::Locked { txn } => {
+                    crate::txn::settle(self.ctx.env, &**items, pk, sk, &txn).await?
+                }
+            }
+        }
+        Err(crate::txn::conflict())
+    }
+
+    pub(super) fn item_param(&self, name: &str) -> Result<Item, DynamoError> {
+        let json = self.body.get(name).ok_or_else(|| {
+            DynamoError::validation(format!(
+                "The parameter '{name}' is required but was not present in the request"
+            ))
+        })?;
+        item_from_json(json)
+    }
+
+    /// `ReturnValues` of PutItem and DeleteItem: `NONE` (default) or `ALL_OLD`.
+    pub(super) fn returns_old(&self) -> Result<bool, DynamoError> {
+        match self.body.get("ReturnValues").and_then(Value::as_str) {
+            None | Some("NONE") => Ok(false),
+            Some("ALL_OLD") => Ok(true),
+            Some(other) => Err(DynamoError::validation(format!(
+                "ReturnValues can only be ALL_OLD or NONE here, not {other}"
+            ))),
+        }
+    }
+
+    pub(super) async fn put_item(&self) -> Result<Value, DynamoError> {
+        let exprs = expressions(self.body)?;
+        let (def, items) = self.table().await?;
+        exprs.refuse_nested_key_paths(&def)?;
+        let item = self.item_param("Item")?;
+        let size = item_size(&item);
+        if size > MAX_ITEM_BYTES {
+            return Err(DynamoError::validation(
+                "Item size has exceeded the maximum allowed size",
+            ));
+        }
+        let (pk, sk) = def.key_of(&item, false)?;
+        let returns_old = self.returns_old()?;
+        let value = item_to_json(&item);
+        self.list_partition(&def, &pk).await?;
+        let (old, _) = self
+            .write_if(
+                &items,
+                &pk,
+                &sk,
+                exprs.condition.as_ref(),
+                What::Put(value.clone()),
+            )
+            .await?;
+        self.graph_sync(&def, vec![(&value, Some(&value))]).await?;
+        let units = self
+            .charge
+            .units(|| Ok(capacity::write_units(size_of(old.as_ref())?.max(size))))?;
+        let mut answer = with_old(returns_old, old);
+        self.charge.attach(&mut answer, &def.name, units);
+        Ok(answer)
+    }
+
+    pub(super) async fn get_item(&self) -> Result<Value, DynamoError> {
+        let exprs = expressions(self.body)?;
+        let (def, items) = self.table().await?;
+        exprs.refuse_nested_key_paths(&def)?;
+        let key = self.item_param("Key")?;
+        let (pk, sk) = def.key_of(&key, true)?;
+        let read = items.get(&pk, &sk).await?.into_iter().collect();
+        let found = self.visible(&*items, &pk, read).await?.pop();
+        let units = self.charge.units(|| {
+            let size = size_of(found.as_ref().map(|item| &item.value))?;
+            Ok(capacity::read_units(size, Self::consistent(self.body)))
+        })?;
+        let mut answer = match found {
+            Some(item) => match &exprs.projection {
+                Some(paths) => {
+                    json!({ "Item": item_to_json(&expr::project(&stored_item(&item.value)?, paths)) })
+                }
+                None => json!({ "Item": item.value }),
+            },
+            None => json!({}),
+        };
+        self.charge.attach(&mut answer, &def.name, units);
+        Ok(answer)
+    }
+
+    pub(super) async fn update_item(&self) -> Result<Value, DynamoError> {
+        let exprs = expressions(self.body)?;
+        let (def, items) = self.table().await?;
+        exprs.refuse_nested_key_paths(&def)?;
+        let key = self.item_param("Key")?;
+        let (pk, sk) = def.key_of(&key, true)?;
+        let returns = self
+            .body
+            .get("ReturnValues")
+            .and_then(Value::as_str)
+            .unwrap_or("NONE");
+        if !["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"].contains(&returns) {
+            return Err(DynamoError::validation(format!(
+                "1 validation error detected: Value '{returns}' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]"
+            )));
+        }
+        expr::refuse_key_updates(&exprs.update, &def.key_names())?;
+        self.list_partition(&def, &pk).await?;
+        let what = What::Update {
+            key,
+            actions: exprs.update.clone(),
+        };
+        let (old, new) = self
+            .write_if(&items, &pk, &sk, exprs.condition.as_ref(), what)
+            .await?;
+        if let Some(new) = &new {
+            self.graph_sync(&def, vec![(new, Some(new))]).await?;
+        }
+        let before = old.as_ref().map(stored_item).transpose()?;
+        let after = new.as_ref().map(stored_item).transpose()?;
+        let paths = expr::updated_paths(&exprs.update);
+        let attributes = match (returns, &before, &after) {
+            ("ALL_OLD", Some(old), _) => Some(item_to_json(old)),
+            ("UPDATED_OLD", Some(old), _) => Some(item_to_json(&expr::project(old, &paths))),
+            ("ALL_NEW", _, Some(new)) => Some(item_to_json(new)),
+            ("UPDATED_NEW", _, Some(new)) => Some(item_to_json(&expr::project(new, &paths))),
+            _ => None,
+        };
+        // As DynamoDB: the new image is always returned when asked for, the old one
+        // when there was an old item, either possibly empty (`UPDATED_NEW` after a
+        // `REMOVE`).
+        let mut answer = match attributes {
+            Some(a) => json!({ "Attributes": a }),
+            None => json!({}),
+        };
+        let units = self.charge.units(|| {
+            let size = |i: &Option<Item>| i.as_ref().map_or(0, item_size);
+            Ok(capacity::write_units(size(&before).max(size(&after))))
+        })?;
+        self.charge.attach(&mut answer, &def.name, units);
+        Ok(answer)
+    }
+
+    pub(super) async fn delete_item(&self) -> Result<Value, DynamoError> {
+        let exprs = expressions(self.body)?;
+        let (def, items) = self.table().await?;
+        exprs.refuse_nested_key_paths(&def)?;
+        let key = self.item_param("Key")?;
+        let (pk, sk) = def.key_of(&key, true)?;
+        let returns_old = self.returns_old()?;
+        // One atomic read-and-delete, so the old item returned is the one deleted.
+        let (old, _) = self
+            .write_if(&items, &pk, &sk, exprs.condition.as_ref(), What::Delete)
+            .await?;
+        if old.is_some() {
+            self.graph_sync(&def, vec![(&item_to_json(&key), None)])
+                .await?;
+        }
+        let units = self
+            .charge
+            .units(|| Ok(capacity::write_units(size_of(old.as_ref())?)))?;
+        let mut answer = with_old(returns_old, old);
+        self.charge.attach(&mut answer, &def.name, units);
+        Ok(answer)
+    }
+}
