@@ -86,6 +86,46 @@ pub struct TableDef {
     /// (`UpdateTimeToLive`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<String>,
+    /// When UpdateTable last raised and lowered the provisioned units, and how many
+    /// times it lowered them on the day of the last decrease.
+    #[serde(default, skip_serializing_if = "Changes::is_empty")]
+    pub changes: Changes,
+}
+
+/// The history of a table's provisioned units that DynamoDB describes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Seconds since the epoch, with milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_increase: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decrease: Option<f64>,
+    /// Decreases on the UTC day of `last_decrease`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub decreases: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Changes {
+    fn is_empty(&self) -> bool {
+        *self == Changes::default()
+    }
+
+    /// Decreases on the UTC day of `now` (seconds since the epoch): DynamoDB's
+    /// `NumberOfDecreasesToday`.
+    fn decreases_on(&self, now: f64) -> u32 {
+        match self.last_decrease {
+            Some(at) if utc_day(at) == utc_day(now) => self.decreases,
+            _ => 0,
+        }
+    }
+}
+
+fn utc_day(seconds: f64) -> i64 {
+    (seconds / 86_400.0).floor() as i64
 }
 
 /// The built-in table holding the movies API's data (OpenAPI tag `movies`): partition `year` (N),
@@ -125,6 +165,7 @@ pub fn movies() -> TableDef {
         protected: true,
         tags: Vec::new(),
         ttl: None,
+        changes: Changes::default(),
     }
 }
 
@@ -284,6 +325,7 @@ impl TableDef {
             protected: false,
             tags: Vec::new(),
             ttl: None,
+            changes: Changes::default(),
         })
     }
 
@@ -301,7 +343,7 @@ impl TableDef {
     /// Applies an `UpdateTable` request's `BillingMode` and `ProvisionedThroughput`;
     /// `Ok(false)` when it names neither. Refused as DynamoDB refuses it: on demand
     /// with units, provisioned without both, or units equal to those the table has.
-    pub fn update_billing(&mut self, req: &Value) -> Result<bool, DynamoError> {
+    pub fn update_billing(&mut self, req: &Value, now: f64) -> Result<bool, DynamoError> {
         let (mode, throughput) = (req.get("BillingMode"), req.get("ProvisionedThroughput"));
         if mode.is_none() && throughput.is_none() {
             return Ok(false);
@@ -336,16 +378,38 @@ impl TableDef {
                 )));
             }
         }
-        self.billing = if wants_on_demand {
+        let billing = if wants_on_demand {
             json!({ "BillingMode": PAY_PER_REQUEST })
         } else {
             billing_of(req)?
         };
+        // Only units a provisioned table keeps count as raised or lowered; a change
+        // that raises one and lowers the other is a raise (as dynalite, modelled on
+        // DynamoDB, counts it).
+        if !on_demand && !wants_on_demand {
+            let (old, new) = (
+                self.billing.get("ProvisionedThroughput"),
+                billing.get("ProvisionedThroughput"),
+            );
+            let moved = |field: &str| units(new, field).cmp(&units(old, field));
+            let fields = ["ReadCapacityUnits", "WriteCapacityUnits"];
+            if fields
+                .iter()
+                .any(|f| moved(f) == std::cmp::Ordering::Greater)
+            {
+                self.changes.last_increase = Some(now);
+            } else if fields.iter().any(|f| moved(f) == std::cmp::Ordering::Less) {
+                self.changes.decreases = self.changes.decreases_on(now) + 1;
+                self.changes.last_decrease = Some(now);
+            }
+        }
+        self.billing = billing;
         Ok(true)
     }
 
-    /// DynamoDB's `TableDescription`.
-    pub fn description(&self, status: &str) -> Value {
+    /// DynamoDB's `TableDescription` at `now` (seconds since the epoch, for
+    /// `NumberOfDecreasesToday`).
+    pub fn description(&self, status: &str, now: f64) -> Value {
         let mut key_schema = vec![json!({"AttributeName": self.hash.name, "KeyType": "HASH"})];
         let mut defs =
             vec![json!({"AttributeName": self.hash.name, "AttributeType": self.hash.kind.name()})];
@@ -369,10 +433,16 @@ impl TableDef {
         // on demand), and an on-demand table a `BillingModeSummary` besides.
         let throughput = self.billing.get("ProvisionedThroughput");
         desc["ProvisionedThroughput"] = json!({
-            "NumberOfDecreasesToday": 0,
+            "NumberOfDecreasesToday": self.changes.decreases_on(now),
             "ReadCapacityUnits": units(throughput, "ReadCapacityUnits").unwrap_or(0),
             "WriteCapacityUnits": units(throughput, "WriteCapacityUnits").unwrap_or(0),
         });
+        if let Some(at) = self.changes.last_increase {
+            desc["ProvisionedThroughput"]["LastIncreaseDateTime"] = json!(at);
+        }
+        if let Some(at) = self.changes.last_decrease {
+            desc["ProvisionedThroughput"]["LastDecreaseDateTime"] = json!(at);
+        }
         if self.billing.get("BillingMode").and_then(Value::as_str) == Some(PAY_PER_REQUEST) {
             desc["BillingModeSummary"] = json!({
                 "BillingMode": PAY_PER_REQUEST,

@@ -353,6 +353,12 @@ impl Ops<'_> {
         table_name_in(self.body)
     }
 
+    /// The request's time, in seconds since the epoch with milliseconds (DynamoDB's
+    /// date-time numbers).
+    pub(crate) fn now(&self) -> f64 {
+        self.ctx.now.timestamp_millis() as f64 / 1000.0
+    }
+
     /// Changes the catalog entry of table `name` with `change`, atomically against
     /// other changes of it and a table dropped and created again meanwhile; returns the
     /// entry as written. A built-in table has no entry: its settings cannot change.

@@ -13,7 +13,7 @@ pub(super) fn in_use(name: &str) -> DynamoError {
 
 impl Ops<'_> {
     pub(super) async fn create_table(&self) -> Result<Value, DynamoError> {
-        let created = self.ctx.now.timestamp_millis() as f64 / 1000.0;
+        let created = self.now();
         // A table created again after a delete starts from a fresh generation: the
         // random part keeps the old generation's leftovers out of reach.
         let generation = (self.ctx.env.random)();
@@ -28,7 +28,7 @@ impl Ops<'_> {
             .put(CATALOG_PK, &def.name, value, Written::Absent)
             .await
         {
-            Ok(_) => Ok(json!({ "TableDescription": def.description("ACTIVE") })),
+            Ok(_) => Ok(json!({ "TableDescription": def.description("ACTIVE", self.now()) })),
             Err(StoreError::ConditionFailed) => Err(in_use(&def.name)),
             Err(e) => Err(e.into()),
         }
@@ -53,7 +53,7 @@ impl Ops<'_> {
         }
         let def = self
             .change_table(name, |def| {
-                if def.update_billing(self.body)? {
+                if def.update_billing(self.body, self.now())? {
                     return Ok(());
                 }
                 Err(DynamoError::validation(
@@ -61,12 +61,12 @@ impl Ops<'_> {
                 ))
             })
             .await?;
-        Ok(json!({ "TableDescription": def.description("ACTIVE") }))
+        Ok(json!({ "TableDescription": def.description("ACTIVE", self.now()) }))
     }
 
     pub(super) async fn describe_table(&self) -> Result<Value, DynamoError> {
         let (def, _) = self.table().await?;
-        Ok(json!({ "Table": def.description("ACTIVE") }))
+        Ok(json!({ "Table": def.description("ACTIVE", self.now()) }))
     }
 
     pub(super) async fn list_tables(&self) -> Result<Value, DynamoError> {
@@ -122,7 +122,7 @@ impl Ops<'_> {
             return Err(schema::not_found(&def.name));
         }
         self.sweep(&def, items).await?;
-        Ok(json!({ "TableDescription": def.description("DELETING") }))
+        Ok(json!({ "TableDescription": def.description("DELETING", self.now()) }))
     }
 
     /// Clears the items of a deleted table, partition by partition through its

@@ -1207,3 +1207,42 @@ fn an_item_renewed_before_its_expiry_is_applied_is_kept() {
     let shipped = mutation::mutations(ttl::KIND, kit::table::Mutation::args(&expire)).unwrap();
     assert_eq!(shipped.args(), kit::table::Mutation::args(&expire));
 }
+
+#[test]
+fn lowered_and_raised_units_are_described_with_their_times_and_todays_decreases() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", films_table());
+    let units = |read: u64, write: u64| json!({"TableName": "Films", "ProvisionedThroughput": {"ReadCapacityUnits": read, "WriteCapacityUnits": write}});
+    let at = now().timestamp_millis() as f64 / 1000.0;
+    let (status, _, lowered) = op(&kv, "UpdateTable", units(5, 10));
+    assert_eq!(status, 200, "{lowered}");
+    assert_eq!(
+        lowered["TableDescription"]["ProvisionedThroughput"],
+        json!({"NumberOfDecreasesToday": 1, "ReadCapacityUnits": 5, "WriteCapacityUnits": 10, "LastDecreaseDateTime": at})
+    );
+    op(&kv, "UpdateTable", units(5, 20));
+    op(&kv, "UpdateTable", units(4, 20));
+    let (_, _, described) = op(&kv, "DescribeTable", json!({"TableName": "Films"}));
+    assert_eq!(
+        described["Table"]["ProvisionedThroughput"],
+        json!({"NumberOfDecreasesToday": 2, "ReadCapacityUnits": 4, "WriteCapacityUnits": 20,
+               "LastIncreaseDateTime": at, "LastDecreaseDateTime": at})
+    );
+    // The next UTC day starts the count again; the times stay.
+    let tomorrow = now() + chrono::Duration::days(1);
+    let (_, _, described) = op_at(
+        &kv,
+        tomorrow,
+        "DescribeTable",
+        json!({"TableName": "Films"}),
+    );
+    assert_eq!(
+        described["Table"]["ProvisionedThroughput"]["NumberOfDecreasesToday"],
+        0
+    );
+    let (_, _, lowered) = op_at(&kv, tomorrow, "UpdateTable", units(3, 20));
+    assert_eq!(
+        lowered["TableDescription"]["ProvisionedThroughput"]["NumberOfDecreasesToday"],
+        1
+    );
+}
