@@ -26,20 +26,30 @@ pub const BINDINGS: kit::host::workers::Bindings = kit::host::workers::Bindings 
     one_object: ONE_OBJECT_TABLES,
 };
 
-/// What one time-to-live sweep (`dynamodb::ttl`) of the Worker's cron may read: each
-/// partition visited is a Durable Object call or two, and a cron run on the free plan may
-/// make 50 subrequests.
+/// What one time-to-live sweep (`dynamodb::ttl`) reads on Workers, in one alarm of the
+/// sweeper's object: each partition visited is a Durable Object call or two, and an
+/// alarm on the free plan may make 50 subrequests. The alarms follow one another while
+/// a sweep uses its whole budget.
 pub const WORKERS_TTL_BUDGET: dynamodb::ttl::Budget = dynamodb::ttl::Budget {
     items: 1_000,
     partitions: 20,
 };
 
+/// The Durable Object whose alarm chain sweeps expired DynamoDB items on Workers (one
+/// object: sweeps never overlap), and the path the cron handler posts to wake it.
+pub const TTL_OBJECT: (&str, &str) = ("dynamodb_ttl", "sweeper");
+pub const TTL_WAKE_PATH: &str = "/.ttl/wake";
+
 /// One sweep of expired DynamoDB items within `budget`: what the hosts' schedulers run
-/// (the Worker's cron handler, the native test host's cron hook; Spin's own cron
-/// component calls the sweep itself).
-pub async fn sweep_expired_items(env: &Env, budget: dynamodb::ttl::Budget) {
+/// (the sweeper object's alarm on Workers, the native test host's cron hook; Spin's own
+/// cron component calls the sweep itself). Returns whether the sweep used its whole
+/// budget, so that more may be left.
+pub async fn sweep_expired_items(env: &Env, budget: dynamodb::ttl::Budget) -> bool {
     // The sweep writes its own log line, failure included.
-    let _ = dynamodb::ttl::sweep(env, budget).await;
+    match dynamodb::ttl::sweep(env, budget).await {
+        Ok(swept) => swept.partitions >= budget.partitions || swept.examined >= budget.items,
+        Err(_) => false,
+    }
 }
 
 /// Rebuilds any service's shipped table mutation (`kind` is `<service>.<name>`): what

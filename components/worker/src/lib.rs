@@ -12,24 +12,26 @@
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod entry {
-    use edge_app::{BINDINGS, SCRAPER_OBJECT, WAKE_PATH};
+    use edge_app::{BINDINGS, SCRAPER_OBJECT, TTL_OBJECT, TTL_WAKE_PATH, WAKE_PATH};
     use worker::{
         durable_object, event, Context, DurableObject, Env, Request, Response, Result,
         ScheduleContext, ScheduledEvent, State,
     };
 
-    /// The cron trigger is the scraper's watchdog: it wakes the scraper's object, which
-    /// runs ticks on its own alarm chain (paced to TvMaze's rate, each alarm with its
-    /// own subrequest budget) and arms an alarm now if none is pending. Then it runs one
-    /// sweep of expired DynamoDB items.
+    /// The cron trigger is the watchdog of two alarm chains, each arming an alarm now
+    /// if none is pending: the scraper's object (ticks paced to TvMaze's rate, each
+    /// alarm with its own subrequest budget) and the sweeper's (sweeps of expired
+    /// DynamoDB items, back to back while there is more to sweep).
     #[event(scheduled)]
     async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-        let (table, partition) = SCRAPER_OBJECT;
-        if let Err(e) = kit::host::workers::call_object(&env, table, partition, WAKE_PATH).await {
-            worker::console_error!("waking the scraper failed: {e}");
+        for ((table, partition), path, what) in [
+            (SCRAPER_OBJECT, WAKE_PATH, "the scraper"),
+            (TTL_OBJECT, TTL_WAKE_PATH, "the time-to-live sweeper"),
+        ] {
+            if let Err(e) = kit::host::workers::call_object(&env, table, partition, path).await {
+                worker::console_error!("waking {what} failed: {e}");
+            }
         }
-        let env = kit::host::workers::env(env, BINDINGS);
-        edge_app::sweep_expired_items(&env, edge_app::WORKERS_TTL_BUDGET).await;
     }
 
     #[event(fetch)]
@@ -59,6 +61,9 @@ mod entry {
             if req.path() == WAKE_PATH {
                 return self.wake().await;
             }
+            if req.path() == TTL_WAKE_PATH {
+                return self.wake().await;
+            }
             let body = req.bytes().await?;
             let storage = self.state.storage();
             let out = if req.path() == kit::table::workers::KV_OP_PATH {
@@ -69,10 +74,20 @@ mod entry {
             Response::from_bytes(out)
         }
 
-        /// A scraper tick with this object's storage as the cursor's home (a local
-        /// write, not a subrequest), then the next alarm if there is work left.
+        /// The sweeper's object: one sweep, and the next alarm at once if it used its
+        /// whole budget. The scraper's: a tick with this object's storage as the
+        /// cursor's home (a local write, not a subrequest), then the next alarm if there
+        /// is work left.
         async fn alarm(&self) -> Result<Response> {
             let storage = self.state.storage();
+            let (table, partition) = TTL_OBJECT;
+            if kit::host::workers::is_object(&self.env, &self.state, table, partition) {
+                let env = kit::host::workers::env(self.env.clone(), BINDINGS);
+                if edge_app::sweep_expired_items(&env, edge_app::WORKERS_TTL_BUDGET).await {
+                    storage.set_alarm(0).await?;
+                }
+                return Response::ok("");
+            }
             let env = kit::host::workers::object_env(
                 self.env.clone(),
                 BINDINGS,

@@ -119,7 +119,8 @@ pub async fn fire_cron(api: &Api, host: Host) -> Result<()> {
 
 /// Fires one time-to-live sweep of DynamoDB items on `host`, as its scheduler would:
 /// Spin's `dynamodb-ttl` cron component, the Worker's cron handler (which wakes the
-/// scraper too), the native host's hook. `Ok(false)` on real Spin, whose cron plugin
+/// sweeper's Durable Object, whose alarm then sweeps, and the scraper's), the native
+/// host's hook. `Ok(false)` on real Spin, whose cron plugin
 /// fires on its schedule alone (every minute).
 pub async fn fire_ttl_sweep(api: &Api, host: Host) -> Result<bool> {
     let (method, path) = match host {

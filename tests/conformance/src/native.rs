@@ -195,7 +195,7 @@ async fn handle(
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let env = host.env();
     if req.method() == http::Method::POST && req.uri().path() == TTL_CRON_HOOK {
-        edge_app::sweep_expired_items(&env, TTL_BUDGET).await;
+        let _more = edge_app::sweep_expired_items(&env, TTL_BUDGET).await;
         return Ok(hyper::Response::new(Full::new(Bytes::new())));
     }
     let (mut parts, body) = req.into_parts();

@@ -350,6 +350,17 @@ pub async fn call_object(
     stub.fetch_with_request(request).await
 }
 
+/// Whether `state` is the Durable Object of `(table, partition)`: what an alarm, which
+/// is told nothing else, runs as.
+pub fn is_object(env: &worker::Env, state: &worker::State, table: &str, partition: &str) -> bool {
+    let Ok(namespace) = env.durable_object(DO_BINDING) else {
+        return false;
+    };
+    namespace
+        .id_from_name(&object_name(table, partition))
+        .is_ok_and(|id| id == state.id())
+}
+
 fn env_with(
     env: worker::Env,
     bindings: Bindings,
