@@ -28,8 +28,8 @@ pub const BINDINGS: kit::host::workers::Bindings = kit::host::workers::Bindings 
 
 /// What one time-to-live sweep (`dynamodb::ttl`) reads on Workers, in one alarm of the
 /// sweeper's object: each partition visited is a Durable Object call or two, and an
-/// alarm on the free plan may make 50 subrequests. The alarms follow one another while
-/// a sweep uses its whole budget.
+/// alarm on the free plan may make 50 subrequests. The alarms follow one another until
+/// a pass over every table ends; the next cron event starts the next pass.
 pub const WORKERS_TTL_BUDGET: dynamodb::ttl::Budget = dynamodb::ttl::Budget {
     items: 1_000,
     partitions: 20,
@@ -42,12 +42,12 @@ pub const TTL_WAKE_PATH: &str = "/.ttl/wake";
 
 /// One sweep of expired DynamoDB items within `budget`: what the hosts' schedulers run
 /// (the sweeper object's alarm on Workers, the native test host's cron hook; Spin's own
-/// cron component calls the sweep itself). Returns whether the sweep used its whole
-/// budget, so that more may be left.
+/// cron component calls the sweep itself). Returns whether the sweep stopped at its
+/// budget before the end of its pass, so that the next should follow at once.
 pub async fn sweep_expired_items(env: &Env, budget: dynamodb::ttl::Budget) -> bool {
     // The sweep writes its own log line, failure included.
     match dynamodb::ttl::sweep(env, budget).await {
-        Ok(swept) => swept.partitions >= budget.partitions || swept.examined >= budget.items,
+        Ok(swept) => swept.more,
         Err(_) => false,
     }
 }

@@ -52,6 +52,9 @@ pub struct Swept {
     pub partitions: usize,
     pub examined: usize,
     pub deleted: usize,
+    /// The sweep stopped at its budget before the end of the tables: the next one goes
+    /// on from there (else the next starts a new pass).
+    pub more: bool,
 }
 
 /// Whether `item` (DynamoDB JSON) has expired by `now` (seconds since the epoch) under
@@ -302,6 +305,7 @@ async fn sweep_from_cursor(
         }
     }
     // Every table done: the next sweep starts again at the first one.
+    swept.more = stopped.is_some();
     let cursor = stopped.unwrap_or_default();
     let value = serde_json::to_value(&cursor).map_err(DynamoError::internal)?;
     catalog.put(CURSOR_PK, CURSOR_SK, value, Cond::Any).await?;

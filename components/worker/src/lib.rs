@@ -21,7 +21,7 @@ mod entry {
     /// The cron trigger is the watchdog of two alarm chains, each arming an alarm now
     /// if none is pending: the scraper's object (ticks paced to TvMaze's rate, each
     /// alarm with its own subrequest budget) and the sweeper's (sweeps of expired
-    /// DynamoDB items, back to back while there is more to sweep).
+    /// DynamoDB items, back to back until a pass over every table ends).
     #[event(scheduled)]
     async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         for ((table, partition), path, what) in [
@@ -74,8 +74,8 @@ mod entry {
             Response::from_bytes(out)
         }
 
-        /// The sweeper's object: one sweep, and the next alarm at once if it used its
-        /// whole budget. The scraper's: a tick with this object's storage as the
+        /// The sweeper's object: one sweep, and the next alarm at once if it stopped
+        /// at its budget before the end of its pass. The scraper's: a tick with this object's storage as the
         /// cursor's home (a local write, not a subrequest), then the next alarm if there
         /// is work left.
         async fn alarm(&self) -> Result<Response> {
