@@ -75,6 +75,15 @@ impl Charge {
     }
 }
 
+/// Adds `units` to `table`'s total in `tables` (in the order tables are first met),
+/// as [`Charge::attach_all`] reports them.
+pub fn tally(tables: &mut Vec<(String, f64)>, table: &str, units: f64) {
+    match tables.iter_mut().find(|(t, _)| t == table) {
+        Some((_, total)) => *total += units,
+        None => tables.push((table.to_owned(), units)),
+    }
+}
+
 /// Checks `ReturnItemCollectionMetrics` (`SIZE` or `NONE`). There is nothing to
 /// report: DynamoDB returns item collection metrics only for tables with local
 /// secondary indexes, which are not served here.

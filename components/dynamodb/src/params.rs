@@ -147,3 +147,11 @@ pub(crate) fn boolean(value: Option<&Value>) -> Option<bool> {
         _ => None,
     }
 }
+
+/// DynamoDB's `ValidationException` for a required member missing at `path` (the
+/// service model's lower-camel path: `transactItems.1.member.put.item`).
+pub(crate) fn null_at(path: &str) -> DynamoError {
+    DynamoError::validation(format!(
+        "1 validation error detected: Value null at '{path}' failed to satisfy constraint: Member must not be null"
+    ))
+}

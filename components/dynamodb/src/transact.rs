@@ -3,9 +3,10 @@
 //! [`crate::txn`]; `ClientRequestToken` makes a write transaction idempotent for ten
 //! minutes.
 
-use crate::api::{expressions, stored_item, table_name_in, Ops};
+use crate::api::{expressions, size_of, stored_item, table_name_in, Ops};
 use crate::error::{DynamoError, Kind};
 use crate::mutation::{self, Outcome, What, Write};
+use crate::params::null_at;
 use crate::schema::{self, TableDef};
 use crate::txn::{self, Record, State, Step, TxnStep};
 use crate::value::{item_from_json, item_size, item_to_json, MAX_ITEM_BYTES};
@@ -72,9 +73,9 @@ struct TokenRecord {
 
 /// How a token's request stands.
 enum Token {
-    /// Not seen within ten minutes (or its transaction never happened): run it, then
-    /// record the outcome at this version of the token's record.
-    Run { version: u64 },
+    /// Not seen within ten minutes (or its transaction never happened): run it; the
+    /// token's record, as written, names the transaction about to run.
+    Run(TokenRecord),
     /// Done already: answer as then.
     Done,
 }
@@ -83,11 +84,7 @@ fn transact_items(body: &Value, get: bool) -> Result<&Vec<Value>, DynamoError> {
     let list = body
         .get("TransactItems")
         .filter(|v| !v.is_null())
-        .ok_or_else(|| {
-            DynamoError::validation(
-                "1 validation error detected: Value null at 'transactItems' failed to satisfy constraint: Member must not be null",
-            )
-        })?
+        .ok_or_else(|| null_at("transactItems"))?
         .as_array()
         .ok_or_else(|| DynamoError::serialization("Unexpected field type"))?;
     if list.is_empty() || list.len() > MAX_ACTIONS {
@@ -105,12 +102,10 @@ fn transact_items(body: &Value, get: bool) -> Result<&Vec<Value>, DynamoError> {
 }
 
 fn member<'b>(action: &'b Value, name: &str, at: &str) -> Result<&'b Value, DynamoError> {
-    action.get(name).filter(|v| !v.is_null()).ok_or_else(|| {
-        DynamoError::validation(format!(
-            "1 validation error detected: Value null at '{at}.{}' failed to satisfy constraint: Member must not be null",
-            lower_first(name)
-        ))
-    })
+    action
+        .get(name)
+        .filter(|v| !v.is_null())
+        .ok_or_else(|| null_at(&format!("{at}.{}", lower_first(name))))
 }
 
 fn lower_first(name: &str) -> String {
@@ -333,8 +328,13 @@ impl Ops<'_> {
         Ok(actions)
     }
 
-    /// Where the request's `ClientRequestToken` stands (none: run it).
-    async fn token(&self, records: &dyn Table) -> Result<Option<(String, Token)>, DynamoError> {
+    /// Where the request's `ClientRequestToken` stands (none: run it), the token taken
+    /// for transaction `id` when it is to run.
+    async fn token(
+        &self,
+        records: &dyn Table,
+        id: &str,
+    ) -> Result<Option<(String, Token)>, DynamoError> {
         let Some(token) = self.body.get("ClientRequestToken") else {
             return Ok(None);
         };
@@ -384,12 +384,12 @@ impl Ops<'_> {
             let record = TokenRecord {
                 hash: hash.clone(),
                 at: now,
-                txn: String::new(),
+                txn: id.to_owned(),
                 done: false,
             };
             let value = serde_json::to_value(&record).map_err(DynamoError::internal)?;
             match records.put(&key, "", value, cond).await {
-                Ok(version) => return Ok(Some((key, Token::Run { version }))),
+                Ok(_) => return Ok(Some((key, Token::Run(record)))),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -402,34 +402,17 @@ impl Ops<'_> {
         let records = self.ctx.env.table(txn::RECORDS)?;
         let env = self.ctx.env;
         let id = format!("{:016x}{:016x}", (env.random)(), (env.random)());
-        let token = match self.token(&*records).await? {
+        // The token names its transaction before the transaction starts.
+        let token = match self.token(&*records, &id).await? {
             Some((_, Token::Done)) => return Ok(self.write_answer(&actions)),
-            Some((key, Token::Run { version })) => {
-                let record = TokenRecord {
-                    hash: String::new(),
-                    at: 0,
-                    txn: id.clone(),
-                    done: false,
-                };
-                // The token names its transaction before the transaction starts.
-                let mut held = records
-                    .get(&key, "")
-                    .await?
-                    .map(|i| i.value)
-                    .unwrap_or_default();
-                held["txn"] = json!(record.txn);
-                records.put(&key, "", held, Cond::Version(version)).await?;
-                Some(key)
-            }
+            Some((key, Token::Run(record))) => Some((key, record)),
             None => None,
         };
-        let outcome = self
-            .commit(&actions, &*records, &id, token.as_deref())
-            .await;
+        let outcome = self.commit(&actions, &*records, &id, token.as_ref()).await;
         // A cancelled transaction did nothing: its token may run it again. After any
         // other failure the token keeps naming the transaction, whose record says
         // whether it happened when the request is sent again.
-        if let (Some(key), Err(e)) = (&token, &outcome) {
+        if let (Some((key, _)), Err(e)) = (&token, &outcome) {
             if e.kind == Kind::TransactionCanceled {
                 records.delete(key, "", Cond::Any).await?;
             }
@@ -443,11 +426,11 @@ impl Ops<'_> {
         // DynamoDB charges a transaction twice a plain write of each item.
         let mut charged: Vec<(String, f64)> = Vec::new();
         for a in actions {
-            let units = 2.0 * capacity::write_units(a.size);
-            match charged.iter_mut().find(|(t, _)| *t == a.def.name) {
-                Some((_, total)) => *total += units,
-                None => charged.push((a.def.name.clone(), units)),
-            }
+            capacity::tally(
+                &mut charged,
+                &a.def.name,
+                2.0 * capacity::write_units(a.size),
+            );
         }
         self.charge.attach_all(&mut answer, &charged);
         answer
@@ -459,7 +442,7 @@ impl Ops<'_> {
         actions: &[Action],
         records: &dyn Table,
         id: &str,
-        token: Option<&str>,
+        token: Option<&(String, TokenRecord)>,
     ) -> Result<(), DynamoError> {
         let env = self.ctx.env;
         // Partitions the writes may create are listed before anything must be undone.
@@ -508,11 +491,13 @@ impl Ops<'_> {
         }
         // The token is marked done before the record can go: a request sent again
         // finds either the committed record or the mark, never neither.
-        if let Some(key) = token {
-            if let Some(mut held) = records.get(key, "").await?.map(|i| i.value) {
-                held["done"] = json!(true);
-                records.put(key, "", held, Cond::Any).await?;
-            }
+        if let Some((key, taken)) = token {
+            let done = TokenRecord {
+                done: true,
+                ..taken.clone()
+            };
+            let value = serde_json::to_value(&done).map_err(DynamoError::internal)?;
+            records.put(key, "", value, Cond::Any).await?;
         }
         // Past the commit point: every reader sees the writes; applying them only
         // drops the locks (a coordinator dying here leaves that to the next writer).
@@ -528,19 +513,13 @@ impl Ops<'_> {
         let notes = run_steps(actions, id, |a| Step::Prepare(a.write.clone())).await?;
         let mut reasons = Vec::with_capacity(actions.len());
         for (a, note) in actions.iter().zip(notes) {
-            let mut outcome = mutation::outcome(note)?;
-            if let Outcome::Locked { txn: other } = &outcome {
-                if txn::settle(self.ctx.env, &*a.items, &a.pk, &a.sk, other)
-                    .await
-                    .is_ok()
-                {
-                    let step = TxnStep {
-                        txn: id.to_owned(),
-                        step: Step::Prepare(a.write.clone()),
-                    };
-                    outcome = mutation::outcome(a.items.mutate(&a.pk, &a.sk, &step).await?.note)?;
-                }
-            }
+            let step = TxnStep {
+                txn: id.to_owned(),
+                step: Step::Prepare(a.write.clone()),
+            };
+            let first = mutation::outcome(note)?;
+            let key = (a.pk.as_str(), a.sk.as_str());
+            let outcome = txn::past_locks(self.ctx.env, &*a.items, key, &step, first, 1).await?;
             reasons.push(match outcome {
                 Outcome::Done { .. } => json!({"Code": "None"}),
                 Outcome::ConditionFailed { old } => {
@@ -582,15 +561,18 @@ impl Ops<'_> {
                 first.push(items.get(pk, sk).await?);
             }
             // A live transaction holding an item: this round sees no snapshot.
-            let mut held = Vec::new();
-            for (i, item) in first.iter().enumerate() {
-                if let Some(lock) = item.as_ref().and_then(|i| txn::lock_of(&i.value)) {
-                    if txn::decide(self.ctx.env, &lock.txn).await? == Some(State::Pending) {
-                        held.push(i);
-                    }
+            let mut held = false;
+            for lock in first
+                .iter()
+                .flatten()
+                .filter_map(|i| txn::lock_of(&i.value))
+            {
+                if txn::decide(self.ctx.env, &lock.txn).await? == Some(State::Pending) {
+                    held = true;
+                    break;
                 }
             }
-            let mut same = held.is_empty();
+            let mut same = !held;
             for ((_, items, pk, sk, _), was) in gets.iter().zip(&first) {
                 if !same {
                     break;
@@ -609,16 +591,10 @@ impl Ops<'_> {
                     None => None,
                 };
                 let units = self.charge.units(|| {
-                    let size = seen
-                        .as_ref()
-                        .map(|i| stored_item(&i.value).map(|i| item_size(&i)))
-                        .transpose()?;
-                    Ok(2.0 * capacity::read_units(size.unwrap_or(0), true))
+                    let size = size_of(seen.as_ref().map(|i| &i.value))?;
+                    Ok(2.0 * capacity::read_units(size, true))
                 })?;
-                match charged.iter_mut().find(|(t, _)| *t == def.name) {
-                    Some((_, total)) => *total += units,
-                    None => charged.push((def.name.clone(), units)),
-                }
+                capacity::tally(&mut charged, &def.name, units);
                 responses.push(match (seen, projection) {
                     (None, _) => json!({}),
                     (Some(item), Some(paths)) => {

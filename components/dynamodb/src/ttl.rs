@@ -17,7 +17,7 @@
 
 use crate::api::Ops;
 use crate::error::DynamoError;
-use crate::params::{self, Type};
+use crate::params::{self, null_at, Type};
 use crate::schema::{TableDef, CATALOG, CATALOG_PK, DIRECTORY_PK};
 use chrono::{DateTime, Utc};
 use kit::table::{self, Change, Cond, Mutation, StoreError, Table};
@@ -116,12 +116,6 @@ struct Specification<'b> {
     attribute: &'b str,
 }
 
-fn null_at(path: &str) -> DynamoError {
-    DynamoError::validation(format!(
-        "1 validation error detected: Value null at '{path}' failed to satisfy constraint: Member must not be null"
-    ))
-}
-
 fn specification(body: &Value) -> Result<Specification<'_>, DynamoError> {
     let spec = body
         .get("TimeToLiveSpecification")
@@ -210,13 +204,8 @@ struct Cursor {
     within: Option<(String, String)>,
 }
 
-/// What is left of a sweep's [`Budget`].
-struct Left {
-    items: usize,
-    partitions: usize,
-}
-
-impl Left {
+impl Budget {
+    /// Whether nothing is left of it (a sweep counts its reads down from it).
     fn spent(&self) -> bool {
         self.items == 0 || self.partitions == 0
     }
@@ -287,10 +276,7 @@ async fn sweep_from_cursor(
         .iter()
         .position(|t| t.name >= cursor.table)
         .unwrap_or(0);
-    let mut left = Left {
-        items: budget.items,
-        partitions: budget.partitions,
-    };
+    let mut left = budget;
     let mut stopped = None;
     for def in tables.iter().cycle().skip(first).take(tables.len()) {
         let resume =
@@ -319,7 +305,7 @@ async fn sweep_table(
     def: &TableDef,
     resume: Option<&Cursor>,
     now: f64,
-    left: &mut Left,
+    left: &mut Budget,
     swept: &mut Swept,
 ) -> Result<Option<Cursor>, DynamoError> {
     let Some(attribute) = def.ttl.as_deref() else {
@@ -375,7 +361,7 @@ async fn sweep_partition(
     after: Option<&str>,
     attribute: &str,
     now: f64,
-    left: &mut Left,
+    left: &mut Budget,
     swept: &mut Swept,
 ) -> Result<Option<String>, DynamoError> {
     left.partitions = left.partitions.saturating_sub(1);

@@ -16,9 +16,10 @@
 //!    is deleted. A cancelled transaction releases its locks instead (the record goes
 //!    `aborted` first).
 //!
-//! Whoever meets a lock ([`settle`]) reads its record: `committed` → the item's next
-//! state is its value (a writer applies it first); `aborted`, or no record (deleted
-//! only once no lock of it is left) → the value before; `pending` → the value before
+//! Whoever meets a lock (writers through [`past_locks`], readers through [`visible`])
+//! reads its record: `committed` → the item's next state is its value (a writer
+//! applies it first); `aborted`, or no record (deleted only once no lock of it is
+//! left) → the value before; `pending` → the value before
 //! for a reader, and for a writer `TransactionConflictException` — unless the record is
 //! older than [`STALE_MS`], when its coordinator is taken for dead: the record is
 //! turned `aborted` (a conditional write: a coordinator still alive then fails its
@@ -31,7 +32,7 @@
 //! changed between the two reads and none is held by a pending transaction.
 
 use crate::error::{DynamoError, Kind};
-use crate::mutation::Write;
+use crate::mutation::{Outcome, Write};
 use kit::table::{self, Change, Cond, Mutation, StoreError, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -233,7 +234,7 @@ pub async fn decide(env: &kit::Env, txn: &str) -> Result<Option<State>, DynamoEr
 /// Settles the lock of transaction `txn` on item `(pk, sk)` of `items` for a writer
 /// about to write it: applies or releases it as the record decides. `Err` with
 /// `TransactionConflictException` while the transaction is live.
-pub async fn settle(
+async fn settle(
     env: &kit::Env,
     items: &dyn Table,
     pk: &str,
@@ -251,6 +252,33 @@ pub async fn settle(
     };
     items.mutate(pk, sk, &step).await?;
     Ok(())
+}
+
+/// `outcome`, the outcome of `mutation` on item `(pk, sk)` of `items`, or — while it is
+/// `Locked` — the outcome of running the mutation again once the lock is settled, at
+/// most `settles` times: what is still `Locked` after that is held by a live
+/// transaction (or by a new one each time). Every write of the endpoint passes the
+/// locks it meets through here.
+pub async fn past_locks(
+    env: &kit::Env,
+    items: &dyn Table,
+    (pk, sk): (&str, &str),
+    mutation: &dyn Mutation,
+    mut outcome: Outcome,
+    settles: usize,
+) -> Result<Outcome, DynamoError> {
+    for _ in 0..settles {
+        let Outcome::Locked { txn } = &outcome else {
+            break;
+        };
+        match settle(env, items, pk, sk, txn).await {
+            Ok(()) => {}
+            Err(e) if e.kind == Kind::TransactionConflict => break,
+            Err(e) => return Err(e),
+        }
+        outcome = crate::mutation::outcome(items.mutate(pk, sk, mutation).await?.note)?;
+    }
+    Ok(outcome)
 }
 
 /// The item at `(pk, sk)` as readers see it, from `item` as read: a lock's next state

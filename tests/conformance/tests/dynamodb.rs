@@ -416,6 +416,18 @@ pub async fn call(api: &Api, op: &str, body: &serde_json::Value) -> Result<confo
     api.send(Method::POST, "/dynamodb", &refs, Some(body)).await
 }
 
+/// One signed call that must answer 200: its answer.
+async fn call_ok(api: &Api, op: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+    let reply = call(api, op, body).await?;
+    ensure!(
+        reply.status == 200,
+        "{op}: {} {:?}",
+        reply.status,
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()
+}
+
 /// Expects DynamoDB's `__type` (after its `#`) and a message containing `says`.
 fn expect_dynamo_error(reply: &conformance::Reply, kind: &str, says: &str) -> Result<()> {
     let body = reply.json()?;
@@ -450,7 +462,7 @@ async fn on_demand_table(api: &Api, table: &str, keys: &[(&str, &str)]) -> Resul
         .iter()
         .map(|(name, kind)| serde_json::json!({"AttributeName": name, "AttributeType": kind}))
         .collect();
-    let made = call(
+    call_ok(
         api,
         "CreateTable",
         &serde_json::json!({
@@ -461,12 +473,6 @@ async fn on_demand_table(api: &Api, table: &str, keys: &[(&str, &str)]) -> Resul
         }),
     )
     .await?;
-    ensure!(
-        made.status == 200,
-        "CreateTable: {} {:?}",
-        made.status,
-        made.body
-    );
     Ok(())
 }
 
@@ -487,23 +493,19 @@ async fn limits_refuse_deep_items_long_keys_long_in_lists_and_paths_with_validat
         value
     };
     let put = |p: String, s: String, deep: serde_json::Value| serde_json::json!({"TableName": table, "Item": {"p": {"S": p}, "s": {"S": s}, "deep": deep}});
-    let ok = call(&api, "PutItem", &put("a".into(), "b".into(), nested(20))).await?;
-    ensure!(ok.status == 200, "20 levels: {} {:?}", ok.status, ok.body);
+    call_ok(&api, "PutItem", &put("a".into(), "b".into(), nested(20)))
+        .await
+        .context("20 levels")?;
     let deep = call(&api, "PutItem", &put("deep".into(), "b".into(), nested(40))).await?;
     expect_dynamo_error(&deep, "ValidationException", "Nesting Levels have exceeded")?;
 
-    let at_limit = call(
+    call_ok(
         &api,
         "PutItem",
         &put("k".repeat(2048), "s".repeat(1024), nested(0)),
     )
-    .await?;
-    ensure!(
-        at_limit.status == 200,
-        "keys at the limits: {} {:?}",
-        at_limit.status,
-        at_limit.body
-    );
+    .await
+    .context("keys at the limits")?;
     let long_pk = call(
         &api,
         "PutItem",
@@ -545,13 +547,9 @@ async fn limits_refuse_deep_items_long_keys_long_in_lists_and_paths_with_validat
             "ExpressionAttributeValues": values,
         })
     };
-    let hundred = call(&api, "Scan", &in_list(100)).await?;
-    ensure!(
-        hundred.status == 200,
-        "IN with 100: {} {:?}",
-        hundred.status,
-        hundred.body
-    );
+    call_ok(&api, "Scan", &in_list(100))
+        .await
+        .context("IN with 100")?;
     let too_many = call(&api, "Scan", &in_list(101)).await?;
     expect_dynamo_error(&too_many, "ValidationException", "too many operands")?;
 
@@ -563,18 +561,13 @@ async fn limits_refuse_deep_items_long_keys_long_in_lists_and_paths_with_validat
     )
     .await?;
     expect_dynamo_error(&long_path, "ValidationException", "nesting levels")?;
-    let at_path_limit = call(
+    call_ok(
         &api,
         "Scan",
         &serde_json::json!({"TableName": table, "ProjectionExpression": path(32)}),
     )
-    .await?;
-    ensure!(
-        at_path_limit.status == 200,
-        "32-step path: {} {:?}",
-        at_path_limit.status,
-        at_path_limit.body
-    );
+    .await
+    .context("32-step path")?;
 
     let scan = call(&api, "Scan", &serde_json::json!({"TableName": table})).await?;
     ensure!(
@@ -593,13 +586,12 @@ async fn request_signed_for_another_service_is_refused_and_deletes_nothing(
 ) -> Result<()> {
     let table = limits_table(&api).await?;
     let key = serde_json::json!({"p": {"S": "kept"}, "s": {"S": "1"}});
-    let put = call(
+    call_ok(
         &api,
         "PutItem",
         &serde_json::json!({"TableName": table, "Item": key}),
     )
     .await?;
-    ensure!(put.status == 200, "PutItem: {} {:?}", put.status, put.body);
 
     let body = serde_json::to_vec(&serde_json::json!({"TableName": table, "Key": key}))?;
     let authority = api.base.trim_start_matches("http://");
@@ -690,37 +682,24 @@ async fn expired_items_are_read_until_the_scheduler_deletes_them_and_others_stay
         .chain(&staying)
         .chain([&item("renewed", "1", n(now - 60))])
     {
-        let put = call(
+        call_ok(
             &api,
             "PutItem",
             &serde_json::json!({"TableName": table, "Item": it}),
         )
         .await?;
-        ensure!(put.status == 200, "PutItem: {} {:?}", put.status, put.body);
     }
     // Enabled after the items were written: they expire all the same.
-    let enabled = call(
-        &api,
-        "UpdateTimeToLive",
-        &serde_json::json!({"TableName": table, "TimeToLiveSpecification": {"Enabled": true, "AttributeName": "expires"}}),
-    )
-    .await?;
-    ensure!(
-        enabled.status == 200,
-        "UpdateTimeToLive: {} {:?}",
-        enabled.status,
-        enabled.body
-    );
+    call_ok(&api, "UpdateTimeToLive", &serde_json::json!({"TableName": table, "TimeToLiveSpecification": {"Enabled": true, "AttributeName": "expires"}})).await?;
     let key = |it: &serde_json::Value| serde_json::json!({"p": it["p"], "s": it["s"]});
     expect_item(&api, &table, &key(&expiring[0]), &expiring[0]).await?;
     let renewed = item("renewed", "1", n(now + 3600));
-    let put = call(
+    call_ok(
         &api,
         "PutItem",
         &serde_json::json!({"TableName": table, "Item": renewed}),
     )
     .await?;
-    ensure!(put.status == 200, "PutItem: {} {:?}", put.status, put.body);
 
     let mut left = expiring.len();
     for _ in 0..SWEEPS {
@@ -733,19 +712,13 @@ async fn expired_items_are_read_until_the_scheduler_deletes_them_and_others_stay
         }
         left = 0;
         for it in &expiring {
-            let read = call(
+            let read = call_ok(
                 &api,
                 "GetItem",
                 &serde_json::json!({"TableName": table, "Key": key(it)}),
             )
             .await?;
-            ensure!(
-                read.status == 200,
-                "GetItem: {} {:?}",
-                read.status,
-                read.body
-            );
-            left += usize::from(read.json()?.get("Item").is_some());
+            left += usize::from(read.get("Item").is_some());
         }
         if left == 0 {
             break;
@@ -777,13 +750,12 @@ async fn concurrent_transfers_conserve_the_total_and_never_overdraw_an_account(
     let mut expected = [100i64; ACCOUNTS];
     for (i, balance) in expected.iter().enumerate() {
         let item = serde_json::json!({"id": id(i), "balance": {"N": balance.to_string()}});
-        let put = call(
+        call_ok(
             &api,
             "PutItem",
             &serde_json::json!({"TableName": table, "Item": item}),
         )
         .await?;
-        ensure!(put.status == 200, "PutItem: {} {:?}", put.status, put.body);
     }
     let mut rng = Rng(0x7a11_5fe2 ^ chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64);
     let (mut happened, mut conflicts) = (0, 0);
@@ -851,19 +823,12 @@ async fn concurrent_transfers_conserve_the_total_and_never_overdraw_an_account(
         let gets: Vec<serde_json::Value> = (0..ACCOUNTS)
             .map(|i| serde_json::json!({"Get": {"TableName": table, "Key": {"id": id(i)}}}))
             .collect();
-        let read = call(
+        let read = call_ok(
             &api,
             "TransactGetItems",
             &serde_json::json!({"TransactItems": gets}),
         )
         .await?;
-        ensure!(
-            read.status == 200,
-            "TransactGetItems: {} {:?}",
-            read.status,
-            read.body
-        );
-        let read = read.json()?;
         let balances: Vec<i64> = (0..ACCOUNTS)
             .map(|i| {
                 read["Responses"][i]["Item"]["balance"]["N"]

@@ -116,18 +116,11 @@ impl Ops<'_> {
             };
             let mutations: Vec<_> = writes.iter().map(|w| (w.sk.clone(), blind(w))).collect();
             let notes = items.mutate_many(&pk, &mutations).await?;
-            for (w, note) in writes.into_iter().zip(notes) {
-                let mut outcome = mutation::outcome(note)?;
-                if let Outcome::Locked { txn } = &outcome {
-                    if crate::txn::settle(self.ctx.env, &*items, &pk, &w.sk, txn)
-                        .await
-                        .is_ok()
-                    {
-                        outcome =
-                            mutation::outcome(items.mutate(&pk, &w.sk, &*blind(&w)).await?.note)?;
-                    }
-                }
-                match outcome {
+            for ((w, note), (_, write)) in writes.into_iter().zip(notes).zip(&mutations) {
+                let first = mutation::outcome(note)?;
+                let key = (pk.as_str(), w.sk.as_str());
+                match crate::txn::past_locks(self.ctx.env, &*items, key, &**write, first, 1).await?
+                {
                     Outcome::Locked { .. } => {
                         let request = match &w.write {
                             Some(item) => json!({"PutRequest": {"Item": item}}),

@@ -4,8 +4,9 @@
 use super::*;
 
 /// Locks of transactions a write settles before it gives up with
-/// `TransactionConflictException` (each settled lock is a transaction that ended).
-pub(super) const LOCKS_SETTLED: usize = 4;
+/// `TransactionConflictException` (each settled lock is a transaction that ended):
+/// four tries in all.
+pub(super) const LOCKS_SETTLED: usize = 3;
 
 /// PutItem's and DeleteItem's answer: the item as it was, when `ReturnValues` asks
 /// for it.
@@ -14,16 +15,6 @@ pub(super) fn with_old(returns_old: bool, old: Option<Value>) -> Value {
         (true, Some(old)) => json!({ "Attributes": old }),
         _ => json!({}),
     }
-}
-
-/// The size of a stored item (its JSON as kept; none: an empty item), which a
-/// request's capacity units are reckoned from.
-pub(super) fn size_of(stored: Option<&Value>) -> Result<usize, DynamoError> {
-    Ok(stored
-        .map(stored_item)
-        .transpose()?
-        .as_ref()
-        .map_or(0, item_size))
 }
 
 impl Ops<'_> {
@@ -39,22 +30,16 @@ impl Ops<'_> {
         what: What,
     ) -> Result<(Option<Value>, Option<Value>), DynamoError> {
         let write = Write::new(self.body, condition.cloned(), what);
+        let first = mutation::outcome(items.mutate(pk, sk, &write).await?.note)?;
         // Each lock met is settled before the write runs again; only a live
         // transaction's lock stops it.
-        for _ in 0..LOCKS_SETTLED {
-            let mutated = items.mutate(pk, sk, &write).await?;
-            match mutation::outcome(mutated.note)? {
-                Outcome::Done { old, new } => return Ok((old, new)),
-                Outcome::ConditionFailed { old } => {
-                    return Err(condition_failed(self.body, old.as_ref()))
-                }
-                Outcome::Refused(e) => return Err(e),
-                Outcome::Locked { txn } => {
-                    crate::txn::settle(self.ctx.env, &**items, pk, sk, &txn).await?
-                }
-            }
+        let env = self.ctx.env;
+        match crate::txn::past_locks(env, &**items, (pk, sk), &write, first, LOCKS_SETTLED).await? {
+            Outcome::Done { old, new } => Ok((old, new)),
+            Outcome::ConditionFailed { old } => Err(condition_failed(self.body, old.as_ref())),
+            Outcome::Refused(e) => Err(e),
+            Outcome::Locked { .. } => Err(crate::txn::conflict()),
         }
-        Err(crate::txn::conflict())
     }
 
     pub(super) fn item_param(&self, name: &str) -> Result<Item, DynamoError> {

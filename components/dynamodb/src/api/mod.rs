@@ -317,6 +317,16 @@ fn condition_failed(body: &Value, current: Option<&Value>) -> DynamoError {
     e
 }
 
+/// The size of a stored item (its JSON as kept; none: an empty item), which a
+/// request's capacity units are reckoned from.
+pub(crate) fn size_of(stored: Option<&Value>) -> Result<usize, DynamoError> {
+    Ok(stored
+        .map(stored_item)
+        .transpose()?
+        .as_ref()
+        .map_or(0, item_size))
+}
+
 /// A stored item, typed again (stored by this endpoint, so it always parses).
 pub(crate) fn stored_item(value: &Value) -> Result<Item, DynamoError> {
     item_from_json(value).map_err(|e| DynamoError::internal(e.message))
