@@ -10,6 +10,7 @@
 //! that Scan finds it. `cargo test -p ddb-model` runs the unit tests.
 
 pub mod error;
+pub mod index;
 pub mod plain;
 pub mod schema;
 pub mod value;

@@ -17,6 +17,7 @@
 //! definitions are fixed here, every deployment has them, and they cannot be deleted.
 
 use crate::error::{DynamoError, Kind};
+use crate::index::{parse_indexes, IndexDef, IndexState};
 use crate::value::{AttrValue, Item};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -37,7 +38,7 @@ pub enum KeyType {
 }
 
 impl KeyType {
-    fn parse(text: &str) -> Result<Self, DynamoError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, DynamoError> {
         match text {
             "S" => Ok(KeyType::S),
             "N" => Ok(KeyType::N),
@@ -48,7 +49,7 @@ impl KeyType {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             KeyType::S => "S",
             KeyType::N => "N",
@@ -90,6 +91,9 @@ pub struct TableDef {
     /// times it lowered them on the day of the last decrease.
     #[serde(default, skip_serializing_if = "Changes::is_empty")]
     pub changes: Changes,
+    /// The table's secondary indexes, local and global, in the order created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexDef>,
 }
 
 /// The history of a table's provisioned units that DynamoDB describes.
@@ -166,6 +170,7 @@ pub fn movies() -> TableDef {
         tags: Vec::new(),
         ttl: None,
         changes: Changes::default(),
+        indexes: Vec::new(),
     }
 }
 
@@ -309,11 +314,31 @@ impl TableDef {
                 ))
             }
         };
-        let used = 1 + usize::from(range.is_some());
-        if defined.len() != used {
-            return Err(DynamoError::validation(
-                "One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
-            ));
+        let on_demand = billing.get("BillingMode").and_then(Value::as_str) == Some(PAY_PER_REQUEST);
+        let indexes = parse_indexes(req, &hash, range.as_ref(), &defined, on_demand)?;
+        if indexes.is_empty() {
+            let used = 1 + usize::from(range.is_some());
+            if defined.len() != used {
+                return Err(DynamoError::validation(
+                    "One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
+                ));
+            }
+        } else {
+            let mut used: Vec<&str> = vec![hash.name.as_str()];
+            used.extend(range.iter().map(|r| r.name.as_str()));
+            for index in &indexes {
+                used.extend(index.key_names());
+            }
+            kit::sorted::sort(&mut used);
+            used.dedup();
+            if defined.iter().any(|(n, _)| !used.contains(&n.as_str())) {
+                let names: Vec<&str> = defined.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(DynamoError::validation(format!(
+                    "One or more parameter values were invalid: Some AttributeDefinitions are not used. AttributeDefinitions: [{}], keys used: [{}]",
+                    names.join(", "),
+                    used.join(", ")
+                )));
+            }
         }
         Ok(Self {
             name: name.to_owned(),
@@ -326,7 +351,22 @@ impl TableDef {
             tags: Vec::new(),
             ttl: None,
             changes: Changes::default(),
+            indexes,
         })
+    }
+
+    /// The index named `name` that reads may use (not one being deleted).
+    pub fn index(&self, name: &str) -> Option<&IndexDef> {
+        self.indexes
+            .iter()
+            .find(|i| i.name == name && i.state != IndexState::Deleting)
+    }
+
+    /// The indexes writes keep up to date (every one but those being deleted).
+    pub fn maintained_indexes(&self) -> impl Iterator<Item = &IndexDef> {
+        self.indexes
+            .iter()
+            .filter(|i| i.state != IndexState::Deleting)
     }
 
     /// The table-layer table of this table's items.
@@ -417,6 +457,18 @@ impl TableDef {
             key_schema.push(json!({"AttributeName": range.name, "KeyType": "RANGE"}));
             defs.push(json!({"AttributeName": range.name, "AttributeType": range.kind.name()}));
         }
+        for attr in self
+            .indexes
+            .iter()
+            .flat_map(|i| std::iter::once(&i.hash).chain(&i.range))
+        {
+            if !defs
+                .iter()
+                .any(|d| d["AttributeName"] == attr.name.as_str())
+            {
+                defs.push(json!({"AttributeName": attr.name, "AttributeType": attr.kind.name()}));
+            }
+        }
         let mut desc = json!({
             "TableName": self.name,
             "TableStatus": status,
@@ -442,6 +494,20 @@ impl TableDef {
         }
         if let Some(at) = self.changes.last_decrease {
             desc["ProvisionedThroughput"]["LastDecreaseDateTime"] = json!(at);
+        }
+        for (field, global) in [
+            ("LocalSecondaryIndexes", false),
+            ("GlobalSecondaryIndexes", true),
+        ] {
+            let described: Vec<Value> = self
+                .indexes
+                .iter()
+                .filter(|i| i.global == global)
+                .map(|i| i.description(self))
+                .collect();
+            if !described.is_empty() {
+                desc[field] = Value::Array(described);
+            }
         }
         if self.billing.get("BillingMode").and_then(Value::as_str) == Some(PAY_PER_REQUEST) {
             desc["BillingModeSummary"] = json!({

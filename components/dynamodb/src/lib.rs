@@ -21,6 +21,7 @@
 mod api;
 mod capacity;
 pub mod expr;
+pub mod indexes;
 mod legacy;
 pub mod mutation;
 mod operation;
@@ -33,7 +34,7 @@ pub mod ttl;
 pub mod txn;
 
 // The data model, shared with the movies API (whose data is the built-in `Movies`).
-pub use ddb_model::{error, schema, value};
+pub use ddb_model::{error, index, schema, value};
 
 pub use api::{BODY_LIMIT, CONTENT_TYPE, TARGET_PREFIX};
 pub use operation::Operation;

@@ -117,7 +117,7 @@ pub fn mutations(kind: &str, args: Value) -> Option<Box<dyn Mutation>> {
         KIND => Write::from_args(args).map(|w| Box::new(w) as Box<dyn Mutation>),
         crate::ttl::KIND => crate::ttl::expire_from_args(&args).map(|e| Box::new(e) as _),
         crate::txn::KIND => crate::txn::step_from_args(args).map(|s| Box::new(s) as _),
-        _ => None,
+        other => crate::indexes::mutation_from(other, &args),
     }
 }
 

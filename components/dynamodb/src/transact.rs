@@ -5,6 +5,7 @@
 
 use crate::api::{expressions, size_of, stored_item, table_name_in, Ops};
 use crate::error::{DynamoError, Kind};
+use crate::indexes::{Indexed, Outbox};
 use crate::mutation::{self, Outcome, What, Write};
 use crate::params::null_at;
 use crate::schema::{self, TableDef};
@@ -163,6 +164,7 @@ fn partitions(actions: &[Action]) -> Vec<Vec<usize>> {
 async fn run_steps(
     actions: &[Action],
     txn: &str,
+    now_ms: i64,
     step: impl Fn(&Action) -> Step,
 ) -> Result<Vec<Value>, DynamoError> {
     let mut notes = vec![Value::Null; actions.len()];
@@ -172,11 +174,17 @@ async fn run_steps(
             .iter()
             .map(|&i| {
                 let a = &actions[i];
+                let step = step(a);
+                // A prepared write's index keys are checked as the write's own would be.
+                let check = matches!(step, Step::Prepare(_));
                 let step = TxnStep {
                     txn: txn.to_owned(),
-                    step: step(a),
+                    step,
                 };
-                (a.sk.clone(), Box::new(step) as Box<dyn Mutation>)
+                (
+                    a.sk.clone(),
+                    Indexed::wrap(Box::new(step), &a.def, now_ms, check),
+                )
             })
             .collect();
         let noted = first.items.mutate_many(&first.pk, &steps).await?;
@@ -238,6 +246,7 @@ impl Ops<'_> {
                         "Item size has exceeded the maximum allowed size",
                     ));
                 }
+                crate::api::check_index_keys(&def, &item)?;
                 (
                     def.key_of(&item, false)?,
                     What::Put(item_to_json(&item)),
@@ -408,7 +417,26 @@ impl Ops<'_> {
             Some((key, Token::Run(record))) => Some((key, record)),
             None => None,
         };
+        // Items of indexed tables are recorded in the outbox before they are locked,
+        // and propagated once the transaction is over (applied or released).
+        let mut outboxes = Vec::new();
+        for (i, a) in actions.iter().enumerate() {
+            if actions[..i].iter().any(|b| b.def.name == a.def.name) {
+                continue;
+            }
+            let keys: Vec<(String, String)> = actions
+                .iter()
+                .filter(|b| b.def.name == a.def.name)
+                .map(|b| (b.pk.clone(), b.sk.clone()))
+                .collect();
+            if let Some(outbox) = Outbox::record(env, &a.def, &keys).await? {
+                outboxes.push((a, keys, outbox));
+            }
+        }
         let outcome = self.commit(&actions, &*records, &id, token.as_ref()).await;
+        for (a, keys, outbox) in outboxes {
+            outbox.finish(env, &a.def, &*a.items, &keys).await?;
+        }
         // A cancelled transaction did nothing: its token may run it again. After any
         // other failure the token keeps naming the transaction, whose record says
         // whether it happened when the request is sent again.
@@ -445,6 +473,7 @@ impl Ops<'_> {
         token: Option<&(String, TokenRecord)>,
     ) -> Result<(), DynamoError> {
         let env = self.ctx.env;
+        let now_ms = self.now_ms();
         // Partitions the writes may create are listed before anything must be undone.
         let mut listed: Vec<(&str, &str)> = Vec::new();
         for a in actions.iter().filter(|a| a.creates) {
@@ -467,12 +496,12 @@ impl Ops<'_> {
         let reasons = match prepared {
             Ok(reasons) => reasons,
             Err(e) => {
-                let _ = abort(actions, records, id, &mut record, version).await;
+                let _ = abort(actions, records, (id, now_ms), &mut record, version).await;
                 return Err(e);
             }
         };
         if reasons.iter().any(|r| r["Code"] != "None") {
-            abort(actions, records, id, &mut record, version).await?;
+            abort(actions, records, (id, now_ms), &mut record, version).await?;
             return Err(canceled(reasons));
         }
         record.state = State::Committed;
@@ -481,7 +510,7 @@ impl Ops<'_> {
             Ok(_) => {}
             // Taken for dead and aborted by someone who met a lock: nothing happened.
             Err(StoreError::ConditionFailed) => {
-                run_steps(actions, id, |_| Step::Release).await?;
+                run_steps(actions, id, now_ms, |_| Step::Release).await?;
                 records.delete(id, "", Cond::Any).await?;
                 return Err(canceled(
                     actions.iter().map(|_| conflict_reason()).collect(),
@@ -501,7 +530,7 @@ impl Ops<'_> {
         }
         // Past the commit point: every reader sees the writes; applying them only
         // drops the locks (a coordinator dying here leaves that to the next writer).
-        run_steps(actions, id, |_| Step::Apply).await?;
+        run_steps(actions, id, now_ms, |_| Step::Apply).await?;
         records.delete(id, "", Cond::Any).await?;
         Ok(())
     }
@@ -510,16 +539,19 @@ impl Ops<'_> {
     /// locked). A lock of another transaction that has ended is settled, and the item
     /// tried again.
     async fn prepare(&self, actions: &[Action], id: &str) -> Result<Vec<Value>, DynamoError> {
-        let notes = run_steps(actions, id, |a| Step::Prepare(a.write.clone())).await?;
+        let now_ms = self.now_ms();
+        let notes = run_steps(actions, id, now_ms, |a| Step::Prepare(a.write.clone())).await?;
         let mut reasons = Vec::with_capacity(actions.len());
         for (a, note) in actions.iter().zip(notes) {
             let step = TxnStep {
                 txn: id.to_owned(),
                 step: Step::Prepare(a.write.clone()),
             };
+            let step = Indexed::wrap(Box::new(step), &a.def, now_ms, true);
             let first = mutation::outcome(note)?;
             let key = (a.pk.as_str(), a.sk.as_str());
-            let outcome = txn::past_locks(self.ctx.env, &*a.items, key, &step, first, 1).await?;
+            let outcome =
+                txn::past_locks(self.ctx.env, &a.def, &*a.items, key, &*step, first, 1).await?;
             reasons.push(match outcome {
                 Outcome::Done { .. } => json!({"Code": "None"}),
                 Outcome::ConditionFailed { old } => {
@@ -616,7 +648,7 @@ impl Ops<'_> {
 async fn abort(
     actions: &[Action],
     records: &dyn Table,
-    id: &str,
+    (id, now_ms): (&str, i64),
     record: &mut Record,
     version: u64,
 ) -> Result<(), DynamoError> {
@@ -626,7 +658,7 @@ async fn abort(
         Ok(_) | Err(StoreError::ConditionFailed) => {}
         Err(e) => return Err(e.into()),
     }
-    run_steps(actions, id, |_| Step::Release).await?;
+    run_steps(actions, id, now_ms, |_| Step::Release).await?;
     records.delete(id, "", Cond::Any).await?;
     Ok(())
 }

@@ -52,9 +52,17 @@ pub struct Swept {
     pub partitions: usize,
     pub examined: usize,
     pub deleted: usize,
+    /// Items of requests that died before propagating them to their indexes, brought
+    /// up to date ([`crate::indexes::redrive`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub redriven: usize,
     /// The sweep stopped at its budget before the end of the tables: the next one goes
     /// on from there (else the next starts a new pass).
     pub more: bool,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Whether `item` (DynamoDB JSON) has expired by `now` (seconds since the epoch) under
@@ -244,6 +252,8 @@ async fn sweep_from_cursor(
     budget: Budget,
 ) -> Result<Swept, DynamoError> {
     let now = now.timestamp_millis() as f64 / 1000.0;
+    // Requests that died mid-write first: each outbox entry is a few calls per item.
+    let redriven = crate::indexes::redrive(env, (budget.partitions / 20).max(1)).await?;
     let catalog = env.table(CATALOG)?;
     let mut tables = Vec::new();
     let mut after: Option<String> = None;
@@ -263,7 +273,10 @@ async fn sweep_from_cursor(
             None => break,
         }
     }
-    let mut swept = Swept::default();
+    let mut swept = Swept {
+        redriven: redriven.items,
+        ..Swept::default()
+    };
     if tables.is_empty() {
         return Ok(swept);
     }
@@ -308,9 +321,9 @@ async fn sweep_table(
     left: &mut Budget,
     swept: &mut Swept,
 ) -> Result<Option<Cursor>, DynamoError> {
-    let Some(attribute) = def.ttl.as_deref() else {
+    if def.ttl.is_none() {
         return Ok(None);
-    };
+    }
     let items = env.table(&def.storage_name())?;
     let directory = env.table(&def.directory_name())?;
     let mut at = Cursor {
@@ -321,7 +334,7 @@ async fn sweep_table(
     };
     if let Some((pk, sk)) = resume.and_then(|c| c.within.as_ref()) {
         if let Some(stop) =
-            sweep_partition(&*items, pk, Some(sk), attribute, now, left, swept).await?
+            sweep_partition((env, def), &*items, pk, Some(sk), now, left, swept).await?
         {
             at.within = Some((pk.clone(), stop));
             return Ok(Some(at));
@@ -340,7 +353,7 @@ async fn sweep_table(
                 return Ok(Some(at));
             }
             if let Some(stop) =
-                sweep_partition(&*items, &partition.sk, None, attribute, now, left, swept).await?
+                sweep_partition((env, def), &*items, &partition.sk, None, now, left, swept).await?
             {
                 at.within = Some((partition.sk.clone(), stop));
                 return Ok(Some(at));
@@ -356,14 +369,16 @@ async fn sweep_table(
 /// Deletes the expired items of partition `pk` after sort key `after`, reading while
 /// budget is left; returns the last sort key read when it stopped before the end.
 async fn sweep_partition(
+    (env, def): (&kit::Env, &TableDef),
     items: &dyn Table,
     pk: &str,
     after: Option<&str>,
-    attribute: &str,
     now: f64,
     left: &mut Budget,
     swept: &mut Swept,
 ) -> Result<Option<String>, DynamoError> {
+    let attribute = def.ttl.as_deref().unwrap_or_default();
+    let now_ms = (now * 1000.0) as i64;
     left.partitions = left.partitions.saturating_sub(1);
     swept.partitions += 1;
     let mut after = after.map(str::to_owned);
@@ -379,13 +394,12 @@ async fn sweep_partition(
         swept.examined += page.items.len();
         for item in &page.items {
             if expired(&item.value, attribute, now) {
-                doomed.push((
-                    item.sk.clone(),
-                    Box::new(Expire {
-                        attribute: attribute.to_owned(),
-                        now,
-                    }),
-                ));
+                let expire = Box::new(Expire {
+                    attribute: attribute.to_owned(),
+                    now,
+                });
+                let expire = crate::indexes::Indexed::wrap(expire, def, now_ms, false);
+                doomed.push((item.sk.clone(), expire));
             }
         }
         match page.next {
@@ -394,7 +408,14 @@ async fn sweep_partition(
         }
     };
     if !doomed.is_empty() {
-        let notes = items.mutate_many(pk, &doomed).await?;
+        let keys: Vec<(String, String)> = doomed
+            .iter()
+            .map(|(sk, _)| (pk.to_owned(), sk.clone()))
+            .collect();
+        let notes = crate::indexes::around(env, def, items, &keys, async {
+            Ok(items.mutate_many(pk, &doomed).await?)
+        })
+        .await?;
         swept.deleted += notes.iter().filter(|n| n.as_bool() == Some(true)).count();
     }
     Ok(stop)

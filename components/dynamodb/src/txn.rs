@@ -234,8 +234,9 @@ pub async fn decide(env: &kit::Env, txn: &str) -> Result<Option<State>, DynamoEr
 /// Settles the lock of transaction `txn` on item `(pk, sk)` of `items` for a writer
 /// about to write it: applies or releases it as the record decides. `Err` with
 /// `TransactionConflictException` while the transaction is live.
-async fn settle(
+pub(crate) async fn settle(
     env: &kit::Env,
+    def: &crate::schema::TableDef,
     items: &dyn Table,
     pk: &str,
     sk: &str,
@@ -250,7 +251,9 @@ async fn settle(
         txn: txn.to_owned(),
         step,
     };
-    items.mutate(pk, sk, &step).await?;
+    let now_ms = env.clock.now().timestamp_millis();
+    let step = crate::indexes::Indexed::wrap(Box::new(step), def, now_ms, false);
+    items.mutate(pk, sk, &*step).await?;
     Ok(())
 }
 
@@ -261,6 +264,7 @@ async fn settle(
 /// locks it meets through here.
 pub async fn past_locks(
     env: &kit::Env,
+    def: &crate::schema::TableDef,
     items: &dyn Table,
     (pk, sk): (&str, &str),
     mutation: &dyn Mutation,
@@ -271,7 +275,7 @@ pub async fn past_locks(
         let Outcome::Locked { txn } = &outcome else {
             break;
         };
-        match settle(env, items, pk, sk, txn).await {
+        match settle(env, def, items, pk, sk, txn).await {
             Ok(()) => {}
             Err(e) if e.kind == Kind::TransactionConflict => break,
             Err(e) => return Err(e),
@@ -290,7 +294,8 @@ pub async fn visible(
     item: table::Item,
 ) -> Result<Option<table::Item>, DynamoError> {
     let Some(lock) = lock_of(&item.value) else {
-        return Ok(Some(item));
+        // System data other than a lock (an index marker) is no reader's business.
+        return Ok(before(&item.value).map(|value| table::Item { value, ..item }));
     };
     let value = match decide(env, &lock.txn).await? {
         Some(State::Committed) => after(&item.value, &lock),

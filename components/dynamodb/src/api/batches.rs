@@ -55,6 +55,7 @@ impl Ops<'_> {
                                 "Item size has exceeded the maximum allowed size",
                             ));
                         }
+                        check_index_keys(&def, &item)?;
                         let json = item_to_json(&item);
                         units += capacity::write_units(size);
                         (def.key_of(&item, false)?, Some(json.clone()), json)
@@ -101,6 +102,44 @@ impl Ops<'_> {
                 None => groups.push((def, items, pk, vec![planned])),
             }
         }
+        // Each indexed table's writes are recorded in the outbox first, and propagated
+        // once all are done.
+        let mut outboxes = Vec::new();
+        for (def, items, _, _) in &groups {
+            if outboxes
+                .iter()
+                .any(|(d, _, _, _): &(TableDef, _, _, _)| d.name == def.name)
+            {
+                continue;
+            }
+            let keys: Vec<(String, String)> = groups
+                .iter()
+                .filter(|(d, ..)| d.name == def.name)
+                .flat_map(|(_, _, pk, writes)| {
+                    writes.iter().map(move |w| (pk.clone(), w.sk.clone()))
+                })
+                .collect();
+            if let Some(outbox) = crate::indexes::Outbox::record(self.ctx.env, def, &keys).await? {
+                outboxes.push((def.clone(), items.clone(), keys, outbox));
+            }
+        }
+        let written = self.batch_groups(groups).await;
+        for (def, items, keys, outbox) in outboxes {
+            outbox.finish(self.ctx.env, &def, &*items, &keys).await?;
+        }
+        let unprocessed = written?;
+        let mut answer = json!({ "UnprocessedItems": unprocessed });
+        self.charge.attach_all(&mut answer, &charged);
+        Ok(answer)
+    }
+
+    /// Writes each partition's group of a BatchWriteItem in one call; returns the
+    /// `UnprocessedItems`.
+    async fn batch_groups(
+        &self,
+        groups: Vec<Partition>,
+    ) -> Result<serde_json::Map<String, Value>, DynamoError> {
+        let now_ms = self.now_ms();
         let mut unprocessed = serde_json::Map::new();
         let mut graph: Vec<(TableDef, Value, Option<Value>)> = Vec::new();
         for (def, items, pk, writes) in groups {
@@ -112,14 +151,20 @@ impl Ops<'_> {
                     Some(value) => What::Put(value.clone()),
                     None => What::Delete,
                 };
-                Box::new(Write::new(&json!({}), None, what))
+                crate::indexes::Indexed::wrap(
+                    Box::new(Write::new(&json!({}), None, what)),
+                    &def,
+                    now_ms,
+                    true,
+                )
             };
             let mutations: Vec<_> = writes.iter().map(|w| (w.sk.clone(), blind(w))).collect();
             let notes = items.mutate_many(&pk, &mutations).await?;
             for ((w, note), (_, write)) in writes.into_iter().zip(notes).zip(&mutations) {
                 let first = mutation::outcome(note)?;
                 let key = (pk.as_str(), w.sk.as_str());
-                match crate::txn::past_locks(self.ctx.env, &*items, key, &**write, first, 1).await?
+                match crate::txn::past_locks(self.ctx.env, &def, &*items, key, &**write, first, 1)
+                    .await?
                 {
                     Outcome::Locked { .. } => {
                         let request = match &w.write {
@@ -147,9 +192,7 @@ impl Ops<'_> {
             let changes = graph.iter().map(|(_, k, now)| (k, now.as_ref())).collect();
             self.graph_sync(def, changes).await?;
         }
-        let mut answer = json!({ "UnprocessedItems": unprocessed });
-        self.charge.attach_all(&mut answer, &charged);
-        Ok(answer)
+        Ok(unprocessed)
     }
 
     /// BatchGetItem: up to 100 keys over any tables, each table with its own

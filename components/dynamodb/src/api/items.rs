@@ -23,18 +23,25 @@ impl Ops<'_> {
     /// item as it was and, for an update, as it is now.
     pub(super) async fn write_if(
         &self,
-        items: &Rc<dyn Table>,
+        (def, items): (&TableDef, &Rc<dyn Table>),
         pk: &str,
         sk: &str,
         condition: Option<&Cond>,
         what: What,
     ) -> Result<(Option<Value>, Option<Value>), DynamoError> {
         let write = Write::new(self.body, condition.cloned(), what);
-        let first = mutation::outcome(items.mutate(pk, sk, &write).await?.note)?;
-        // Each lock met is settled before the write runs again; only a live
-        // transaction's lock stops it.
+        let write = crate::indexes::Indexed::wrap(Box::new(write), def, self.now_ms(), true);
         let env = self.ctx.env;
-        match crate::txn::past_locks(env, &**items, (pk, sk), &write, first, LOCKS_SETTLED).await? {
+        let keys = [(pk.to_owned(), sk.to_owned())];
+        let outcome = crate::indexes::around(env, def, &**items, &keys, async {
+            let first = mutation::outcome(items.mutate(pk, sk, &*write).await?.note)?;
+            // Each lock met is settled before the write runs again; only a live
+            // transaction's lock stops it.
+            crate::txn::past_locks(env, def, &**items, (pk, sk), &*write, first, LOCKS_SETTLED)
+                .await
+        })
+        .await?;
+        match outcome {
             Outcome::Done { old, new } => Ok((old, new)),
             Outcome::ConditionFailed { old } => Err(condition_failed(self.body, old.as_ref())),
             Outcome::Refused(e) => Err(e),
@@ -74,12 +81,13 @@ impl Ops<'_> {
             ));
         }
         let (pk, sk) = def.key_of(&item, false)?;
+        check_index_keys(&def, &item)?;
         let returns_old = self.returns_old()?;
         let value = item_to_json(&item);
         self.list_partition(&def, &pk).await?;
         let (old, _) = self
             .write_if(
-                &items,
+                (&def, &items),
                 &pk,
                 &sk,
                 exprs.condition.as_ref(),
@@ -143,7 +151,7 @@ impl Ops<'_> {
             actions: exprs.update.clone(),
         };
         let (old, new) = self
-            .write_if(&items, &pk, &sk, exprs.condition.as_ref(), what)
+            .write_if((&def, &items), &pk, &sk, exprs.condition.as_ref(), what)
             .await?;
         if let Some(new) = &new {
             self.graph_sync(&def, vec![(new, Some(new))]).await?;
@@ -182,7 +190,13 @@ impl Ops<'_> {
         let returns_old = self.returns_old()?;
         // One atomic read-and-delete, so the old item returned is the one deleted.
         let (old, _) = self
-            .write_if(&items, &pk, &sk, exprs.condition.as_ref(), What::Delete)
+            .write_if(
+                (&def, &items),
+                &pk,
+                &sk,
+                exprs.condition.as_ref(),
+                What::Delete,
+            )
             .await?;
         if old.is_some() {
             self.graph_sync(&def, vec![(&item_to_json(&key), None)])

@@ -317,6 +317,15 @@ fn condition_failed(body: &Value, current: Option<&Value>) -> DynamoError {
     e
 }
 
+/// Refuses an item whose index key attributes `def`'s indexes cannot hold, before
+/// anything is written.
+pub(crate) fn check_index_keys(def: &TableDef, item: &Item) -> Result<(), DynamoError> {
+    for index in def.maintained_indexes() {
+        index.entry_key(def, item)?;
+    }
+    Ok(())
+}
+
 /// The size of a stored item (its JSON as kept; none: an empty item), which a
 /// request's capacity units are reckoned from.
 pub(crate) fn size_of(stored: Option<&Value>) -> Result<usize, DynamoError> {
@@ -361,6 +370,11 @@ pub(crate) fn table_name_in(body: &Value) -> Result<&str, DynamoError> {
 impl Ops<'_> {
     pub(crate) fn table_name(&self) -> Result<&str, DynamoError> {
         table_name_in(self.body)
+    }
+
+    /// The request's time in milliseconds since the epoch.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.ctx.now.timestamp_millis()
     }
 
     /// The request's time, in seconds since the epoch with milliseconds (DynamoDB's

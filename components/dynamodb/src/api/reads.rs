@@ -2,6 +2,7 @@
 //! projections.
 
 use super::*;
+use crate::index::{check_index_name, escape, IndexDef, IndexState, Projection};
 
 /// The most partitions one Scan request reads items from once it has read an item:
 /// bounds its storage reads (the directory and one read per partition) whatever
@@ -60,7 +61,6 @@ pub(super) const READ_CHUNK: usize = 256;
 /// condition; `key` holds the partition key's attribute), in which direction.
 pub(super) struct KeyRange<'q> {
     pk: &'q str,
-    def: &'q TableDef,
     key: &'q Item,
     range: Option<&'q Cond>,
     forward: bool,
@@ -80,10 +80,10 @@ pub(super) fn range_start(def: &TableDef, key: &Item, range: &Cond) -> Option<St
     def.key_of(&bound, false).ok().map(|(_, sk)| sk)
 }
 
-/// The table-layer sort key every match of a Query's sort-key condition lies below,
-/// when the condition has an upper bound (`=`, `<`, `<=`, `BETWEEN`): a reverse read
-/// starts there.
-pub(super) fn range_end(def: &TableDef, key: &Item, range: &Cond) -> Option<String> {
+/// The encoded sort-key value every match of a Query's sort-key condition lies at or
+/// below (`inclusive`) or below, when the condition has an upper bound (`=`, `<`, `<=`,
+/// `BETWEEN`): a reverse read starts there.
+pub(super) fn range_upper(def: &TableDef, key: &Item, range: &Cond) -> Option<(String, bool)> {
     let (value, inclusive) = match range {
         Cond::Compare(_, Cmp::Lt, Operand::Value(v)) => (v, false),
         Cond::Compare(_, Cmp::Eq | Cmp::Le, Operand::Value(v))
@@ -92,12 +92,8 @@ pub(super) fn range_end(def: &TableDef, key: &Item, range: &Cond) -> Option<Stri
     };
     let mut bound = key.clone();
     bound.insert(def.range.as_ref()?.name.clone(), value.clone());
-    let (_, mut sk) = def.key_of(&bound, false).ok()?;
-    if inclusive {
-        // The least key above `sk`.
-        sk.push('\0');
-    }
-    Some(sk)
+    let (_, sk) = def.key_of(&bound, false).ok()?;
+    Some((sk, inclusive))
 }
 
 /// A sort key just below `sk`, so that reading after it starts at `sk`. Keys between
@@ -158,7 +154,7 @@ impl<'e> Reading<'e> {
         true
     }
 
-    pub(super) fn answer(self, def: &TableDef, count_only: bool) -> Value {
+    pub(super) fn answer(self, source: &Source<'_>, count_only: bool) -> Value {
         let mut answer = json!({ "Count": self.out.len(), "ScannedCount": self.scanned });
         if !count_only {
             answer["Items"] = Value::Array(self.out.iter().map(item_to_json).collect());
@@ -167,7 +163,7 @@ impl<'e> Reading<'e> {
         // carries LastEvaluatedKey even when nothing follows (the next page is empty).
         if self.more || self.scanned == self.limit {
             if let Some(last) = &self.last {
-                answer["LastEvaluatedKey"] = item_to_json(&def.key_attributes(last));
+                answer["LastEvaluatedKey"] = item_to_json(&source.key_attributes(last));
             }
         }
         answer
@@ -179,6 +175,36 @@ pub(super) struct StartKey {
     key: Item,
     pk: String,
     sk: String,
+}
+
+/// Where a Query or Scan reads: the table, or one of its indexes (`IndexName`).
+pub(super) struct Source<'d> {
+    def: &'d TableDef,
+    index: Option<&'d IndexDef>,
+    /// The keys the read goes by: the table's, or the index's.
+    view: TableDef,
+    /// The table-layer table read: the table's items or the index's entries.
+    items: Rc<dyn Table>,
+    directory: Rc<dyn Table>,
+    /// The table's items, for a local index's attributes it does not hold.
+    base: Rc<dyn Table>,
+    /// Every item read is read again from the table (a local index asked for more than
+    /// it projects).
+    fetch: bool,
+}
+
+impl Source<'_> {
+    fn key_attributes(&self, item: &Item) -> Item {
+        match self.index {
+            Some(index) => index.key_attributes(self.def, item),
+            None => self.def.key_attributes(item),
+        }
+    }
+
+    /// The names of the keys a Query's filter may not name.
+    fn key_names(&self) -> Vec<&str> {
+        self.view.key_names()
+    }
 }
 
 impl Ops<'_> {
@@ -195,27 +221,176 @@ impl Ops<'_> {
         }
     }
 
-    /// Whether `Select` asks for the count only.
-    pub(super) fn count_only(&self) -> Result<bool, DynamoError> {
-        match self.body.get("Select").and_then(Value::as_str) {
-            None | Some("ALL_ATTRIBUTES") | Some("SPECIFIC_ATTRIBUTES") => Ok(false),
-            Some("COUNT") => Ok(true),
-            Some(other) => Err(DynamoError::validation(format!(
-                "1 validation error detected: Value '{other}' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"
-            ))),
+    /// The source a Query or Scan reads (its `IndexName`, checked as DynamoDB checks
+    /// it, with its `Select` and projection), and whether it asks for the count only.
+    pub(super) async fn source<'d>(
+        &self,
+        def: &'d TableDef,
+        items: Rc<dyn Table>,
+        exprs: &Expressions,
+    ) -> Result<(Source<'d>, bool), DynamoError> {
+        let select = self.body.get("Select").and_then(Value::as_str);
+        let index_name = text_param(self.body, "IndexName")?;
+        if let Some(select) = select {
+            let known = [
+                "ALL_ATTRIBUTES",
+                "ALL_PROJECTED_ATTRIBUTES",
+                "SPECIFIC_ATTRIBUTES",
+                "COUNT",
+            ];
+            if !known.contains(&select) {
+                return Err(DynamoError::validation(format!(
+                    "1 validation error detected: Value '{select}' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"
+                )));
+            }
+            if select == "SPECIFIC_ATTRIBUTES" && exprs.projection.is_none() {
+                return Err(DynamoError::validation(
+                    "1 validation error detected: SPECIFIC_ATTRIBUTES requires a ProjectionExpression or AttributesToGet",
+                ));
+            }
+            if select != "SPECIFIC_ATTRIBUTES" && exprs.projection.is_some() {
+                return Err(DynamoError::validation(format!(
+                    "Cannot specify the ProjectionExpression or AttributesToGet when choosing to get {select}"
+                )));
+            }
         }
+        let count_only = select == Some("COUNT");
+        let directory = self.ctx.env.table(&def.directory_name())?;
+        let Some(name) = index_name else {
+            if select == Some("ALL_PROJECTED_ATTRIBUTES") {
+                return Err(DynamoError::validation(
+                    "One or more parameter values were invalid: Select type ALL_PROJECTED_ATTRIBUTES is only allowed when querying an index",
+                ));
+            }
+            let source = Source {
+                def,
+                index: None,
+                view: def.clone(),
+                items: items.clone(),
+                directory,
+                base: items,
+                fetch: false,
+            };
+            return Ok((source, count_only));
+        };
+        check_index_name(name)?;
+        let index = def.index(name).ok_or_else(|| {
+            DynamoError::validation(format!(
+                "The table does not have the specified index: {name}"
+            ))
+        })?;
+        if matches!(index.state, IndexState::Creating { .. }) {
+            return Err(DynamoError::validation(format!(
+                "Cannot read from backfilling global secondary index: {name}"
+            )));
+        }
+        if index.global && Self::consistent(self.body) {
+            return Err(DynamoError::validation(
+                "Consistent reads are not supported on global secondary indexes",
+            ));
+        }
+        let mut wanted: Vec<&str> = exprs
+            .projection
+            .iter()
+            .flatten()
+            .map(|p| p.head())
+            .collect();
+        if let Some(filter) = &exprs.filter {
+            wanted.extend(filter.paths().into_iter().map(|p| p.head()));
+        }
+        let missing: Vec<&str> = wanted
+            .into_iter()
+            .filter(|name| !index.projects(def, name))
+            .collect();
+        let all_asked = select == Some("ALL_ATTRIBUTES") && index.projection != Projection::All;
+        if index.global && all_asked {
+            return Err(DynamoError::validation(format!(
+                "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not supported for global secondary index {name} because its projection type is not ALL"
+            )));
+        }
+        if index.global && !missing.is_empty() {
+            return Err(DynamoError::validation(format!(
+                "One or more parameter values were invalid: Global secondary index {name} does not project the attribute(s) asked for: {}",
+                missing.join(", ")
+            )));
+        }
+        let source = Source {
+            def,
+            index: Some(index),
+            view: index.as_table(def),
+            items: self.ctx.env.table(&index.storage_name(def))?,
+            directory: self.ctx.env.table(&index.directory_name(def))?,
+            base: items,
+            fetch: all_asked || !missing.is_empty(),
+        };
+        Ok((source, count_only))
     }
 
-    /// `ExclusiveStartKey`, as given and as a table-layer key.
-    pub(super) fn exclusive_start(&self, def: &TableDef) -> Result<Option<StartKey>, DynamoError> {
-        match self.body.get("ExclusiveStartKey") {
-            Some(json) => {
-                let key = item_from_json(json)?;
-                let (pk, sk) = def.key_of(&key, true)?;
-                Ok(Some(StartKey { key, pk, sk }))
+    /// `ExclusiveStartKey`, as given and as a table-layer key of `source`.
+    pub(super) fn exclusive_start(
+        &self,
+        source: &Source<'_>,
+    ) -> Result<Option<StartKey>, DynamoError> {
+        let Some(json) = self.body.get("ExclusiveStartKey") else {
+            return Ok(None);
+        };
+        let key = item_from_json(json)?;
+        let (pk, sk) = match source.index {
+            None => source.def.key_of(&key, true)?,
+            Some(index) => {
+                let invalid = || DynamoError::validation("The provided starting key is invalid");
+                let mut names = source.def.key_names();
+                names.extend(index.key_names());
+                kit::sorted::sort(&mut names);
+                names.dedup();
+                if key.len() != names.len() || names.iter().any(|n| !key.contains_key(*n)) {
+                    return Err(invalid());
+                }
+                index.entry_key(source.def, &key)?.ok_or_else(invalid)?
             }
-            None => Ok(None),
+        };
+        Ok(Some(StartKey { key, pk, sk }))
+    }
+
+    /// The items a page of `source`'s partition `pk` holds for readers: the table's
+    /// with transactions' locks resolved, or the index's entries without tombstones
+    /// (an old tombstone is deleted on the way), read again from the table where the
+    /// index lacks what was asked.
+    pub(super) async fn typed(
+        &self,
+        source: &Source<'_>,
+        pk: &str,
+        page: Vec<kit::table::Item>,
+    ) -> Result<Vec<Item>, DynamoError> {
+        if source.index.is_none() {
+            return self
+                .visible(&*source.items, pk, page)
+                .await?
+                .iter()
+                .map(|i| stored_item(&i.value))
+                .collect();
         }
+        let mut out = Vec::with_capacity(page.len());
+        for entry in page {
+            let Some(value) = crate::indexes::entry_item(&entry.value) else {
+                if let Some(epoch) = crate::indexes::stale_tombstone(&entry.value, self.now_ms()) {
+                    let forget = crate::indexes::Forget { epoch };
+                    source.items.mutate(pk, &entry.sk, &forget).await?;
+                }
+                continue;
+            };
+            let item = stored_item(&value)?;
+            if !source.fetch {
+                out.push(item);
+                continue;
+            }
+            let (bpk, bsk) = source.def.key_of(&item, false)?;
+            let read = source.base.get(&bpk, &bsk).await?.into_iter().collect();
+            if let Some(full) = self.visible(&*source.base, &bpk, read).await?.pop() {
+                out.push(stored_item(&full.value)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Scan: every partition of the directory in order (or those of one `Segment` of
@@ -243,9 +418,8 @@ impl Ops<'_> {
                 ))
             }
         };
-        let count_only = self.count_only()?;
-        let start = self.exclusive_start(&def)?;
-        let directory = self.ctx.env.table(&def.directory_name())?;
+        let (source, count_only) = self.source(&def, items, &exprs).await?;
+        let start = self.exclusive_start(&source)?;
         let in_segment = |pk: &str| {
             segment.is_none_or(|(s, t)| {
                 // FNV-1a: stable across hosts and releases.
@@ -257,7 +431,11 @@ impl Ops<'_> {
         };
         // The directory is one stored partition: one read lists every partition, where
         // paging it would read that same value once a page.
-        let listed = directory.query(DIRECTORY_PK, None, usize::MAX).await?.items;
+        let listed = source
+            .directory
+            .query(DIRECTORY_PK, None, usize::MAX)
+            .await?
+            .items;
         let resume_at = start.as_ref().map(|s| s.pk.as_str());
         'partitions: for (visited, listed) in listed
             .iter()
@@ -270,20 +448,28 @@ impl Ops<'_> {
                 reading.more = true;
                 break;
             }
-            let partition = items.query(&listed.sk, None, usize::MAX).await?;
-            for stored_item_ in self.visible(&*items, &listed.sk, partition.items).await? {
-                if let Some(start) = &start {
-                    if listed.sk == start.pk && stored_item_.sk <= start.sk {
-                        continue;
+            let mut after = start
+                .as_ref()
+                .filter(|s| s.pk == listed.sk)
+                .map(|s| s.sk.clone());
+            loop {
+                let page = source
+                    .items
+                    .query(&listed.sk, after.as_deref(), READ_CHUNK)
+                    .await?;
+                for item in self.typed(&source, &listed.sk, page.items).await? {
+                    if !reading.read(item) {
+                        break 'partitions;
                     }
                 }
-                if !reading.read(stored_item(&stored_item_.value)?) {
-                    break 'partitions;
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
                 }
             }
         }
         let units = capacity::read_units(reading.bytes, Self::consistent(self.body));
-        let mut answer = reading.answer(&def, count_only);
+        let mut answer = reading.answer(&source, count_only);
         self.charge.attach(&mut answer, &def.name, units);
         Ok(answer)
     }
@@ -295,8 +481,9 @@ impl Ops<'_> {
         let exprs = expressions(self.body)?;
         let (def, items) = self.table().await?;
         exprs.refuse_nested_key_paths(&def)?;
+        let (source, count_only) = self.source(&def, items, &exprs).await?;
         if let Some(filter) = &exprs.filter {
-            let keys = def.key_names();
+            let keys = source.key_names();
             if let Some(path) = filter
                 .paths()
                 .into_iter()
@@ -313,18 +500,17 @@ impl Ops<'_> {
                 "Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.",
             )
         })?;
-        let (hash_value, range_condition) = split_key_condition(key_condition, &def)?;
+        let (hash_value, range_condition) = split_key_condition(key_condition, &source.view)?;
         let mut key = Item::new();
-        key.insert(def.hash.name.clone(), hash_value);
-        let pk = def.partition_of(&key)?;
+        key.insert(source.view.hash.name.clone(), hash_value);
+        let pk = source.view.partition_of(&key)?;
         let mut reading = Reading::new(&exprs, self.limit()?);
         let forward = self
             .body
             .get("ScanIndexForward")
             .and_then(Value::as_bool)
             .unwrap_or(true);
-        let count_only = self.count_only()?;
-        let start = self.exclusive_start(&def)?;
+        let start = self.exclusive_start(&source)?;
         if let Some(start) = &start {
             if start.pk != pk {
                 return Err(DynamoError::validation(
@@ -342,15 +528,14 @@ impl Ops<'_> {
         }
         let query = KeyRange {
             pk: &pk,
-            def: &def,
             key: &key,
             range: range_condition.as_ref(),
             forward,
         };
-        self.read_chunks(&items, &query, start, &mut reading)
+        self.read_chunks(&source, &query, start, &mut reading)
             .await?;
         let units = capacity::read_units(reading.bytes, Self::consistent(self.body));
-        let mut answer = reading.answer(&def, count_only);
+        let mut answer = reading.answer(&source, count_only);
         self.charge.attach(&mut answer, &def.name, units);
         Ok(answer)
     }
@@ -361,18 +546,36 @@ impl Ops<'_> {
     /// grow with the partition.
     pub(super) async fn read_chunks(
         &self,
-        items: &Rc<dyn Table>,
+        source: &Source<'_>,
         query: &KeyRange<'_>,
         start: Option<StartKey>,
         reading: &mut Reading<'_>,
     ) -> Result<(), DynamoError> {
+        let items = &source.items;
         let range = query.range;
+        let view = &source.view;
+        let indexed = source.index.is_some();
+        // An index's entry keys are escaped values followed by the table's key: the
+        // bounds of a value are its escaped form and what follows its end.
         let bound = if query.forward {
             range
-                .and_then(|cond| range_start(query.def, query.key, cond))
-                .and_then(|sk| just_before(&sk))
+                .and_then(|cond| range_start(view, query.key, cond))
+                .and_then(|sk| {
+                    if indexed {
+                        Some(escape(&sk))
+                    } else {
+                        just_before(&sk)
+                    }
+                })
         } else {
-            range.and_then(|cond| range_end(query.def, query.key, cond))
+            range
+                .and_then(|cond| range_upper(view, query.key, cond))
+                .map(|(sk, inclusive)| match (indexed, inclusive) {
+                    (false, false) => sk,
+                    (false, true) => sk + "\0",
+                    (true, false) => escape(&sk),
+                    (true, true) => sk + "\0\u{2}",
+                })
         };
         // The tighter of the start key and the condition's bound.
         let mut from = match (start.map(|s| s.sk), bound) {
@@ -388,8 +591,7 @@ impl Ops<'_> {
             } else {
                 items.query_back(query.pk, from.as_deref(), chunk).await?
             };
-            for stored_item_ in self.visible(&**items, query.pk, page.items).await? {
-                let item = stored_item(&stored_item_.value)?;
+            for item in self.typed(source, query.pk, page.items).await? {
                 if range.is_some_and(|cond| !cond.holds(&item)) {
                     // The matches of a key condition are one run in sort-key order.
                     if matched {

@@ -16,6 +16,7 @@ fn now() -> DateTime<Utc> {
     "2026-12-01T12:00:00Z".parse().unwrap()
 }
 
+mod indexes;
 mod transactions;
 
 fn env(kv: &MemoryKv) -> kit::Env {
