@@ -325,4 +325,31 @@ check(
     error_code(lambda: client.describe_table(TableName=name)) == "ResourceNotFoundException",
     "the table survived delete-table",
 )
+
+# Secondary indexes through the CLI: a table with a GSI and an LSI, a query of each.
+indexed = name + "-ix"
+cli("create-table", "--table-name", indexed, "--billing-mode", "PAY_PER_REQUEST",
+    "--attribute-definitions", "AttributeName=user,AttributeType=S", "AttributeName=at,AttributeType=N",
+    "AttributeName=kind,AttributeType=S", "AttributeName=size,AttributeType=N",
+    "--key-schema", "AttributeName=user,KeyType=HASH", "AttributeName=at,KeyType=RANGE",
+    "--global-secondary-indexes", json.dumps([{"IndexName": "by_kind", "KeySchema": [
+        {"AttributeName": "kind", "KeyType": "HASH"}, {"AttributeName": "at", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"}}]),
+    "--local-secondary-indexes", json.dumps([{"IndexName": "by_size", "KeySchema": [
+        {"AttributeName": "user", "KeyType": "HASH"}, {"AttributeName": "size", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"}}]))
+for user, at, kind, size in [("u1", 1, "photo", 30), ("u1", 2, "video", 10), ("u2", 3, "photo", 20)]:
+    cli("put-item", "--table-name", indexed, "--item", json.dumps(
+        {"user": {"S": user}, "at": {"N": str(at)}, "kind": {"S": kind}, "size": {"N": str(size)}}))
+photos = cli("query", "--table-name", indexed, "--index-name", "by_kind",
+             "--key-condition-expression", "kind = :k", "--expression-attribute-values", '{":k": {"S": "photo"}}')
+check([i["at"]["N"] for i in photos["Items"]] == ["1", "3"] and "size" not in photos["Items"][0],
+      f"cli query of a GSI {photos}")
+smallest = cli("query", "--table-name", indexed, "--index-name", "by_size", "--consistent-read",
+               "--key-condition-expression", "#u = :u", "--expression-attribute-names", '{"#u": "user"}',
+               "--expression-attribute-values", '{":u": {"S": "u1"}}', "--max-items", "1")
+check(smallest["Items"][0]["size"] == {"N": "10"}, f"cli query of an LSI {smallest}")
+described = cli("describe-table", "--table-name", indexed)["Table"]
+check(described["GlobalSecondaryIndexes"][0]["IndexStatus"] == "ACTIVE", f"cli describe {described}")
+cli("delete-table", "--table-name", indexed)
 print("dynamodb basics: ok")

@@ -33,7 +33,7 @@ pub fn cases() -> Vec<Case> {
     cases![
         boto3_and_the_aws_cli_run_tables_items_updates_queries_and_batches,
         boto3_answers_match_dynalite_on_getting_started_and_generated_cases,
-        boto3_transactions_and_time_to_live_match_moto_on_generated_cases,
+        boto3_transactions_time_to_live_and_indexes_match_moto_on_generated_cases,
         concurrent_boto3_increments_and_puts_into_one_partition_lose_nothing,
         movies_written_through_dynamodb_are_the_movies_api_data,
         hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx,
@@ -84,9 +84,9 @@ fn differential_setting(name: &str, default: u64) -> String {
         .to_string()
 }
 
-/// `tests/clients/dynamodb_moto.py`: transactions and time to live, which dynalite
+/// `tests/clients/dynamodb_moto.py`: transactions, time to live and indexes, which dynalite
 /// lacks, on the host and on moto (started here, on loopback) in lockstep.
-async fn boto3_transactions_and_time_to_live_match_moto_on_generated_cases(
+async fn boto3_transactions_time_to_live_and_indexes_match_moto_on_generated_cases(
     api: Api,
     host: Host,
 ) -> Result<()> {
