@@ -6,7 +6,10 @@ Creates TABLE_NAME (year N + title S), then 40 concurrent conditional increments
 item (read, then write n+1 only if n is still what was read, retried) must end at
 exactly 40, and 40 simultaneous put_item of distinct titles into one year (one
 partition) must all survive, and 40 simultaneous `ADD n :one` updates of one item (no
-client retries) must all succeed and count exactly 40. Deletes the table; exits non-zero naming what was lost.
+client retries) must all succeed and count exactly 40; then, on a table with a GSI, 40
+simultaneous updates moving one item between index keys must leave exactly its final
+entry, and 40 simultaneous puts into one index partition must all be in the index.
+Deletes the tables; exits non-zero naming what was lost.
 IN_FLIGHT (default 40) caps the writers at once: under `wrangler dev`, 10 (its proxy
 drops connections under a burst of 40; see the conformance suite's WORKERD_IN_FLIGHT).
 """
@@ -104,4 +107,53 @@ adds = client.get_item(TableName=name, Key={"year": {"N": "2"}, "title": {"S": "
                        ConsistentRead=True)["Item"]["n"]["N"]
 check(adds == "40", f"40 concurrent ADD updates counted {adds}")
 client.delete_table(TableName=name)
+
+# A table with a GSI: 40 simultaneous updates moving one item between index keys leave
+# exactly one entry, the item's final one; 40 simultaneous puts into one index
+# partition all appear in it.
+indexed = name + "-ix"
+client.create_table(
+    TableName=indexed,
+    KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"},
+                          {"AttributeName": "state", "AttributeType": "S"}],
+    GlobalSecondaryIndexes=[{"IndexName": "by_state", "KeySchema": [{"AttributeName": "state", "KeyType": "HASH"}],
+                             "Projection": {"ProjectionType": "ALL"}}],
+    BillingMode="PAY_PER_REQUEST",
+)
+
+
+def move(i):
+    barrier.wait()
+    client.update_item(TableName=indexed, Key={"id": {"S": "moving"}}, UpdateExpression="SET #s = :s, n = :n",
+                       ExpressionAttributeNames={"#s": "state"},
+                       ExpressionAttributeValues={":s": {"S": f"state-{i % 8}"}, ":n": {"N": str(i)}})
+
+
+def put_pending(i):
+    barrier.wait()
+    client.put_item(TableName=indexed, Item={"id": {"S": f"item-{i:02}"}, "state": {"S": "pending"}})
+
+
+def entries(**scan):
+    items, start = [], {}
+    while True:
+        page = client.scan(TableName=indexed, IndexName="by_state", **scan, **start)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+with ThreadPoolExecutor(max_workers=in_flight) as pool:
+    list(pool.map(move, range(40)))
+final = client.get_item(TableName=indexed, Key={"id": {"S": "moving"}}, ConsistentRead=True)["Item"]
+moving = [e for e in entries() if e["id"]["S"] == "moving"]
+check(moving == [final], f"40 concurrent moves left index entries {moving}, the item is {final}")
+with ThreadPoolExecutor(max_workers=in_flight) as pool:
+    list(pool.map(put_pending, range(40)))
+pending = client.query(TableName=indexed, IndexName="by_state", KeyConditionExpression="#s = :s",
+                       ExpressionAttributeNames={"#s": "state"}, ExpressionAttributeValues={":s": {"S": "pending"}})
+check(pending["Count"] == 40, f"40 concurrent puts into one index partition: {pending['Count']} in the index")
+client.delete_table(TableName=indexed)
 print("dynamodb concurrency: ok")

@@ -34,7 +34,7 @@ pub fn cases() -> Vec<Case> {
         boto3_and_the_aws_cli_run_tables_items_updates_queries_and_batches,
         boto3_answers_match_dynalite_on_getting_started_and_generated_cases,
         boto3_transactions_time_to_live_and_indexes_match_moto_on_generated_cases,
-        concurrent_boto3_increments_and_puts_into_one_partition_lose_nothing,
+        concurrent_boto3_increments_puts_and_index_moves_lose_nothing,
         movies_written_through_dynamodb_are_the_movies_api_data,
         hostile_signed_requests_get_dynamodb_errors_and_never_a_5xx,
         limits_refuse_deep_items_long_keys_long_in_lists_and_paths_with_validation_errors,
@@ -136,8 +136,9 @@ async fn boto3_answers_match_dynalite_on_getting_started_and_generated_cases(
 
 /// `tests/clients/dynamodb_concurrency.py`: 40 conditional increments of one item end
 /// at 40, 40 simultaneous puts into one partition all survive, 40 simultaneous `ADD`
-/// updates of one item with no client retries all succeed and count 40.
-async fn concurrent_boto3_increments_and_puts_into_one_partition_lose_nothing(
+/// updates of one item with no client retries all succeed and count 40, 40 updates
+/// moving one item between GSI keys leave its one final entry.
+async fn concurrent_boto3_increments_puts_and_index_moves_lose_nothing(
     api: Api,
     host: Host,
 ) -> Result<()> {
