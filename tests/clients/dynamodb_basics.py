@@ -10,6 +10,7 @@ that is wrong. TABLE_NAME must be fresh (it is created, then deleted).
 import json
 import os
 import subprocess
+import time
 import sys
 from decimal import Decimal
 
@@ -351,5 +352,22 @@ smallest = cli("query", "--table-name", indexed, "--index-name", "by_size", "--c
 check(smallest["Items"][0]["size"] == {"N": "10"}, f"cli query of an LSI {smallest}")
 described = cli("describe-table", "--table-name", indexed)["Table"]
 check(described["GlobalSecondaryIndexes"][0]["IndexStatus"] == "ACTIVE", f"cli describe {described}")
+# A GSI added to the table with its items: CREATING, then ACTIVE with every item in it
+# (filled after a grace period, a step per DescribeTable, as clients poll it).
+cli("update-table", "--table-name", indexed, "--attribute-definitions", "AttributeName=size,AttributeType=N",
+    "--global-secondary-index-updates", json.dumps([{"Create": {"IndexName": "by_size_global", "KeySchema": [
+        {"AttributeName": "size", "KeyType": "HASH"}], "Projection": {"ProjectionType": "ALL"}}}]))
+statuses = []
+for _ in range(60):
+    gsis = client.describe_table(TableName=indexed)["Table"]["GlobalSecondaryIndexes"]
+    statuses.append(next(g["IndexStatus"] for g in gsis if g["IndexName"] == "by_size_global"))
+    if statuses[-1] == "ACTIVE":
+        break
+    time.sleep(0.5)
+check(statuses[0] == "CREATING" and statuses[-1] == "ACTIVE", f"a new GSI went {statuses}")
+sized = client.query(TableName=indexed, IndexName="by_size_global", KeyConditionExpression="#z = :s",
+                     ExpressionAttributeNames={"#z": "size"},
+                     ExpressionAttributeValues={":s": {"N": "20"}})["Items"]
+check([i["at"]["N"] for i in sized] == ["3"], f"the new GSI holds {sized}")
 cli("delete-table", "--table-name", indexed)
 print("dynamodb basics: ok")

@@ -21,11 +21,12 @@ pub enum Kind {
     TransactionConflict,
     TransactionInProgress,
     IdempotentParameterMismatch,
+    LimitExceeded,
     Internal,
 }
 
 impl Kind {
-    const ALL: [Kind; 16] = [
+    const ALL: [Kind; 17] = [
         Kind::Validation,
         Kind::Serialization,
         Kind::UnknownOperation,
@@ -41,6 +42,7 @@ impl Kind {
         Kind::TransactionConflict,
         Kind::TransactionInProgress,
         Kind::IdempotentParameterMismatch,
+        Kind::LimitExceeded,
         Kind::Internal,
     ];
 
@@ -81,6 +83,7 @@ impl Kind {
             Kind::IdempotentParameterMismatch => {
                 "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException"
             }
+            Kind::LimitExceeded => "com.amazonaws.dynamodb.v20120810#LimitExceededException",
             Kind::Internal => "com.amazonaws.dynamodb.v20120810#InternalServerError",
         }
     }

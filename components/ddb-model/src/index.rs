@@ -26,13 +26,18 @@ pub enum Projection {
 }
 
 /// Where an index built by `UpdateTable` is.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub enum IndexState {
     #[default]
     Active,
     /// Created by `UpdateTable` at this time (seconds since the epoch) and being filled
-    /// with the items the table held then.
-    Creating { since: f64 },
+    /// with the items the table held then, partition by partition: `after` is the last
+    /// partition of the table's directory done.
+    Creating {
+        since: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+    },
     /// Being deleted by `UpdateTable`: no longer read or written.
     Deleting,
 }
@@ -51,6 +56,14 @@ pub struct IndexDef {
     pub throughput: Option<Value>,
     #[serde(default)]
     pub state: IndexState,
+    /// Tells apart indexes of one name created and deleted by `UpdateTable` (0 for one
+    /// created with its table, whose generation does).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub id: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Per-table limits DynamoDB sets.
@@ -218,6 +231,7 @@ impl IndexDef {
             projection,
             throughput: throughput.filter(|_| global && !on_demand).cloned(),
             state: IndexState::Active,
+            id: 0,
         })
     }
 
@@ -232,12 +246,31 @@ impl IndexDef {
 
     /// The table-layer table of the index's entries.
     pub fn storage_name(&self, table: &TableDef) -> String {
-        format!("ddbix.{}.{}.{}", table.name, table.generation, self.name)
+        format!(
+            "ddbix.{}.{}.{}{}",
+            table.name,
+            table.generation,
+            self.name,
+            self.suffix()
+        )
     }
 
     /// The table-layer table listing the index's partitions.
     pub fn directory_name(&self, table: &TableDef) -> String {
-        format!("ddbixdir.{}.{}.{}", table.name, table.generation, self.name)
+        format!(
+            "ddbixdir.{}.{}.{}{}",
+            table.name,
+            table.generation,
+            self.name,
+            self.suffix()
+        )
+    }
+
+    fn suffix(&self) -> String {
+        match self.id {
+            0 => String::new(),
+            id => format!(".{id:016x}"),
+        }
     }
 
     /// The index seen as a table of its own keys: what encodes its key values.

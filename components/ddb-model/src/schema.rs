@@ -38,7 +38,7 @@ pub enum KeyType {
 }
 
 impl KeyType {
-    pub(crate) fn parse(text: &str) -> Result<Self, DynamoError> {
+    pub fn parse(text: &str) -> Result<Self, DynamoError> {
         match text {
             "S" => Ok(KeyType::S),
             "N" => Ok(KeyType::N),

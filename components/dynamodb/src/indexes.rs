@@ -71,6 +71,11 @@ fn marker_of(value: &Value) -> Option<Marker> {
     serde_json::from_value(value.get(SYSTEM)?.get(MARK)?.clone()).ok()
 }
 
+/// The epoch of a stored item's marker (0 for an item never marked).
+pub fn epoch_of(value: &Value) -> u64 {
+    marker_of(value).map_or(0, |m| m.e)
+}
+
 /// `value` without its marker; `None` when nothing else is left.
 fn unmarked(value: &Value) -> Option<Value> {
     let mut map = value.as_object()?.clone();

@@ -19,6 +19,7 @@
 //! (`capacity`). Every other operation is `UnknownOperationException`.
 
 mod api;
+pub mod backfill;
 mod capacity;
 pub mod expr;
 pub mod indexes;

@@ -56,6 +56,9 @@ pub struct Swept {
     /// up to date ([`crate::indexes::redrive`]).
     #[serde(skip_serializing_if = "is_zero")]
     pub redriven: usize,
+    /// Tables whose new index got a step of its backfill ([`crate::backfill`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub backfilled: usize,
     /// The sweep stopped at its budget before the end of the tables: the next one goes
     /// on from there (else the next starts a new pass).
     pub more: bool,
@@ -256,6 +259,7 @@ async fn sweep_from_cursor(
     let redriven = crate::indexes::redrive(env, (budget.partitions / 20).max(1)).await?;
     let catalog = env.table(CATALOG)?;
     let mut tables = Vec::new();
+    let mut filling = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let page = catalog
@@ -264,6 +268,13 @@ async fn sweep_from_cursor(
         for item in &page.items {
             let def: TableDef =
                 kit::json::from_value(&item.value).map_err(DynamoError::internal)?;
+            if def
+                .indexes
+                .iter()
+                .any(|i| matches!(i.state, crate::index::IndexState::Creating { .. }))
+            {
+                filling.push(def.name.clone());
+            }
             if def.ttl.is_some() {
                 tables.push(def);
             }
@@ -273,8 +284,13 @@ async fn sweep_from_cursor(
             None => break,
         }
     }
+    // Indexes being created get a step of their backfill each.
+    for name in &filling {
+        crate::backfill::step(env, name, (budget.partitions / 2).max(1)).await?;
+    }
     let mut swept = Swept {
         redriven: redriven.items,
+        backfilled: filling.len(),
         ..Swept::default()
     };
     if tables.is_empty() {

@@ -35,25 +35,26 @@ impl Ops<'_> {
     }
 
     /// UpdateTable: the table's capacity mode and units (applied at once, as every
-    /// table here is `ACTIVE` at once); index, stream and encryption updates are
-    /// refused, none of them being served.
+    /// table here is `ACTIVE` at once) and its GSIs ([`crate::backfill`]); stream,
+    /// encryption and replica updates are refused, none of them being served.
     pub(super) async fn update_table(&self) -> Result<Value, DynamoError> {
         let name = self.table_name()?;
-        for unserved in [
-            "GlobalSecondaryIndexUpdates",
-            "StreamSpecification",
-            "SSESpecification",
-            "ReplicaUpdates",
-        ] {
+        for unserved in ["StreamSpecification", "SSESpecification", "ReplicaUpdates"] {
             if self.body.get(unserved).is_some() && schema::builtin(name).is_none() {
                 return Err(DynamoError::validation(format!(
-                    "{unserved} is not supported by this endpoint (no secondary indexes, streams, encryption settings or replicas)"
+                    "{unserved} is not supported by this endpoint (no streams, encryption settings or replicas)"
                 )));
             }
         }
+        let indexes = self.body.get("GlobalSecondaryIndexUpdates").is_some();
+        let id = (self.ctx.env.random)();
         let def = self
             .change_table(name, |def| {
-                if def.update_billing(self.body, self.now())? {
+                let billed = def.update_billing(self.body, self.now())?;
+                if indexes {
+                    crate::backfill::apply_updates(def, self.body, self.now(), id)?;
+                }
+                if billed || indexes {
                     return Ok(());
                 }
                 Err(DynamoError::validation(
@@ -64,8 +65,24 @@ impl Ops<'_> {
         Ok(json!({ "TableDescription": def.description("ACTIVE", self.now()) }))
     }
 
+    /// DescribeTable; a table whose new index is being filled gets a step of that
+    /// first, as clients poll it while they wait for the index.
     pub(super) async fn describe_table(&self) -> Result<Value, DynamoError> {
-        let (def, _) = self.table().await?;
+        let (mut def, _) = self.table().await?;
+        let filling = def
+            .indexes
+            .iter()
+            .any(|i| matches!(i.state, crate::index::IndexState::Creating { .. }));
+        if filling
+            && crate::backfill::step(
+                self.ctx.env,
+                &def.name,
+                crate::backfill::DESCRIBE_PARTITIONS,
+            )
+            .await?
+        {
+            def = self.table().await?.0;
+        }
         Ok(json!({ "Table": def.description("ACTIVE", self.now()) }))
     }
 

@@ -564,3 +564,91 @@ fn index_entries_agree_with_the_items_after_a_crash_at_any_step() {
     // The writes make dozens of changes: every one of them was a crash point.
     assert!(crashed_at > 40, "only {crashed_at} crash points");
 }
+
+#[test]
+fn update_table_creates_a_gsi_filled_with_the_items_before_and_deletes_one() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", orders_table());
+    for n in 0..30 {
+        put(&kv, order(&format!("c{n}"), &format!("o{n}"), "open", n, n));
+    }
+    let create = json!({"TableName": "Orders",
+        "AttributeDefinitions": [{"AttributeName": "note", "AttributeType": "S"}],
+        "GlobalSecondaryIndexUpdates": [{"Create": {"IndexName": "by_note",
+            "KeySchema": [{"AttributeName": "note", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"}}}]});
+    let (status, _, answer) = op(&kv, "UpdateTable", create.clone());
+    assert_eq!(status, 200, "{answer}");
+    let created = &answer["TableDescription"]["GlobalSecondaryIndexes"][2];
+    assert_eq!(
+        (
+            created["IndexStatus"].clone(),
+            created["Backfilling"].clone()
+        ),
+        (json!("CREATING"), json!(true))
+    );
+    let (_, kind, again) = op(&kv, "UpdateTable", create);
+    assert!(
+        again["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{kind} {again}"
+    );
+    // Not readable while it fills; a write meanwhile is in it at once.
+    let note_query = json!({"TableName": "Orders", "IndexName": "by_note", "KeyConditionExpression": "note = :n",
+        "ExpressionAttributeValues": {":n": {"S": "not projected"}}});
+    let (_, _, refused) = op(&kv, "Query", note_query.clone());
+    assert!(
+        refused["message"].as_str().unwrap().contains("backfilling"),
+        "{refused}"
+    );
+    put(&kv, order("late", "o99", "open", 99, 99));
+    // DescribeTable within the grace period leaves it filling; after it, each one
+    // fills 20 partitions until the index is ACTIVE.
+    let describe = |at: DateTime<Utc>| {
+        op_at(&kv, at, "DescribeTable", json!({"TableName": "Orders"})).2["Table"]
+            ["GlobalSecondaryIndexes"][2]["IndexStatus"]
+            .clone()
+    };
+    assert_eq!(describe(now()), "CREATING");
+    let later = now() + chrono::Duration::seconds(11);
+    assert_eq!(describe(later), "CREATING");
+    assert_eq!(describe(later), "ACTIVE");
+    let mut body = note_query.clone();
+    let mut found = 0;
+    loop {
+        let (status, _, page) = op(&kv, "Query", body.clone());
+        assert_eq!(status, 200, "{page}");
+        found += page["Items"].as_array().unwrap().len();
+        match page.get("LastEvaluatedKey") {
+            Some(key) => body["ExclusiveStartKey"] = key.clone(),
+            None => break,
+        }
+    }
+    assert_eq!(found, 31);
+    // Deleted: gone from the description and from reads; created again, it starts empty.
+    let (status, _, _) = op(
+        &kv,
+        "UpdateTable",
+        json!({"TableName": "Orders",
+        "GlobalSecondaryIndexUpdates": [{"Delete": {"IndexName": "by_note"}}]}),
+    );
+    assert_eq!(status, 200);
+    let (_, _, gone) = op(&kv, "Query", note_query);
+    assert!(
+        gone["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not have the specified index"),
+        "{gone}"
+    );
+    let (_, _, described) = op(&kv, "DescribeTable", json!({"TableName": "Orders"}));
+    assert_eq!(
+        described["Table"]["GlobalSecondaryIndexes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
