@@ -17,6 +17,8 @@ timestamps, ARNs, capacity figures, error messages; Scan and BatchGetItem order)
 2. CASES generated operations from SEED: random tables, items of every attribute type
    and random Get/Put/Update/Delete/Query/Scan/Batch calls with random expressions,
    conditions and options, valid and invalid.
+3. CASES/4 generated writes into a table with GSIs and an LSI, each followed by
+   queries and scans of every index (`index_cases.py`).
 
 Exits non-zero naming the first step whose answers differ; prints how many matched.
 Tables are named PREFIX-…; the script deletes what it creates.
@@ -34,6 +36,8 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+import index_cases
 
 base, key_id, secret, dynalite_url, prefix, seed, cases, moviedata = sys.argv[1:9]
 SEED, CASES = int(seed), int(cases)
@@ -696,16 +700,29 @@ def batch_get(client, name, request):
     return {"Responses": as_set(answer["Responses"].get(name, [])), "Unprocessed": answer["UnprocessedKeys"]}
 
 
-# DIFFERENTIAL_PARTS=generated (or getting-started) runs one part, when iterating.
-parts = os.environ.get("DIFFERENTIAL_PARTS", "getting-started,generated").split(",")
+def indexes():
+    """3. Secondary indexes (`index_cases.py`), CASES/4 generated writes."""
+    name = f"{prefix}-ix"
+    index_cases.run(lambda what, fn: same(what, lambda server: fn(CLIENTS[server][1])),
+                    random.Random(SEED), name, CASES // 4, created=lambda client: wait_active(client, name),
+                    transactions=False)
+    for server in SERVERS:
+        drop(server, name)
+
+
+# DIFFERENTIAL_PARTS=generated (or getting-started, indexes) runs one part, when iterating.
+parts = os.environ.get("DIFFERENTIAL_PARTS", "getting-started,generated,indexes").split(",")
 try:
     if "getting-started" in parts:
         getting_started()
     flow = compared["steps"]
     if "generated" in parts:
         generated_cases()
+    if "indexes" in parts:
+        indexes()
 except Differs as e:
     print(f"differs from dynalite after {compared['steps']} matching steps: {e}")
     sys.exit(1)
 print(f"dynamodb differential: {flow} Getting Started steps and {compared['steps'] - flow} generated steps "
-      f"({CASES} random operations, seed {SEED}) answered as dynalite answers; outcomes {outcomes}")
+      f"({CASES} random operations and {CASES // 4} index writes, seed {SEED}) answered as dynalite answers; "
+      f"outcomes {outcomes}")

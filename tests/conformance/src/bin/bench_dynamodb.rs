@@ -5,7 +5,9 @@
 //! year of them, cycling over the years), each under a bounded closed-loop load of
 //! SigV4-signed requests, printed as ratios to dynalite's figures; and on the hosts,
 //! TransactWriteItems of two of those puts (dynalite has no transactions), printed as
-//! a ratio to the same host's PutItem. Then, one request at
+//! a ratio to the same host's PutItem; the same puts into a table with a GSI (dynalite
+//! too), and one put at a time, how long until a GSI Query finds the
+//! item written. Then, one request at
 //! a time, the storage round trips of each operation (the `x-storage-round-trips`
 //! header) and, on the Spin-compatible host, the SQL reads and writes behind them.
 //!
@@ -198,11 +200,69 @@ async fn storage(server: &Server, work: &Workload) -> Result<Vec<Storage>> {
     Ok(rows)
 }
 
+/// A movies table with a GSI on `title` (KEYS_ONLY).
+fn indexed_table(name: &str) -> Value {
+    json!({
+        "TableName": name,
+        "KeySchema": [{"AttributeName": "year", "KeyType": "HASH"}, {"AttributeName": "title", "KeyType": "RANGE"}],
+        "AttributeDefinitions": [
+            {"AttributeName": "year", "AttributeType": "N"},
+            {"AttributeName": "title", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [{"IndexName": "by_title",
+            "KeySchema": [{"AttributeName": "title", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"}}],
+        "BillingMode": "PAY_PER_REQUEST",
+    })
+}
+
+/// Index propagation, one write at a time: for each of 50 puts of a new title, the
+/// time from the put's answer until a GSI Query finds it (polled back to back), and how
+/// many of them the first Query already found.
+struct Propagation {
+    p50_ms: f64,
+    p99_ms: f64,
+    first_read: usize,
+    writes: usize,
+}
+
+async fn propagation_delay(server: &Server, table: &str) -> Result<Propagation> {
+    let mut delays = Vec::new();
+    let mut first_read = 0;
+    for i in 0..50 {
+        let title = format!("propagation {i} {}", std::process::id());
+        server
+            .ok("PutItem", &json!({"TableName": table, "Item": {"year": {"N": "3000"}, "title": {"S": title}}}))
+            .await?;
+        let acked = Instant::now();
+        let query = json!({"TableName": table, "IndexName": "by_title", "KeyConditionExpression": "title = :t",
+            "ExpressionAttributeValues": {":t": {"S": title}}});
+        for attempt in 0..1000 {
+            let reply = server.ok("Query", &query).await?;
+            let found: Value = serde_json::from_slice(&reply.body)?;
+            if found["Count"] == 1 {
+                delays.push(acked.elapsed().as_secs_f64() * 1000.0);
+                first_read += usize::from(attempt == 0);
+                break;
+            }
+        }
+    }
+    ensure!(delays.len() == 50, "{} of 50 writes never reached the index", 50 - delays.len());
+    delays.sort_by(f64::total_cmp);
+    Ok(Propagation {
+        p50_ms: delays[delays.len() / 2],
+        p99_ms: delays[delays.len() * 99 / 100],
+        first_read,
+        writes: delays.len(),
+    })
+}
+
 async fn run(
     server: &Server,
     movies: &[Value],
     results: &mut Vec<Measured>,
     rows: &mut Vec<Storage>,
+    propagation: &mut Vec<(String, Propagation)>,
 ) -> Result<()> {
     let table = format!("Bench-{}", std::process::id());
     server
@@ -217,6 +277,14 @@ async fn run(
     results.push(measure(server, "GetItem", "GetItem", gets).await?);
     let queries = Arc::new(work.queries.clone());
     results.push(measure(server, "Query (one year)", "Query", queries).await?);
+    // The same puts into a table with a GSI (`title`, KEYS_ONLY), dynalite included:
+    // what keeping an index costs a write.
+    let indexed = format!("{table}-ix");
+    server.ok("CreateTable", &indexed_table(&indexed)).await?;
+    let indexed_work = workload(&indexed, movies)?;
+    let indexed_puts = Arc::new(indexed_work.puts[..last].to_vec());
+    results.push(measure(server, "PutItem (indexed)", "PutItem", indexed_puts).await?);
+    propagation.push((server.name.clone(), propagation_delay(server, &indexed).await?));
     if server.host.is_some() {
         let transactions = Arc::new(work.transactions.clone());
         results.push(
@@ -233,7 +301,7 @@ async fn run(
     Ok(())
 }
 
-fn print(results: &[Measured], rows: &[Storage]) {
+fn print(results: &[Measured], rows: &[Storage], propagation: &[(String, Propagation)]) {
     println!(
         "\nDynamoDB API, {} concurrent clients, loopback, as ratios to dynalite:",
         bench::concurrency()
@@ -263,6 +331,13 @@ fn print(results: &[Measured], rows: &[Storage]) {
             m.operation, m.server, f.requests, f.errors, f.per_second, f.p50_ms, f.p99_ms, ratio
         );
     }
+    println!("\nGSI propagation, one put at a time: put answered -> a GSI Query finds it (includes that Query):");
+    for (server, p) in propagation {
+        println!(
+            "  {:<10} p50 {:>7.2} ms  p99 {:>7.2} ms  found by the first Query: {}/{}",
+            server, p.p50_ms, p.p99_ms, p.first_read, p.writes
+        );
+    }
     println!("\nstorage round trips per request (one at a time; spin-host: SQL reads + writes):");
     for r in rows {
         let sql = r
@@ -284,10 +359,10 @@ fn main() -> Result<()> {
     let all: Vec<Value> = serde_json::from_slice(&text)?;
     let n = bench::env_number("BENCH_REQUESTS", 2000).clamp(40, all.len());
     let movies = &all[..n];
-    let (mut results, mut rows) = (Vec::new(), Vec::new());
+    let (mut results, mut rows, mut propagation) = (Vec::new(), Vec::new(), Vec::new());
     bench::on_dynalite_and_each_host(|server| {
-        runtime.block_on(run(server, movies, &mut results, &mut rows))
+        runtime.block_on(run(server, movies, &mut results, &mut rows, &mut propagation))
     })?;
-    print(&results, &rows);
+    print(&results, &rows, &propagation);
     Ok(())
 }
