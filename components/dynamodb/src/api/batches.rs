@@ -123,12 +123,27 @@ impl Ops<'_> {
                 outboxes.push((def.clone(), items.clone(), keys, outbox));
             }
         }
+        let mut metrics = serde_json::Map::new();
+        for (def, _, _, writes) in &groups {
+            for w in writes {
+                let Some(m) = capacity::collection_metrics(self.body, def, &w.key) else {
+                    continue;
+                };
+                let list = metrics.entry(def.name.clone()).or_insert_with(|| json!([]));
+                if let Some(list) = list.as_array_mut().filter(|l| !l.contains(&m)) {
+                    list.push(m);
+                }
+            }
+        }
         let written = self.batch_groups(groups).await;
         for (def, items, keys, outbox) in outboxes {
             outbox.finish(self.ctx.env, &def, &*items, &keys).await?;
         }
         let unprocessed = written?;
         let mut answer = json!({ "UnprocessedItems": unprocessed });
+        if !metrics.is_empty() {
+            answer["ItemCollectionMetrics"] = Value::Object(metrics);
+        }
         self.charge.attach_all(&mut answer, &charged);
         Ok(answer)
     }

@@ -100,7 +100,15 @@ impl Ops<'_> {
             .units(|| Ok(capacity::write_units(size_of(old.as_ref())?.max(size))))?;
         let mut answer = with_old(returns_old, old);
         self.charge.attach(&mut answer, &def.name, units);
+        self.collection_metrics(&mut answer, &def, &value);
         Ok(answer)
+    }
+
+    /// Adds `ItemCollectionMetrics` to a single-item write's `answer` when asked and due.
+    fn collection_metrics(&self, answer: &mut Value, def: &TableDef, item: &Value) {
+        if let Some(metrics) = capacity::collection_metrics(self.body, def, item) {
+            answer["ItemCollectionMetrics"] = metrics;
+        }
     }
 
     pub(super) async fn get_item(&self) -> Result<Value, DynamoError> {
@@ -146,6 +154,7 @@ impl Ops<'_> {
         }
         expr::refuse_key_updates(&exprs.update, &def.key_names())?;
         self.list_partition(&def, &pk).await?;
+        let key_item = key.clone();
         let what = What::Update {
             key,
             actions: exprs.update.clone(),
@@ -178,6 +187,7 @@ impl Ops<'_> {
             Ok(capacity::write_units(size(&before).max(size(&after))))
         })?;
         self.charge.attach(&mut answer, &def.name, units);
+        self.collection_metrics(&mut answer, &def, &item_to_json(&key_item));
         Ok(answer)
     }
 
@@ -207,6 +217,7 @@ impl Ops<'_> {
             .units(|| Ok(capacity::write_units(size_of(old.as_ref())?)))?;
         let mut answer = with_old(returns_old, old);
         self.charge.attach(&mut answer, &def.name, units);
+        self.collection_metrics(&mut answer, &def, &item_to_json(&key));
         Ok(answer)
     }
 }

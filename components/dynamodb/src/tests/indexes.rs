@@ -652,3 +652,49 @@ fn update_table_creates_a_gsi_filled_with_the_items_before_and_deletes_one() {
         2
     );
 }
+
+#[test]
+fn writes_to_a_table_with_a_local_index_report_item_collection_metrics_when_asked() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", orders_table());
+    let metrics =
+        json!({"ItemCollectionKey": {"customer": {"S": "ann"}}, "SizeEstimateRangeGB": [0.0, 1.0]});
+    let key = json!({"customer": {"S": "ann"}, "id": {"S": "o1"}});
+    for (operation, body) in [
+        (
+            "PutItem",
+            json!({"TableName": "Orders", "Item": order("ann", "o1", "open", 1, 1), "ReturnItemCollectionMetrics": "SIZE"}),
+        ),
+        (
+            "UpdateItem",
+            json!({"TableName": "Orders", "Key": key, "UpdateExpression": "SET x = :x",
+            "ExpressionAttributeValues": {":x": {"N": "1"}}, "ReturnItemCollectionMetrics": "SIZE"}),
+        ),
+        (
+            "DeleteItem",
+            json!({"TableName": "Orders", "Key": key, "ReturnItemCollectionMetrics": "SIZE"}),
+        ),
+    ] {
+        let (status, _, answer) = op(&kv, operation, body);
+        assert_eq!(
+            (status, &answer["ItemCollectionMetrics"]),
+            (200, &metrics),
+            "{operation}"
+        );
+    }
+    let (_, _, batch) = op(
+        &kv,
+        "BatchWriteItem",
+        json!({"ReturnItemCollectionMetrics": "SIZE", "RequestItems": {"Orders": [
+            {"PutRequest": {"Item": order("ann", "o2", "open", 1, 1)}},
+            {"PutRequest": {"Item": order("ann", "o3", "open", 1, 1)}},
+        ]}}),
+    );
+    assert_eq!(batch["ItemCollectionMetrics"], json!({"Orders": [metrics]}));
+    let (_, _, unasked) = op(
+        &kv,
+        "PutItem",
+        json!({"TableName": "Orders", "Item": order("ann", "o4", "open", 1, 1)}),
+    );
+    assert_eq!(unasked.get("ItemCollectionMetrics"), None);
+}

@@ -871,7 +871,7 @@ fn legacy_parameters_act_as_the_expressions_they_stand_for() {
 }
 
 #[test]
-fn item_collection_metrics_are_checked_and_none_reported_without_local_indexes() {
+fn item_collection_metrics_are_checked_and_none_reported_for_a_table_without_local_indexes() {
     let kv = MemoryKv::new();
     op(&kv, "CreateTable", films_table());
     let key = json!({"year": {"N": "1"}, "title": {"S": "t"}});

@@ -247,7 +247,11 @@ async fn propagation_delay(server: &Server, table: &str) -> Result<Propagation> 
             }
         }
     }
-    ensure!(delays.len() == 50, "{} of 50 writes never reached the index", 50 - delays.len());
+    ensure!(
+        delays.len() == 50,
+        "{} of 50 writes never reached the index",
+        50 - delays.len()
+    );
     delays.sort_by(f64::total_cmp);
     Ok(Propagation {
         p50_ms: delays[delays.len() / 2],
@@ -284,7 +288,10 @@ async fn run(
     let indexed_work = workload(&indexed, movies)?;
     let indexed_puts = Arc::new(indexed_work.puts[..last].to_vec());
     results.push(measure(server, "PutItem (indexed)", "PutItem", indexed_puts).await?);
-    propagation.push((server.name.clone(), propagation_delay(server, &indexed).await?));
+    propagation.push((
+        server.name.clone(),
+        propagation_delay(server, &indexed).await?,
+    ));
     if server.host.is_some() {
         let transactions = Arc::new(work.transactions.clone());
         results.push(
@@ -361,7 +368,13 @@ fn main() -> Result<()> {
     let movies = &all[..n];
     let (mut results, mut rows, mut propagation) = (Vec::new(), Vec::new(), Vec::new());
     bench::on_dynalite_and_each_host(|server| {
-        runtime.block_on(run(server, movies, &mut results, &mut rows, &mut propagation))
+        runtime.block_on(run(
+            server,
+            movies,
+            &mut results,
+            &mut rows,
+            &mut propagation,
+        ))
     })?;
     print(&results, &rows, &propagation);
     Ok(())
