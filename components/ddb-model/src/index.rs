@@ -11,7 +11,7 @@
 //! item lacking an index key attribute has no entry (a sparse index).
 
 use crate::error::DynamoError;
-use crate::schema::{KeyAttr, KeyType, TableDef};
+use crate::schema::{key_elements, str_field, typed_key, KeyAttr, KeyType, TableDef};
 use crate::value::{AttrValue, Item};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -93,23 +93,9 @@ fn invalid(message: impl std::fmt::Display) -> DynamoError {
     ))
 }
 
-fn str_field<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    obj.get(field).and_then(Value::as_str)
-}
-
 /// DynamoDB's index name rule: 3–255 of `[a-zA-Z0-9_.-]`.
 pub fn check_index_name(name: &str) -> Result<(), DynamoError> {
-    let ok = (3..=255).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(DynamoError::validation(format!(
-            "1 validation error detected: Value '{name}' at 'indexName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length between 3 and 255"
-        )))
-    }
+    crate::schema::check_name(name, "indexName")
 }
 
 impl IndexDef {
@@ -136,38 +122,9 @@ impl IndexDef {
                     "1 validation error detected: Value at 'keySchema' of index {name} failed to satisfy constraint: Member must have length between 1 and 2"
                 ))
             })?;
-        let mut keys = Vec::new();
-        for element in schema {
-            match (
-                str_field(element, "AttributeName"),
-                str_field(element, "KeyType"),
-            ) {
-                (Some(a), Some(k)) => keys.push((a, k)),
-                _ => {
-                    return Err(invalid(
-                        "a key schema element needs AttributeName and KeyType",
-                    ))
-                }
-            }
-        }
-        let names: Vec<&str> = keys.iter().map(|(a, _)| *a).collect();
-        let typed = |attr: &str| -> Result<KeyAttr, DynamoError> {
-            defined
-                .iter()
-                .find(|(n, _)| n == attr)
-                .map(|(n, k)| KeyAttr {
-                    name: n.clone(),
-                    kind: *k,
-                })
-                .ok_or_else(|| {
-                    let defs: Vec<&str> = defined.iter().map(|(n, _)| n.as_str()).collect();
-                    invalid(format!(
-                        "Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
-                        names.join(", "),
-                        defs.join(", ")
-                    ))
-                })
-        };
+        let keys = key_elements(schema)?;
+        let names: Vec<&str> = keys.iter().map(|(a, _)| a.as_str()).collect();
+        let typed = |attr: &str| typed_key(defined, attr, &names);
         for attr in &names {
             typed(attr)?;
         }

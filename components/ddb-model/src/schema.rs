@@ -176,6 +176,12 @@ pub fn movies() -> TableDef {
 
 /// DynamoDB's table name rule: 3–255 of `[a-zA-Z0-9_.-]`.
 pub fn check_table_name(name: &str) -> Result<(), DynamoError> {
+    check_name(name, "tableName")
+}
+
+/// DynamoDB's rule for the names of tables and indexes (parameter `field`): 3–255 of
+/// `[a-zA-Z0-9_.-]`.
+pub(crate) fn check_name(name: &str, field: &str) -> Result<(), DynamoError> {
     let ok = (3..=255).contains(&name.len())
         && name
             .bytes()
@@ -184,7 +190,7 @@ pub fn check_table_name(name: &str) -> Result<(), DynamoError> {
         Ok(())
     } else {
         Err(DynamoError::validation(format!(
-            "1 validation error detected: Value '{name}' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length between 3 and 255"
+            "1 validation error detected: Value '{name}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length between 3 and 255"
         )))
     }
 }
@@ -235,7 +241,7 @@ fn billing_of(req: &Value) -> Result<Value, DynamoError> {
     Ok(billing)
 }
 
-fn str_field<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+pub(crate) fn str_field<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get(field).and_then(Value::as_str)
 }
 
@@ -278,31 +284,8 @@ impl TableDef {
             }
             defined.push((attr.to_owned(), KeyType::parse(kind)?));
         }
-        let key = |element: &Value| -> Result<(String, String), DynamoError> {
-            match (str_field(element, "AttributeName"), str_field(element, "KeyType")) {
-                (Some(a), Some(k)) => Ok((a.to_owned(), k.to_owned())),
-                _ => Err(DynamoError::validation(
-                    "One or more parameter values were invalid: a key schema element needs AttributeName and KeyType",
-                )),
-            }
-        };
-        let elements = schema.iter().map(key).collect::<Result<Vec<_>, _>>()?;
-        let typed = |attr: &str| -> Result<KeyAttr, DynamoError> {
-            defined
-                .iter()
-                .find(|(n, _)| n == attr)
-                .map(|(n, k)| KeyAttr {
-                    name: n.clone(),
-                    kind: *k,
-                })
-                .ok_or_else(|| {
-                    let names: Vec<&str> = defined.iter().map(|(n, _)| n.as_str()).collect();
-                    DynamoError::validation(format!(
-                        "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [{attr}], AttributeDefinitions: [{}]",
-                        names.join(", ")
-                    ))
-                })
-        };
+        let elements = key_elements(schema)?;
+        let typed = |attr: &str| typed_key(&defined, attr, &[attr]);
         let (hash, range) = match elements.as_slice() {
             [(h, hk)] if hk == "HASH" => (typed(h)?, None),
             [(h, hk), (r, rk)] if hk == "HASH" && rk == "RANGE" && h != r => {
@@ -627,6 +610,45 @@ impl TableDef {
         };
         Ok((pk, sk))
     }
+}
+
+/// A key schema's elements, `(attribute, key type)`, each checked to name both.
+pub(crate) fn key_elements(schema: &[Value]) -> Result<Vec<(String, String)>, DynamoError> {
+    schema
+        .iter()
+        .map(|element| {
+            match (str_field(element, "AttributeName"), str_field(element, "KeyType")) {
+                (Some(a), Some(k)) => Ok((a.to_owned(), k.to_owned())),
+                _ => Err(DynamoError::validation(
+                    "One or more parameter values were invalid: a key schema element needs AttributeName and KeyType",
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Key attribute `attr` with its type from `defined`; refused as DynamoDB refuses a key
+/// schema (whose key names are `keys`) naming an attribute not defined.
+pub(crate) fn typed_key(
+    defined: &[(String, KeyType)],
+    attr: &str,
+    keys: &[&str],
+) -> Result<KeyAttr, DynamoError> {
+    defined
+        .iter()
+        .find(|(n, _)| n == attr)
+        .map(|(n, k)| KeyAttr {
+            name: n.clone(),
+            kind: *k,
+        })
+        .ok_or_else(|| {
+            let names: Vec<&str> = defined.iter().map(|(n, _)| n.as_str()).collect();
+            DynamoError::validation(format!(
+                "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
+                keys.join(", "),
+                names.join(", ")
+            ))
+        })
 }
 
 /// DynamoDB's limits on the size of a key's partition and sort values.

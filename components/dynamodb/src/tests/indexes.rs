@@ -84,6 +84,17 @@ fn by_status(kv: &MemoryKv, status: &str) -> Vec<Value> {
     )
 }
 
+/// Asserts that `got` is DynamoDB's `ValidationException` saying `message`.
+fn assert_invalid((status, kind, body): (u16, String, Value), message: &str) {
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, "ValidationException"),
+        "{body}"
+    );
+    let said = body["message"].as_str().unwrap_or_default();
+    assert!(said.contains(message), "{body} does not say {message}");
+}
+
 fn ids(items: &[Value]) -> Vec<&str> {
     items
         .iter()
@@ -186,16 +197,7 @@ fn create_table_refuses_indexes_dynamodb_refuses_and_creates_nothing() {
     for (change, message) in cases {
         let mut table = orders_table();
         change(&mut table);
-        let (status, kind, body) = op(&kv, "CreateTable", table);
-        assert_eq!(
-            (status, kind.as_str()),
-            (400, "ValidationException"),
-            "{body}"
-        );
-        assert!(
-            body["message"].as_str().unwrap().contains(message),
-            "{body} lacks {message}"
-        );
+        assert_invalid(op(&kv, "CreateTable", table), message);
     }
     let mut hash_only = orders_table();
     hash_only["KeySchema"] = json!([{"AttributeName": "customer", "KeyType": "HASH"}]);
@@ -377,16 +379,7 @@ fn index_reads_and_writes_are_refused_where_dynamodb_refuses_them() {
         ),
         (json!({"ProjectionExpression": "note"}), "does not project"),
     ] {
-        let (status, kind, body) = query(extra);
-        assert_eq!(
-            (status, kind.as_str()),
-            (400, "ValidationException"),
-            "{body}"
-        );
-        assert!(
-            body["message"].as_str().unwrap().contains(message),
-            "{body}"
-        );
+        assert_invalid(query(extra), message);
     }
     // A local index reads what it does not hold from the table.
     let (status, _, body) = op(
@@ -423,16 +416,7 @@ fn index_reads_and_writes_are_refused_where_dynamodb_refuses_them() {
                 json!({"TransactItems": [{"Put": {"TableName": "Orders", "Item": bad}}]}),
             ),
         ] {
-            let (status, kind, answer) = op(&kv, operation, body);
-            assert_eq!(
-                (status, kind.as_str()),
-                (400, "ValidationException"),
-                "{operation}: {answer}"
-            );
-            assert!(
-                answer["message"].as_str().unwrap().contains(message),
-                "{operation}: {answer}"
-            );
+            assert_invalid(op(&kv, operation, body), message);
         }
     }
     let (status, kind, answer) = op(
@@ -615,17 +599,7 @@ fn update_table_creates_a_gsi_filled_with_the_items_before_and_deletes_one() {
     let later = now() + chrono::Duration::seconds(11);
     assert_eq!(describe(later), "CREATING");
     assert_eq!(describe(later), "ACTIVE");
-    let mut body = note_query.clone();
-    let mut found = 0;
-    loop {
-        let (status, _, page) = op(&kv, "Query", body.clone());
-        assert_eq!(status, 200, "{page}");
-        found += page["Items"].as_array().unwrap().len();
-        match page.get("LastEvaluatedKey") {
-            Some(key) => body["ExclusiveStartKey"] = key.clone(),
-            None => break,
-        }
-    }
+    let found = query_all(&kv, note_query.clone()).len();
     assert_eq!(found, 31);
     // Deleted: gone from the description and from reads; created again, it starts empty.
     let (status, _, _) = op(
