@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 enum Report {
     /// The table's total.
     Total,
-    /// The total and the table's share (no indexes here: all of it).
+    /// The total, the table's share and each index's.
     Indexes,
 }
 
@@ -58,8 +58,20 @@ impl Charge {
 
     /// Adds the `ConsumedCapacity` of `units` on `table` to `answer` when asked.
     pub fn attach(self, answer: &mut Value, table: &str, units: f64) {
+        self.attach_indexed(answer, table, units, &[]);
+    }
+
+    /// [`Charge::attach`] for a request that also consumed `indexes`: `TOTAL` sums
+    /// them with the table's units, `INDEXES` lists each.
+    pub fn attach_indexed(
+        self,
+        answer: &mut Value,
+        table: &str,
+        units: f64,
+        indexes: &[IndexUnits],
+    ) {
         if let Some(report) = self.0 {
-            answer["ConsumedCapacity"] = consumed(report, table, units);
+            answer["ConsumedCapacity"] = consumed(report, table, units, indexes);
         }
     }
 
@@ -69,7 +81,7 @@ impl Charge {
         if let Some(report) = self.0 {
             answer["ConsumedCapacity"] = tables
                 .iter()
-                .map(|(table, units)| consumed(report, table, *units))
+                .map(|(table, units)| consumed(report, table, *units, &[]))
                 .collect();
         }
     }
@@ -134,10 +146,53 @@ pub fn write_units(bytes: usize) -> f64 {
 }
 
 /// One table's `ConsumedCapacity`.
-fn consumed(report: Report, table: &str, units: f64) -> Value {
-    let mut out = json!({"TableName": table, "CapacityUnits": units});
+/// The units one index consumed: its name, whether it is global, the units.
+pub type IndexUnits = (String, bool, f64);
+
+fn consumed(report: Report, table: &str, units: f64, indexes: &[IndexUnits]) -> Value {
+    let total = units + indexes.iter().map(|(_, _, u)| u).sum::<f64>();
+    let mut out = json!({"TableName": table, "CapacityUnits": total});
     if report == Report::Indexes {
         out["Table"] = json!({"CapacityUnits": units});
+        for (name, global, units) in indexes {
+            let field = if *global {
+                "GlobalSecondaryIndexes"
+            } else {
+                "LocalSecondaryIndexes"
+            };
+            if out.get(field).is_none() {
+                out[field] = json!({});
+            }
+            out[field][name] = json!({"CapacityUnits": units});
+        }
+    }
+    out
+}
+
+/// The write units each index of `def` consumes when an item goes from `old` to `new`
+/// (`None`: absent): by the size of the item as projected, an entry moved to another
+/// key costing its delete and its put, an entry unchanged nothing.
+pub fn index_write_units(
+    def: &crate::schema::TableDef,
+    old: Option<&crate::value::Item>,
+    new: Option<&crate::value::Item>,
+) -> Vec<IndexUnits> {
+    let mut out = Vec::new();
+    for index in def.maintained_indexes() {
+        let entry = |item: Option<&crate::value::Item>| {
+            let item = item?;
+            let key = index.entry_key(def, item).ok().flatten()?;
+            Some((key, index.project(def, item)))
+        };
+        let size = |projected: &crate::value::Item| write_units(crate::value::item_size(projected));
+        let units = match (entry(old), entry(new)) {
+            (None, None) => continue,
+            (Some((ko, po)), Some((kn, pn))) if ko == kn && po == pn => continue,
+            (Some((ko, po)), Some((kn, pn))) if ko == kn => size(&po).max(size(&pn)),
+            (Some((_, po)), Some((_, pn))) => size(&po) + size(&pn),
+            (Some((_, p)), None) | (None, Some((_, p))) => size(&p),
+        };
+        out.push((index.name.clone(), index.global, units));
     }
     out
 }

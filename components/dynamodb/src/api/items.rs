@@ -98,10 +98,28 @@ impl Ops<'_> {
         let units = self
             .charge
             .units(|| Ok(capacity::write_units(size_of(old.as_ref())?.max(size))))?;
+        let indexes = self.index_units(&def, old.as_ref(), Some(&value))?;
         let mut answer = with_old(returns_old, old);
-        self.charge.attach(&mut answer, &def.name, units);
+        self.charge
+            .attach_indexed(&mut answer, &def.name, units, &indexes);
         self.collection_metrics(&mut answer, &def, &value);
         Ok(answer)
+    }
+
+    /// The units `def`'s indexes consumed for an item going from `old` to `new` (stored
+    /// JSON), when the request asked.
+    fn index_units(
+        &self,
+        def: &TableDef,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) -> Result<Vec<capacity::IndexUnits>, DynamoError> {
+        if !self.charge.wanted() || !crate::indexes::indexed(def) {
+            return Ok(Vec::new());
+        }
+        let old = old.map(stored_item).transpose()?;
+        let new = new.map(stored_item).transpose()?;
+        Ok(capacity::index_write_units(def, old.as_ref(), new.as_ref()))
     }
 
     /// Adds `ItemCollectionMetrics` to a single-item write's `answer` when asked and due.
@@ -186,7 +204,9 @@ impl Ops<'_> {
             let size = |i: &Option<Item>| i.as_ref().map_or(0, item_size);
             Ok(capacity::write_units(size(&before).max(size(&after))))
         })?;
-        self.charge.attach(&mut answer, &def.name, units);
+        let indexes = self.index_units(&def, old.as_ref(), new.as_ref())?;
+        self.charge
+            .attach_indexed(&mut answer, &def.name, units, &indexes);
         self.collection_metrics(&mut answer, &def, &item_to_json(&key_item));
         Ok(answer)
     }
@@ -215,8 +235,10 @@ impl Ops<'_> {
         let units = self
             .charge
             .units(|| Ok(capacity::write_units(size_of(old.as_ref())?)))?;
+        let indexes = self.index_units(&def, old.as_ref(), None)?;
         let mut answer = with_old(returns_old, old);
-        self.charge.attach(&mut answer, &def.name, units);
+        self.charge
+            .attach_indexed(&mut answer, &def.name, units, &indexes);
         self.collection_metrics(&mut answer, &def, &item_to_json(&key));
         Ok(answer)
     }

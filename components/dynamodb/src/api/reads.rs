@@ -201,6 +201,19 @@ impl Source<'_> {
         }
     }
 
+    /// Reports `units` read: the table's, or the index's (the table then read nothing).
+    fn charge(&self, charge: capacity::Charge, answer: &mut Value, units: f64) {
+        match self.index {
+            None => charge.attach(answer, &self.def.name, units),
+            Some(index) => charge.attach_indexed(
+                answer,
+                &self.def.name,
+                0.0,
+                &[(index.name.clone(), index.global, units)],
+            ),
+        }
+    }
+
     /// The names of the keys a Query's filter may not name.
     fn key_names(&self) -> Vec<&str> {
         self.view.key_names()
@@ -470,7 +483,7 @@ impl Ops<'_> {
         }
         let units = capacity::read_units(reading.bytes, Self::consistent(self.body));
         let mut answer = reading.answer(&source, count_only);
-        self.charge.attach(&mut answer, &def.name, units);
+        source.charge(self.charge, &mut answer, units);
         Ok(answer)
     }
 
@@ -536,7 +549,7 @@ impl Ops<'_> {
             .await?;
         let units = capacity::read_units(reading.bytes, Self::consistent(self.body));
         let mut answer = reading.answer(&source, count_only);
-        self.charge.attach(&mut answer, &def.name, units);
+        source.charge(self.charge, &mut answer, units);
         Ok(answer)
     }
 

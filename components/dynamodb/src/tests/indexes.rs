@@ -672,3 +672,46 @@ fn writes_to_a_table_with_a_local_index_report_item_collection_metrics_when_aske
     );
     assert_eq!(unasked.get("ItemCollectionMetrics"), None);
 }
+
+#[test]
+fn consumed_capacity_counts_the_index_writes_and_reads_by_dynamodbs_arithmetic() {
+    let kv = MemoryKv::new();
+    op(&kv, "CreateTable", orders_table());
+    let (_, _, put) = op(
+        &kv,
+        "PutItem",
+        json!({"TableName": "Orders", "Item": order("ann", "o1", "open", 1, 10),
+        "ReturnConsumedCapacity": "INDEXES"}),
+    );
+    assert_eq!(
+        put["ConsumedCapacity"],
+        json!({"TableName": "Orders", "CapacityUnits": 4.0, "Table": {"CapacityUnits": 1.0},
+               "GlobalSecondaryIndexes": {"by_status": {"CapacityUnits": 1.0}, "by_sku": {"CapacityUnits": 1.0}},
+               "LocalSecondaryIndexes": {"by_total": {"CapacityUnits": 1.0}}})
+    );
+    // Moving the by_status entry is a delete and a put; by_sku holds every attribute and
+    // changes; by_total's projection (keys only) does not.
+    let (_, _, update) = op(
+        &kv,
+        "UpdateItem",
+        json!({"TableName": "Orders", "Key": {"customer": {"S": "ann"}, "id": {"S": "o1"}},
+        "UpdateExpression": "SET #s = :s", "ExpressionAttributeNames": {"#s": "status"},
+        "ExpressionAttributeValues": {":s": {"S": "paid"}}, "ReturnConsumedCapacity": "TOTAL"}),
+    );
+    assert_eq!(
+        update["ConsumedCapacity"],
+        json!({"TableName": "Orders", "CapacityUnits": 4.0})
+    );
+    let (_, _, query) = op(
+        &kv,
+        "Query",
+        json!({"TableName": "Orders", "IndexName": "by_sku",
+        "KeyConditionExpression": "sku = :k", "ExpressionAttributeValues": {":k": {"S": "sku-o1"}},
+        "ReturnConsumedCapacity": "INDEXES"}),
+    );
+    assert_eq!(
+        query["ConsumedCapacity"],
+        json!({"TableName": "Orders", "CapacityUnits": 0.5, "Table": {"CapacityUnits": 0.0},
+               "GlobalSecondaryIndexes": {"by_sku": {"CapacityUnits": 0.5}}})
+    );
+}
