@@ -205,7 +205,7 @@ fn dynamodb_answer_is_sound(response: &kit::Response, what: &str) {
     }
 }
 
-/// The stored bytes of a deployment with table `Tab` and one item in it.
+/// The stored bytes of a deployment with table `Tab` (a GSI and an LSI) and one item in it.
 fn prepared_store() -> Vec<(String, Vec<u8>)> {
     let kv = MemoryKv::new();
     let env = env_over(kv.clone());
@@ -217,13 +217,21 @@ fn prepared_store() -> Vec<(String, Vec<u8>)> {
                 "KeySchema": [{"AttributeName": "p", "KeyType": "HASH"},
                               {"AttributeName": "s", "KeyType": "RANGE"}],
                 "AttributeDefinitions": [{"AttributeName": "p", "AttributeType": "S"},
-                                         {"AttributeName": "s", "AttributeType": "N"}],
+                                         {"AttributeName": "s", "AttributeType": "N"},
+                                         {"AttributeName": "g", "AttributeType": "S"},
+                                         {"AttributeName": "n", "AttributeType": "N"}],
+                "GlobalSecondaryIndexes": [{"IndexName": "gsi",
+                    "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}, {"AttributeName": "s", "KeyType": "RANGE"}],
+                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["v"]}}],
+                "LocalSecondaryIndexes": [{"IndexName": "lsi",
+                    "KeySchema": [{"AttributeName": "p", "KeyType": "HASH"}, {"AttributeName": "n", "KeyType": "RANGE"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"}}],
                 "BillingMode": "PAY_PER_REQUEST",
             }),
         ),
         (
             "PutItem",
-            json!({"TableName": "Tab", "Item": {"p": {"S": "a"}, "s": {"N": "1"},
+            json!({"TableName": "Tab", "Item": {"p": {"S": "a"}, "s": {"N": "1"}, "g": {"S": "x"}, "n": {"N": "2"},
                    "v": {"L": [{"N": "1"}, {"M": {"x": {"S": "y"}}}]}}}),
         ),
     ];
@@ -236,7 +244,7 @@ fn prepared_store() -> Vec<(String, Vec<u8>)> {
 }
 
 /// One signed call of any operation with any body, on a deployment that has a table
-/// `Tab` (partition `p` S, sort `s` N) with an item: every answer is a success or a
+/// `Tab` (partition `p` S, sort `s` N; GSI `gsi` on `g`, `s`; LSI `lsi` on `n`) with an item: every answer is a success or a
 /// DynamoDB error, never a 5xx or a panic.
 pub fn dynamodb_request(data: &[u8]) {
     let Some((&op, body)) = data.split_first() else {
