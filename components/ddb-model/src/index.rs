@@ -2,13 +2,16 @@
 //! partition key, another sort key) or a global one (GSI: any key) — and how an
 //! index's entries map onto the table layer.
 //!
-//! An index is its own table-layer table, `ddbix.<table>.<generation>.<index>`, with a
-//! partition directory beside it (`ddbixdir.…`) as the table has: partition = the index
-//! partition key's value (encoded as the table's is), sort key = the index sort key's
+//! An index is its own table-layer table, `ddbix.<table>.<generation>.<index>`:
+//! partition = the index partition key's value (encoded as the table's is), sort key = the index sort key's
 //! value (encoded as the table's sort key is) then the item's table partition and sort
 //! key, each part [`escape`]d so that the parts keep DynamoDB's order and two items
 //! never share an entry. The entry's value is the item projected into the index. An
-//! item lacking an index key attribute has no entry (a sparse index).
+//! item lacking an index key attribute has no entry (a sparse index). A Query reads
+//! one partition of the index; a Scan of an index reads the table's items and shows
+//! those the index holds, as it holds them, so that the index needs no partition
+//! directory (whose one stored partition every write of a new index key would contend
+//! on).
 
 use crate::error::DynamoError;
 use crate::schema::{key_elements, str_field, typed_key, KeyAttr, KeyType, TableDef};
@@ -205,17 +208,6 @@ impl IndexDef {
     pub fn storage_name(&self, table: &TableDef) -> String {
         format!(
             "ddbix.{}.{}.{}{}",
-            table.name,
-            table.generation,
-            self.name,
-            self.suffix()
-        )
-    }
-
-    /// The table-layer table listing the index's partitions.
-    pub fn directory_name(&self, table: &TableDef) -> String {
-        format!(
-            "ddbixdir.{}.{}.{}{}",
             table.name,
             table.generation,
             self.name,

@@ -18,7 +18,7 @@ use crate::indexes::EntryWrite;
 use crate::schema::{KeyType, TableDef, CATALOG, CATALOG_PK, DIRECTORY_PK};
 use crate::value::item_to_json;
 use kit::table::{Cond, StoreError};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// How long after an index's creation its backfill starts.
 pub const GRACE_MS: i64 = 10_000;
@@ -231,7 +231,6 @@ async fn fill_partition(
     pk: &str,
 ) -> Result<(), DynamoError> {
     let entries = env.table(&index.storage_name(def))?;
-    let directory = env.table(&index.directory_name(def))?;
     let mut after: Option<String> = None;
     loop {
         let page = items.query(pk, after.as_deref(), CHUNK).await?;
@@ -244,13 +243,6 @@ async fn fill_partition(
             let Ok(Some((ipk, isk))) = index.entry_key(def, &item) else {
                 continue;
             };
-            match directory
-                .put(DIRECTORY_PK, &ipk, json!({}), Cond::Absent)
-                .await
-            {
-                Ok(_) | Err(StoreError::ConditionFailed) => {}
-                Err(e) => return Err(e.into()),
-            }
             let write = EntryWrite {
                 epoch: crate::indexes::epoch_of(&stored.value),
                 value: Some(item_to_json(&index.project(def, &item))),

@@ -25,8 +25,7 @@
 //! and a mark is cleared only by a propagation that saw the item as it still is.
 
 use crate::error::DynamoError;
-use crate::index::IndexDef;
-use crate::schema::{TableDef, CATALOG, CATALOG_PK, DIRECTORY_PK};
+use crate::schema::{TableDef, CATALOG, CATALOG_PK};
 use crate::value::{item_from_json, item_to_json, Item};
 use kit::table::{self, Change, Cond, Mutation, StoreError, Table};
 use serde::{Deserialize, Serialize};
@@ -470,10 +469,7 @@ pub async fn propagate(
             &item,
             live.contains(&(name.clone(), ipk.clone(), isk.clone())),
         ) {
-            (Some(item), true) => {
-                list_entry_partition(env, def, index, ipk).await?;
-                Some(item_to_json(&index.project(def, item)))
-            }
+            (Some(item), true) => Some(item_to_json(&index.project(def, item))),
             _ => None,
         };
         let write = EntryWrite {
@@ -485,23 +481,6 @@ pub async fn propagate(
     // Not released: the epoch moved on, and whoever moved it propagates after.
     items.mutate(pk, sk, &Release { epoch }).await?;
     Ok(true)
-}
-
-/// Lists partition `pk` of `index` in its directory, as a table's writers list theirs.
-async fn list_entry_partition(
-    env: &kit::Env,
-    def: &TableDef,
-    index: &IndexDef,
-    pk: &str,
-) -> Result<(), DynamoError> {
-    let directory = env.table(&index.directory_name(def))?;
-    match directory
-        .put(DIRECTORY_PK, pk, json!({}), Cond::Absent)
-        .await
-    {
-        Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// A request's outbox entry, recorded before its writes and removed after their

@@ -191,6 +191,9 @@ pub(super) struct Source<'d> {
     /// Every item read is read again from the table (a local index asked for more than
     /// it projects).
     fetch: bool,
+    /// An index read through the table's items (a Scan): each item the index holds,
+    /// as it holds it.
+    through_table: bool,
 }
 
 impl Source<'_> {
@@ -283,6 +286,7 @@ impl Ops<'_> {
                 directory,
                 base: items,
                 fetch: false,
+                through_table: false,
             };
             return Ok((source, count_only));
         };
@@ -332,9 +336,10 @@ impl Ops<'_> {
             index: Some(index),
             view: index.as_table(def),
             items: self.ctx.env.table(&index.storage_name(def))?,
-            directory: self.ctx.env.table(&index.directory_name(def))?,
+            directory,
             base: items,
             fetch: all_asked || !missing.is_empty(),
+            through_table: false,
         };
         Ok((source, count_only))
     }
@@ -359,29 +364,48 @@ impl Ops<'_> {
                 if key.len() != names.len() || names.iter().any(|n| !key.contains_key(*n)) {
                     return Err(invalid());
                 }
-                index.entry_key(source.def, &key)?.ok_or_else(invalid)?
+                let entry = index.entry_key(source.def, &key)?.ok_or_else(invalid)?;
+                if source.through_table {
+                    source.def.key_of(&key, false)?
+                } else {
+                    entry
+                }
             }
         };
         Ok(Some(StartKey { key, pk, sk }))
     }
 
     /// The items a page of `source`'s partition `pk` holds for readers: the table's
-    /// with transactions' locks resolved, or the index's entries without tombstones
-    /// (an old tombstone is deleted on the way), read again from the table where the
-    /// index lacks what was asked.
+    /// with transactions' locks resolved (through an index: those it holds, as it holds
+    /// them), or the index's entries without tombstones (an old tombstone is deleted on
+    /// the way), read again from the table where the index lacks what was asked.
     pub(super) async fn typed(
         &self,
         source: &Source<'_>,
         pk: &str,
         page: Vec<kit::table::Item>,
     ) -> Result<Vec<Item>, DynamoError> {
-        if source.index.is_none() {
+        let Some(index) = source.index else {
             return self
                 .visible(&*source.items, pk, page)
                 .await?
                 .iter()
                 .map(|i| stored_item(&i.value))
                 .collect();
+        };
+        if source.through_table {
+            let mut out = Vec::with_capacity(page.len());
+            for stored in self.visible(&*source.items, pk, page).await? {
+                let item = stored_item(&stored.value)?;
+                if let Ok(Some(_)) = index.entry_key(source.def, &item) {
+                    out.push(if source.fetch {
+                        item
+                    } else {
+                        index.project(source.def, &item)
+                    });
+                }
+            }
+            return Ok(out);
         }
         let mut out = Vec::with_capacity(page.len());
         for entry in page {
@@ -408,7 +432,9 @@ impl Ops<'_> {
 
     /// Scan: every partition of the directory in order (or those of one `Segment` of
     /// `TotalSegments`), items in sort-key order, paged by `Limit`, the 1 MB page,
-    /// `ExclusiveStartKey`, and at most [`SCAN_PARTITIONS`] partitions a request.
+    /// `ExclusiveStartKey`, and at most [`SCAN_PARTITIONS`] partitions a request. A
+    /// Scan of an index reads the table and keeps the items the index holds, as it
+    /// holds them (DynamoDB's Scan order is no order a client may rely on).
     pub(super) async fn scan(&self) -> Result<Value, DynamoError> {
         let exprs = expressions(self.body)?;
         let (def, items) = self.table().await?;
@@ -431,7 +457,12 @@ impl Ops<'_> {
                 ))
             }
         };
-        let (source, count_only) = self.source(&def, items, &exprs).await?;
+        let (mut source, count_only) = self.source(&def, items, &exprs).await?;
+        if source.index.is_some() {
+            // Not the index's entries: the table's items, those the index holds.
+            source.items = source.base.clone();
+            source.through_table = true;
+        }
         let start = self.exclusive_start(&source)?;
         let in_segment = |pk: &str| {
             segment.is_none_or(|(s, t)| {

@@ -443,19 +443,26 @@ fn entries_and_expected(kv: &MemoryKv) -> (Entries, Entries) {
     let items = scanned["Items"].as_array().unwrap().clone();
     let mut expected = Vec::new();
     let mut found = Vec::new();
-    for index in ["by_status", "by_sku"] {
-        let (_, _, entries) = op(
-            kv,
-            "Scan",
-            json!({"TableName": "Orders", "IndexName": index}),
-        );
-        found.extend(
-            entries["Items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| (index.to_owned(), e.clone())),
-        );
+    // Every index key the writes can make, each read by a Query of the index's own
+    // entries (a Scan of an index reads the table).
+    let keys = [
+        ("by_status", "status", vec!["open", "paid", "shipped"]),
+        (
+            "by_sku",
+            "sku",
+            vec!["sku-o1", "sku-o2", "sku-o3", "sku-o4", "sku-o9", "other"],
+        ),
+    ];
+    for (index, attribute, values) in keys {
+        for value in values {
+            let entries = query_all(
+                kv,
+                json!({"IndexName": index, "KeyConditionExpression": "#k = :v",
+                       "ExpressionAttributeNames": {"#k": attribute},
+                       "ExpressionAttributeValues": {":v": {"S": value}}}),
+            );
+            found.extend(entries.into_iter().map(|e| (index.to_owned(), e)));
+        }
         for item in &items {
             let entry = match index {
                 "by_status" if item.get("placed").is_some() => {
