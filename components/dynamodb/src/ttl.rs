@@ -249,6 +249,26 @@ pub async fn sweep(env: &kit::Env, budget: Budget) -> Result<Swept, DynamoError>
     result
 }
 
+/// `result` of an index maintenance step of the sweep, its failure logged (`kind:
+/// index_maintenance`, the step and the error's name) and dropped.
+fn maintenance_failed<T>(env: &kit::Env, step: &str, result: Result<T, DynamoError>) -> Option<T> {
+    match result {
+        Ok(done) => Some(done),
+        Err(e) => {
+            let line = json!({
+                "time": kit::log::timestamp(env.clock.now()),
+                "level": "error",
+                "kind": "index_maintenance",
+                "step": step,
+                "error": e.kind.type_name(),
+                "detail": e.detail.clone().unwrap_or_else(|| e.message.clone()),
+            });
+            kit::log::write(env, &line);
+            None
+        }
+    }
+}
+
 async fn sweep_from_cursor(
     env: &kit::Env,
     now: DateTime<Utc>,
@@ -256,7 +276,9 @@ async fn sweep_from_cursor(
 ) -> Result<Swept, DynamoError> {
     let now = now.timestamp_millis() as f64 / 1000.0;
     // Requests that died mid-write first: each outbox entry is a few calls per item.
-    let redriven = crate::indexes::redrive(env, (budget.partitions / 20).max(1)).await?;
+    // What fails here is logged and retried next run, without holding up the rest.
+    let redriven = crate::indexes::redrive(env, (budget.partitions / 20).max(1)).await;
+    let redriven = maintenance_failed(env, "redrive", redriven).unwrap_or_default();
     let catalog = env.table(CATALOG)?;
     let mut tables = Vec::new();
     let mut filling = Vec::new();
@@ -286,7 +308,8 @@ async fn sweep_from_cursor(
     }
     // Indexes being created get a step of their backfill each.
     for name in &filling {
-        crate::backfill::step(env, name, (budget.partitions / 2).max(1)).await?;
+        let step = crate::backfill::step(env, name, (budget.partitions / 2).max(1)).await;
+        maintenance_failed(env, "backfill", step);
     }
     let mut swept = Swept {
         redriven: redriven.items,
