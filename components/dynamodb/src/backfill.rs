@@ -73,6 +73,25 @@ fn definitions(
     Ok(defined)
 }
 
+/// The position in `def` of the GSI an index update names, and its name.
+fn global_index<'s>(def: &TableDef, spec: &'s Value) -> Result<(usize, &'s str), DynamoError> {
+    let name = spec
+        .get("IndexName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let at = def
+        .indexes
+        .iter()
+        .position(|i| i.name == name && i.global)
+        .ok_or_else(|| {
+            DynamoError::new(
+                crate::error::Kind::ResourceNotFound,
+                format!("Requested resource not found: Index: {name} not found"),
+            )
+        })?;
+    Ok((at, name))
+}
+
 /// Applies an UpdateTable's `GlobalSecondaryIndexUpdates` to `def` at `now` (seconds),
 /// a created index getting `id`; refused as DynamoDB refuses it.
 pub fn apply_updates(
@@ -122,38 +141,13 @@ pub fn apply_updates(
             index.id = id.max(1);
             def.indexes.push(index);
         } else if let Some(delete) = update.get("Delete") {
-            let name = delete
-                .get("IndexName")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let at = def
-                .indexes
-                .iter()
-                .position(|i| i.name == name && i.global)
-                .ok_or_else(|| {
-                    DynamoError::new(
-                        crate::error::Kind::ResourceNotFound,
-                        format!("Requested resource not found: Index: {name} not found"),
-                    )
-                })?;
+            let (at, _) = global_index(def, delete)?;
             // Its entries stay in storage, out of reach: an index of that name created
             // again gets another id.
             def.indexes.remove(at);
         } else if let Some(change) = update.get("Update") {
-            let name = change
-                .get("IndexName")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let index = def
-                .indexes
-                .iter_mut()
-                .find(|i| i.name == name && i.global)
-                .ok_or_else(|| {
-                    DynamoError::new(
-                        crate::error::Kind::ResourceNotFound,
-                        format!("Requested resource not found: Index: {name} not found"),
-                    )
-                })?;
+            let (at, name) = global_index(def, change)?;
+            let index = &mut def.indexes[at];
             if on_demand {
                 return Err(invalid(format!(
                     "ProvisionedThroughput should not be specified for index: {name} when BillingMode is PAY_PER_REQUEST"
