@@ -90,16 +90,7 @@ def step(name, call):
 
 
 def scan_all(table):
-    def call(client):
-        items, start = [], {}
-        while True:
-            page = client.scan(TableName=table, **start)
-            items.extend(page["Items"])
-            if "LastEvaluatedKey" not in page:
-                break
-            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
-        return {"Items": sorted(items, key=lambda i: json.dumps(i, sort_keys=True))}
-    return call
+    return index_cases.sorted_items(lambda client, start: client.scan(TableName=table, **start))
 
 
 HASH = f"{prefix}-txh"

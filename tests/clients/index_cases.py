@@ -19,6 +19,21 @@ SKS = ["1", "2", "3"]
 INDEXES = ["by_tag", "by_n", "by_score"]
 
 
+def sorted_items(page_call):
+    """A step's call reading every page of `page_call(client, start)`, its items as a
+    set (in a fixed order)."""
+    def call(client):
+        items, start = [], {}
+        while True:
+            page = page_call(client, start)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+        return {"Items": sorted(items, key=lambda i: json.dumps(i, sort_keys=True))}
+    return call
+
+
 def run(step, rng, table, cases, created=lambda client: None, transactions=True):
     def create(client):
         client.create_table(
@@ -39,18 +54,6 @@ def run(step, rng, table, cases, created=lambda client: None, transactions=True)
             BillingMode="PAY_PER_REQUEST")
         created(client)
         return {}
-
-    def sorted_items(page_call):
-        def call(client):
-            items, start = [], {}
-            while True:
-                page = page_call(client, start)
-                items.extend(page.get("Items", []))
-                if "LastEvaluatedKey" not in page:
-                    break
-                start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
-            return {"Items": sorted(items, key=lambda i: json.dumps(i, sort_keys=True))}
-        return call
 
     def item():
         made = {"pk": {"S": rng.choice(PKS)}, "sk": {"N": rng.choice(SKS)}}

@@ -136,6 +136,13 @@ impl DynamoError {
         Self::new(Kind::Validation, message)
     }
 
+    /// DynamoDB's `ValidationException` for request parameter `name` left out.
+    pub fn missing(name: &str) -> Self {
+        Self::validation(format!(
+            "The parameter '{name}' is required but was not present in the request"
+        ))
+    }
+
     pub fn serialization(message: impl Into<String>) -> Self {
         Self::new(Kind::Serialization, message)
     }

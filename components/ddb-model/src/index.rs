@@ -14,7 +14,10 @@
 //! on).
 
 use crate::error::DynamoError;
-use crate::schema::{key_elements, str_field, typed_key, KeyAttr, KeyType, TableDef};
+use crate::schema::{
+    attributes_named, key_elements, key_names_of, key_schema_of, str_field, typed_key, KeyAttr,
+    KeyType, TableDef,
+};
 use crate::value::{AttrValue, Item};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -41,8 +44,6 @@ pub enum IndexState {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<String>,
     },
-    /// Being deleted by `UpdateTable`: no longer read or written.
-    Deleting,
 }
 
 /// One secondary index.
@@ -110,11 +111,7 @@ impl IndexDef {
         defined: &[(String, KeyType)],
         on_demand: bool,
     ) -> Result<Self, DynamoError> {
-        let name = str_field(spec, "IndexName").ok_or_else(|| {
-            DynamoError::validation(
-                "The parameter 'IndexName' is required but was not present in the request",
-            )
-        })?;
+        let name = str_field(spec, "IndexName").ok_or_else(|| DynamoError::missing("IndexName"))?;
         check_index_name(name)?;
         let schema = spec
             .get("KeySchema")
@@ -197,11 +194,7 @@ impl IndexDef {
 
     /// The names of the index's key attributes.
     pub fn key_names(&self) -> Vec<&str> {
-        let mut names = vec![self.hash.name.as_str()];
-        if let Some(range) = &self.range {
-            names.push(range.name.as_str());
-        }
-        names
+        key_names_of(&self.hash, self.range.as_ref())
     }
 
     /// The table-layer table of the index's entries.
@@ -331,21 +324,12 @@ impl IndexDef {
     pub fn key_attributes(&self, table: &TableDef, item: &Item) -> Item {
         let mut names = table.key_names();
         names.extend(self.key_names());
-        kit::sorted::map(
-            item.iter()
-                .filter(|(k, _)| names.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        )
+        attributes_named(item, &names)
     }
 
     /// DynamoDB's description of the index (`LocalSecondaryIndexDescription` or
     /// `GlobalSecondaryIndexDescription`).
     pub fn description(&self, table: &TableDef) -> Value {
-        let mut key_schema = vec![json!({"AttributeName": self.hash.name, "KeyType": "HASH"})];
-        if let Some(range) = &self.range {
-            key_schema.push(json!({"AttributeName": range.name, "KeyType": "RANGE"}));
-        }
         let projection = match &self.projection {
             Projection::KeysOnly => json!({"ProjectionType": "KEYS_ONLY"}),
             Projection::All => json!({"ProjectionType": "ALL"}),
@@ -355,7 +339,7 @@ impl IndexDef {
         };
         let mut desc = json!({
             "IndexName": self.name,
-            "KeySchema": key_schema,
+            "KeySchema": key_schema_of(&self.hash, self.range.as_ref()),
             "Projection": projection,
             "IndexSizeBytes": 0,
             "ItemCount": 0,
@@ -372,7 +356,6 @@ impl IndexDef {
             desc["IndexStatus"] = json!(match self.state {
                 IndexState::Active => "ACTIVE",
                 IndexState::Creating { .. } => "CREATING",
-                IndexState::Deleting => "DELETING",
             });
             if matches!(self.state, IndexState::Creating { .. }) {
                 desc["Backfilling"] = json!(true);

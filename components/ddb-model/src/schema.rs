@@ -17,7 +17,7 @@
 //! definitions are fixed here, every deployment has them, and they cannot be deleted.
 
 use crate::error::{DynamoError, Kind};
-use crate::index::{parse_indexes, IndexDef, IndexState};
+use crate::index::{parse_indexes, IndexDef};
 use crate::value::{AttrValue, Item};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -248,24 +248,16 @@ pub(crate) fn str_field<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
 impl TableDef {
     /// Validates a `CreateTable` request's key schema and attribute definitions.
     pub fn from_create(req: &Value, created: f64, generation: u64) -> Result<Self, DynamoError> {
-        let name = str_field(req, "TableName").ok_or_else(|| {
-            DynamoError::validation(
-                "The parameter 'TableName' is required but was not present in the request",
-            )
-        })?;
+        let name = str_field(req, "TableName").ok_or_else(|| DynamoError::missing("TableName"))?;
         check_table_name(name)?;
         let schema = req
             .get("KeySchema")
             .and_then(Value::as_array)
-            .ok_or_else(|| {
-                DynamoError::validation(
-                    "The parameter 'KeySchema' is required but was not present in the request",
-                )
-            })?;
+            .ok_or_else(|| DynamoError::missing("KeySchema"))?;
         let defs = req
             .get("AttributeDefinitions")
             .and_then(Value::as_array)
-            .ok_or_else(|| DynamoError::validation("The parameter 'AttributeDefinitions' is required but was not present in the request"))?;
+            .ok_or_else(|| DynamoError::missing("AttributeDefinitions"))?;
         let billing = billing_of(req)?;
         let mut defined = Vec::new();
         for def in defs {
@@ -338,18 +330,18 @@ impl TableDef {
         })
     }
 
-    /// The index named `name` that reads may use (not one being deleted).
-    pub fn index(&self, name: &str) -> Option<&IndexDef> {
-        self.indexes
-            .iter()
-            .find(|i| i.name == name && i.state != IndexState::Deleting)
+    /// Refuses an item whose index key attributes this table's indexes cannot hold
+    /// (the wrong type, empty, too long), as DynamoDB refuses the write.
+    pub fn check_index_keys(&self, item: &Item) -> Result<(), DynamoError> {
+        for index in &self.indexes {
+            index.entry_key(self, item)?;
+        }
+        Ok(())
     }
 
-    /// The indexes writes keep up to date (every one but those being deleted).
-    pub fn maintained_indexes(&self) -> impl Iterator<Item = &IndexDef> {
-        self.indexes
-            .iter()
-            .filter(|i| i.state != IndexState::Deleting)
+    /// The index named `name`.
+    pub fn index(&self, name: &str) -> Option<&IndexDef> {
+        self.indexes.iter().find(|i| i.name == name)
     }
 
     /// The table-layer table of this table's items.
@@ -433,29 +425,15 @@ impl TableDef {
     /// DynamoDB's `TableDescription` at `now` (seconds since the epoch, for
     /// `NumberOfDecreasesToday`).
     pub fn description(&self, status: &str, now: f64) -> Value {
-        let mut key_schema = vec![json!({"AttributeName": self.hash.name, "KeyType": "HASH"})];
-        let mut defs =
-            vec![json!({"AttributeName": self.hash.name, "AttributeType": self.hash.kind.name()})];
-        if let Some(range) = &self.range {
-            key_schema.push(json!({"AttributeName": range.name, "KeyType": "RANGE"}));
-            defs.push(json!({"AttributeName": range.name, "AttributeType": range.kind.name()}));
-        }
-        for attr in self
-            .indexes
+        let defs: Vec<Value> = self
+            .key_attrs()
             .iter()
-            .flat_map(|i| std::iter::once(&i.hash).chain(&i.range))
-        {
-            if !defs
-                .iter()
-                .any(|d| d["AttributeName"] == attr.name.as_str())
-            {
-                defs.push(json!({"AttributeName": attr.name, "AttributeType": attr.kind.name()}));
-            }
-        }
+            .map(|a| json!({"AttributeName": a.name, "AttributeType": a.kind.name()}))
+            .collect();
         let mut desc = json!({
             "TableName": self.name,
             "TableStatus": status,
-            "KeySchema": key_schema,
+            "KeySchema": key_schema_of(&self.hash, self.range.as_ref()),
             "AttributeDefinitions": defs,
             "CreationDateTime": self.created,
             "ItemCount": 0,
@@ -513,22 +491,29 @@ impl TableDef {
 
     /// The names of the key attributes: the partition key's, then the sort key's.
     pub fn key_names(&self) -> Vec<&str> {
-        let mut names = vec![self.hash.name.as_str()];
-        if let Some(range) = &self.range {
-            names.push(range.name.as_str());
+        key_names_of(&self.hash, self.range.as_ref())
+    }
+
+    /// Every key attribute of the table and of its indexes, each once, the table's
+    /// first: what `AttributeDefinitions` holds.
+    pub fn key_attrs(&self) -> Vec<&KeyAttr> {
+        let mut attrs: Vec<&KeyAttr> = Vec::new();
+        let keys = std::iter::once(&self.hash).chain(&self.range).chain(
+            self.indexes
+                .iter()
+                .flat_map(|i| std::iter::once(&i.hash).chain(&i.range)),
+        );
+        for key in keys {
+            if !attrs.iter().any(|a| a.name == key.name) {
+                attrs.push(key);
+            }
         }
-        names
+        attrs
     }
 
     /// The key attributes of `item` (a `LastEvaluatedKey`).
     pub fn key_attributes(&self, item: &Item) -> Item {
-        let names = self.key_names();
-        kit::sorted::map(
-            item.iter()
-                .filter(|(k, _)| names.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        )
+        attributes_named(item, &self.key_names())
     }
 
     /// The table-layer key of an item or a `Key`: (partition, sort key). Checks that
@@ -610,6 +595,33 @@ impl TableDef {
         };
         Ok((pk, sk))
     }
+}
+
+/// The names of key `(hash, range)`, a table's or an index's.
+pub(crate) fn key_names_of<'k>(hash: &'k KeyAttr, range: Option<&'k KeyAttr>) -> Vec<&'k str> {
+    std::iter::once(hash)
+        .chain(range)
+        .map(|a| a.name.as_str())
+        .collect()
+}
+
+/// Key `(hash, range)` as DynamoDB describes a `KeySchema`.
+pub(crate) fn key_schema_of(hash: &KeyAttr, range: Option<&KeyAttr>) -> Value {
+    let mut schema = vec![json!({"AttributeName": hash.name, "KeyType": "HASH"})];
+    if let Some(range) = range {
+        schema.push(json!({"AttributeName": range.name, "KeyType": "RANGE"}));
+    }
+    Value::Array(schema)
+}
+
+/// The attributes of `item` named in `names`.
+pub(crate) fn attributes_named(item: &Item, names: &[&str]) -> Item {
+    kit::sorted::map(
+        item.iter()
+            .filter(|(k, _)| names.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
 }
 
 /// A key schema's elements, `(attribute, key type)`, each checked to name both.

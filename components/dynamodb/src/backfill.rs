@@ -39,17 +39,11 @@ fn definitions(
     def: &TableDef,
     given: Option<&Value>,
 ) -> Result<Vec<(String, KeyType)>, DynamoError> {
-    let mut defined: Vec<(String, KeyType)> = Vec::new();
-    let keys = std::iter::once(&def.hash).chain(&def.range).chain(
-        def.indexes
-            .iter()
-            .flat_map(|i| std::iter::once(&i.hash).chain(&i.range)),
-    );
-    for key in keys {
-        if !defined.iter().any(|(n, _)| n == &key.name) {
-            defined.push((key.name.clone(), key.kind));
-        }
-    }
+    let mut defined: Vec<(String, KeyType)> = def
+        .key_attrs()
+        .into_iter()
+        .map(|a| (a.name.clone(), a.kind))
+        .collect();
     for spec in given.and_then(Value::as_array).into_iter().flatten() {
         let (Some(name), Some(kind)) = (
             spec.get("AttributeName").and_then(Value::as_str),

@@ -178,7 +178,7 @@ pub fn index_write_units(
     new: Option<&crate::value::Item>,
 ) -> Vec<IndexUnits> {
     let mut out = Vec::new();
-    for index in def.maintained_indexes() {
+    for index in &def.indexes {
         let entry = |item: Option<&crate::value::Item>| {
             let item = item?;
             let key = index.entry_key(def, item).ok().flatten()?;

@@ -31,6 +31,7 @@ use kit::table::{self, Change, Cond, Mutation, StoreError, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
 /// The table-layer table of the outbox: partitions `shard-<n>`, one entry per request.
 pub const OUTBOX: &str = "dynamodb_index_outbox";
@@ -47,6 +48,7 @@ pub const INDEXED: &str = "dynamodb.indexed";
 pub const ACQUIRE: &str = "dynamodb.ix_acquire";
 pub const RELEASE: &str = "dynamodb.ix_release";
 pub const ENTRY: &str = "dynamodb.ix_entry";
+pub const FORGET: &str = "dynamodb.ix_forget";
 
 /// The stored value's key of system data (a transaction's lock, the marker).
 const SYSTEM: &str = "";
@@ -116,33 +118,36 @@ pub fn content(value: &Value) -> Option<Value> {
     crate::txn::before(value)
 }
 
-/// The entry keys of every item a stored value may become: its content and, under a
-/// transaction's lock, the item once the transaction commits.
-fn keys_of(def: &TableDef, value: Option<&Value>) -> BTreeSet<EntryKey> {
-    let mut keys = BTreeSet::new();
-    let Some(value) = value else {
-        return keys;
-    };
+/// Every item a stored value may become: its content and, under a transaction's lock,
+/// the item once the transaction commits (stored by this endpoint, so they parse).
+fn states(value: &Value) -> Vec<Item> {
     let then = crate::txn::lock_of(value).and_then(|l| l.then);
-    for item in content(value).iter().chain(then.iter()) {
-        if let Ok(item) = item_from_json(item) {
-            keys.extend(item_keys(def, Some(&item)));
-        }
-    }
-    keys
+    content(value)
+        .iter()
+        .chain(then.iter())
+        .filter_map(|item| item_from_json(item).ok())
+        .collect()
+}
+
+/// The entry keys of every item a stored value may become ([`states`]).
+fn keys_of(def: &TableDef, value: Option<&Value>) -> BTreeSet<EntryKey> {
+    value
+        .map(states)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|item| item_keys(def, item))
+        .collect()
 }
 
 /// The entry keys of `item`.
-fn item_keys(def: &TableDef, item: Option<&Item>) -> BTreeSet<EntryKey> {
-    let mut keys = BTreeSet::new();
-    if let Some(item) = item {
-        for index in def.maintained_indexes() {
-            if let Ok(Some((pk, sk))) = index.entry_key(def, item) {
-                keys.insert((index.name.clone(), pk, sk));
-            }
-        }
-    }
-    keys
+fn item_keys(def: &TableDef, item: &Item) -> BTreeSet<EntryKey> {
+    def.indexes
+        .iter()
+        .filter_map(|index| match index.entry_key(def, item) {
+            Ok(Some((pk, sk))) => Some((index.name.clone(), pk, sk)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The epoch after `previous` at `now_ms`: above both, so that an item created again
@@ -153,7 +158,7 @@ fn next_epoch(previous: u64, now_ms: i64) -> u64 {
 
 /// Whether `def`'s writes go through this module.
 pub fn indexed(def: &TableDef) -> bool {
-    def.maintained_indexes().next().is_some()
+    !def.indexes.is_empty()
 }
 
 /// A write of an item of an indexed table: `inner` decides on the item without its
@@ -185,17 +190,11 @@ impl Indexed {
         })
     }
 
+    /// Why `next` cannot be stored: an index key of the wrong type, empty or too long.
     fn refused(&self, next: &Value) -> Option<DynamoError> {
-        let then = crate::txn::lock_of(next).and_then(|l| l.then);
-        for item in content(next).iter().chain(then.iter()) {
-            let item = item_from_json(item).ok()?;
-            for index in self.def.maintained_indexes() {
-                if let Err(e) = index.entry_key(&self.def, &item) {
-                    return Some(e);
-                }
-            }
-        }
-        None
+        states(next)
+            .iter()
+            .find_map(|item| self.def.check_index_keys(item).err())
     }
 }
 
@@ -346,8 +345,6 @@ pub struct Forget {
     pub epoch: u64,
 }
 
-pub const FORGET: &str = "dynamodb.ix_forget";
-
 impl Mutation for Forget {
     fn kind(&self) -> &'static str {
         FORGET
@@ -458,7 +455,7 @@ pub async fn propagate(
         .map(|v| item_from_json(&v))
         .transpose()?;
     // Only the item as it is has entries; a lock's next state gets them once applied.
-    let live = item_keys(def, item.as_ref());
+    let live = item.as_ref().map(|i| item_keys(def, i)).unwrap_or_default();
     touched.extend(live.iter().cloned());
     for (name, ipk, isk) in &touched {
         let Some(index) = def.indexes.iter().find(|i| &i.name == name) else {
@@ -533,8 +530,61 @@ impl Outbox {
         }
         // An item a live transaction holds keeps the entry, for the background pass.
         if settled {
-            env.table(OUTBOX)?
-                .delete(&self.shard, &self.id, Cond::Any)
+            self.delete(env).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, env: &kit::Env) -> Result<(), DynamoError> {
+        env.table(OUTBOX)?
+            .delete(&self.shard, &self.id, Cond::Any)
+            .await?;
+        Ok(())
+    }
+}
+
+/// One table's items a request writes: the table, its items, their keys.
+struct TableWrites {
+    def: TableDef,
+    items: Rc<dyn Table>,
+    keys: Vec<(String, String)>,
+}
+
+/// The outbox entries of a request that writes items of several tables: one per
+/// indexed table, recorded before the writes and finished after them all.
+pub struct Outboxes(Vec<(TableWrites, Outbox)>);
+
+impl Outboxes {
+    /// Records the items about to be written, `(table, its items, key)` each.
+    pub async fn record<'w>(
+        env: &kit::Env,
+        writes: impl IntoIterator<Item = (&'w TableDef, &'w Rc<dyn Table>, (String, String))>,
+    ) -> Result<Self, DynamoError> {
+        let mut tables: Vec<TableWrites> = Vec::new();
+        for (def, items, key) in writes {
+            match tables.iter_mut().find(|t| t.def.name == def.name) {
+                Some(table) => table.keys.push(key),
+                None => tables.push(TableWrites {
+                    def: def.clone(),
+                    items: items.clone(),
+                    keys: vec![key],
+                }),
+            }
+        }
+        let mut recorded = Vec::new();
+        for table in tables {
+            if let Some(outbox) = Outbox::record(env, &table.def, &table.keys).await? {
+                recorded.push((table, outbox));
+            }
+        }
+        Ok(Self(recorded))
+    }
+
+    /// Propagates every table's items and removes its entry ([`Outbox::finish`]).
+    pub async fn finish(self, env: &kit::Env) -> Result<(), DynamoError> {
+        for (table, outbox) in self.0 {
+            outbox
+                .finish(env, &table.def, &*table.items, &table.keys)
                 .await?;
         }
         Ok(())
@@ -601,17 +651,18 @@ pub async fn redrive(env: &kit::Env, budget: usize) -> Result<Redriven, DynamoEr
                 Some(stored) => kit::json::from_value::<TableDef>(&stored.value).ok(),
                 None => None,
             };
-            // A table deleted (or created again) since has nothing left to propagate.
-            let mut settled = true;
-            if let Some(def) = def.filter(|d| Some(d.generation) == generation) {
-                let items = env.table(&def.storage_name())?;
-                for (pk, sk) in &keys {
-                    settled &= propagate(env, &def, &*items, (pk, sk)).await?;
-                    done.items += 1;
+            let dead = Outbox {
+                shard: shard.clone(),
+                id: entry.sk.clone(),
+            };
+            match def.filter(|d| Some(d.generation) == generation) {
+                Some(def) => {
+                    let items = env.table(&def.storage_name())?;
+                    done.items += keys.len();
+                    dead.finish(env, &def, &*items, &keys).await?;
                 }
-            }
-            if settled {
-                outbox.delete(&shard, &entry.sk, Cond::Any).await?;
+                // A table deleted (or created again) since has nothing left to propagate.
+                None => dead.delete(env).await?,
             }
             done.entries += 1;
         }

@@ -92,11 +92,7 @@ impl Ops<'_> {
         self.body
             .get("ResourceArn")
             .and_then(Value::as_str)
-            .ok_or_else(|| {
-                DynamoError::validation(
-                    "The parameter 'ResourceArn' is required but was not present in the request",
-                )
-            })
+            .ok_or_else(|| DynamoError::missing("ResourceArn"))
     }
 
     /// The catalog entry of the table `arn` names (`None`: a built-in table).
@@ -159,11 +155,7 @@ impl Ops<'_> {
             .body
             .get("TagKeys")
             .and_then(Value::as_array)
-            .ok_or_else(|| {
-                DynamoError::validation(
-                    "The parameter 'TagKeys' is required but was not present in the request",
-                )
-            })?
+            .ok_or_else(|| DynamoError::missing("TagKeys"))?
             .iter()
             .map(|k| {
                 k.as_str()

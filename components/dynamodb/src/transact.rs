@@ -5,7 +5,7 @@
 
 use crate::api::{expressions, size_of, stored_item, table_name_in, Ops};
 use crate::error::{DynamoError, Kind};
-use crate::indexes::{Indexed, Outbox};
+use crate::indexes::{Indexed, Outboxes};
 use crate::mutation::{self, Outcome, What, Write};
 use crate::params::null_at;
 use crate::schema::{self, TableDef};
@@ -246,7 +246,7 @@ impl Ops<'_> {
                         "Item size has exceeded the maximum allowed size",
                     ));
                 }
-                crate::api::check_index_keys(&def, &item)?;
+                def.check_index_keys(&item)?;
                 (
                     def.key_of(&item, false)?,
                     What::Put(item_to_json(&item)),
@@ -419,24 +419,12 @@ impl Ops<'_> {
         };
         // Items of indexed tables are recorded in the outbox before they are locked,
         // and propagated once the transaction is over (applied or released).
-        let mut outboxes = Vec::new();
-        for (i, a) in actions.iter().enumerate() {
-            if actions[..i].iter().any(|b| b.def.name == a.def.name) {
-                continue;
-            }
-            let keys: Vec<(String, String)> = actions
-                .iter()
-                .filter(|b| b.def.name == a.def.name)
-                .map(|b| (b.pk.clone(), b.sk.clone()))
-                .collect();
-            if let Some(outbox) = Outbox::record(env, &a.def, &keys).await? {
-                outboxes.push((a, keys, outbox));
-            }
-        }
+        let writes = actions
+            .iter()
+            .map(|a| (&a.def, &a.items, (a.pk.clone(), a.sk.clone())));
+        let outboxes = Outboxes::record(env, writes).await?;
         let outcome = self.commit(&actions, &*records, &id, token.as_ref()).await;
-        for (a, keys, outbox) in outboxes {
-            outbox.finish(env, &a.def, &*a.items, &keys).await?;
-        }
+        outboxes.finish(env).await?;
         // A cancelled transaction did nothing: its token may run it again. After any
         // other failure the token keeps naming the transaction, whose record says
         // whether it happened when the request is sent again.

@@ -236,14 +236,11 @@ pub async fn sweep(env: &kit::Env, budget: Budget) -> Result<Swept, DynamoError>
             "swept": swept,
             "latency_ms": kit::log::millis_between(started, finished),
         }),
-        Err(e) => json!({
-            "time": kit::log::timestamp(started),
-            "level": "error",
-            "kind": "ttl_sweep",
-            "error": e.kind.type_name(),
-            "detail": e.detail.clone().unwrap_or_else(|| e.message.clone()),
-            "latency_ms": kit::log::millis_between(started, finished),
-        }),
+        Err(e) => {
+            let mut line = error_line(started, "ttl_sweep", e);
+            line["latency_ms"] = json!(kit::log::millis_between(started, finished));
+            line
+        }
     };
     kit::log::write(env, &line);
     result
@@ -255,18 +252,23 @@ fn maintenance_failed<T>(env: &kit::Env, step: &str, result: Result<T, DynamoErr
     match result {
         Ok(done) => Some(done),
         Err(e) => {
-            let line = json!({
-                "time": kit::log::timestamp(env.clock.now()),
-                "level": "error",
-                "kind": "index_maintenance",
-                "step": step,
-                "error": e.kind.type_name(),
-                "detail": e.detail.clone().unwrap_or_else(|| e.message.clone()),
-            });
+            let mut line = error_line(env.clock.now(), "index_maintenance", &e);
+            line["step"] = json!(step);
             kit::log::write(env, &line);
             None
         }
     }
+}
+
+/// The log line of a background step of kind `kind` that failed with `e` at `at`.
+fn error_line(at: DateTime<Utc>, kind: &str, e: &DynamoError) -> Value {
+    json!({
+        "time": kit::log::timestamp(at),
+        "level": "error",
+        "kind": kind,
+        "error": e.kind.type_name(),
+        "detail": e.detail.clone().unwrap_or_else(|| e.message.clone()),
+    })
 }
 
 async fn sweep_from_cursor(

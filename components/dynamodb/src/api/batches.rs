@@ -55,7 +55,7 @@ impl Ops<'_> {
                                 "Item size has exceeded the maximum allowed size",
                             ));
                         }
-                        check_index_keys(&def, &item)?;
+                        def.check_index_keys(&item)?;
                         let json = item_to_json(&item);
                         units += capacity::write_units(size);
                         (def.key_of(&item, false)?, Some(json.clone()), json)
@@ -104,25 +104,15 @@ impl Ops<'_> {
         }
         // Each indexed table's writes are recorded in the outbox first, and propagated
         // once all are done.
-        let mut outboxes = Vec::new();
-        for (def, items, _, _) in &groups {
-            if outboxes
-                .iter()
-                .any(|(d, _, _, _): &(TableDef, _, _, _)| d.name == def.name)
-            {
-                continue;
-            }
-            let keys: Vec<(String, String)> = groups
-                .iter()
-                .filter(|(d, ..)| d.name == def.name)
-                .flat_map(|(_, _, pk, writes)| {
-                    writes.iter().map(move |w| (pk.clone(), w.sk.clone()))
-                })
-                .collect();
-            if let Some(outbox) = crate::indexes::Outbox::record(self.ctx.env, def, &keys).await? {
-                outboxes.push((def.clone(), items.clone(), keys, outbox));
-            }
-        }
+        let outboxes = crate::indexes::Outboxes::record(
+            self.ctx.env,
+            groups.iter().flat_map(|(def, items, pk, writes)| {
+                writes
+                    .iter()
+                    .map(move |w| (def, items, (pk.clone(), w.sk.clone())))
+            }),
+        )
+        .await?;
         let mut metrics = serde_json::Map::new();
         for (def, _, _, writes) in &groups {
             for w in writes {
@@ -136,9 +126,7 @@ impl Ops<'_> {
             }
         }
         let written = self.batch_groups(groups).await;
-        for (def, items, keys, outbox) in outboxes {
-            outbox.finish(self.ctx.env, &def, &*items, &keys).await?;
-        }
+        outboxes.finish(self.ctx.env).await?;
         let unprocessed = written?;
         let mut answer = json!({ "UnprocessedItems": unprocessed });
         if !metrics.is_empty() {

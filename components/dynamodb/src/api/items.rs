@@ -50,11 +50,10 @@ impl Ops<'_> {
     }
 
     pub(super) fn item_param(&self, name: &str) -> Result<Item, DynamoError> {
-        let json = self.body.get(name).ok_or_else(|| {
-            DynamoError::validation(format!(
-                "The parameter '{name}' is required but was not present in the request"
-            ))
-        })?;
+        let json = self
+            .body
+            .get(name)
+            .ok_or_else(|| DynamoError::missing(name))?;
         item_from_json(json)
     }
 
@@ -81,7 +80,7 @@ impl Ops<'_> {
             ));
         }
         let (pk, sk) = def.key_of(&item, false)?;
-        check_index_keys(&def, &item)?;
+        def.check_index_keys(&item)?;
         let returns_old = self.returns_old()?;
         let value = item_to_json(&item);
         self.list_partition(&def, &pk).await?;

@@ -317,15 +317,6 @@ fn condition_failed(body: &Value, current: Option<&Value>) -> DynamoError {
     e
 }
 
-/// Refuses an item whose index key attributes `def`'s indexes cannot hold, before
-/// anything is written.
-pub(crate) fn check_index_keys(def: &TableDef, item: &Item) -> Result<(), DynamoError> {
-    for index in def.maintained_indexes() {
-        index.entry_key(def, item)?;
-    }
-    Ok(())
-}
-
 /// The size of a stored item (its JSON as kept; none: an empty item), which a
 /// request's capacity units are reckoned from.
 pub(crate) fn size_of(stored: Option<&Value>) -> Result<usize, DynamoError> {
@@ -358,11 +349,7 @@ pub(crate) fn table_name_in(body: &Value) -> Result<&str, DynamoError> {
     let name = body
         .get("TableName")
         .and_then(Value::as_str)
-        .ok_or_else(|| {
-            DynamoError::validation(
-                "The parameter 'TableName' is required but was not present in the request",
-            )
-        })?;
+        .ok_or_else(|| DynamoError::missing("TableName"))?;
     schema::check_table_name(name)?;
     Ok(name)
 }

@@ -185,7 +185,6 @@ pub(super) struct Source<'d> {
     view: TableDef,
     /// The table-layer table read: the table's items or the index's entries.
     items: Rc<dyn Table>,
-    directory: Rc<dyn Table>,
     /// The table's items, for a local index's attributes it does not hold.
     base: Rc<dyn Table>,
     /// Every item read is read again from the table (a local index asked for more than
@@ -237,13 +236,16 @@ impl Ops<'_> {
         }
     }
 
-    /// The source a Query or Scan reads (its `IndexName`, checked as DynamoDB checks
-    /// it, with its `Select` and projection), and whether it asks for the count only.
+    /// The source a Query or a Scan (`scan`) reads (its `IndexName`, checked as
+    /// DynamoDB checks it, with its `Select` and projection), and whether it asks for
+    /// the count only. A Scan of an index reads the table's items, those the index
+    /// holds.
     pub(super) async fn source<'d>(
         &self,
         def: &'d TableDef,
         items: Rc<dyn Table>,
         exprs: &Expressions,
+        scan: bool,
     ) -> Result<(Source<'d>, bool), DynamoError> {
         let select = self.body.get("Select").and_then(Value::as_str);
         let index_name = text_param(self.body, "IndexName")?;
@@ -271,7 +273,6 @@ impl Ops<'_> {
             }
         }
         let count_only = select == Some("COUNT");
-        let directory = self.ctx.env.table(&def.directory_name())?;
         let Some(name) = index_name else {
             if select == Some("ALL_PROJECTED_ATTRIBUTES") {
                 return Err(DynamoError::validation(
@@ -283,7 +284,6 @@ impl Ops<'_> {
                 index: None,
                 view: def.clone(),
                 items: items.clone(),
-                directory,
                 base: items,
                 fetch: false,
                 through_table: false,
@@ -335,11 +335,14 @@ impl Ops<'_> {
             def,
             index: Some(index),
             view: index.as_table(def),
-            items: self.ctx.env.table(&index.storage_name(def))?,
-            directory,
+            items: if scan {
+                items.clone()
+            } else {
+                self.ctx.env.table(&index.storage_name(def))?
+            },
             base: items,
             fetch: all_asked || !missing.is_empty(),
-            through_table: false,
+            through_table: scan,
         };
         Ok((source, count_only))
     }
@@ -457,12 +460,7 @@ impl Ops<'_> {
                 ))
             }
         };
-        let (mut source, count_only) = self.source(&def, items, &exprs).await?;
-        if source.index.is_some() {
-            // Not the index's entries: the table's items, those the index holds.
-            source.items = source.base.clone();
-            source.through_table = true;
-        }
+        let (source, count_only) = self.source(&def, items, &exprs, true).await?;
         let start = self.exclusive_start(&source)?;
         let in_segment = |pk: &str| {
             segment.is_none_or(|(s, t)| {
@@ -475,11 +473,8 @@ impl Ops<'_> {
         };
         // The directory is one stored partition: one read lists every partition, where
         // paging it would read that same value once a page.
-        let listed = source
-            .directory
-            .query(DIRECTORY_PK, None, usize::MAX)
-            .await?
-            .items;
+        let directory = self.ctx.env.table(&def.directory_name())?;
+        let listed = directory.query(DIRECTORY_PK, None, usize::MAX).await?.items;
         let resume_at = start.as_ref().map(|s| s.pk.as_str());
         'partitions: for (visited, listed) in listed
             .iter()
@@ -525,7 +520,7 @@ impl Ops<'_> {
         let exprs = expressions(self.body)?;
         let (def, items) = self.table().await?;
         exprs.refuse_nested_key_paths(&def)?;
-        let (source, count_only) = self.source(&def, items, &exprs).await?;
+        let (source, count_only) = self.source(&def, items, &exprs, false).await?;
         if let Some(filter) = &exprs.filter {
             let keys = source.key_names();
             if let Some(path) = filter
