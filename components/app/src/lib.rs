@@ -20,12 +20,6 @@ pub const KV_TABLES: &[&str] = &[scraper::store::SHOWS_TABLE];
 /// many shards at once — one fetch and one storage `get` per BFS level.
 pub const ONE_OBJECT_TABLES: &[&str] = &[graph_model::TABLE];
 
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-pub const BINDINGS: kit::host::workers::Bindings = kit::host::workers::Bindings {
-    kv: KV_TABLES,
-    one_object: ONE_OBJECT_TABLES,
-};
-
 /// What one time-to-live sweep (`dynamodb::ttl`) reads on Workers, in one alarm of the
 /// sweeper's object: each partition visited is a Durable Object call or two, and an
 /// alarm on the free plan may make 50 subrequests. The alarms follow one another until
@@ -36,9 +30,8 @@ pub const WORKERS_TTL_BUDGET: dynamodb::ttl::Budget = dynamodb::ttl::Budget {
 };
 
 /// The Durable Object whose alarm chain sweeps expired DynamoDB items on Workers (one
-/// object: sweeps never overlap), and the path the cron handler posts to wake it.
+/// object: sweeps never overlap).
 pub const TTL_OBJECT: (&str, &str) = ("dynamodb_ttl", "sweeper");
-pub const TTL_WAKE_PATH: &str = "/.ttl/wake";
 
 /// One sweep of expired DynamoDB items within `budget`: what the hosts' schedulers run
 /// (the sweeper object's alarm on Workers, the native test host's cron hook; Spin's own
@@ -96,9 +89,6 @@ pub async fn handle(req: Request, env: &Env) -> Response {
 /// The Durable Object that owns the scraper's cursor (the `scraper` table's one
 /// partition) and runs the scraper on its alarm.
 pub const SCRAPER_OBJECT: (&str, &str) = (scraper::STATE_TABLE, scraper::STATE_PARTITION);
-
-/// The path the cron handler posts to the scraper's object to wake it.
-pub const WAKE_PATH: &str = "/.scraper/wake";
 
 /// The scraper object's alarm: one paced tick (it writes its own log line), then
 /// when the next should run, if there is work left (see `scraper::chained_tick`).

@@ -424,6 +424,7 @@ async fn sweep_partition(
     swept.partitions += 1;
     let mut after = after.map(str::to_owned);
     let mut doomed: Vec<(String, Box<dyn Mutation>)> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
     let stop = loop {
         if left.items == 0 {
             break after;
@@ -441,6 +442,7 @@ async fn sweep_partition(
                 });
                 let expire = crate::indexes::Indexed::wrap(expire, def, now_ms, false);
                 doomed.push((item.sk.clone(), expire));
+                values.push(item.value.clone());
             }
         }
         match page.next {
@@ -456,8 +458,19 @@ async fn sweep_partition(
         let notes = crate::indexes::around(env, def, items, &keys, async {
             Ok(items.mutate_many(pk, &doomed).await?)
         })
-        .await?;
-        swept.deleted += notes.iter().filter(|n| n.as_bool() == Some(true)).count();
+        .await;
+        let deleted: Vec<_> = match &notes {
+            Ok(notes) => notes
+                .iter()
+                .zip(&values)
+                .filter(|(note, _)| note.as_bool() == Some(true))
+                .map(|(_, value)| (value, None))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        ddb_writes::Door::new(env).close(def, &deleted).await?;
+        notes?;
+        swept.deleted += deleted.len();
     }
     Ok(stop)
 }

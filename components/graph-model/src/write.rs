@@ -1,9 +1,10 @@
 //! Keeping the graph in step with the movies table.
 //!
-//! Every path that writes movies calls [`movies_changed`] after its write, with what
-//! each movie is now. It runs two passes, each one write per shard touched — the
-//! shard's node mutations ([`crate::mutation`]) in one [`kit::table::Table::mutate_many`]: one call
-//! to the object holding the graph on Workers, a compare-and-swap per page on Spin:
+//! Every path that writes movies goes through `ddb_writes::Door`, which calls
+//! [`movies_changed`] after the write, with what each movie is now. It runs two passes,
+//! each one write per shard touched — the shard's node mutations ([`crate::mutation`])
+//! in one [`kit::table::Table::mutate_many`]: one call to the object holding the graph
+//! on Workers, a compare-and-swap per page on Spin:
 //!
 //! 1. the movie nodes take their new casts; each changed node's new version is the
 //!    *revision* of that change (a node is never deleted, so revisions only grow);

@@ -5,9 +5,9 @@
 //! [`revalidated`](crate::revalidated) are stored in the host's [`EdgeCache`] (the
 //! Workers Cache API of the data centre; an in-process map natively; nothing on Spin,
 //! which has no such cache) for `ttl_secs`, under a key that names the table's current
-//! **generation**. A write to the table ([`invalidate`]: a service's own acknowledged
-//! `PUT`/`POST`/`DELETE`, a DynamoDB API write, a scraper tick that stored shows) puts a
-//! fresh generation into the same cache before the write is acknowledged, so every later
+//! **generation**. A write to the table ([`invalidate`], called by the writer: every
+//! write to a DynamoDB-modelled table through `ddb_writes::Door`, `Movies` included, and
+//! a scraper tick that stored shows) puts a fresh generation into the same cache before the write is acknowledged, so every later
 //! read there misses and reads storage again, whatever its query string. Purging keys
 //! could not do that: a year's list has unboundedly many query variants.
 //!
@@ -54,10 +54,8 @@ impl EdgeCache for NoCache {
 pub struct EdgeCaching {
     pub table: &'static str,
     pub ttl_secs: u32,
-    /// Path prefixes the cache stays out of: neither looked up (an answer that is never
-    /// stored would pay for the lookups on every request) nor invalidated after a
-    /// write (a route listed here starts the table's new generation itself, and only
-    /// when it wrote something).
+    /// Path prefixes the cache stays out of: an answer that is never stored would pay
+    /// for the lookups on every request.
     pub uncached: &'static [&'static str],
 }
 
@@ -168,38 +166,6 @@ pub(crate) fn decode(stored: &Bytes) -> Option<Response> {
     Some(response)
 }
 
-/// An in-process cache (the native host and tests): one per deployment, shared by its
-/// requests' environments, entries expiring by the system clock.
-#[cfg(not(target_arch = "wasm32"))]
-#[derive(Debug, Clone, Default)]
-pub struct MemoryCache(
-    std::sync::Arc<
-        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Bytes)>>,
-    >,
-);
-
-#[cfg(not(target_arch = "wasm32"))]
-#[async_trait::async_trait(?Send)]
-impl EdgeCache for MemoryCache {
-    async fn get(&self, key: &str) -> Option<Bytes> {
-        let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match entries.get(key) {
-            Some((expires, value)) if *expires > std::time::Instant::now() => Some(value.clone()),
-            Some(_) => {
-                entries.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    async fn put(&self, key: &str, value: Bytes, ttl_secs: u32) {
-        let expires = std::time::Instant::now() + std::time::Duration::from_secs(ttl_secs.into());
-        let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        entries.insert(key.to_owned(), (expires, value));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +200,7 @@ mod tests {
 
     #[test]
     fn memory_cache_forgets_an_entry_when_its_ttl_ends() {
-        let cache = MemoryCache::default();
+        let cache = crate::host::native::MemoryCache::default();
         futures::executor::block_on(async {
             cache.put("k", Bytes::from_static(b"v"), 0).await;
             assert_eq!(cache.get("k").await, None);

@@ -3,8 +3,8 @@
 //!
 //! A path is `/`-separated and relative to the host's file root, `docs/swagger-ui.css`:
 //! on Spin the root is the guest's `/` (`spin.toml`'s `files` mounts, WASI preopens,
-//! read with `std::fs`, [`DirFiles`]); natively a directory on the machine
-//! ([`DirFiles`]); on Workers the static assets behind the `ASSETS` binding
+//! read with `std::fs`, [`DirFiles`](crate::host::DirFiles)); natively a directory on the machine
+//! ([`DirFiles`](crate::host::DirFiles)); on Workers the static assets behind the `ASSETS` binding
 //! (`kit::host::workers::WorkerAssets`). Every implementation refuses a path that
 //! [`check_path`] refuses before touching anything.
 
@@ -75,36 +75,6 @@ pub fn check_path(path: &str) -> Result<(), FilesError> {
     }
 }
 
-/// Files under a directory, read with `std::fs`: a folder on the machine natively, the
-/// guest's `/` on Spin (where `spin.toml`'s `files` mounts are WASI preopens).
-#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
-#[derive(Debug, Clone)]
-pub struct DirFiles {
-    root: std::path::PathBuf,
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
-impl DirFiles {
-    pub fn new(root: impl Into<std::path::PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
-#[async_trait::async_trait(?Send)]
-impl Files for DirFiles {
-    async fn read(&self, path: &str) -> Result<Option<Bytes>, FilesError> {
-        use std::io::ErrorKind;
-        check_path(path)?;
-        let full = self.root.join(path);
-        match std::fs::read(&full) {
-            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::IsADirectory) => Ok(None),
-            Err(e) => Err(FilesError::Unavailable(format!("{}: {e}", full.display()))),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,14 +122,14 @@ mod tests {
         let root = std::env::temp_dir().join(format!("kit-files-{}", std::process::id()));
         std::fs::create_dir_all(root.join("docs")).unwrap();
         std::fs::write(root.join("docs/a.txt"), b"hello").unwrap();
-        let files = DirFiles::new(root.join("docs"));
+        let files = crate::host::DirFiles::new(root.join("docs"));
         assert_eq!(
             block_on(files.read("a.txt")).unwrap(),
             Some(Bytes::from_static(b"hello"))
         );
         assert_eq!(block_on(files.read("missing.txt")).unwrap(), None);
         // A directory is not a file.
-        let whole = DirFiles::new(&root);
+        let whole = crate::host::DirFiles::new(&root);
         assert_eq!(block_on(whole.read("docs")).unwrap(), None);
         assert!(matches!(
             block_on(files.read("../docs/a.txt")),

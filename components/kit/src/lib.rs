@@ -29,8 +29,6 @@ pub use env::{
     Backend, Clock, Config, Ctx, Env, Fetch, FetchError, FixedClock, MapConfig, NoFetch, Tables,
 };
 pub use error::{ApiError, SEE_THE_LOG};
-#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
-pub use files::DirFiles;
 pub use files::{Files, FilesError, NoFiles};
 pub use router::{Params, Router};
 pub use service::{

@@ -70,8 +70,8 @@ where
 
 /// [`serve`] with the host's edge cache in front of the service's public reads (see
 /// [`crate::cache`]): a `GET` is answered from the cache when the table's current
-/// generation has it, a [`revalidated`] `200` is stored, and an acknowledged write
-/// (any other method, `2xx`) starts a new generation of `caching.table`.
+/// generation has it, and a [`revalidated`] `200` is stored. The service's writes start
+/// a new generation of `caching.table` themselves ([`crate::cache::invalidate`]).
 pub async fn serve_cached<'e, F, Fut>(
     req: Request,
     env: &'e Env,
@@ -135,8 +135,7 @@ async fn serve_boxed<'e>(
     let mut response = result.unwrap_or_else(error_response);
     if let Some(caching) = caching {
         if cache_status.is_none() {
-            cache_status =
-                after_handler(env, caching, cache_key.as_deref(), &method, &response).await;
+            cache_status = after_handler(env, caching, cache_key.as_deref(), &response).await;
         }
     }
     if response.extensions().get::<Revalidate>().is_some()
@@ -201,29 +200,22 @@ async fn cached_answer(env: &Env, key: Option<&str>) -> Option<Response> {
     Some(hit)
 }
 
-/// After a handler ran: stores a cacheable read's answer (and says `miss`), or starts a
-/// new generation of the table after an acknowledged write.
+/// After a handler ran: stores a cacheable read's answer (and says `miss`). Writes
+/// start the table's new generation where they write (the DynamoDB-modelled tables'
+/// door, the scraper), not here: only the writer knows what it stored.
 async fn after_handler(
     env: &Env,
     caching: EdgeCaching,
     key: Option<&str>,
-    method: &Method,
     response: &Response,
 ) -> Option<&'static str> {
-    if let Some(key) = key {
-        if response.status() == StatusCode::OK
-            && response.extensions().get::<Revalidate>().is_some()
-        {
-            env.cache
-                .put(key, cache::encode(response), caching.ttl_secs)
-                .await;
-        }
-        return Some("miss");
+    let key = key?;
+    if response.status() == StatusCode::OK && response.extensions().get::<Revalidate>().is_some() {
+        env.cache
+            .put(key, cache::encode(response), caching.ttl_secs)
+            .await;
     }
-    if method != Method::GET && method != Method::HEAD && response.status().is_success() {
-        cache::invalidate(env, caching.table).await;
-    }
-    None
+    Some("miss")
 }
 
 /// Marks a public read: any cache may keep it under `cache_control` (a `no-cache` one

@@ -206,6 +206,14 @@ impl Movie {
         })
     }
 
+    /// The key attributes of movie `year`/`title` in DynamoDB's typed JSON.
+    pub fn key(year: Year, title: &Title) -> Value {
+        let mut key = Item::new();
+        key.insert("year".into(), AttrValue::N(Number::from(year.0)));
+        key.insert("title".into(), AttrValue::S(title.0.clone()));
+        item_to_json(&key)
+    }
+
     /// The item as the `Movies` table stores it, in DynamoDB's typed JSON (see
     /// [`ddb_model::plain`]); the error is why DynamoDB could not hold it (a number out
     /// of its range, an item over 400 KB).

@@ -26,6 +26,7 @@ pub use domain::{
 };
 
 use ddb_model::schema;
+use ddb_writes::Door;
 use http::{Method, StatusCode};
 use kit::table::Cond;
 use kit::{BodyLimit, Ctx, Params, Request, Response, Router};
@@ -36,14 +37,6 @@ use serde_json::json;
 /// (partition `year` N, sort key `title` S), items in DynamoDB's typed JSON.
 fn movies_table(ctx: &Ctx<'_>) -> Result<std::rc::Rc<dyn kit::table::Table>, MoviesError> {
     Ok(ctx.env.table(&schema::movies().storage_name())?)
-}
-
-/// A movie's key as the graph names it.
-fn graph_ref(year: Year, title: &Title) -> graph_model::MovieRef {
-    graph_model::MovieRef {
-        year: year.get(),
-        title: title.as_str().to_owned(),
-    }
 }
 
 /// Where the OpenAPI 3.1 document of every endpoint (source:
@@ -187,12 +180,22 @@ async fn put(req: &Request, ctx: &Ctx<'_>, params: &Params) -> Result<Response, 
     };
     let stored = movie.stored().map_err(kit::ApiError::invalid_body)?;
     let table = movies_table(ctx)?;
-    ddb_model::list_partition(ctx.env, &schema::movies(), &year.partition()).await?;
-    let cast = graph_model::Cast::from_stored(&stored);
-    table
-        .put(&year.partition(), movie.title.as_str(), stored, Cond::Any)
-        .await?;
-    graph_model::movies_changed(ctx.env, vec![(graph_ref(year, &movie.title), Some(cast))]).await?;
+    let (def, door) = (schema::movies(), Door::new(ctx.env));
+    door.open(&def, &year.partition()).await?;
+    let written = table
+        .put(
+            &year.partition(),
+            movie.title.as_str(),
+            stored.clone(),
+            Cond::Any,
+        )
+        .await;
+    let changed = match written {
+        Ok(_) => vec![(&stored, Some(&stored))],
+        Err(_) => Vec::new(),
+    };
+    door.close(&def, &changed).await?;
+    written?;
     Ok(kit::json(StatusCode::OK, &movie))
 }
 
@@ -202,13 +205,20 @@ async fn delete(req: &Request, ctx: &Ctx<'_>, params: &Params) -> Result<Respons
     kit::require_admin(req, ctx.env)?;
     let (year, title) = key(params)?;
     let table = movies_table(ctx)?;
-    if !table
+    let deleted = table
         .delete(&year.partition(), title.as_str(), Cond::Any)
-        .await?
-    {
+        .await;
+    let key = Movie::key(year, &title);
+    let changed = match deleted {
+        Ok(true) => vec![(&key, None)],
+        _ => Vec::new(),
+    };
+    Door::new(ctx.env)
+        .close(&schema::movies(), &changed)
+        .await?;
+    if !deleted? {
         return Err(MoviesError::MovieNotFound);
     }
-    graph_model::movies_changed(ctx.env, vec![(graph_ref(year, &title), None)]).await?;
     Ok(kit::empty(StatusCode::NO_CONTENT))
 }
 
@@ -220,23 +230,25 @@ async fn import(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
     let movies = parse_import(req.body())?;
     let groups = group_by_year(movies)?;
     let table = movies_table(ctx)?;
-    let def = schema::movies();
-    let mut imported = 0usize;
-    let mut casts = Vec::new();
+    let (def, door) = (schema::movies(), Door::new(ctx.env));
+    let mut imported = Vec::new();
+    let mut written = Ok(());
     for (year, movies) in groups {
-        imported += movies.len();
-        for (title, stored) in &movies {
-            let movie = graph_model::MovieRef {
-                year: year.get(),
-                title: title.clone(),
-            };
-            casts.push((movie, Some(graph_model::Cast::from_stored(stored))));
+        let stored: Vec<_> = movies.iter().map(|(_, item)| item.clone()).collect();
+        door.open(&def, &year.partition()).await?;
+        written = table.put_items(&year.partition(), movies).await;
+        if written.is_err() {
+            break;
         }
-        ddb_model::list_partition(ctx.env, &def, &year.partition()).await?;
-        table.put_items(&year.partition(), movies).await?;
+        imported.extend(stored);
     }
-    graph_model::movies_changed(ctx.env, casts).await?;
-    Ok(kit::json(StatusCode::OK, &json!({ "imported": imported })))
+    let changed: Vec<_> = imported.iter().map(|item| (item, Some(item))).collect();
+    door.close(&def, &changed).await?;
+    written?;
+    Ok(kit::json(
+        StatusCode::OK,
+        &json!({ "imported": imported.len() }),
+    ))
 }
 
 // The Spin component entry (wasm32-wasip2 only).

@@ -81,8 +81,8 @@ fn serve(
             kv,
             config: MapConfig(config),
             fetch: HyperFetch::new(),
-            files: kit::DirFiles::new(crate::root().join(STATIC_FILES)),
-            cache: kit::cache::MemoryCache::default(),
+            files: kit::host::DirFiles::new(crate::root().join(STATIC_FILES)),
+            cache: kit::host::native::MemoryCache::default(),
         });
         loop {
             let (stream, _) = tokio::select! {
@@ -109,9 +109,9 @@ struct Deployment {
     kv: MemoryKv,
     config: MapConfig,
     fetch: HyperFetch,
-    files: kit::DirFiles,
+    files: kit::host::DirFiles,
     /// The deployment's edge cache, as a Worker's data centre has one (kit::cache).
-    cache: kit::cache::MemoryCache,
+    cache: kit::host::native::MemoryCache,
 }
 
 impl Deployment {

@@ -858,7 +858,7 @@ fn a_failing_cron_event_is_a_500_with_the_components_error() {
     assert!(error_of(&body).contains("scraper_fetch_budget"), "{body}");
 }
 
-/// The Spin backend's creation protocol (kit `table::spin`) left half-done by creators
+/// The Spin backend's creation protocol (kit `host::spin::kv`) left half-done by creators
 /// that died, as their keys would be in Spin's store: after taking a ticket; after
 /// writing their pending data; after winning the register but before any commit. Readers
 /// and the next writers must see exactly the partitions that exist, and go on.

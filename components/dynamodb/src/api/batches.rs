@@ -13,6 +13,9 @@ pub(super) struct Planned {
 /// The writes of a BatchWriteItem into one partition of one table.
 pub(super) type Partition = (TableDef, Rc<dyn Table>, String, Vec<Planned>);
 
+/// A table a BatchWriteItem wrote, and the items it changed there (key, item now).
+type Touched = (TableDef, Vec<(Value, Option<Value>)>);
+
 impl Ops<'_> {
     pub(super) fn request_items(&self) -> Result<&serde_json::Map<String, Value>, DynamoError> {
         self.body
@@ -144,10 +147,43 @@ impl Ops<'_> {
     ) -> Result<serde_json::Map<String, Value>, DynamoError> {
         let now_ms = self.now_ms();
         let mut unprocessed = serde_json::Map::new();
-        let mut graph: Vec<(TableDef, Value, Option<Value>)> = Vec::new();
+        let door = self.door();
+        // Each table's door is closed once, after its last group, with what its
+        // groups changed; on a failure, every table it opened is closed at once.
+        let mut touched: Vec<Touched> = Vec::new();
+        let result = self
+            .batch_writes(groups, &mut touched, &mut unprocessed, now_ms)
+            .await;
+        for (def, changed) in &touched {
+            let changed: Vec<_> = match &result {
+                Ok(()) => changed.iter().map(|(k, now)| (k, now.as_ref())).collect(),
+                Err(_) => Vec::new(),
+            };
+            door.close(def, &changed).await?;
+        }
+        result.map(|()| unprocessed)
+    }
+
+    /// Writes the groups of [`Self::batch_groups`], noting in `touched` each table written
+    /// and the items changed.
+    async fn batch_writes(
+        &self,
+        groups: Vec<Partition>,
+        touched: &mut Vec<Touched>,
+        unprocessed: &mut serde_json::Map<String, Value>,
+        now_ms: i64,
+    ) -> Result<(), DynamoError> {
+        let door = self.door();
         for (def, items, pk, writes) in groups {
+            let at = match touched.iter().position(|(d, _)| d.name == def.name) {
+                Some(at) => at,
+                None => {
+                    touched.push((def.clone(), Vec::new()));
+                    touched.len() - 1
+                }
+            };
             if writes.iter().any(|w| w.write.is_some()) {
-                self.list_partition(&def, &pk).await?;
+                door.open(&def, &pk).await?;
             }
             let blind = |w: &Planned| -> Box<dyn kit::table::Mutation> {
                 let what = match &w.write {
@@ -184,18 +220,12 @@ impl Ops<'_> {
                     }
                     Outcome::Refused(e) => return Err(e),
                     Outcome::Done { .. } | Outcome::ConditionFailed { .. } => {
-                        if def.name == schema::MOVIES {
-                            graph.push((def.clone(), w.key, w.write));
-                        }
+                        touched[at].1.push((w.key, w.write));
                     }
                 }
             }
         }
-        if let Some((def, _, _)) = graph.first() {
-            let changes = graph.iter().map(|(_, k, now)| (k, now.as_ref())).collect();
-            self.graph_sync(def, changes).await?;
-        }
-        Ok(unprocessed)
+        Ok(())
     }
 
     /// BatchGetItem: up to 100 keys over any tables, each table with its own

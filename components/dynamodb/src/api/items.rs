@@ -83,8 +83,9 @@ impl Ops<'_> {
         def.check_index_keys(&item)?;
         let returns_old = self.returns_old()?;
         let value = item_to_json(&item);
-        self.list_partition(&def, &pk).await?;
-        let (old, _) = self
+        let door = self.door();
+        door.open(&def, &pk).await?;
+        let written = self
             .write_if(
                 (&def, &items),
                 &pk,
@@ -92,8 +93,14 @@ impl Ops<'_> {
                 exprs.condition.as_ref(),
                 What::Put(value.clone()),
             )
-            .await?;
-        self.graph_sync(&def, vec![(&value, Some(&value))]).await?;
+            .await;
+        let changed = if written.is_ok() {
+            vec![(&value, Some(&value))]
+        } else {
+            Vec::new()
+        };
+        door.close(&def, &changed).await?;
+        let (old, _) = written?;
         let units = self
             .charge
             .units(|| Ok(capacity::write_units(size_of(old.as_ref())?.max(size))))?;
@@ -170,18 +177,22 @@ impl Ops<'_> {
             )));
         }
         expr::refuse_key_updates(&exprs.update, &def.key_names())?;
-        self.list_partition(&def, &pk).await?;
+        let door = self.door();
+        door.open(&def, &pk).await?;
         let key_item = key.clone();
         let what = What::Update {
             key,
             actions: exprs.update.clone(),
         };
-        let (old, new) = self
+        let written = self
             .write_if((&def, &items), &pk, &sk, exprs.condition.as_ref(), what)
-            .await?;
-        if let Some(new) = &new {
-            self.graph_sync(&def, vec![(new, Some(new))]).await?;
-        }
+            .await;
+        let changed = match &written {
+            Ok((_, Some(new))) => vec![(new, Some(new))],
+            _ => Vec::new(),
+        };
+        door.close(&def, &changed).await?;
+        let (old, new) = written?;
         let before = old.as_ref().map(stored_item).transpose()?;
         let after = new.as_ref().map(stored_item).transpose()?;
         let paths = expr::updated_paths(&exprs.update);
@@ -218,7 +229,7 @@ impl Ops<'_> {
         let (pk, sk) = def.key_of(&key, true)?;
         let returns_old = self.returns_old()?;
         // One atomic read-and-delete, so the old item returned is the one deleted.
-        let (old, _) = self
+        let written = self
             .write_if(
                 (&def, &items),
                 &pk,
@@ -226,11 +237,14 @@ impl Ops<'_> {
                 exprs.condition.as_ref(),
                 What::Delete,
             )
-            .await?;
-        if old.is_some() {
-            self.graph_sync(&def, vec![(&item_to_json(&key), None)])
-                .await?;
-        }
+            .await;
+        let key_json = item_to_json(&key);
+        let changed = match &written {
+            Ok((Some(_), _)) => vec![(&key_json, None)],
+            _ => Vec::new(),
+        };
+        self.door().close(&def, &changed).await?;
+        let (old, _) = written?;
         let units = self
             .charge
             .units(|| Ok(capacity::write_units(size_of(old.as_ref())?)))?;

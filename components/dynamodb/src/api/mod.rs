@@ -12,6 +12,7 @@ use crate::operation::Operation;
 use crate::schema::{self, TableDef, CATALOG, CATALOG_PK, DIRECTORY_PK};
 use crate::sigv4::{self, AuthError, Credentials, SignedRequest};
 use crate::value::{item_from_json, item_size, item_to_json, AttrValue, Item, MAX_ITEM_BYTES};
+use ddb_writes::Door;
 use http::{HeaderValue, StatusCode};
 use kit::table::{Cond as Written, StoreError, Table};
 use kit::{Bytes, Ctx, Request, Response};
@@ -167,53 +168,7 @@ async fn run(req: &Request, ctx: &Ctx<'_>) -> Result<Value, DynamoError> {
         Operation::TransactWriteItems => Box::pin(ops.transact_write()),
         Operation::TransactGetItems => Box::pin(ops.transact_get()),
     };
-    let result = future.await;
-    // The movies API caches its reads of `Movies` at the edge by the table's generation
-    // (kit::cache): a write here starts a new one, as the API's own writes do. Failed
-    // writes too, since a batch may have stored part of itself.
-    for table in written_tables(operation, &body) {
-        kit::cache::invalidate(ctx.env, table).await;
-    }
-    result
-}
-
-/// The tables a write operation's request names (none for a read).
-fn written_tables(operation: Operation, body: &Value) -> Vec<&str> {
-    match operation {
-        Operation::PutItem
-        | Operation::UpdateItem
-        | Operation::DeleteItem
-        | Operation::DeleteTable => body["TableName"].as_str().into_iter().collect(),
-        Operation::BatchWriteItem => body["RequestItems"]
-            .as_object()
-            .map(|items| items.keys().map(String::as_str).collect())
-            .unwrap_or_default(),
-        Operation::TransactWriteItems => body["TransactItems"]
-            .as_array()
-            .map(|actions| {
-                actions
-                    .iter()
-                    .filter_map(|a| a.as_object()?.values().next()?["TableName"].as_str())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        Operation::CreateTable
-        | Operation::DescribeTable
-        | Operation::ListTables
-        | Operation::GetItem
-        | Operation::Query
-        | Operation::Scan
-        | Operation::BatchGetItem
-        | Operation::DescribeLimits
-        | Operation::DescribeEndpoints
-        | Operation::TagResource
-        | Operation::UntagResource
-        | Operation::ListTagsOfResource
-        | Operation::UpdateTable
-        | Operation::UpdateTimeToLive
-        | Operation::DescribeTimeToLive
-        | Operation::TransactGetItems => Vec::new(),
-    }
+    future.await
 }
 
 /// DynamoDB's default quotas of an account in a region: what SDKs and tools that size
@@ -432,32 +387,9 @@ impl Ops<'_> {
         body.get("ConsistentRead").and_then(Value::as_bool) == Some(true)
     }
 
-    /// Keeps the movie graph in step with a write to `Movies` (no-op for other
-    /// tables): `changes` are the written items' typed JSON (or keys), each with the
-    /// item now, `None` when deleted.
-    async fn graph_sync(
-        &self,
-        def: &TableDef,
-        changes: Vec<(&Value, Option<&Value>)>,
-    ) -> Result<(), DynamoError> {
-        if def.name != schema::MOVIES {
-            return Ok(());
-        }
-        let changes: Vec<_> = changes
-            .into_iter()
-            .filter_map(|(key, now)| {
-                let year = key.pointer("/year/N")?.as_str()?.parse().ok()?;
-                let title = key.pointer("/title/S")?.as_str()?.to_owned();
-                let cast = now.map(graph_model::Cast::from_stored);
-                Some((graph_model::MovieRef { year, title }, cast))
-            })
-            .collect();
-        graph_model::movies_changed(self.ctx.env, changes).await?;
-        Ok(())
-    }
-
-    pub(crate) async fn list_partition(&self, def: &TableDef, pk: &str) -> Result<(), DynamoError> {
-        Ok(ddb_model::list_partition(self.ctx.env, def, pk).await?)
+    /// The door every write to a DynamoDB-modelled table goes through.
+    pub(crate) fn door(&self) -> Door<'_> {
+        Door::new(self.ctx.env)
     }
 
     async fn table(&self) -> Result<(TableDef, Rc<dyn Table>), DynamoError> {

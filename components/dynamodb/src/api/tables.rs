@@ -138,7 +138,9 @@ impl Ops<'_> {
         if !gone {
             return Err(schema::not_found(&def.name));
         }
-        self.sweep(&def, items).await?;
+        let swept = self.sweep(&def, items).await;
+        self.door().close(&def, &[]).await?;
+        swept?;
         Ok(json!({ "TableDescription": def.description("DELETING", self.now()) }))
     }
 

@@ -1,12 +1,21 @@
-//! Host adapters: how each runtime builds an [`Env`](crate::Env) and hands requests in.
-//! Only these modules name a host SDK.
+//! The host wings: how each runtime builds an [`Env`](crate::Env), hands requests in,
+//! and stores tables. Everything that names `spin_sdk` or `wasi` is in [`spin`] (its
+//! key-value backend included), everything that names `worker` in [`workers`] (its
+//! Durable Object and KV backends and the Worker's entry points); the rest of `kit` is
+//! platform-neutral. This module holds what several hosts share (clock, randomness,
+//! log sink).
 
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+mod dir_files;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 #[cfg(target_os = "wasi")]
 pub mod spin;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod workers;
+
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+pub use dir_files::DirFiles;
 
 /// The Workers runtime's randomness (no OS source there), under the name the other
 /// hosts' has.

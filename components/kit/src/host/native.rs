@@ -32,7 +32,7 @@ impl Tables for MemoryKv {
 
 /// An environment over `kv` with `config`, the system clock and OS randomness, no
 /// outbound HTTP (a host that has a client sets `fetch`) and no static files (a host
-/// that serves `/docs` sets `files`, e.g. to a [`crate::DirFiles`] on
+/// that serves `/docs` sets `files`, e.g. to a [`crate::host::DirFiles`] on
 /// `build/docs-assets`). Its round trips are counted apart from other environments over
 /// the same store.
 pub fn env(kv: MemoryKv, config: MapConfig) -> Env {
@@ -61,4 +61,34 @@ pub fn capture_log(line: &str) {
 /// The lines [`capture_log`] kept on this thread, taken.
 pub fn captured_log() -> Vec<String> {
     CAPTURED.with(|lines| std::mem::take(&mut *lines.borrow_mut()))
+}
+
+/// An in-process cache (the native host and tests): one per deployment, shared by its
+/// requests' environments, entries expiring by the system clock.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryCache(
+    std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, crate::Bytes)>>,
+    >,
+);
+
+#[async_trait::async_trait(?Send)]
+impl crate::EdgeCache for MemoryCache {
+    async fn get(&self, key: &str) -> Option<crate::Bytes> {
+        let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.get(key) {
+            Some((expires, value)) if *expires > std::time::Instant::now() => Some(value.clone()),
+            Some(_) => {
+                entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    async fn put(&self, key: &str, value: crate::Bytes, ttl_secs: u32) {
+        let expires = std::time::Instant::now() + std::time::Duration::from_secs(ttl_secs.into());
+        let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        entries.insert(key.to_owned(), (expires, value));
+    }
 }

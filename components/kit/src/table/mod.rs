@@ -12,26 +12,22 @@
 //! [`PartitionTable`] keeps a partition in one stored value, the layout of the tables
 //! that are read whole (Workers KV's read cache, the graph's one-object table) and of
 //! versions before pages. A key-value backend only supplies [`RawKv`]. The shared
-//! [`suite`] is what every backend must pass.
+//! [`suite`] (feature `suite`) is what every backend must pass.
 
 pub mod memory;
 mod paged;
 mod partition;
+#[cfg(any(test, feature = "suite"))]
 pub mod suite;
 pub mod wire;
 
-#[cfg(target_os = "wasi")]
-pub mod spin;
-// The Spin backend's key layout, platform-neutral so that it is unit-tested natively
-// and so that a native loader can write a Spin store the backend reads.
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-pub mod rows;
+// The Spin backend's key layout (the backend itself is in `host::spin`),
+// platform-neutral so that it is unit-tested natively and so that a native loader can
+// write a Spin store the backend reads.
 pub mod spin_keys;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-pub mod workers;
 
 pub use paged::{page_items, PagedTable, PAGE_BYTES};
-pub use partition::{v1_items, PartitionTable, RawKv, Token, FORMAT};
+pub use partition::{storage_key, v1_items, PartitionTable, RawKv, Token, FORMAT};
 
 /// Counts a request's round trips to its storage backend (a call into the host's
 /// key-value interface, a Durable Object fetch, a KV call), for the benchmark's

@@ -1,4 +1,4 @@
-//! The keys of the Spin backend's creation protocol (see `table::spin`), apart from
+//! The keys of the Spin backend's creation protocol (see `host::spin::kv`), apart from
 //! the Spin bindings so that they are unit-tested natively.
 
 use super::StoreError;

@@ -3,12 +3,18 @@
 //! Worker names as read-mostly), and the static assets binding as the static files.
 
 use crate::files::{check_path, Files, FilesError};
-#[cfg(feature = "storage-selftest")]
-use crate::table::workers::DoKv;
-use crate::table::workers::{local_table, object_name, DoClient, KvBackend, Layout};
 use crate::table::{PartitionTable, RemoteTable, RoundTrips, StoreError, Table};
 use crate::{Backend, Bytes, Clock, Config, Env, Fetch, FetchError, Request, Response, Tables};
+#[cfg(feature = "storage-selftest")]
+use backends::DoKv;
+use backends::{DoClient, KvBackend, Layout};
 use std::rc::Rc;
+
+mod backends;
+mod object;
+mod rows;
+
+pub use object::{fetch, object_alarm, object_fetch, scheduled, Alarm, WorkerApp};
 
 /// The Durable Object namespace binding every strongly consistent table uses.
 pub const DO_BINDING: &str = "TABLES";
@@ -233,7 +239,7 @@ impl Fetch for WorkerFetch {
 /// A request built on web-sys's `RequestInit` directly. workers-rs's own `RequestInit`
 /// converts through its `cf` properties' `serde_wasm_bindgen` serializer (~7 KB of
 /// wasm) even when they are the defaults; nothing here sets `cf`.
-pub(crate) fn js_request(
+fn js_request(
     url: &str,
     method: &str,
     headers: Option<&worker::Headers>,
@@ -317,48 +323,8 @@ impl crate::EdgeCache for WorkerCache {
 }
 
 /// The environment of one Worker invocation.
-pub fn env(env: worker::Env, bindings: Bindings) -> Env {
+fn env(env: worker::Env, bindings: Bindings) -> Env {
     env_with(env, bindings, None)
-}
-
-/// The environment of code running inside the Durable Object that holds partition
-/// `partition` of `table` (`storage` is the object's own): that table is read and
-/// written locally, every other one as in [`env`].
-pub fn object_env(
-    env: worker::Env,
-    bindings: Bindings,
-    table: &'static str,
-    storage: worker::durable::Storage,
-) -> Env {
-    let local: Rc<dyn Table> = Rc::new(local_table(storage, table));
-    env_with(env, bindings, Some((table, local)))
-}
-
-/// Sends `POST path` to the Durable Object holding partition `partition` of `table`
-/// (the cron handler waking the scraper's object).
-pub async fn call_object(
-    env: &worker::Env,
-    table: &str,
-    partition: &str,
-    path: &str,
-) -> worker::Result<worker::Response> {
-    let stub = env
-        .durable_object(DO_BINDING)?
-        .id_from_name(&object_name(table, partition))?
-        .get_stub()?;
-    let request = js_request(&format!("https://object{path}"), "POST", None, None)?;
-    stub.fetch_with_request(request).await
-}
-
-/// Whether `state` is the Durable Object of `(table, partition)`: what an alarm, which
-/// is told nothing else, runs as.
-pub fn is_object(env: &worker::Env, state: &worker::State, table: &str, partition: &str) -> bool {
-    let Ok(namespace) = env.durable_object(DO_BINDING) else {
-        return false;
-    };
-    namespace
-        .id_from_name(&object_name(table, partition))
-        .is_ok_and(|id| id == state.id())
 }
 
 fn env_with(
@@ -396,7 +362,7 @@ fn console_log(line: &str) {
 }
 
 /// Reads a Worker request into the core's request type.
-pub async fn request(mut req: worker::Request) -> worker::Result<Request> {
+async fn request(mut req: worker::Request) -> worker::Result<Request> {
     let method = req.method();
     // The runtime's URL is already WHATWG-serialised; its path and query are taken as
     // they are, without a second `Url::parse` (`req.url()`) per request.
@@ -450,7 +416,7 @@ async fn read_body(req: &mut worker::Request, limit: usize) -> worker::Result<Op
 }
 
 /// Writes the core's response as a Worker response.
-pub fn response(res: Response) -> worker::Result<worker::Response> {
+fn response(res: Response) -> worker::Result<worker::Response> {
     let headers = worker::Headers::new();
     for (name, value) in res.headers() {
         if let Ok(value) = value.to_str() {

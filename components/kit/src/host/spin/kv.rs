@@ -64,10 +64,10 @@
 //! write of a partition 6 (`current` and the register find it absent; `increment`,
 //! `set`, the register's `current` and `swap`), and the write after it 3 (it commits).
 
-use super::spin_keys::{data_key, register_key, Data, Register};
+use crate::table::spin_keys::{data_key, register_key, Data, Register};
 #[cfg(feature = "storage-selftest")]
-use super::PartitionTable;
-use super::{PagedTable, RawKv, RoundTrips, StoreError, Token};
+use crate::table::PartitionTable;
+use crate::table::{PagedTable, RawKv, RoundTrips, StoreError, Token};
 use async_trait::async_trait;
 use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
 use std::collections::HashMap;
@@ -355,7 +355,7 @@ impl RawKv for SpinKv {
     /// instead of the creation's four round trips. A crash part-way leaves a key that
     /// nothing refers to.
     async fn write_new(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        let pairs = super::spin_keys::committed_partition(key, &value);
+        let pairs = crate::table::spin_keys::committed_partition(key, &value);
         batch::set_many(self.store(), &pairs).map_err(backend)
     }
 

@@ -11,13 +11,15 @@
 //!   a time and its input gates keep a read-modify-write atomic, which is DynamoDB's
 //!   per-item atomicity.
 
+use super::js_request;
 use super::rows::RowTable;
-use super::wire::{decode_answer, KvOp, KvOpResult};
-use super::{
+#[cfg(feature = "storage-selftest")]
+use crate::table::wire::KvOp;
+use crate::table::wire::{decode_answer, KvOpResult};
+use crate::table::{
     Mutations, PartitionTable, RawKv, RemoteOps, RoundTrips, StoreError, TableOp, TableOpResult,
     Token,
 };
-use crate::host::workers::js_request;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
@@ -377,6 +379,7 @@ pub async fn serve_kv_op(storage: Storage, body: &[u8]) -> Vec<u8> {
 /// partition is a key of that object's storage, so a read of many partitions is one
 /// fetch and one storage `get` of many keys (the graph's per-level read), and a
 /// write is a load and a compare-and-swap on the write count kept with the value.
+#[cfg(feature = "storage-selftest")]
 #[derive(Clone)]
 pub struct DoKv {
     namespace: Rc<ObjectNamespace>,
@@ -384,6 +387,7 @@ pub struct DoKv {
     trips: RoundTrips,
 }
 
+#[cfg(feature = "storage-selftest")]
 impl std::fmt::Debug for DoKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DoKv")
@@ -393,6 +397,7 @@ impl std::fmt::Debug for DoKv {
 /// The path a [`DoKv`] call goes to, telling it apart from a [`PartitionCall`].
 pub const KV_OP_PATH: &str = "/kv";
 
+#[cfg(feature = "storage-selftest")]
 impl DoKv {
     /// The object named `\u{1}<table>` (a name no per-partition object can have).
     pub fn new(namespace: ObjectNamespace, table: &str, trips: RoundTrips) -> Self {
@@ -419,14 +424,17 @@ impl DoKv {
     }
 }
 
+#[cfg(feature = "storage-selftest")]
 fn text(value: Vec<u8>) -> Result<String, StoreError> {
     String::from_utf8(value).map_err(backend)
 }
 
+#[cfg(feature = "storage-selftest")]
 fn unexpected_kv(result: KvOpResult) -> StoreError {
     StoreError::Corrupt(format!("unexpected key-value result {result:?}"))
 }
 
+#[cfg(feature = "storage-selftest")]
 #[async_trait(?Send)]
 impl RawKv for DoKv {
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

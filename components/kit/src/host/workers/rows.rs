@@ -16,13 +16,15 @@
 //! # Partitions stored whole (format 1)
 //!
 //! Versions before this one kept a partition as one JSON value under the storage key
-//! `table/pk` ([`super::PartitionTable`]). The first operation on such a partition in
+//! `table/pk` ([`crate::table::PartitionTable`]). The first operation on such a partition in
 //! this object moves its items into rows — versions kept — and notes the partition in
 //! `moved`, in one synchronous step; the old value is deleted after. A partition is
 //! looked up in `moved` by every operation (one indexed read) and never moved twice, so
 //! a stale old value left by a crash before its deletion is never read again.
 
-use super::{v1_items, Change, Cond, Item, Page, StoreError, Table, Updated, MAX_ITEM_BYTES};
+use crate::table::{
+    v1_items, Change, Cond, Item, Page, StoreError, Table, Updated, MAX_ITEM_BYTES,
+};
 use async_trait::async_trait;
 use serde_json::Value;
 use worker::durable::Storage;
@@ -163,14 +165,14 @@ impl RowTable {
         if !moved.is_empty() {
             return Ok(());
         }
-        let key = super::partition::storage_key(&self.table, pk);
-        let whole = super::workers::get_text(&self.storage, &key).await?;
+        let key = crate::table::storage_key(&self.table, pk);
+        let whole = super::backends::get_text(&self.storage, &key).await?;
         let had_whole = whole.is_some();
         if let Some(mut text) = whole {
             // A table kept whole in one object (`DoKv`) stored each partition after its
             // write count; a partition's own JSON starts with `{`.
             if text.starts_with(|c: char| c.is_ascii_digit()) {
-                text = super::workers::split_counted(text)?.1;
+                text = super::backends::split_counted(text)?.1;
             }
             for (sk, version, value) in v1_items(text.into_bytes())? {
                 self.write_row(pk, &sk, version, &value)?;
@@ -317,7 +319,7 @@ impl Table for RowTable {
         };
         let more = rows.len() > limit;
         let items = items_of(&rows[..rows.len().min(limit)])?;
-        Ok(super::forward_page(items, more))
+        Ok(crate::table::forward_page(items, more))
     }
 
     async fn query_back(
@@ -338,7 +340,7 @@ impl Table for RowTable {
                 vec![s(&self.table), s(pk), wanted],
             )?,
         };
-        Ok(super::back_page(items_of(&rows)?.into_iter(), limit))
+        Ok(crate::table::back_page(items_of(&rows)?.into_iter(), limit))
     }
 
     async fn put_partition(&self, pk: &str, items: Vec<(String, Value)>) -> Result<(), StoreError> {

@@ -2,10 +2,12 @@
 //! `default` as every table's backend, the component's `files` mounts as its static
 //! files.
 
-use crate::table::spin::SpinKv;
 use crate::table::{RoundTrips, StoreError, Table};
 use crate::{ApiError, Bytes, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use http::StatusCode;
+use kv::SpinKv;
+
+mod kv;
 use spin_sdk::http::{
     Fields, IncomingRequest, OutgoingBody, OutgoingRequest, OutgoingResponse, ResponseOutparam,
 };
@@ -208,7 +210,7 @@ pub fn env(uses: Uses) -> Env {
             Box::new(crate::NoFetch)
         },
         files: if uses.files {
-            Box::new(crate::DirFiles::new(FILES_ROOT))
+            Box::new(crate::host::DirFiles::new(FILES_ROOT))
         } else {
             Box::new(crate::NoFiles)
         },
