@@ -2,7 +2,7 @@
 # Gathers the files GET /docs serves into build/docs-assets/docs/ (gitignored): the page
 # and its initializer from components/docs/static/, and Swagger UI's CSS, bundle and
 # favicons from npm swagger-ui-dist (node_modules/, `npm ci`); and the OpenAPI document
-# (components/movies/src/openapi.json) into build/docs-assets/api/. They are static files
+# (components/docs/openapi.json) into build/docs-assets/api/. They are static files
 # of the deployment, not part of any wasm: Spin mounts docs/ into the docs component and
 # api/ into the movies component (spin.toml `files`), wrangler uploads build/docs-assets
 # as the Worker's static assets (wrangler.toml `[assets]`), the native test server reads
@@ -42,12 +42,12 @@ for path in "$out"/* "$out"/.[!.]*; do
   name=$(basename "$path")
   case "$keep" in *" $name "*) ;; *) rm -rf "$path" ;; esac
 done
-# The OpenAPI document (GET /api/movies/openapi.json, the movies crate's OPENAPI_PATH),
+# The OpenAPI document (GET /api/movies/openapi.json, the docs crate's OPENAPI_PATH),
 # in a folder of its own: on Spin only the movies component mounts it.
 api=$root/build/docs-assets/api
 mkdir -p "$api"
-if ! cmp -s "$root/components/movies/src/openapi.json" "$api/openapi.json"; then
-  cp "$root/components/movies/src/openapi.json" "$api/.openapi.json.tmp"
+if ! cmp -s "$root/components/docs/openapi.json" "$api/openapi.json"; then
+  cp "$root/components/docs/openapi.json" "$api/.openapi.json.tmp"
   mv -f "$api/.openapi.json.tmp" "$api/openapi.json"
 fi
 find "$api" -mindepth 1 ! -name openapi.json -exec rm -rf {} +

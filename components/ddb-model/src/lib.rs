@@ -1,6 +1,6 @@
 //! DynamoDB's data model on the table layer, shared by the two services that store
 //! DynamoDB tables: the DynamoDB-compatible endpoint (`dynamodb`) and the
-//! movies API (`movies`, §4), whose data is the built-in DynamoDB table `Movies`.
+//! movies API (`movies`), whose data is the built-in DynamoDB table `Movies`.
 //!
 //! [`value`] holds DynamoDB's attribute values (38-digit numbers in normal form, sets,
 //! binary) and their JSON; [`error`] DynamoDB's errors; [`schema`] how a table's items,

@@ -1,6 +1,7 @@
-//! `GET /docs`: a Swagger UI page for the project's OpenAPI document
-//! (`GET /api/movies/openapi.json`, served by the `movies` crate), and `GET /docs/{file}`
-//! for its assets. Nothing is fetched from a CDN: the page works offline on every host.
+//! The project's OpenAPI 3.1 document (`openapi.json` in this crate: every endpoint of
+//! every service, the contract the hosts answer), served at `GET /api/movies/openapi.json`
+//! by [`openapi`] (the `movies` service routes it here); `GET /docs`: a Swagger UI page
+//! for it, and `GET /docs/{file}` for its assets. Nothing is fetched from a CDN: the page works offline on every host.
 //!
 //! The files are static files of the deployment, read through [`kit::Env::files`], not
 //! compiled into the wasm (Swagger UI's bundle alone is ~1.7 MB).
@@ -28,6 +29,24 @@
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, StatusCode};
 use kit::{ApiError, BodyLimit, Bytes, Ctx, Request, Response, Router};
+
+/// Where the OpenAPI document is among the deployment's static files ([`kit::files`];
+/// `scripts/docs-assets.sh` copies this crate's `openapi.json` there): 140 KB that stay
+/// out of the wasm, as Swagger UI's files do. On Spin, the `movies` component's `files`
+/// mount.
+pub const OPENAPI_PATH: &str = "api/openapi.json";
+
+/// `GET /api/movies/openapi.json`: the OpenAPI document; its only error is the API's
+/// 500 naming the missing file (a deployment made without its static files).
+pub async fn openapi(env: &kit::Env) -> Result<Response, ApiError> {
+    let body = kit::files::shipped(env, OPENAPI_PATH, "the OpenAPI document").await?;
+    let mut response = Response::new(body);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // Changes only with a deploy, which the ETag follows.
+    Ok(kit::revalidated(response, kit::REVALIDATE_ALWAYS))
+}
 
 /// The folder of the docs files under the host's file root (see [`kit::files`]).
 pub const DIR: &str = "docs";

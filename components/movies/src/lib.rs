@@ -4,8 +4,8 @@
 //! filters and opaque cursors, `GET/PUT/DELETE /api/movies/{year}/{title}` address one
 //! movie (PUT and DELETE are admin), `POST /api/movies/import` (admin, up to 8 MiB)
 //! loads a whole `moviedata.json` array, and `GET /api/movies/openapi.json` serves the
-//! OpenAPI 3.1 document of every endpoint of the project (`src/openapi.json`; the
-//! Swagger UI at `/docs` is the `docs` crate).
+//! OpenAPI 3.1 document of every endpoint of the project (the `docs` crate's, beside
+//! the Swagger UI at `/docs`).
 //!
 //! The movies are the built-in DynamoDB table `Movies` ([`ddb_model`]): what boto3
 //! puts there through `/dynamodb` is served here, and what is imported here a DynamoDB
@@ -13,7 +13,7 @@
 //! year — in one stored value, so a year query is one read, and an import merges into
 //! each year once, atomically (about 90 writes for the whole sample file), after
 //! listing the year in the table's partition directory. [`handle`] is the whole
-//! service, platform-neutral; `spin` is the Spin component entry (build with
+//! service, platform-neutral; `spin_entry` is the Spin component entry (build with
 //! `bash scripts/build-components.sh movies`), and the Worker routes
 //! `/api/movies` here too, with the table in Durable Objects (one per year).
 //! `cargo test -p movies` runs the domain and handler tests.
@@ -38,12 +38,6 @@ use serde_json::json;
 fn movies_table(ctx: &Ctx<'_>) -> Result<std::rc::Rc<dyn kit::table::Table>, MoviesError> {
     Ok(ctx.env.table(&schema::movies().storage_name())?)
 }
-
-/// Where the OpenAPI 3.1 document of every endpoint (source:
-/// `components/movies/src/openapi.json`) is among the deployment's static files
-/// (`kit::files`; `scripts/docs-assets.sh` copies it there): 140 KB that stay out of
-/// the wasm, as Swagger UI's files do. On Spin, the `movies` component's `files` mount.
-pub const OPENAPI_PATH: &str = "api/openapi.json";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -95,23 +89,12 @@ async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError>
         Route::List => list(&req, &ctx).await,
         Route::Import => import(&req, &ctx).await,
         // Its only error is already the API's (a deployment without the file).
-        Route::OpenApi => return openapi(ctx.env).await,
+        Route::OpenApi => return docs::openapi(ctx.env).await,
         Route::Get => get(&ctx, &params).await,
         Route::Put => put(&req, &ctx, &params).await,
         Route::Delete => delete(&req, &ctx, &params).await,
     }
     .map_err(Into::into)
-}
-
-async fn openapi(env: &kit::Env) -> Result<Response, kit::ApiError> {
-    let body = kit::files::shipped(env, OPENAPI_PATH, "the OpenAPI document").await?;
-    let mut response = Response::new(body);
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    // Changes only with a deploy, which the ETag follows.
-    Ok(kit::revalidated(response, kit::REVALIDATE_ALWAYS))
 }
 
 /// `{year}` and `{title}` of an item route.

@@ -17,7 +17,8 @@ struct Document;
 #[async_trait::async_trait(?Send)]
 impl kit::Files for Document {
     async fn read(&self, path: &str) -> Result<Option<Bytes>, kit::FilesError> {
-        Ok((path == OPENAPI_PATH).then(|| Bytes::from_static(include_bytes!("openapi.json"))))
+        let document = include_bytes!("../../docs/openapi.json");
+        Ok((path == docs::OPENAPI_PATH).then(|| Bytes::from_static(document)))
     }
 }
 

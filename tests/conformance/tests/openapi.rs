@@ -1,4 +1,4 @@
-//! Keeps the OpenAPI document (`components/movies/src/openapi.json`, served at
+//! Keeps the OpenAPI document (`components/docs/openapi.json`, served at
 //! `GET /api/movies/openapi.json`) true: every route a service's router serves is in
 //! it with its method, every path and method in it is served by some router, and the
 //! document hangs together (path parameters declared, `$ref`s resolve, operation ids
@@ -32,10 +32,10 @@ fn served() -> BTreeSet<(String, String)> {
 }
 
 fn document() -> Value {
-    let path = conformance::root().join("components/movies/src/openapi.json");
+    let path = conformance::root().join("components/docs/openapi.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("components/movies/src/openapi.json is not JSON: {e}"))
+        .unwrap_or_else(|e| panic!("components/docs/openapi.json is not JSON: {e}"))
 }
 
 fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
@@ -77,7 +77,7 @@ fn every_served_route_is_documented_with_its_method() {
         .collect();
     assert!(
         missing.is_empty(),
-        "routes served but missing from components/movies/src/openapi.json:{}",
+        "routes served but missing from components/docs/openapi.json:{}",
         show(&missing)
     );
 }
@@ -90,7 +90,7 @@ fn every_documented_operation_is_served_by_a_router() {
         .collect();
     assert!(
         extra.is_empty(),
-        "operations in components/movies/src/openapi.json that no router serves:{}",
+        "operations in components/docs/openapi.json that no router serves:{}",
         show(&extra)
     );
 }
@@ -184,7 +184,7 @@ fn every_ref_resolves() {
 fn served_pages_cite_no_file_outside_the_repository() {
     let root = conformance::root();
     let pages = [
-        "components/movies/src/openapi.json",
+        "components/docs/openapi.json",
         "components/docs/static/index.html",
         "components/docs/static/swagger-initializer.js",
     ];
