@@ -2,7 +2,7 @@
 # Everything else here is a step of those two.
 
 CARGO ?= cargo
-COMPONENTS := -p hello -p health -p shows -p scraper -p scraper-cron -p streams -p movies -p docs -p dynamodb -p graph
+COMPONENTS := -p hello -p health -p shows -p scraper -p streams -p movies -p docs -p dynamodb -p dynamodb-ttl -p graph
 
 .PHONY: run test setup components worker spin-host lint deny smoke unit conformance bench fuzz clean-state
 
@@ -27,8 +27,8 @@ setup:
 components:
 	bash scripts/build-components.sh
 
-## The Worker as deployed (components/worker/build), and the same Worker with the
-## storage self-test, POST /healthz/storage[/race[/check]] (components/worker/build-selftest), which
+## The Worker as deployed (crates/worker/build), and the same Worker with the
+## storage self-test, POST /healthz/storage[/race[/check]] (crates/worker/build-selftest), which
 ## the conformance suite runs on workerd through tests/selftest-worker.
 worker:
 	bash scripts/build-worker.sh

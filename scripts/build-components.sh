@@ -26,8 +26,8 @@ bash scripts/docs-assets.sh
 # builds, the benchmarks, keep); with wasm-opt -Os after it, 3.3-6.2% smaller than "s"
 # (2026-12-03), and no slower on spin-host.
 export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-z}
-# A component is the cargo package of its name, but for the scraper, whose cron export is
-# a crate of its own (components/scraper-cron). Each is linked as a `cdylib` by its own
+# A component is the cargo package of its name, in components/. Each is linked as a
+# `cdylib` by its own
 # `cargo rustc --crate-type cdylib`: the packages are plain libraries (the Worker and
 # the native host link them), and cargo passes no `-C lto` to a crate built as `cdylib`
 # and `rlib` together, so such a wasm is linked without the release profile's LTO (hello
@@ -35,7 +35,6 @@ export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-z}
 # since `cargo rustc` takes one package; they share every dependency's build.
 # Each component's wasm-opt starts as soon as its link is done, beside the next link:
 # both are mostly one thread.
-package() { if [ "$1" = scraper ]; then echo scraper-cron; else echo "$1"; fi; }
 # The Spin app keeps health's storage self-test (`POST /healthz/storage` and its race
 # routes), through which the conformance suite runs the backend suite and the
 # cross-request races on the Spin key-value store.
@@ -45,7 +44,7 @@ out=build/components
 mkdir -p "$out"
 shrink() { # component
   local built shrunk=$out/$1.wasm
-  built=target/wasm32-wasip2/release/$(package "$1" | tr - _).wasm
+  built=target/wasm32-wasip2/release/$(echo "$1" | tr - _).wasm
   local hash
   hash=$({ sha256sum <"$built"; sha256sum <scripts/shrink-component.py; "$wasm_opt" --version; } | sha256sum | cut -d' ' -f1)
   if [ -f "$shrunk" ] && [ "$(cat "$shrunk.inputs-sha256" 2>/dev/null)" = "$hash" ]; then
@@ -59,7 +58,7 @@ shrink() { # component
 
 running=0
 for component in "${components[@]}"; do
-  cargo rustc --release --target wasm32-wasip2 --lib --crate-type cdylib -p "$(package "$component")" \
+  cargo rustc --release --target wasm32-wasip2 --lib --crate-type cdylib -p "$component" \
     --features "$(features "$component")"
   if [ "$running" -ge 2 ]; then
     wait -n

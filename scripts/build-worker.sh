@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Builds the Worker (components/worker/build/) with the tools this project installs:
+# Builds the Worker (crates/worker/build/) with the tools this project installs:
 # worker-build and wasm-bindgen-cli from crates.io, wasm-opt and esbuild from npm.
 # worker-build would otherwise download them from GitHub, which is not reachable here.
 #
 # Skips the build when nothing it reads changed since the last successful one: the
 # sha256 of every input (sources, manifests, lockfiles, toolchain, this script, the
-# tools' versions) is kept in components/worker/build/.inputs-sha256. wrangler runs this
+# tools' versions) is kept in crates/worker/build/.inputs-sha256. wrangler runs this
 # script before every `wrangler dev` / `wrangler deploy`, so an unchanged tree costs
 # ~0.1 s instead of a cargo + wasm-bindgen + wasm-opt run. FORCE=1 rebuilds anyway.
 #
 # `build-worker.sh` builds the Worker that `wrangler dev` serves and `wrangler deploy`
-# uploads (components/worker/build); `build-worker.sh selftest` the same Worker with the
+# uploads (crates/worker/build); `build-worker.sh selftest` the same Worker with the
 # storage self-test (`POST /healthz/storage` and its race routes; feature
-# `storage-selftest`) into components/worker/build-selftest, which tests/selftest-worker
+# `storage-selftest`) into crates/worker/build-selftest, which tests/selftest-worker
 # serves to the conformance suite. It is ~30 KB of the gzipped wasm, and nothing a user
 # calls.
 set -euo pipefail
@@ -35,7 +35,7 @@ case "${1:-}" in
     exit 2
     ;;
 esac
-out=$root/components/worker/$dir
+out=$root/crates/worker/$dir
 stamp=$out/.inputs-sha256
 
 # The Worker's static assets (wrangler.toml `[assets]`: the /docs files), which wrangler
@@ -49,7 +49,7 @@ inputs_hash() {
     # byte order, so the hash does not depend on where the checkout is.
     find Cargo.lock Cargo.toml rust-toolchain.toml package-lock.json \
       scripts/build-worker.sh wit components/*/Cargo.toml components/*/src \
-      components/worker -path 'components/worker/build*' -prune -o -type f -print0 \
+      crates/*/Cargo.toml crates/*/src -type f -print0 \
       | LC_ALL=C sort -z -u | xargs -0 sha256sum
     # ...and what turns them into the Worker.
     printf 'wasm-bindgen %s\n' "$("$WASM_BINDGEN_BIN" --version 2>/dev/null || echo none)"
@@ -62,15 +62,15 @@ inputs_hash() {
 hash=$(inputs_hash)
 if [ "${FORCE:-0}" != 1 ] && [ -f "$out/index.js" ] && [ -f "$stamp" ] &&
   [ "$(cat "$stamp")" = "$hash" ]; then
-  echo "build-worker: components/worker/$dir is up to date (inputs sha256 ${hash:0:12})"
+  echo "build-worker: crates/worker/$dir is up to date (inputs sha256 ${hash:0:12})"
   exit 0
 fi
 
 # A failed or interrupted build must not leave a stamp that vouches for its output.
 rm -f "$stamp"
-cd "$root/components/worker"
+cd "$root/crates/worker"
 worker-build --release --out-dir "$dir" "${cargo_args[@]}"
-# A second wasm-opt pass over worker-build's (components/worker/Cargo.toml sets that
+# A second wasm-opt pass over worker-build's (crates/worker/Cargo.toml sets that
 # one to `-Oz --low-memory-unused` too): 422,896 -> 420,526 bytes gzip, ~7 s
 # (2026-12-04). worker-build keeps the wasm's function names (wasm-opt --debuginfo) for
 # stack traces: 300 KB raw, 75 KB gzip of the 2.3 MB; this pass drops them. Panics

@@ -3,14 +3,14 @@
 //! which runs one scraper tick for hosts without a scheduler.
 //!
 //! Reads are cheap by construction: a page is one directory read plus the one to three
-//! stored chunks it overlaps, a show is one chunk read (see `scraper::store`). Spin
+//! stored chunks it overlaps, a show is one chunk read (see `tvmaze_scraper::store`). Spin
 //! component: `bash scripts/build-components.sh shows`; the Worker
 //! routes `/api/shows` here.
 
 use http::{header, HeaderValue, Method, StatusCode};
 use kit::{ApiError, BodyLimit, Ctx, Params, Request, Response, Router};
-use scraper::store::{ShowStore, SHOWS_TABLE};
-use scraper::{Config, ScraperError};
+use tvmaze_scraper::store::{ShowStore, SHOWS_TABLE};
+use tvmaze_scraper::{Config, ScraperError};
 
 #[derive(Debug, Clone, Copy)]
 enum Route {
@@ -65,7 +65,7 @@ impl From<ShowsError> for ApiError {
 /// The scraper's routes stay out of it: its status is never cached, and the admin tick
 /// starts a new generation itself when it stored shows.
 pub const EDGE_CACHING: kit::EdgeCaching = kit::EdgeCaching {
-    table: scraper::store::SHOWS_TABLE,
+    table: tvmaze_scraper::store::SHOWS_TABLE,
     ttl_secs: 60,
     uncached: &["/api/shows/scrape"],
 };
@@ -88,10 +88,13 @@ async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, ApiError> {
     match route {
         Route::List => list(&req, &ctx).await,
         Route::One => one(&ctx, &params).await,
-        Route::Status => Ok(kit::json(StatusCode::OK, &scraper::status(ctx.env).await?)),
+        Route::Status => Ok(kit::json(
+            StatusCode::OK,
+            &tvmaze_scraper::status(ctx.env).await?,
+        )),
         Route::Scrape => {
             kit::require_admin(&req, ctx.env)?;
-            let status = scraper::tick(ctx.env, ctx.now).await?;
+            let status = tvmaze_scraper::tick(ctx.env, ctx.now).await?;
             Ok(kit::json(StatusCode::ACCEPTED, &status))
         }
     }

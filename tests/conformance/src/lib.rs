@@ -461,20 +461,14 @@ pub fn start_spin_host_at(manifest: &Path, vars: &Vars, state: &Path) -> Result<
 }
 
 fn start_workerd(vars: &Vars) -> Result<Running> {
-    require(
-        &root().join("components/worker/build/index.js"),
-        "make worker",
-    )?;
+    require(&root().join("crates/worker/build/index.js"), "make worker")?;
     start_wrangler_dev(&root(), vars)
 }
 
 /// The Worker under `wrangler dev` like [`Host::Workerd`]'s, its local storage (Durable
 /// Objects' SQLite files, KV) kept in `state` across starts: what a restart finds.
 pub fn start_workerd_at(vars: &Vars, state: &Path) -> Result<Running> {
-    require(
-        &root().join("components/worker/build/index.js"),
-        "make worker",
-    )?;
+    require(&root().join("crates/worker/build/index.js"), "make worker")?;
     start_wrangler_dev_at(&root(), vars, state)
 }
 
@@ -497,7 +491,7 @@ enum State<'a> {
 /// deployed Worker leaves it out, so the cases that call it run here.
 pub fn start_workerd_selftest(vars: &Vars) -> Result<Running> {
     require(
-        &root().join("components/worker/build-selftest/index.js"),
+        &root().join("crates/worker/build-selftest/index.js"),
         "make worker",
     )?;
     start_wrangler_dev(&root().join("tests/selftest-worker"), vars)

@@ -77,12 +77,8 @@ fn spin_components_link_fetch_and_files_exactly_when_spin_toml_grants_them() -> 
             .and_then(|v| v.as_array())
             .is_some_and(|hosts| !hosts.is_empty());
         let files = component.get("files").is_some();
-        // The scraper's cron entry is a crate of its own (components/scraper-cron).
-        let package = if name == "scraper" {
-            "scraper-cron"
-        } else {
-            name
-        };
+        // Every Spin component is the package of its name, in components/.
+        let package = name;
         let source =
             std::fs::read_to_string(root().join("components").join(package).join("src/lib.rs"))
                 .with_context(|| format!("component {name}: components/{package}/src/lib.rs"))?;
@@ -148,7 +144,7 @@ fn dry_run_deploy(env: Option<&str>) -> Result<()> {
     let root = root();
     let wrangler = tool("node_modules/.bin/wrangler", "npm ci")?;
     ensure!(
-        root.join("components/worker/build/index.js").exists(),
+        root.join("crates/worker/build/index.js").exists(),
         "the Worker is not built: run `make worker` first"
     );
     let out_dir = tempfile::tempdir()?;
@@ -179,15 +175,15 @@ fn dry_run_deploy(env: Option<&str>) -> Result<()> {
         "no index.js in the bundle: {files:?}"
     );
     // The uploaded wasm is the deploy build, without the backend suite that
-    // components/worker/build-selftest carries for the conformance suite.
+    // crates/worker/build-selftest carries for the conformance suite.
     let wasm = files
         .iter()
         .find(|f| f.ends_with(".wasm"))
         .ok_or_else(|| anyhow::anyhow!("no .wasm in the bundle: {files:?}"))?;
     let uploaded = std::fs::read(out_dir.path().join(wasm))?;
     ensure!(
-        uploaded == std::fs::read(root.join("components/worker/build/index_bg.wasm"))?,
-        "the bundle's {wasm} is not components/worker/build/index_bg.wasm"
+        uploaded == std::fs::read(root.join("crates/worker/build/index_bg.wasm"))?,
+        "the bundle's {wasm} is not crates/worker/build/index_bg.wasm"
     );
     ensure!(
         !contains(&uploaded, b"put_then_get_returns_value_at_version_one"),
@@ -343,7 +339,7 @@ fn selftest_worker_config_binds_what_the_deployed_worker_binds() -> Result<()> {
     }
     let main = selftest.get("main").and_then(|v| v.as_str());
     ensure!(
-        main == Some("../../components/worker/build-selftest/index.js"),
+        main == Some("../../crates/worker/build-selftest/index.js"),
         "main is {main:?}, not the self-test build"
     );
     Ok(())

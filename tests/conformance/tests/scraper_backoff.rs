@@ -40,7 +40,7 @@ fn backoff_after_one_tick(backoff_max_ms: &str) -> Result<i64> {
         .enable_all()
         .build()?;
     let status = tokio::task::LocalSet::new()
-        .block_on(&runtime, async { scraper::tick(&env, now).await })?;
+        .block_on(&runtime, async { tvmaze_scraper::tick(&env, now).await })?;
     ensure!(
         status.fetches_last_run == 4 && status.last_error.is_some(),
         "expected 3 answers and a 429: {status:?}"

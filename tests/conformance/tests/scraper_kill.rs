@@ -12,12 +12,12 @@ use fake_tvmaze::{FakeTvMaze, Faults};
 use kit::table::memory::MemoryKv;
 use kit::table::{Cond, Item, Page, StoreError, Table};
 use kit::{Env, Fetch, FetchError, MapConfig, Request, Response, Tables};
-use scraper::store::{ShowStore, SHOWS_TABLE};
 use serde_json::Value;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
+use tvmaze_scraper::store::{ShowStore, SHOWS_TABLE};
 
 /// Where the next kill happens, counted down by fetches and writes.
 #[derive(Default)]
@@ -200,9 +200,9 @@ async fn scrape_with_kills(env: &Env, kill: &Kill, plans: &[Plan]) -> Result<(us
         kill.plan(plans[round % plans.len()]);
         let now = env.clock.now();
         tokio::select! {
-            result = scraper::tick(env, now) => {
+            result = tvmaze_scraper::tick(env, now) => {
                 let status = result?;
-                let idle = status.phase == scraper::Phase::Incremental
+                let idle = status.phase == tvmaze_scraper::Phase::Incremental
                     && status.pending_updates == 0
                     && status.shows_in_flight == 0
                     && status.last_error.is_none();

@@ -1,6 +1,6 @@
 //! A tick paces its TvMaze requests to the configured rate limit, so it spends its
 //! whole budget without a 429; back-to-back ticks pace across the tick boundary; a tick
-//! ends at its time limit rather than wait past it; and `scraper::chained_tick` (what
+//! ends at its time limit rather than wait past it; and `tvmaze_scraper::chained_tick` (what
 //! the Worker's scraper Durable Object runs on its alarm) schedules a whole pass at the
 //! limit and stops when it is done. Runs the real tick natively against the fake TvMaze
 //! enforcing a tight limit (5 calls per 300 ms) on the real clock.
@@ -62,7 +62,7 @@ fn refused(log: &[LoggedRequest]) -> usize {
 fn a_paced_tick_spends_its_whole_budget_without_a_429() -> Result<()> {
     let fake = fake(100)?;
     let env = env(&fake, 18, CALLS, 60_000);
-    let status = run(scraper::tick(&env, env.clock.now()))??;
+    let status = run(tvmaze_scraper::tick(&env, env.clock.now()))??;
     let log = fake.take_log();
     ensure!(
         status.fetches_last_run == 18 && status.last_error.is_none(),
@@ -81,7 +81,7 @@ fn a_paced_tick_spends_its_whole_budget_without_a_429() -> Result<()> {
 fn an_unpaced_tick_is_refused_by_the_same_limit() -> Result<()> {
     let fake = fake(100)?;
     let env = env(&fake, 18, 0, 60_000);
-    let status = run(scraper::tick(&env, env.clock.now()))??;
+    let status = run(tvmaze_scraper::tick(&env, env.clock.now()))??;
     let log = fake.take_log();
     ensure!(refused(&log) == 1, "{} refused", refused(&log));
     ensure!(
@@ -97,7 +97,7 @@ fn the_next_tick_paces_on_from_the_last_ones_requests() -> Result<()> {
     // Each tick may burst its whole budget (= the limit) if it forgot the last one's.
     let env = env(&fake, CALLS, CALLS, 60_000);
     for _ in 0..3 {
-        let status = run(scraper::tick(&env, env.clock.now()))??;
+        let status = run(tvmaze_scraper::tick(&env, env.clock.now()))??;
         ensure!(status.last_error.is_none(), "{status:?}");
     }
     let log = fake.take_log();
@@ -115,7 +115,7 @@ fn a_tick_ends_at_its_time_limit_instead_of_waiting_past_it() -> Result<()> {
     let fake = fake(100)?;
     // The sixth request could start only a window after the first: past the limit.
     let env = env(&fake, 18, CALLS, WINDOW_MS / 3);
-    let status = run(scraper::tick(&env, env.clock.now()))??;
+    let status = run(tvmaze_scraper::tick(&env, env.clock.now()))??;
     ensure!(
         status.fetches_last_run == CALLS
             && status.last_error.is_none()
@@ -131,7 +131,7 @@ fn chained_ticks_run_a_whole_pass_at_the_limit_and_then_stop() -> Result<()> {
     let env = env(&fake, 7, CALLS, 60_000);
     let ticks = run(async {
         let mut ticks = 0;
-        while let Some(at) = scraper::chained_tick(&env).await {
+        while let Some(at) = tvmaze_scraper::chained_tick(&env).await {
             ticks += 1;
             anyhow::ensure!(ticks < 200, "the chain does not end");
             let wait = at - env.clock.now().timestamp_millis();
@@ -140,12 +140,15 @@ fn chained_ticks_run_a_whole_pass_at_the_limit_and_then_stop() -> Result<()> {
         Ok(ticks + 1)
     })??;
     let log = fake.take_log();
-    let status = run(scraper::status(&env))??;
+    let status = run(tvmaze_scraper::status(&env))??;
     ensure!(
         status.shows_stored == fake.catalog().len() && refused(&log) == 0,
         "{ticks} ticks: {status:?}, {} refused",
         refused(&log)
     );
-    ensure!(status.phase == scraper::Phase::Incremental, "{status:?}");
+    ensure!(
+        status.phase == tvmaze_scraper::Phase::Incremental,
+        "{status:?}"
+    );
     Ok(())
 }

@@ -35,8 +35,8 @@ fn print_sizes() -> Result<()> {
         .collect();
     files.sort();
     // The Worker as deployed, then with the backend suite the conformance suite runs.
-    files.push(root.join("components/worker/build/index_bg.wasm"));
-    files.push(root.join("components/worker/build-selftest/index_bg.wasm"));
+    files.push(root.join("crates/worker/build/index_bg.wasm"));
+    files.push(root.join("crates/worker/build-selftest/index_bg.wasm"));
     for path in files {
         bench::print_size(&path)?;
     }

@@ -65,9 +65,10 @@ fn main() -> Result<()> {
             let mut requests = 0u64;
             loop {
                 ticks += 1;
-                let status = scraper::tick(&env, env.clock.now()).await?;
+                let status = tvmaze_scraper::tick(&env, env.clock.now()).await?;
                 requests += u64::from(status.fetches_last_run);
-                if status.phase == scraper::Phase::Incremental && status.shows_in_flight == 0 {
+                if status.phase == tvmaze_scraper::Phase::Incremental && status.shows_in_flight == 0
+                {
                     anyhow::ensure!(status.shows_stored == n, "stored {}", status.shows_stored);
                     return Ok::<_, anyhow::Error>((ticks, requests));
                 }

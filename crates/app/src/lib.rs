@@ -1,5 +1,5 @@
 //! The deployment's router: which service crate owns a path, shared by the Worker
-//! (`components/worker`) and the native test host, so both answer identically; Spin
+//! (`crates/worker`) and the native test host, so both answer identically; Spin
 //! routes the same prefixes to the same crates through `spin.toml`. Also the Worker's
 //! table bindings and the scraper's Durable Object, named here so that the native host
 //! and the Worker agree on them. `cargo test -p conformance` runs it natively.
@@ -14,7 +14,7 @@ use kit::{Env, Request, Response};
 /// Tables bound to Workers KV: only what a single writer writes (the scraper's show
 /// chunks), since KV's read-modify-write loses concurrent writes. Every other table
 /// — movies included, which admins write concurrently — lives in Durable Objects.
-pub const KV_TABLES: &[&str] = &[scraper::store::SHOWS_TABLE];
+pub const KV_TABLES: &[&str] = &[tvmaze_scraper::store::SHOWS_TABLE];
 
 /// Tables kept whole in one Durable Object: the movie graph, whose searches read
 /// many shards at once — one fetch and one storage `get` per BFS level.
@@ -88,10 +88,11 @@ pub async fn handle(req: Request, env: &Env) -> Response {
 
 /// The Durable Object that owns the scraper's cursor (the `scraper` table's one
 /// partition) and runs the scraper on its alarm.
-pub const SCRAPER_OBJECT: (&str, &str) = (scraper::STATE_TABLE, scraper::STATE_PARTITION);
+pub const SCRAPER_OBJECT: (&str, &str) =
+    (tvmaze_scraper::STATE_TABLE, tvmaze_scraper::STATE_PARTITION);
 
 /// The scraper object's alarm: one paced tick (it writes its own log line), then
-/// when the next should run, if there is work left (see `scraper::chained_tick`).
+/// when the next should run, if there is work left (see `tvmaze_scraper::chained_tick`).
 pub async fn scraper_alarm(env: &Env) -> Option<i64> {
-    scraper::chained_tick(env).await
+    tvmaze_scraper::chained_tick(env).await
 }

@@ -2,7 +2,7 @@
 //!
 //! This crate is only the workers-rs glue: the fetch handler, the cron handler and the
 //! `TablePartition` Durable Object class that holds strongly consistent tables; which
-//! service owns a path is `edge_app::handle` (components/app), platform-neutral and
+//! service owns a path is `edge_app::handle` (crates/app), platform-neutral and
 //! shared with the native test server. Build with `worker-build --release` in this
 //! folder (the root `wrangler.toml` does it), run with `npx wrangler dev`. Its crate type
 //! is `cdylib` alone, or cargo would link it without LTO (see `edge_app`).
