@@ -1,7 +1,7 @@
 //! The project's OpenAPI 3.1 document (`openapi.json` in this crate: every endpoint of
 //! every service, the contract the hosts answer), served at `GET /api/movies/openapi.json`
-//! by [`openapi`] (the `movies` service routes it here); `GET /docs`: a Swagger UI page
-//! for it, and `GET /docs/{file}` for its assets. Nothing is fetched from a CDN: the page works offline on every host.
+//! (the path the seed API gave it; Spin routes that exact path here, the Worker's router
+//! too); `GET /docs`: a Swagger UI page for it, and `GET /docs/{file}` for its assets. Nothing is fetched from a CDN: the page works offline on every host.
 //!
 //! The files are static files of the deployment, read through [`kit::Env::files`], not
 //! compiled into the wasm (Swagger UI's bundle alone is ~1.7 MB).
@@ -32,13 +32,16 @@ use kit::{ApiError, BodyLimit, Bytes, Ctx, Request, Response, Router};
 
 /// Where the OpenAPI document is among the deployment's static files ([`kit::files`];
 /// `scripts/docs-assets.sh` copies this crate's `openapi.json` there): 140 KB that stay
-/// out of the wasm, as Swagger UI's files do. On Spin, the `movies` component's `files`
-/// mount.
+/// out of the wasm, as Swagger UI's files do. On Spin, a second `files` mount of this
+/// component.
 pub const OPENAPI_PATH: &str = "api/openapi.json";
+
+/// Where the OpenAPI document is served.
+pub const OPENAPI_ROUTE: &str = "/api/movies/openapi.json";
 
 /// `GET /api/movies/openapi.json`: the OpenAPI document; its only error is the API's
 /// 500 naming the missing file (a deployment made without its static files).
-pub async fn openapi(env: &kit::Env) -> Result<Response, ApiError> {
+async fn openapi(env: &kit::Env) -> Result<Response, ApiError> {
     let body = kit::files::shipped(env, OPENAPI_PATH, "the OpenAPI document").await?;
     let mut response = Response::new(body);
     response
@@ -99,12 +102,14 @@ pub const ASSETS: &[Asset] = &[
 enum Route {
     Page,
     Asset,
+    OpenApi,
 }
 
 fn router() -> Router<Route> {
     Router::new()
         .route(Method::GET, "/docs", Route::Page)
         .route(Method::GET, "/docs/{file}", Route::Asset)
+        .route(Method::GET, OPENAPI_ROUTE, Route::OpenApi)
 }
 
 /// The routes this service answers, for the OpenAPI coverage test.
@@ -112,7 +117,7 @@ pub fn routes() -> Vec<(Method, String)> {
     router().routes()
 }
 
-/// Serves the Swagger UI page and its assets.
+/// Serves the OpenAPI document, the Swagger UI page and its assets.
 pub async fn handle(req: Request, env: &kit::Env) -> Response {
     kit::serve(req, env, "docs", BodyLimit::DEFAULT, dispatch).await
 }
@@ -120,6 +125,7 @@ pub async fn handle(req: Request, env: &kit::Env) -> Response {
 async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (route, params) = ctx.resolve(&router(), &req)?;
     match route {
+        Route::OpenApi => openapi(ctx.env).await,
         Route::Page => {
             let body = read(ctx.env, &PAGE).await?;
             let mut response = file(body, &PAGE, "no-cache");
@@ -197,11 +203,16 @@ mod tests {
             ("favicon-32x32.png", Bytes::from_static(b"\x89PNG 32")),
             ("favicon-16x16.png", Bytes::from_static(b"\x89PNG 16")),
         ];
+        let document = (
+            OPENAPI_PATH.to_owned(),
+            Bytes::from_static(include_bytes!("../openapi.json")),
+        );
         MemoryFiles(
             files
                 .into_iter()
                 .filter(|(name, _)| !without.contains(name))
                 .map(|(name, body)| (format!("docs/{name}"), body))
+                .chain((!without.contains(&"openapi.json")).then_some(document))
                 .collect(),
         )
     }
@@ -255,6 +266,20 @@ mod tests {
             .to_owned();
         assert!(init.contains("url: \"/api/movies/openapi.json\""));
         assert!(init.contains("validatorUrl: null"));
+    }
+
+    #[test]
+    fn openapi_document_is_served_as_openapi_3_1_json() {
+        let response = get(OPENAPI_ROUTE);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "content-type"), "application/json");
+        let doc: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["paths"]["/api/movies/{year}/{title}"]["put"].is_object());
+        // A deployment made without its static files says so instead of serving nothing.
+        let bare = get_from(built(&["openapi.json"]), OPENAPI_ROUTE);
+        assert_eq!(bare.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error_code(&bare), "internal");
     }
 
     #[test]

@@ -3,9 +3,8 @@
 //! table `Movies`. `GET /api/movies?year=…` lists a year by title with `genre` / `min_rating`
 //! filters and opaque cursors, `GET/PUT/DELETE /api/movies/{year}/{title}` address one
 //! movie (PUT and DELETE are admin), `POST /api/movies/import` (admin, up to 8 MiB)
-//! loads a whole `moviedata.json` array, and `GET /api/movies/openapi.json` serves the
-//! OpenAPI 3.1 document of every endpoint of the project (the `docs` crate's, beside
-//! the Swagger UI at `/docs`).
+//! loads a whole `moviedata.json` array. (`GET /api/movies/openapi.json`, the project's
+//! OpenAPI document, is the `docs` crate's.)
 //!
 //! The movies are the built-in DynamoDB table `Movies` ([`ddb_model`]): what boto3
 //! puts there through `/dynamodb` is served here, and what is imported here a DynamoDB
@@ -43,7 +42,6 @@ fn movies_table(ctx: &Ctx<'_>) -> Result<std::rc::Rc<dyn kit::table::Table>, Mov
 enum Route {
     List,
     Import,
-    OpenApi,
     Get,
     Put,
     Delete,
@@ -53,7 +51,6 @@ fn router() -> Router<Route> {
     Router::new()
         .route(Method::GET, "/api/movies", Route::List)
         .route(Method::POST, "/api/movies/import", Route::Import)
-        .route(Method::GET, "/api/movies/openapi.json", Route::OpenApi)
         .route(Method::GET, "/api/movies/{year}/{title}", Route::Get)
         .route(Method::PUT, "/api/movies/{year}/{title}", Route::Put)
         .route(Method::DELETE, "/api/movies/{year}/{title}", Route::Delete)
@@ -88,8 +85,6 @@ async fn dispatch(req: Request, ctx: Ctx<'_>) -> Result<Response, kit::ApiError>
     match route {
         Route::List => list(&req, &ctx).await,
         Route::Import => import(&req, &ctx).await,
-        // Its only error is already the API's (a deployment without the file).
-        Route::OpenApi => return docs::openapi(ctx.env).await,
         Route::Get => get(&ctx, &params).await,
         Route::Put => put(&req, &ctx, &params).await,
         Route::Delete => delete(&req, &ctx, &params).await,

@@ -11,25 +11,12 @@ use std::collections::HashMap;
 
 const TOKEN: &str = "test-token";
 
-/// The deployment's static files as these tests need them: the OpenAPI document.
-struct Document;
-
-#[async_trait::async_trait(?Send)]
-impl kit::Files for Document {
-    async fn read(&self, path: &str) -> Result<Option<Bytes>, kit::FilesError> {
-        let document = include_bytes!("../../docs/openapi.json");
-        Ok((path == docs::OPENAPI_PATH).then(|| Bytes::from_static(document)))
-    }
-}
-
 fn env_with(token: Option<&str>) -> kit::Env {
     let mut config = HashMap::new();
     if let Some(token) = token {
         config.insert("admin_token".to_owned(), token.to_owned());
     }
-    let mut env = kit::host::native::env(MemoryKv::new(), MapConfig(config));
-    env.files = Box::new(Document);
-    env
+    kit::host::native::env(MemoryKv::new(), MapConfig(config))
 }
 
 struct Reply {
@@ -344,26 +331,6 @@ fn routes_answer_404_and_405_like_every_service() {
     }
     let reply = call(&env, "GET", "/api/movies", None, vec![]);
     assert_eq!(reply.code(), "invalid_query");
-}
-
-#[test]
-fn openapi_document_is_served_as_openapi_3_1_json() {
-    let env = env_with(None);
-    let reply = call(&env, "GET", "/api/movies/openapi.json", None, vec![]);
-    assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(
-        reply.headers.get("content-type").unwrap(),
-        "application/json"
-    );
-    let doc = reply.json();
-    assert_eq!(doc["openapi"], json!("3.1.0"));
-    // A deployment made without its static files says so instead of serving nothing.
-    let mut bare = env_with(None);
-    bare.files = Box::new(kit::NoFiles);
-    let reply = call(&bare, "GET", "/api/movies/openapi.json", None, vec![]);
-    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(reply.code(), "internal");
-    assert!(doc["paths"]["/api/movies/{year}/{title}"]["put"].is_object());
 }
 
 #[test]

@@ -73,10 +73,10 @@ pub async fn handle(req: Request, env: &Env) -> Response {
         shows::handle(req, env).await
     } else if under(path, "/api/v1/stream") || under(path, "/api/v1/streams") {
         streams::handle(req, env).await
+    } else if path == docs::OPENAPI_ROUTE || under(path, "/docs") {
+        docs::handle(req, env).await
     } else if under(path, "/api/movies") {
         movies::handle(req, env).await
-    } else if under(path, "/docs") {
-        docs::handle(req, env).await
     } else if under(path, "/api/graph") {
         graph::handle(req, env).await
     } else if under(path, "/dynamodb") {
