@@ -28,7 +28,8 @@ pub mod mutation;
 mod operation;
 mod params;
 mod reserved;
-pub mod sigv4;
+// SigV4 lives in kit, which signs the table layer's own DynamoDB calls with it too.
+pub use kit::sigv4;
 mod tags;
 mod transact;
 pub mod ttl;

@@ -19,6 +19,7 @@ pub mod json;
 pub mod log;
 pub mod router;
 pub mod service;
+pub mod sigv4;
 pub mod sorted;
 pub mod table;
 pub mod time;

@@ -14,6 +14,7 @@
 //! versions before pages. A key-value backend only supplies [`RawKv`]. The shared
 //! [`suite`] (feature `suite`) is what every backend must pass.
 
+pub mod dynamo;
 pub mod memory;
 mod paged;
 mod partition;

@@ -1,6 +1,8 @@
-//! AWS Signature Version 4, server side: rebuilds the canonical request of an incoming
-//! request from what it carries, derives the signing key from the deployment's secret,
-//! and compares signatures in constant time.
+//! AWS Signature Version 4, both sides. Server side ([`verify`], the DynamoDB
+//! endpoint): rebuilds the canonical request of an incoming request from what it
+//! carries, derives the signing key from the deployment's secret, and compares
+//! signatures in constant time. Client side ([`authorization`]): what the table layer's
+//! DynamoDB backend (`table::dynamo`) and the tests sign their calls with.
 //!
 //! Header-signed requests only (`authorization: AWS4-HMAC-SHA256 Credential=…,
 //! SignedHeaders=…, Signature=…` with `x-amz-date`), which is what boto3, the aws CLI and
@@ -199,7 +201,7 @@ pub fn canonical_query(query: &str) -> String {
             (n, v)
         })
         .collect();
-    kit::sorted::sort(&mut pairs);
+    crate::sorted::sort(&mut pairs);
     pairs
         .iter()
         .map(|(n, v)| format!("{n}={v}"))
@@ -317,7 +319,7 @@ pub fn verify(
     let amz_date = header("x-amz-date").ok_or_else(|| {
         AuthError::Incomplete("Authorization requires the x-amz-date header".into())
     })?;
-    let signed_at = kit::time::parse_amz_date(amz_date)
+    let signed_at = crate::time::parse_amz_date(amz_date)
         .ok_or_else(|| AuthError::Incomplete("x-amz-date is not YYYYMMDDTHHMMSSZ".into()))?;
     let credentials = match credentials {
         Some(c) if constant_time_eq(c.access_key_id.as_bytes(), auth.access_key_id.as_bytes()) => c,
@@ -332,7 +334,7 @@ pub fn verify(
     if skew.abs() > MAX_SKEW_SECONDS {
         return Err(AuthError::BadSignature(format!(
             "Signature expired: {amz_date} is now earlier than {} (15 minutes either side of the server's time)",
-            kit::time::format_amz_date(now - chrono::Duration::seconds(MAX_SKEW_SECONDS))
+            crate::time::format_amz_date(now - chrono::Duration::seconds(MAX_SKEW_SECONDS))
         )));
     }
     let canonical = canonical_request(
@@ -370,8 +372,8 @@ pub fn verify(
 }
 
 /// The `authorization` header a client sends for a request signed at `at` with
-/// `headers` (all of them signed, names lower case): what SDKs compute, for tests and
-/// tools that call the endpoint without an SDK.
+/// `headers` (all of them signed, names lower case): what SDKs compute, for the table
+/// layer's DynamoDB backend and for tests that call the endpoint without an SDK.
 #[allow(clippy::too_many_arguments)]
 pub fn authorization(
     credentials: &Credentials,
@@ -383,8 +385,8 @@ pub fn authorization(
     body: &[u8],
     at: DateTime<Utc>,
 ) -> String {
-    let amz_date = kit::time::format_amz_date(at);
-    let date = kit::time::format_amz_day(at);
+    let amz_date = crate::time::format_amz_date(at);
+    let date = crate::time::format_amz_day(at);
     let names: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
     let canonical = canonical_request(method, path, "", headers, &names, &sha256_hex(body));
     let scope = format!("{date}/{region}/{service}/aws4_request");
