@@ -4,7 +4,7 @@
 CARGO ?= cargo
 COMPONENTS := -p hello -p health -p shows -p scraper -p streams -p movies -p docs -p dynamodb -p dynamodb-ttl -p graph
 
-.PHONY: run test setup components worker spin-host lint deny smoke unit conformance bench fuzz clean-state
+.PHONY: run test setup components worker spin-host lint deny smoke unit conformance bench fuzz clean-state test-dynamodb-backend
 
 ## Serve the app on http://127.0.0.1:3000: real Spin when `spin` is installed (HTTP
 ## components only, saying so, when its trigger-cron plugin is missing), else workerd
@@ -54,6 +54,12 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --features conformance/bench -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip2 $(COMPONENTS) -- -D warnings
 	$(CARGO) clippy --target wasm32-unknown-unknown -p edge-worker -- -D warnings
+
+## The conformance suite on the Spin-compatible host with every table on a dynalite
+## (`table_backend = "dynamodb"`): not part of `make test` (it doubles spin-host's run).
+test-dynamodb-backend: setup components
+	$(CARGO) build -p spin-host
+	CONFORMANCE_HOSTS=spin-host-dynamodb $(CARGO) test -p conformance --test conformance
 
 ## Requests/s and p50/p99 of GET /hello/{user} per host, and the wasm sizes.
 bench: setup components worker

@@ -230,7 +230,7 @@ async fn import(req: &Request, ctx: &Ctx<'_>) -> Result<Response, MoviesError> {
 }
 
 // The Spin component entry (wasm32-wasip2 only).
-kit::spin_http_component!(crate::handle, uses: [files]);
+kit::spin_http_component!(crate::handle);
 
 #[cfg(test)]
 mod tests;

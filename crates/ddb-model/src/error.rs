@@ -22,11 +22,12 @@ pub enum Kind {
     TransactionInProgress,
     IdempotentParameterMismatch,
     LimitExceeded,
+    ServiceUnavailable,
     Internal,
 }
 
 impl Kind {
-    const ALL: [Kind; 17] = [
+    const ALL: [Kind; 18] = [
         Kind::Validation,
         Kind::Serialization,
         Kind::UnknownOperation,
@@ -43,6 +44,7 @@ impl Kind {
         Kind::TransactionInProgress,
         Kind::IdempotentParameterMismatch,
         Kind::LimitExceeded,
+        Kind::ServiceUnavailable,
         Kind::Internal,
     ];
 
@@ -84,6 +86,7 @@ impl Kind {
                 "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException"
             }
             Kind::LimitExceeded => "com.amazonaws.dynamodb.v20120810#LimitExceededException",
+            Kind::ServiceUnavailable => "com.amazonaws.dynamodb.v20120810#ServiceUnavailable",
             Kind::Internal => "com.amazonaws.dynamodb.v20120810#InternalServerError",
         }
     }
@@ -91,6 +94,7 @@ impl Kind {
     pub fn status(self) -> u16 {
         match self {
             Kind::Internal => 500,
+            Kind::ServiceUnavailable => 503,
             _ => 400,
         }
     }
@@ -177,6 +181,16 @@ impl From<kit::table::StoreError> for DynamoError {
             kit::table::StoreError::ItemTooLarge(_) => {
                 DynamoError::validation("Item size has exceeded the maximum allowed size")
             }
+            kit::table::StoreError::Unconfigured(why) => DynamoError {
+                detail: Some(why),
+                ..DynamoError::new(
+                    Kind::ServiceUnavailable,
+                    format!(
+                        "The deployment's storage is not configured. {}",
+                        kit::SEE_THE_LOG
+                    ),
+                )
+            },
             other => DynamoError::internal(other),
         }
     }

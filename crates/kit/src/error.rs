@@ -155,6 +155,12 @@ impl From<StoreError> for ApiError {
                     crate::table::MAX_ITEM_BYTES
                 ),
             ),
+            StoreError::Unconfigured(why) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unconfigured",
+                format!("The deployment's storage is not configured. {SEE_THE_LOG}"),
+            )
+            .with_detail(why),
             other => Self::new(
                 StatusCode::BAD_GATEWAY,
                 "storage_unavailable",

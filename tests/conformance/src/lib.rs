@@ -27,17 +27,32 @@ pub enum Host {
     Native,
     Workerd,
     SpinHost,
+    /// The Spin-compatible host with `table_backend = "dynamodb"`, its tables on a
+    /// dynalite the test starts.
+    SpinHostDynamodb,
     Spin,
 }
 
 impl Host {
-    pub const ALL: [Host; 4] = [Host::Native, Host::Workerd, Host::SpinHost, Host::Spin];
+    pub const ALL: [Host; 5] = [
+        Host::Native,
+        Host::Workerd,
+        Host::SpinHost,
+        Host::SpinHostDynamodb,
+        Host::Spin,
+    ];
+
+    /// The hosts the suite runs on when `CONFORMANCE_HOSTS` names none: every one but
+    /// [`Host::SpinHostDynamodb`], which repeats spin-host's run on the slower
+    /// DynamoDB backend (`make test-dynamodb-backend`).
+    pub const DEFAULT: [Host; 4] = [Host::Native, Host::Workerd, Host::SpinHost, Host::Spin];
 
     pub fn name(self) -> &'static str {
         match self {
             Host::Native => "native",
             Host::Workerd => "workerd",
             Host::SpinHost => "spin-host",
+            Host::SpinHostDynamodb => "spin-host-dynamodb",
             Host::Spin => "spin",
         }
     }
@@ -60,7 +75,7 @@ pub struct CronTrigger {
 impl Host {
     pub fn cron_trigger(self) -> CronTrigger {
         match self {
-            Host::SpinHost => CronTrigger {
+            Host::SpinHost | Host::SpinHostDynamodb => CronTrigger {
                 method: "POST",
                 path: "/.spin-host/cron/scraper",
                 admin: false,
@@ -124,7 +139,9 @@ pub async fn fire_cron(api: &Api, host: Host) -> Result<()> {
 /// fires on its schedule alone (every minute).
 pub async fn fire_ttl_sweep(api: &Api, host: Host) -> Result<bool> {
     let (method, path) = match host {
-        Host::SpinHost => (reqwest::Method::POST, "/.spin-host/cron/dynamodb-ttl"),
+        Host::SpinHost | Host::SpinHostDynamodb => {
+            (reqwest::Method::POST, "/.spin-host/cron/dynamodb-ttl")
+        }
         Host::Workerd => (reqwest::Method::GET, "/cdn-cgi/handler/scheduled"),
         Host::Native => (reqwest::Method::POST, native::TTL_CRON_HOOK),
         Host::Spin => return Ok(false),
@@ -190,6 +207,8 @@ enum Guard {
         child: Child,
         /// The host's state, removed with it; `None` when the caller keeps it.
         _state: Option<tempfile::TempDir>,
+        /// The DynamoDB-compatible engine its tables are on, stopped after it.
+        _engine: Option<Dynalite>,
     },
 }
 
@@ -251,6 +270,7 @@ pub fn start(host: Host, vars: &Vars) -> Result<Option<Running>> {
             }
         }
         Host::SpinHost => start_spin_host(vars)?,
+        Host::SpinHostDynamodb => start_spin_host_on_dynalite(vars)?,
         Host::Workerd => start_workerd(vars)?,
         Host::Spin => match which("spin") {
             Some(spin) => start_real_spin(&spin, vars)?,
@@ -397,6 +417,34 @@ fn start_spin_host(vars: &Vars) -> Result<Running> {
     start_spin_host_in(vars, tempfile::tempdir()?)
 }
 
+/// The table backend's settings for a DynamoDB-compatible engine at `endpoint`.
+pub fn dynamodb_table_vars(endpoint: &str) -> Vars {
+    [
+        ("table_backend", "dynamodb"),
+        ("table_dynamodb_endpoint", endpoint),
+        ("table_dynamodb_region", "us-east-1"),
+        ("table_dynamodb_access_key_id", "AKIDTABLES"),
+        ("table_dynamodb_secret_access_key", "tables-secret"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// [`Host::SpinHostDynamodb`]: a dynalite, and the Spin-compatible host keeping every
+/// table there.
+fn start_spin_host_on_dynalite(vars: &Vars) -> Result<Running> {
+    let dynalite = Dynalite::start()?;
+    let mut all = vars.clone();
+    all.extend(dynamodb_table_vars(&dynalite.url));
+    let mut running = start_spin_host(&all)?;
+    running.host = Host::SpinHostDynamodb;
+    if let Guard::Process { _engine, .. } = &mut running.guard {
+        *_engine = Some(dynalite);
+    }
+    Ok(running)
+}
+
 /// Starts the Spin-compatible host on the state already in `state` (its key-value
 /// database, as a loader wrote it); the directory goes when the host stops.
 pub fn start_spin_host_in(vars: &Vars, state: tempfile::TempDir) -> Result<Running> {
@@ -456,6 +504,7 @@ pub fn start_spin_host_at(manifest: &Path, vars: &Vars, state: &Path) -> Result<
         guard: Guard::Process {
             child,
             _state: None,
+            _engine: None,
         },
     })
 }
@@ -577,6 +626,7 @@ fn wrangler_dev(dir: &Path, vars: &Vars, state: State<'_>) -> Result<Running> {
         guard: Guard::Process {
             child,
             _state: fresh,
+            _engine: None,
         },
     })
 }
@@ -695,6 +745,7 @@ fn start_real_spin(spin: &Path, vars: &Vars) -> Result<Running> {
         guard: Guard::Process {
             child,
             _state: Some(state),
+            _engine: None,
         },
     })
 }

@@ -75,7 +75,7 @@ fn selected_hosts() -> Vec<Host> {
                 host
             })
             .collect(),
-        _ => Host::ALL.to_vec(),
+        _ => Host::DEFAULT.to_vec(),
     }
 }
 

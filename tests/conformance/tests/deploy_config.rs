@@ -60,6 +60,16 @@ fn linked_uses(source: &str) -> (bool, bool) {
     )
 }
 
+/// The settings of the table backend every component with tables reads.
+const TABLE_VARIABLES: [&str; 6] = [
+    "table_backend",
+    "table_dynamodb_endpoint",
+    "table_dynamodb_region",
+    "table_dynamodb_table_prefix",
+    "table_dynamodb_access_key_id",
+    "table_dynamodb_secret_access_key",
+];
+
 #[test]
 fn spin_components_link_fetch_and_files_exactly_when_spin_toml_grants_them() -> Result<()> {
     let manifest: toml::Table = std::fs::read_to_string(root().join("spin.toml"))?.parse()?;
@@ -83,6 +93,29 @@ fn spin_components_link_fetch_and_files_exactly_when_spin_toml_grants_them() -> 
             std::fs::read_to_string(root().join("components").join(package).join("src/lib.rs"))
                 .with_context(|| format!("component {name}: components/{package}/src/lib.rs"))?;
         let (fetch, reads_files) = linked_uses(&source);
+        // A component with tables may keep them on a DynamoDB-compatible engine
+        // (`table_backend = "dynamodb"`), which it reaches by outbound HTTP.
+        let stores = component.get("key_value_stores").is_some();
+        let fetch = fetch || stores;
+        if stores {
+            let hosts = component
+                .get("allowed_outbound_hosts")
+                .and_then(|v| v.as_array())
+                .context("no allowed_outbound_hosts")?;
+            ensure!(
+                hosts
+                    .iter()
+                    .any(|h| h.as_str() == Some("{{ table_dynamodb_endpoint }}")),
+                "component {name} keeps tables but may not reach table_dynamodb_endpoint"
+            );
+            let variables = component.get("variables").and_then(|v| v.as_table());
+            for key in TABLE_VARIABLES {
+                ensure!(
+                    variables.is_some_and(|v| v.contains_key(key)),
+                    "component {name} keeps tables but is not given {key}"
+                );
+            }
+        }
         ensure!(
             fetch == outbound,
             "component {name}: links outbound HTTP: {fetch}, spin.toml allows outbound hosts: {outbound}"

@@ -10,13 +10,20 @@
 //!
 //! | attribute | type | holds |
 //! | --- | --- | --- |
-//! | `p` (partition key) | S | `<table>/<pk>` (table names never contain `/`) |
-//! | `s` (sort key) | S | `#<sk>`: DynamoDB refuses an empty key string, and the prefix keeps byte order |
+//! | `p` (partition key) | S | `<table>/<pk>` (table names never contain `/`); past 2,048 bytes, `<table>/` and a hash of `<pk>` |
+//! | `s` (sort key) | S | `<sk>`, NUL-led when empty or NUL-led (DynamoDB refuses an empty key string; the map keeps byte order) |
 //! | `v` | N | the item's version (1 on creation, +1 on every write) |
 //! | `j` | S | the item's JSON |
 //!
-//! [`DynamoTables::create_table`] creates it (on-demand capacity) and is idempotent: a
-//! setup step, not a per-request one.
+//! The first call that finds it missing creates it (on-demand capacity; idempotent
+//! when instances race) and waits until it is `ACTIVE`; [`DynamoTables::create_table`]
+//! does the same ahead of time, for a deployment whose runtime credentials may not
+//! create tables.
+//!
+//! # Configuration
+//!
+//! [`chosen`] reads the deployment's `table_backend` and `table_dynamodb_*` settings, the
+//! same names on every host (Spin variables; Workers vars and secrets, upper-cased).
 //!
 //! # Operations
 //!
@@ -32,7 +39,9 @@
 //! # Limits of this backend
 //!
 //! An item is at most DynamoDB's 400 KB ([`MAX_ITEM_BYTES`] here, a
-//! [`StoreError::ItemTooLarge`] past it); a transaction at most 100 items, so
+//! [`StoreError::ItemTooLarge`] past it); a sort key at most 1,024 bytes (a longer one
+//! is refused: DynamoDB keys at their own limits, once typed, and index entries of long
+//! keys do not fit); a transaction at most 100 items, so
 //! `put_items`, `put_partition` and `update_items` of more than 100 items are atomic
 //! per 100. On an engine without transactions (dynalite) they are atomic per item,
 //! each item's write conditional on the version read, as on a key-value store's pages.
@@ -53,8 +62,14 @@ pub const ATTEMPTS: u32 = 6;
 /// The most items one `TransactWriteItems` or `BatchGetItem` takes.
 const BATCH: usize = 100;
 
+/// The most items one `Query` call asks for (DynamoDB also stops at 1 MB).
+const QUERY_PAGE: usize = 1_000;
+
 /// The error of an operation the engine does not have.
 const UNKNOWN_OPERATION: &str = "UnknownOperationException";
+
+/// The error of a call to a table that is not there.
+const NOT_FOUND: &str = "ResourceNotFoundException";
 
 /// Where the tables are and how to sign for them.
 #[derive(Clone)]
@@ -83,6 +98,70 @@ impl std::fmt::Debug for DynamoConfig {
             .field("table_prefix", &self.table_prefix)
             .finish_non_exhaustive()
     }
+}
+
+/// What a deployment's configuration chooses for its tables.
+#[derive(Debug, Clone)]
+pub enum Chosen {
+    /// The host's own storage (`kv` on Spin, `durable-objects` on Workers).
+    Host,
+    /// A DynamoDB-compatible engine.
+    Dynamo(DynamoConfig),
+}
+
+/// The prefix of the one DynamoDB table's name when `table_dynamodb_table_prefix` is
+/// not set.
+pub const DEFAULT_PREFIX: &str = "edge-";
+
+/// Reads `table_backend` (`host`, the host's own backend's name, by default, or
+/// `dynamodb`) and, for `dynamodb`, `table_dynamodb_endpoint`, `table_dynamodb_region`,
+/// `table_dynamodb_table_prefix` (default [`DEFAULT_PREFIX`]),
+/// `table_dynamodb_access_key_id` and `table_dynamodb_secret_access_key`. Anything
+/// missing or malformed is [`StoreError::Unconfigured`] saying which: a deployment
+/// never falls back to other storage than the one it names.
+pub fn chosen(config: &dyn crate::Config, host: &str) -> Result<Chosen, StoreError> {
+    let get = |key: &str| config.get(key).filter(|v| !v.is_empty());
+    let backend = get("table_backend").unwrap_or_else(|| host.to_owned());
+    if backend == host {
+        return Ok(Chosen::Host);
+    }
+    if backend != "dynamodb" {
+        return Err(StoreError::Unconfigured(format!(
+            "table_backend is {backend:?}: this host offers {host:?} or \"dynamodb\""
+        )));
+    }
+    let required = |key: &str| {
+        get(key).ok_or_else(|| {
+            StoreError::Unconfigured(format!("table_backend is dynamodb but {key} is not set"))
+        })
+    };
+    let endpoint = required("table_dynamodb_endpoint")?;
+    let uri: http::Uri = endpoint.parse().map_err(|e| {
+        StoreError::Unconfigured(format!("table_dynamodb_endpoint {endpoint:?}: {e}"))
+    })?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(StoreError::Unconfigured(format!(
+            "table_dynamodb_endpoint {endpoint:?} is not an http(s) URL"
+        )));
+    }
+    let table_prefix = get("table_dynamodb_table_prefix").unwrap_or_else(|| DEFAULT_PREFIX.into());
+    let fits = table_prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !fits || table_prefix.len() > 200 {
+        return Err(StoreError::Unconfigured(format!(
+            "table_dynamodb_table_prefix {table_prefix:?}: at most 200 of [A-Za-z0-9_.-]"
+        )));
+    }
+    Ok(Chosen::Dynamo(DynamoConfig {
+        endpoint,
+        region: required("table_dynamodb_region")?,
+        table_prefix,
+        credentials: Credentials {
+            access_key_id: required("table_dynamodb_access_key_id")?,
+            secret_access_key: required("table_dynamodb_secret_access_key")?,
+        },
+    }))
 }
 
 /// A DynamoDB error answer.
@@ -133,6 +212,8 @@ pub struct DynamoClient {
     /// Whether the engine runs `TransactWriteItems` (dynalite does not): unknown until
     /// the first try.
     transactions: std::cell::Cell<Option<bool>>,
+    /// Whether this client has seen the table `ACTIVE` (or created it).
+    created: std::cell::Cell<bool>,
 }
 
 impl std::fmt::Debug for DynamoClient {
@@ -158,6 +239,7 @@ impl DynamoClient {
             random,
             trips,
             transactions: std::cell::Cell::new(None),
+            created: std::cell::Cell::new(false),
         }
     }
 
@@ -183,8 +265,63 @@ impl DynamoClient {
         }
     }
 
-    /// One operation, retried against throttling and 5xx answers.
+    /// One operation; the first that finds no table creates it ([`Self::create_table`])
+    /// and is sent again.
     async fn call(&self, operation: &str, body: &Value) -> Result<Value, StoreError> {
+        match self.call_once(operation, body).await {
+            Err(StoreError::Backend(message))
+                if message.contains(NOT_FOUND) && !self.created.get() =>
+            {
+                self.create_table().await?;
+                self.call_once(operation, body).await
+            }
+            answer => answer,
+        }
+    }
+
+    /// Creates the one DynamoDB table (on-demand capacity) unless it is there, and
+    /// waits until it is `ACTIVE`.
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let table = self.config.table();
+        let created = self
+            .call_once(
+                "CreateTable",
+                &json!({
+                    "TableName": table,
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "AttributeDefinitions": [
+                        {"AttributeName": "p", "AttributeType": "S"},
+                        {"AttributeName": "s", "AttributeType": "S"},
+                    ],
+                    "KeySchema": [
+                        {"AttributeName": "p", "KeyType": "HASH"},
+                        {"AttributeName": "s", "KeyType": "RANGE"},
+                    ],
+                }),
+            )
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(StoreError::Backend(message)) if message.contains("ResourceInUseException") => {}
+            Err(e) => return Err(e),
+        }
+        for _ in 0..120 {
+            let described = self
+                .call_once("DescribeTable", &json!({ "TableName": table }))
+                .await?;
+            if described["Table"]["TableStatus"] == "ACTIVE" {
+                self.created.set(true);
+                return Ok(());
+            }
+            self.clock.sleep(500).await;
+        }
+        Err(StoreError::Backend(format!(
+            "{table} did not become ACTIVE"
+        )))
+    }
+
+    /// One operation, retried against throttling and 5xx answers.
+    async fn call_once(&self, operation: &str, body: &Value) -> Result<Value, StoreError> {
         let bytes = serde_json::to_vec(body).map_err(|e| StoreError::Backend(e.to_string()))?;
         let mut last = None;
         for attempt in 0..ATTEMPTS {
@@ -249,7 +386,9 @@ impl DynamoClient {
             now,
         );
         let mut request = http::Request::post(url.clone());
-        for (name, value) in &headers {
+        // `host` is signed but not sent: every host's HTTP client sets it from the URL
+        // (and `wasi:http` and `fetch` refuse it as a header).
+        for (name, value) in headers.iter().filter(|(name, _)| name != "host") {
             request = request.header(name, value);
         }
         let request = request
@@ -310,45 +449,9 @@ impl DynamoTables {
         }
     }
 
-    /// Creates the one DynamoDB table (on-demand capacity) unless it is there, and
-    /// waits until it is `ACTIVE`.
+    /// Creates the one DynamoDB table now instead of on first use (a setup step).
     pub async fn create_table(&self) -> Result<(), StoreError> {
-        let client = &self.client;
-        let table = client.config.table();
-        let created = client
-            .call(
-                "CreateTable",
-                &json!({
-                    "TableName": table,
-                    "BillingMode": "PAY_PER_REQUEST",
-                    "AttributeDefinitions": [
-                        {"AttributeName": "p", "AttributeType": "S"},
-                        {"AttributeName": "s", "AttributeType": "S"},
-                    ],
-                    "KeySchema": [
-                        {"AttributeName": "p", "KeyType": "HASH"},
-                        {"AttributeName": "s", "KeyType": "RANGE"},
-                    ],
-                }),
-            )
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(StoreError::Backend(message)) if message.contains("ResourceInUseException") => {}
-            Err(e) => return Err(e),
-        }
-        for _ in 0..120 {
-            let described = client
-                .call("DescribeTable", &json!({ "TableName": table }))
-                .await?;
-            if described["Table"]["TableStatus"] == "ACTIVE" {
-                return Ok(());
-            }
-            client.clock.sleep(500).await;
-        }
-        Err(StoreError::Backend(format!(
-            "{table} did not become ACTIVE"
-        )))
+        self.client.create_table().await
     }
 }
 
@@ -364,12 +467,21 @@ fn s(text: &str) -> Value {
 }
 
 impl DynamoTable {
+    /// `<table>/<pk>`, or past DynamoDB's 2,048 bytes `<table>/` and a NUL-led hash of
+    /// `pk`: a partition key is only ever compared for equality.
     fn partition(&self, pk: &str) -> String {
-        format!("{}/{pk}", self.name)
+        let whole = format!("{}/{pk}", self.name);
+        if whole.len() <= MAX_PARTITION_KEY {
+            return whole;
+        }
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(pk.as_bytes());
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}/\u{0}sha256:{hex}", self.name)
     }
 
     fn key(&self, pk: &str, sk: &str) -> Value {
-        json!({ "p": s(&self.partition(pk)), "s": s(&format!("#{sk}")) })
+        json!({ "p": s(&self.partition(pk)), "s": s(&sort_key(sk)) })
     }
 
     fn table(&self) -> String {
@@ -384,6 +496,13 @@ impl DynamoTable {
         value: &Value,
         cond: Cond,
     ) -> Result<Value, StoreError> {
+        let sort = sort_key(sk);
+        if sort.len() > MAX_SORT_KEY {
+            return Err(StoreError::Backend(format!(
+                "a sort key of {} bytes: DynamoDB keeps at most {MAX_SORT_KEY}",
+                sort.len()
+            )));
+        }
         let text = value.to_string();
         let size = pk.len() + sk.len() + text.len() + self.name.len() + 16;
         if size > MAX_ITEM_BYTES {
@@ -411,19 +530,20 @@ impl DynamoTable {
         let mut condition = "p = :p".to_owned();
         if let Some((op, sk)) = bound {
             condition.push_str(&format!(" AND s {op} :s"));
-            values.insert(":s".into(), s(&format!("#{sk}")));
+            values.insert(":s".into(), s(&sort_key(sk)));
         }
         let mut items = Vec::new();
         let mut start: Option<Value> = None;
         // One more than asked: whether more remain without a second round trip.
-        while items.len() <= limit {
+        let wanted = limit.saturating_add(1);
+        while items.len() < wanted {
             let mut query = json!({
                 "TableName": self.table(),
                 "KeyConditionExpression": condition,
                 "ExpressionAttributeValues": values,
                 "ConsistentRead": true,
                 "ScanIndexForward": forward,
-                "Limit": limit + 1 - items.len(),
+                "Limit": (wanted - items.len()).min(QUERY_PAGE),
             });
             if let Some(start) = start.take() {
                 query["ExclusiveStartKey"] = start;
@@ -526,12 +646,29 @@ fn add_condition(action: &mut Value, cond: Cond) {
     }
 }
 
+/// DynamoDB's longest partition key, in bytes.
+const MAX_PARTITION_KEY: usize = 2048;
+
+/// DynamoDB's longest sort key, in bytes.
+const MAX_SORT_KEY: usize = 1024;
+
+/// The DynamoDB sort key of table-layer sort key `sk`: itself, or NUL and itself when it
+/// is empty (DynamoDB refuses an empty key) or starts with NUL. The map keeps byte order:
+/// every NUL-led key sorts before every other, and among themselves as before.
+fn sort_key(sk: &str) -> String {
+    if sk.is_empty() || sk.starts_with('\u{0}') {
+        format!("\u{0}{sk}")
+    } else {
+        sk.to_owned()
+    }
+}
+
 /// A stored DynamoDB item as the table layer's item.
 fn item_of(stored: &Value) -> Result<Item, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("DynamoDB item without {what}"));
     let sk = stored["s"]["S"]
         .as_str()
-        .and_then(|s| s.strip_prefix('#'))
+        .map(|s| s.strip_prefix('\u{0}').unwrap_or(s))
         .ok_or_else(|| corrupt("its sort key"))?;
     let version = stored["v"]["N"]
         .as_str()
@@ -585,12 +722,8 @@ impl Table for DynamoTable {
                     .flatten()
                 {
                     let partition = stored["p"]["S"].as_str().unwrap_or_default();
-                    let pk = partition
-                        .strip_prefix(&format!("{}/", self.name))
-                        .unwrap_or_default()
-                        .to_owned();
                     let item = item_of(stored)?;
-                    found.insert((pk, item.sk.clone()), item);
+                    found.insert((partition.to_owned(), item.sk.clone()), item);
                 }
                 match answer.get("UnprocessedKeys") {
                     Some(rest) if rest.as_object().is_some_and(|r| !r.is_empty()) => {
@@ -608,7 +741,10 @@ impl Table for DynamoTable {
                 )));
             }
         }
-        Ok(keys.iter().map(|key| found.get(key).cloned()).collect())
+        Ok(keys
+            .iter()
+            .map(|(pk, sk)| found.get(&(self.partition(pk), sk.clone())).cloned())
+            .collect())
     }
 
     async fn put(&self, pk: &str, sk: &str, value: Value, cond: Cond) -> Result<u64, StoreError> {
@@ -737,5 +873,87 @@ impl Table for DynamoTable {
             retries += lost;
         }
         Ok(retries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MapConfig;
+
+    fn config(pairs: &[(&str, &str)]) -> MapConfig {
+        MapConfig(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    const FULL: [(&str, &str); 5] = [
+        ("table_backend", "dynamodb"),
+        ("table_dynamodb_endpoint", "http://127.0.0.1:8000"),
+        ("table_dynamodb_region", "us-east-1"),
+        ("table_dynamodb_access_key_id", "AKID"),
+        ("table_dynamodb_secret_access_key", "secret"),
+    ];
+
+    fn refusal(pairs: &[(&str, &str)]) -> String {
+        match chosen(&config(pairs), "kv") {
+            Err(StoreError::Unconfigured(why)) => why,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn chosen_is_the_hosts_own_backend_when_nothing_is_set() {
+        assert!(matches!(chosen(&config(&[]), "kv"), Ok(Chosen::Host)));
+        let named = chosen(&config(&[("table_backend", "kv")]), "kv");
+        assert!(matches!(named, Ok(Chosen::Host)));
+    }
+
+    #[test]
+    fn chosen_is_dynamodb_with_every_setting_and_the_default_prefix() {
+        let Ok(Chosen::Dynamo(dynamo)) = chosen(&config(&FULL), "kv") else {
+            panic!("dynamodb not chosen");
+        };
+        assert_eq!(dynamo.endpoint, "http://127.0.0.1:8000");
+        assert_eq!(dynamo.table(), "edge-items");
+        assert_eq!(dynamo.credentials.access_key_id, "AKID");
+    }
+
+    #[test]
+    fn chosen_refuses_another_hosts_backend_or_an_unknown_one() {
+        let why = refusal(&[("table_backend", "durable-objects")]);
+        assert!(why.contains("durable-objects"), "{why}");
+        assert!(refusal(&[("table_backend", "redis")]).contains("redis"));
+    }
+
+    #[test]
+    fn chosen_names_each_missing_or_bad_dynamodb_setting() {
+        for (missing, (key, _)) in FULL.iter().enumerate().skip(1) {
+            let pairs: Vec<_> = FULL
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != missing)
+                .map(|(_, p)| *p)
+                .collect();
+            let why = refusal(&pairs);
+            assert!(why.contains(key), "{why}");
+        }
+        let mut bad = FULL.to_vec();
+        bad[1] = ("table_dynamodb_endpoint", "ftp://engine");
+        assert!(refusal(&bad).contains("not an http(s) URL"));
+        bad[1] = ("table_dynamodb_endpoint", "http://127.0.0.1:8000");
+        bad.push(("table_dynamodb_table_prefix", "no spaces"));
+        assert!(refusal(&bad).contains("table_dynamodb_table_prefix"));
+    }
+
+    #[test]
+    fn unconfigured_storage_is_a_503_that_keeps_the_reason_for_the_log() {
+        let error = crate::ApiError::from(StoreError::Unconfigured("why".into()));
+        assert_eq!(error.status, http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code, "storage_unconfigured");
+        assert!(!error.message.contains("why"));
     }
 }

@@ -246,6 +246,10 @@ pub enum StoreError {
     /// The backend itself failed (I/O, network, host error).
     #[error("backend error: {0}")]
     Backend(String),
+    /// The deployment's configuration names no usable backend (`table_backend` and its
+    /// settings): nothing is read or written, and no other backend stands in.
+    #[error("storage is not configured: {0}")]
+    Unconfigured(String),
     /// The write would make its partition larger than a partition may be
     /// ([`MAX_PARTITION_BYTES`]); nothing was written.
     #[error("the partition would hold {0} bytes, over the {MAX_PARTITION_BYTES} a partition may")]

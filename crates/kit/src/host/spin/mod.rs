@@ -2,6 +2,7 @@
 //! `default` as every table's backend, the component's `files` mounts as its static
 //! files.
 
+use crate::table::dynamo::{self, Chosen, DynamoClient, DynamoTables};
 use crate::table::{RoundTrips, StoreError, Table};
 use crate::{ApiError, Bytes, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use http::StatusCode;
@@ -25,14 +26,36 @@ impl Config for SpinVariables {
 }
 
 /// Every table lives in the component's `default` store, opened on first use so that
-/// components that never touch storage need no store grant.
+/// components that never touch storage need no store grant; or, when the deployment
+/// says `table_backend = "dynamodb"`, on a DynamoDB-compatible engine
+/// ([`crate::table::dynamo`]) through the component's outbound HTTP.
 #[derive(Debug, Default)]
 pub struct SpinTables {
     kv: OnceCell<SpinKv>,
+    /// The engine the variables name, `None` for the `default` store; read once.
+    dynamo: OnceCell<Option<DynamoTables>>,
     trips: RoundTrips,
 }
 
 impl SpinTables {
+    /// The DynamoDB-compatible engine the deployment chose, if it chose one.
+    fn dynamo(&self) -> Result<Option<&DynamoTables>, StoreError> {
+        if let Some(chosen) = self.dynamo.get() {
+            return Ok(chosen.as_ref());
+        }
+        let chosen = match dynamo::chosen(&SpinVariables, "kv")? {
+            Chosen::Host => None,
+            Chosen::Dynamo(config) => Some(DynamoTables::new(DynamoClient::new(
+                config,
+                Rc::new(SpinFetch),
+                Rc::new(super::SystemClock),
+                super::os_random,
+                self.trips.clone(),
+            ))),
+        };
+        Ok(self.dynamo.get_or_init(|| chosen).as_ref())
+    }
+
     fn kv(&self) -> Result<&SpinKv, StoreError> {
         match self.kv.get() {
             Some(kv) => Ok(kv),
@@ -49,16 +72,31 @@ use crate::Backend;
 
 impl Tables for SpinTables {
     fn open(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        if let Some(dynamo) = self.dynamo()? {
+            return Ok(Rc::new(dynamo.table(name)));
+        }
         Ok(Rc::new(self.kv()?.table(name)))
     }
 
+    /// On a DynamoDB-compatible engine, that engine alone: the self-test checks the
+    /// storage the deployment uses.
     #[cfg(feature = "storage-selftest")]
     fn backends(&self) -> Vec<Backend> {
-        Backend::pages_and_whole()
+        match self.dynamo() {
+            Ok(Some(_)) => vec![Backend {
+                name: "dynamodb",
+                atomic: true,
+                whole_partitions: false,
+            }],
+            _ => Backend::pages_and_whole(),
+        }
     }
 
     #[cfg(feature = "storage-selftest")]
     fn open_on(&self, backend: &str, name: &str) -> Result<Rc<dyn Table>, StoreError> {
+        if let Some(dynamo) = self.dynamo()? {
+            return Ok(Rc::new(dynamo.table(name)));
+        }
         let kv = self.kv()?;
         Ok(match backend {
             "whole" => Rc::new(kv.whole_table(name)),
@@ -68,7 +106,10 @@ impl Tables for SpinTables {
 
     #[cfg(feature = "storage-selftest")]
     fn layout_moves(&self) -> Vec<(&'static str, &'static str)> {
-        vec![("whole", "default")]
+        match self.dynamo() {
+            Ok(Some(_)) => Vec::new(),
+            _ => vec![("whole", "default")],
+        }
     }
 
     fn round_trips(&self) -> u64 {

@@ -3,6 +3,7 @@
 //! Worker names as read-mostly), and the static assets binding as the static files.
 
 use crate::files::{check_path, Files, FilesError};
+use crate::table::dynamo::{self, Chosen, DynamoClient, DynamoTables};
 use crate::table::{PartitionTable, RemoteTable, RoundTrips, StoreError, Table};
 use crate::{Backend, Bytes, Clock, Config, Env, Fetch, FetchError, Request, Response, Tables};
 #[cfg(feature = "storage-selftest")]
@@ -80,9 +81,31 @@ pub struct WorkerTables {
     /// Inside a Durable Object: the table whose partition is this object's own
     /// storage.
     local: Option<(&'static str, Rc<dyn Table>)>,
+    /// The DynamoDB-compatible engine the deployment's vars name (`TABLE_BACKEND =
+    /// "dynamodb"`), which then holds every table; read once.
+    dynamo: std::cell::OnceCell<Option<DynamoTables>>,
 }
 
 impl WorkerTables {
+    /// The DynamoDB-compatible engine the deployment chose, if it chose one.
+    fn dynamo(&self) -> Result<Option<&DynamoTables>, StoreError> {
+        if let Some(chosen) = self.dynamo.get() {
+            return Ok(chosen.as_ref());
+        }
+        let config = WorkerConfig(self.env.clone());
+        let chosen = match dynamo::chosen(&config, "durable-objects")? {
+            Chosen::Host => None,
+            Chosen::Dynamo(config) => Some(DynamoTables::new(DynamoClient::new(
+                config,
+                Rc::new(WorkerFetch),
+                Rc::new(WorkerClock),
+                random,
+                self.trips.clone(),
+            ))),
+        };
+        Ok(self.dynamo.get_or_init(|| chosen).as_ref())
+    }
+
     /// The Durable Object namespace every object-backed table lives in.
     fn namespace(&self) -> Result<worker::ObjectNamespace, StoreError> {
         self.env
@@ -131,7 +154,9 @@ impl WorkerTables {
 
 impl Tables for WorkerTables {
     fn open(&self, name: &str) -> Result<Rc<dyn Table>, StoreError> {
-        if let Some((_, table)) = self.local.as_ref().filter(|(local, _)| *local == name) {
+        if let Some(dynamo) = self.dynamo()? {
+            Ok(Rc::new(dynamo.table(name)))
+        } else if let Some((_, table)) = self.local.as_ref().filter(|(local, _)| *local == name) {
             Ok(table.clone())
         } else if self.bindings.kv.contains(&name) {
             self.kv(name)
@@ -344,6 +369,7 @@ fn env_with(
             bindings,
             trips: RoundTrips::default(),
             local,
+            dynamo: Default::default(),
         }),
         files: Box::new(WorkerAssets(env.clone())),
         config: Box::new(WorkerConfig(env)),
