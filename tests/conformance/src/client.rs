@@ -140,3 +140,29 @@ pub fn encode_segment(text: &str) -> String {
     }
     out
 }
+
+/// One request of [`together`]: the host it goes to, method, path, headers and body.
+pub type Request = (Api, Method, String, Vec<(String, String)>, Option<Vec<u8>>);
+
+/// Fires all `requests` at once (each task waits at one barrier, then sends); the
+/// replies in request order.
+pub async fn together(requests: Vec<Request>) -> Result<Vec<Reply>> {
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
+    let mut tasks = Vec::new();
+    for (api, method, path, headers, body) in requests {
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            barrier.wait().await;
+            api.send(method, &path, &headers, body).await
+        }));
+    }
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await??);
+    }
+    Ok(replies)
+}

@@ -11,7 +11,6 @@ use conformance::{Api, Host, Reply};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 
 /// The lease the suite configures on every host (`stream_lease_seconds`), shorter than
 /// the default 60 s so that the configuration is seen to reach each host.
@@ -300,30 +299,16 @@ async fn start_returns_409_stream_limit_reached_when_user_has_3_active(
     Ok(())
 }
 
-/// Fires all `requests` at once: every task waits at one barrier, then sends.
+/// Fires all `requests` (`POST`s) at once.
 async fn simultaneously(
     api: &Api,
     requests: Vec<(String, Vec<(String, String)>)>,
 ) -> Result<Vec<Reply>> {
-    let barrier = Arc::new(tokio::sync::Barrier::new(requests.len()));
-    let mut tasks = Vec::new();
-    for (path, headers) in requests {
-        let api = api.clone();
-        let barrier = barrier.clone();
-        tasks.push(tokio::spawn(async move {
-            let headers: Vec<(&str, &str)> = headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            barrier.wait().await;
-            api.send(Method::POST, &path, &headers, None).await
-        }));
-    }
-    let mut replies = Vec::new();
-    for task in tasks {
-        replies.push(task.await??);
-    }
-    Ok(replies)
+    let requests = requests
+        .into_iter()
+        .map(|(path, headers)| (api.clone(), Method::POST, path, headers, None))
+        .collect();
+    conformance::client::together(requests).await
 }
 
 fn owned(headers: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -9,9 +9,9 @@
 //! `cargo build -p spin-host`).
 
 use anyhow::{ensure, Context, Result};
-use conformance::{Api, Dynalite, Host, Reply, Running};
+use conformance::client::together;
+use conformance::{Api, Dynalite, Host, Running};
 use fake_tvmaze::FakeTvMaze;
-use std::sync::Arc;
 
 const ADMIN_TOKEN: &str = "two-instances-admin";
 const LIMIT: usize = 3;
@@ -50,38 +50,6 @@ fn pair() -> Result<Pair> {
         _hosts: (one, two),
         _dynalite: dynalite,
     })
-}
-
-/// One request to one instance: the instance, method, path, headers and body.
-type Request = (
-    Api,
-    reqwest::Method,
-    String,
-    Vec<(String, String)>,
-    Option<Vec<u8>>,
-);
-
-/// Sends every request at once (each `(instance, method, path, headers, body)`), after a
-/// barrier, and answers in order.
-async fn together(requests: Vec<Request>) -> Result<Vec<Reply>> {
-    let barrier = Arc::new(tokio::sync::Barrier::new(requests.len()));
-    let mut tasks = Vec::new();
-    for (api, method, path, headers, body) in requests {
-        let barrier = barrier.clone();
-        tasks.push(tokio::spawn(async move {
-            let headers: Vec<(&str, &str)> = headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            barrier.wait().await;
-            api.send(method, &path, &headers, body).await
-        }));
-    }
-    let mut replies = Vec::new();
-    for task in tasks {
-        replies.push(task.await??);
-    }
-    Ok(replies)
 }
 
 async fn stream_limit_holds_across_instances(pair: &Pair) -> Result<()> {
