@@ -53,12 +53,12 @@ impl kit::Fetch for Refusing {
     }
 }
 
-/// Runs `body` on a table of a fresh deployment at `endpoint` whose calls go through
-/// `fetch`.
-fn on_table<T>(
+/// Runs `body`, on a current-thread runtime, with the tables of a deployment at
+/// `endpoint` whose calls go through `fetch`.
+fn with_tables<T>(
     endpoint: &str,
-    fetch: Rc<Refusing>,
-    body: impl AsyncFnOnce(&dyn Table) -> Result<T>,
+    fetch: Rc<dyn kit::Fetch>,
+    body: impl AsyncFnOnce(&DynamoTables) -> Result<T>,
 ) -> Result<T> {
     let client = DynamoClient::new(
         config(endpoint),
@@ -71,7 +71,17 @@ fn on_table<T>(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    tokio::task::LocalSet::new().block_on(&runtime, async {
+    tokio::task::LocalSet::new().block_on(&runtime, body(&tables))
+}
+
+/// Runs `body` on a table of a fresh deployment at `endpoint` whose calls go through
+/// `fetch`.
+fn on_table<T>(
+    endpoint: &str,
+    fetch: Rc<Refusing>,
+    body: impl AsyncFnOnce(&dyn Table) -> Result<T>,
+) -> Result<T> {
+    with_tables(endpoint, fetch, async |tables| {
         tables.create_table().await?;
         body(&tables.table("faults")).await
     })
@@ -80,28 +90,16 @@ fn on_table<T>(
 /// The suite on a fresh deployment table at `endpoint`; its concurrency cases only when
 /// the engine isolates concurrent writes (`atomic`).
 fn suite_on(endpoint: &str, atomic: bool) -> Result<suite::Report> {
-    let client = DynamoClient::new(
-        config(endpoint),
-        Rc::new(HyperFetch::new()),
-        Rc::new(kit::host::SystemClock),
-        kit::host::os_random,
-        RoundTrips::default(),
-    );
-    let tables = DynamoTables::new(client);
     let backend = kit::Backend {
         name: "dynamodb",
         atomic,
         whole_partitions: false,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let report = tokio::task::LocalSet::new().block_on(&runtime, async {
+    with_tables(endpoint, Rc::new(HyperFetch::new()), async |tables| {
         tables.create_table().await?;
         let open = |name: &str| Ok(Rc::new(tables.table(name)) as Rc<dyn Table>);
-        anyhow::Ok(suite::run(&open, backend).await)
-    })?;
-    Ok(report)
+        Ok(suite::run(&open, backend).await)
+    })
 }
 
 #[test]
@@ -203,18 +201,7 @@ fn a_refusal_that_is_not_transient_is_not_tried_again() -> Result<()> {
 #[test]
 fn the_first_call_creates_the_table_when_it_is_missing() -> Result<()> {
     let dynalite = Dynalite::start()?;
-    let client = DynamoClient::new(
-        config(&dynalite.url),
-        Rc::new(HyperFetch::new()),
-        Rc::new(kit::host::SystemClock),
-        kit::host::os_random,
-        RoundTrips::default(),
-    );
-    let tables = DynamoTables::new(client);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    tokio::task::LocalSet::new().block_on(&runtime, async {
+    with_tables(&dynalite.url, Rc::new(HyperFetch::new()), async |tables| {
         let table = tables.table("fresh");
         table
             .put("p", "a", serde_json::json!(1), kit::table::Cond::Absent)

@@ -441,6 +441,24 @@ impl DynamoTables {
         }
     }
 
+    /// The engine the deployment's `config` chooses ([`chosen`]), reached through the
+    /// host's `fetch`, `clock` and `random`; `None` for the host's own backend `host`.
+    pub fn chosen(
+        config: &dyn crate::Config,
+        host: &str,
+        fetch: Rc<dyn Fetch>,
+        clock: Rc<dyn Clock>,
+        random: fn() -> u64,
+        trips: super::RoundTrips,
+    ) -> Result<Option<Self>, StoreError> {
+        Ok(match chosen(config, host)? {
+            Chosen::Host => None,
+            Chosen::Dynamo(config) => Some(Self::new(DynamoClient::new(
+                config, fetch, clock, random, trips,
+            ))),
+        })
+    }
+
     /// Table `name` of the deployment.
     pub fn table(&self, name: &str) -> DynamoTable {
         DynamoTable {
@@ -601,27 +619,10 @@ impl DynamoTable {
     ) -> Result<u32, StoreError> {
         let mut retries = 0;
         for sk in sks {
-            let mut lost = 0;
-            loop {
-                if lost >= max_attempts {
-                    return Err(StoreError::Contention);
-                }
-                let item = self.get(pk, sk).await?;
-                let cond = item
-                    .as_ref()
-                    .map_or(Cond::Absent, |i| Cond::Version(i.version));
-                let written = match (change(sk, item.as_ref())?, &item) {
-                    (Change::Keep, _) | (Change::Delete, None) => Ok(()),
-                    (Change::Delete, Some(_)) => self.delete(pk, sk, cond).await.map(drop),
-                    (Change::Put(value), _) => self.put(pk, sk, value, cond).await.map(drop),
-                };
-                match written {
-                    Ok(()) => break,
-                    Err(StoreError::ConditionFailed) => lost += 1,
-                    Err(e) => return Err(e),
-                }
-            }
-            retries += lost;
+            let updated = self
+                .update(pk, sk, max_attempts, &mut |item| change(sk, item))
+                .await?;
+            retries += updated.retries;
         }
         Ok(retries)
     }

@@ -2,7 +2,7 @@
 //! `default` as every table's backend, the component's `files` mounts as its static
 //! files.
 
-use crate::table::dynamo::{self, Chosen, DynamoClient, DynamoTables};
+use crate::table::dynamo::DynamoTables;
 use crate::table::{RoundTrips, StoreError, Table};
 use crate::{ApiError, Bytes, Config, Env, Fetch, FetchError, Request, Response, Tables};
 use http::StatusCode;
@@ -43,16 +43,14 @@ impl SpinTables {
         if let Some(chosen) = self.dynamo.get() {
             return Ok(chosen.as_ref());
         }
-        let chosen = match dynamo::chosen(&SpinVariables, "kv")? {
-            Chosen::Host => None,
-            Chosen::Dynamo(config) => Some(DynamoTables::new(DynamoClient::new(
-                config,
-                Rc::new(SpinFetch),
-                Rc::new(super::SystemClock),
-                super::os_random,
-                self.trips.clone(),
-            ))),
-        };
+        let chosen = DynamoTables::chosen(
+            &SpinVariables,
+            "kv",
+            Rc::new(SpinFetch),
+            Rc::new(super::SystemClock),
+            super::os_random,
+            self.trips.clone(),
+        )?;
         Ok(self.dynamo.get_or_init(|| chosen).as_ref())
     }
 

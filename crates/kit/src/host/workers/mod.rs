@@ -3,7 +3,7 @@
 //! Worker names as read-mostly), and the static assets binding as the static files.
 
 use crate::files::{check_path, Files, FilesError};
-use crate::table::dynamo::{self, Chosen, DynamoClient, DynamoTables};
+use crate::table::dynamo::DynamoTables;
 use crate::table::{PartitionTable, RemoteTable, RoundTrips, StoreError, Table};
 use crate::{Backend, Bytes, Clock, Config, Env, Fetch, FetchError, Request, Response, Tables};
 #[cfg(feature = "storage-selftest")]
@@ -92,17 +92,14 @@ impl WorkerTables {
         if let Some(chosen) = self.dynamo.get() {
             return Ok(chosen.as_ref());
         }
-        let config = WorkerConfig(self.env.clone());
-        let chosen = match dynamo::chosen(&config, "durable-objects")? {
-            Chosen::Host => None,
-            Chosen::Dynamo(config) => Some(DynamoTables::new(DynamoClient::new(
-                config,
-                Rc::new(WorkerFetch),
-                Rc::new(WorkerClock),
-                random,
-                self.trips.clone(),
-            ))),
-        };
+        let chosen = DynamoTables::chosen(
+            &WorkerConfig(self.env.clone()),
+            "durable-objects",
+            Rc::new(WorkerFetch),
+            Rc::new(WorkerClock),
+            random,
+            self.trips.clone(),
+        )?;
         Ok(self.dynamo.get_or_init(|| chosen).as_ref())
     }
 
